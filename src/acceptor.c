@@ -1,0 +1,212 @@
+/*
+ * acceptor.c - the acceptor thread: poll() over every listening socket,
+ * accept, enforce worker_connections, and queue the connection for the
+ * worker pool.  It never blocks on a client: when the queue is full the
+ * protocol's busy line is sent with MSG_DONTWAIT and the socket closed.
+ *
+ * Locks: acc.lock guards the current listener set against a swap by the
+ * main thread (reload); the thread is woken through a pipe.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "listener.h"
+#include "log.h"
+#include "pool.h"
+#include "proto.h"
+
+static struct {
+    pthread_mutex_t lock;
+    pthread_t thread;
+    int running;
+    int wake[2];
+    struct listener_set *set;
+    atomic_int stop;
+    uint64_t next_id;
+} acc = { .lock = PTHREAD_MUTEX_INITIALIZER, .wake = { -1, -1 } };
+
+/* Wake the acceptor out of poll(). */
+static void
+acceptor_wake(void)
+{
+    char c = 1;
+
+    if (write(acc.wake[1], &c, 1) < 0) {
+        /* the pipe is full: the acceptor is awake already */
+    }
+}
+
+/* Accept every pending connection on one listener. */
+static void
+accept_all(const struct listener_set *set, const struct listener *l)
+{
+    for (int burst = 0; burst < 64; burst++) {
+        struct pool_item it;
+        int fd;
+
+        memset(&it, 0, sizeof(it));
+        it.peerlen = sizeof(it.peer);
+        fd = accept4(l->fd, (struct sockaddr *)&it.peer, &it.peerlen,
+                     SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE) {
+                log_write(l->sc->error_log, LOG_LV_CRIT,
+                          0, "accept() failed (%s): raise worker_rlimit_nofile",
+                          strerror(errno));
+                /* let sessions end before trying again */
+                struct timespec ts = { 0, 100 * 1000000L };
+                nanosleep(&ts, NULL);
+            }
+            return;
+        }
+        it.fd = fd;
+        it.id = ++acc.next_id;
+        it.accepted = clock_now();
+        it.sc = l->sc;
+        it.lc = l->lc;
+        if (atomic_load(&conn_active) >= set->conf->worker_connections) {
+            log_write(l->sc->error_log, LOG_LV_ALERT, it.id,
+                      "%d worker_connections are not enough",
+                      set->conf->worker_connections);
+            close(fd);
+            continue;
+        }
+        atomic_fetch_add(&conn_active, 1);
+        it.conf = conf_ref(set->conf);
+        if (pool_push(&it) != 0) {
+            const char *busy = proto_ops_get(l->sc->protocol)->busy_line;
+
+            log_write(l->sc->error_log, LOG_LV_WARN, it.id,
+                      "all workers busy and the queue is full, client closed");
+            if (busy != NULL) {
+                send(fd, busy, strlen(busy), MSG_DONTWAIT | MSG_NOSIGNAL);
+            }
+            close(fd);
+            conf_unref(it.conf);
+            atomic_fetch_sub(&conn_active, 1);
+        }
+    }
+}
+
+/* The acceptor thread. */
+static void *
+acceptor_main(void *arg)
+{
+    struct pollfd *pfd = NULL;
+    size_t cap = 0;
+
+    (void)arg;
+    while (!atomic_load(&acc.stop)) {
+        struct listener_set *set;
+        size_t n;
+        int rc;
+
+        pthread_mutex_lock(&acc.lock);
+        set = acc.set;
+        n = set != NULL ? set->n : 0;
+        if (n + 1 > cap) {
+            struct pollfd *p = realloc(pfd, (n + 1) * sizeof(*pfd));
+            if (p == NULL) {
+                pthread_mutex_unlock(&acc.lock);
+                log_g(LOG_LV_ALERT, "out of memory in the acceptor");
+                break;
+            }
+            pfd = p;
+            cap = n + 1;
+        }
+        pfd[0].fd = acc.wake[0];
+        pfd[0].events = POLLIN;
+        for (size_t i = 0; i < n; i++) {
+            pfd[i + 1].fd = set->v[i].fd;
+            pfd[i + 1].events = POLLIN;
+            pfd[i + 1].revents = 0;
+        }
+        pthread_mutex_unlock(&acc.lock);
+
+        rc = poll(pfd, n + 1, -1);
+        if (rc < 0) {
+            continue;
+        }
+        if (pfd[0].revents & POLLIN) {
+            char drain[64];
+            while (read(acc.wake[0], drain, sizeof(drain)) > 0) {
+            }
+            continue;   /* the set may have changed: rebuild */
+        }
+        pthread_mutex_lock(&acc.lock);
+        if (acc.set == set) {
+            for (size_t i = 0; i < n; i++) {
+                if (pfd[i + 1].revents & POLLIN) {
+                    accept_all(set, &set->v[i]);
+                }
+            }
+        }
+        pthread_mutex_unlock(&acc.lock);
+    }
+    free(pfd);
+    return NULL;
+}
+
+/* Start the thread on a listener set. */
+int
+acceptor_start(struct listener_set *set)
+{
+    if (pipe2(acc.wake, O_NONBLOCK | O_CLOEXEC) != 0) {
+        log_g(LOG_LV_EMERG, "pipe2() failed: %s", strerror(errno));
+        return -1;
+    }
+    acc.set = set;
+    atomic_store(&acc.stop, 0);
+    if (pthread_create(&acc.thread, NULL, acceptor_main, NULL) != 0) {
+        log_g(LOG_LV_EMERG, "pthread_create() failed for the acceptor");
+        return -1;
+    }
+    acc.running = 1;
+    return 0;
+}
+
+/* Swap in a new set (reload); the old one is returned to the caller. */
+struct listener_set *
+acceptor_swap(struct listener_set *set)
+{
+    struct listener_set *old;
+
+    acceptor_wake();
+    pthread_mutex_lock(&acc.lock);
+    old = acc.set;
+    acc.set = set;
+    pthread_mutex_unlock(&acc.lock);
+    acceptor_wake();
+    return old;
+}
+
+/* Stop and join; the set is returned to the caller. */
+struct listener_set *
+acceptor_stop(void)
+{
+    struct listener_set *set;
+
+    if (acc.running) {
+        atomic_store(&acc.stop, 1);
+        acceptor_wake();
+        pthread_join(acc.thread, NULL);
+        acc.running = 0;
+    }
+    if (acc.wake[0] >= 0) {
+        close(acc.wake[0]);
+        close(acc.wake[1]);
+        acc.wake[0] = acc.wake[1] = -1;
+    }
+    set = acc.set;
+    acc.set = NULL;
+    return set;
+}

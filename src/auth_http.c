@@ -1,0 +1,746 @@
+/*
+ * auth_http.c - the NGINX auth protocol client (ngx_mail_auth_http_module's
+ * protocol): one HTTP/1.0 GET per login attempt, the answer in response
+ * headers.
+ *
+ * Handles untrusted input twice: client values go out in request headers
+ * (escaped so no byte can start a new header line) and the auth service's
+ * response comes back through http_parse.c with hard bounds.  Handles
+ * secrets: the request text and the response buffer hold passwords and are
+ * wiped before they are freed; nothing here logs.  Blocking I/O with
+ * poll() and one deadline per request (auth_http_timeout).  No shared
+ * state, no locks: each call owns everything it touches.
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "auth.h"
+#include "auth_http.h"
+#include "auth_impl.h"
+#include "clock.h"
+#include "conn.h"
+#include "escape.h"
+#include "http_parse.h"
+#include "str.h"
+
+/* "Auth-Status: WAIT" rounds before we give up, and the longest pause. */
+#define AUTH_HTTP_MAX_WAIT_ROUNDS 5
+#define AUTH_HTTP_MAX_WAIT_SEC    60
+
+/* A growing text buffer that may hold a password: wiped when it moves. */
+struct sbuf {
+    char *data;
+    size_t len, cap;
+    int failed;
+};
+
+/* Make room for more bytes plus a NUL; on failure only set b->failed. */
+static void
+sb_reserve(struct sbuf *b, size_t more)
+{
+    size_t cap;
+    char *p;
+
+    if (b->failed) {
+        return;
+    }
+    if (more > ((size_t)-1) / 4 - b->len) {
+        b->failed = 1;
+        return;
+    }
+    if (b->len + more + 1 <= b->cap) {
+        return;
+    }
+    cap = b->cap ? b->cap : 1024;
+    while (cap < b->len + more + 1) {
+        cap *= 2;
+    }
+    /* not realloc: the old block may hold a password and must be wiped */
+    p = malloc(cap);
+    if (p == NULL) {
+        b->failed = 1;
+        return;
+    }
+    if (b->data != NULL) {
+        memcpy(p, b->data, b->len);
+        mem_wipe(b->data, b->cap);
+        free(b->data);
+    }
+    b->data = p;
+    b->cap = cap;
+}
+
+/* Append bytes. */
+static void
+sb_add(struct sbuf *b, const void *p, size_t n)
+{
+    sb_reserve(b, n);
+    if (b->failed) {
+        return;
+    }
+    if (n > 0) {
+        memcpy(b->data + b->len, p, n);
+    }
+    b->len += n;
+    b->data[b->len] = '\0';
+}
+
+/* Append a C string. */
+static void
+sb_adds(struct sbuf *b, const char *s)
+{
+    sb_add(b, s, strlen(s));
+}
+
+/* "Name: value\r\n" with value as it is (the caller proved it clean). */
+static void
+sb_header_raw(struct sbuf *b, const char *name, const void *v, size_t n)
+{
+    sb_adds(b, name);
+    sb_add(b, ": ", 2);
+    sb_add(b, v, n);
+    sb_add(b, "\r\n", 2);
+}
+
+/* "Name: escaped-value\r\n": for anything a client chose. */
+static void
+sb_header_escaped(struct sbuf *b, const char *name, struct str v)
+{
+    size_t n;
+
+    sb_adds(b, name);
+    sb_add(b, ": ", 2);
+    n = escape_mail_auth_len(v);
+    sb_reserve(b, n + 2);
+    if (b->failed) {
+        return;
+    }
+    b->len += escape_mail_auth(v, b->data + b->len);
+    sb_add(b, "\r\n", 2);
+}
+
+/*
+ * A header from our own text (TLS facts, addresses): sent as NGINX sends
+ * it when clean, escaped otherwise, skipped when unset.
+ */
+static void
+sb_header_text(struct sbuf *b, const char *name, const char *v)
+{
+    struct str s;
+
+    if (v == NULL || *v == '\0') {
+        return;
+    }
+    s.data = (unsigned char *)v;
+    s.len = strlen(v);
+    if (escape_is_clean(s.data, s.len)) {
+        sb_header_raw(b, name, s.data, s.len);
+    } else {
+        sb_header_escaped(b, name, s);
+    }
+}
+
+/* Discard a buffer, wiping it. */
+static void
+sb_free(struct sbuf *b)
+{
+    if (b->data != NULL) {
+        mem_wipe(b->data, b->cap);
+        free(b->data);
+    }
+    memset(b, 0, sizeof(*b));
+}
+
+/* The Auth-Protocol value. */
+static const char *
+protocol_name(enum proto p)
+{
+    switch (p) {
+    case PROTO_IMAP:
+        return "imap";
+    case PROTO_POP3:
+        return "pop3";
+    case PROTO_SMTP:
+        return "smtp";
+    }
+    return "imap";
+}
+
+/* Build the request text (see auth_http.h). */
+int
+auth_http_build_request(const struct server_conf *sc,
+                        const struct auth_request *rq, char **req_r,
+                        size_t *len_r, char *err, size_t errlen)
+{
+    const struct auth_http_url *u = sc->auth_http;
+    struct sbuf b = { NULL, 0, 0, 0 };
+    struct str salt = STR_NULL;
+    const char *uri;
+    char num[32];
+
+    *req_r = NULL;
+    *len_r = 0;
+    if (u == NULL) {
+        snprintf(err, errlen, "no auth_http url");
+        return -1;
+    }
+    uri = (u->uri != NULL && *u->uri != '\0') ? u->uri : "/";
+    if (!escape_is_clean((const unsigned char *)uri, strlen(uri))
+        || strchr(uri, ' ') != NULL) {
+        snprintf(err, errlen, "auth_http uri holds a blank or line break");
+        return -1;
+    }
+    if (rq->method == AUTH_METHOD_APOP || rq->method == AUTH_METHOD_CRAM_MD5) {
+        /* the salt is ours, not the client's: send it as the digest used it,
+         * without the line end it may carry */
+        salt = rq->salt;
+        while (salt.len > 0 && (salt.data[salt.len - 1] == '\n'
+                                || salt.data[salt.len - 1] == '\r')) {
+            salt.len--;
+        }
+        if (!escape_is_clean(salt.data, salt.len)) {
+            snprintf(err, errlen, "salt holds CR, LF or NUL");
+            return -1;
+        }
+    }
+
+    sb_adds(&b, "GET ");
+    sb_adds(&b, uri);
+    sb_adds(&b, " HTTP/1.0\r\n");
+
+    sb_adds(&b, "Host: ");
+    if (u->is_unix || u->host == NULL) {
+        sb_adds(&b, "localhost");
+    } else if (strchr(u->host, ':') != NULL && u->host[0] != '[') {
+        sb_adds(&b, "[");
+        sb_adds(&b, u->host);
+        sb_adds(&b, "]");
+    } else {
+        sb_adds(&b, u->host);
+    }
+    sb_adds(&b, "\r\n");
+
+    sb_header_raw(&b, "Auth-Method", auth_method_name(rq->method),
+                  strlen(auth_method_name(rq->method)));
+    sb_header_escaped(&b, "Auth-User", rq->user);
+    sb_header_escaped(&b, "Auth-Pass", rq->pass);
+    if (salt.len > 0) {
+        sb_header_raw(&b, "Auth-Salt", salt.data, salt.len);
+    }
+    sb_header_raw(&b, "Auth-Protocol", protocol_name(rq->protocol),
+                  strlen(protocol_name(rq->protocol)));
+    snprintf(num, sizeof(num), "%d", rq->attempt > 0 ? rq->attempt : 1);
+    sb_header_raw(&b, "Auth-Login-Attempt", num, strlen(num));
+    sb_header_text(&b, "Client-IP", rq->client_ip);
+    if (rq->client_host != NULL && *rq->client_host != '\0') {
+        struct str h;
+
+        h.data = (unsigned char *)rq->client_host;
+        h.len = strlen(rq->client_host);
+        sb_header_escaped(&b, "Client-Host", h);
+    }
+
+    sb_header_text(&b, "Proxy-Protocol-Addr", rq->pp_addr);
+    sb_header_text(&b, "Proxy-Protocol-Port", rq->pp_port);
+    sb_header_text(&b, "Proxy-Protocol-Server-Addr", rq->pp_server_addr);
+    sb_header_text(&b, "Proxy-Protocol-Server-Port", rq->pp_server_port);
+
+    if (rq->protocol == PROTO_SMTP) {
+        /* with "none" all three, as NGINX; otherwise those known so far */
+        int all = rq->method == AUTH_METHOD_NONE;
+
+        if (all || rq->smtp_helo.len > 0) {
+            sb_header_escaped(&b, "Auth-SMTP-Helo", rq->smtp_helo);
+        }
+        if (all || rq->smtp_from.len > 0) {
+            sb_header_escaped(&b, "Auth-SMTP-From", rq->smtp_from);
+        }
+        if (all || rq->smtp_to.len > 0) {
+            sb_header_escaped(&b, "Auth-SMTP-To", rq->smtp_to);
+        }
+    }
+
+    if (rq->ssl) {
+        sb_adds(&b, "Auth-SSL: on\r\n");
+        sb_header_text(&b, "Auth-SSL-Protocol", rq->ssl_protocol);
+        sb_header_text(&b, "Auth-SSL-Cipher", rq->ssl_cipher);
+        sb_header_text(&b, "Auth-SSL-Verify", rq->ssl_verify);
+        sb_header_text(&b, "Auth-SSL-Subject", rq->ssl_subject);
+        sb_header_text(&b, "Auth-SSL-Issuer", rq->ssl_issuer);
+        sb_header_text(&b, "Auth-SSL-Serial", rq->ssl_serial);
+        sb_header_text(&b, "Auth-SSL-Fingerprint", rq->ssl_fingerprint);
+        if (sc->auth_http_pass_client_cert && rq->ssl_cert != NULL
+            && *rq->ssl_cert != '\0') {
+            struct str c;
+
+            /* PEM has line breaks: always escaped, as NGINX does */
+            c.data = (unsigned char *)rq->ssl_cert;
+            c.len = strlen(rq->ssl_cert);
+            sb_header_escaped(&b, "Auth-SSL-Cert", c);
+        }
+    }
+
+    if (sc->auth_http_header_block != NULL) {
+        sb_adds(&b, sc->auth_http_header_block);
+    }
+    sb_adds(&b, "\r\n");
+
+    if (b.failed) {
+        sb_free(&b);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    *req_r = b.data;
+    *len_r = b.len;
+    return 0;
+}
+
+/* Peer text for log reasons, as NGINX names the auth server. */
+void
+auth_http_peer_name(const struct auth_http_url *u, char *out, size_t outlen)
+{
+    if (u == NULL || u->host == NULL) {
+        snprintf(out, outlen, "(none)");
+    } else if (u->is_unix) {
+        snprintf(out, outlen, "unix:%s", u->host);
+    } else if (strchr(u->host, ':') != NULL && u->host[0] != '[') {
+        snprintf(out, outlen, "[%s]:%u", u->host, (unsigned)u->port);
+    } else {
+        snprintf(out, outlen, "%s:%u", u->host, (unsigned)u->port);
+    }
+}
+
+/* Strict decimal: 1..maxdigits digits, nothing else; -1 if not. */
+static long
+parse_number(struct str v, size_t maxdigits)
+{
+    long n = 0;
+    size_t i;
+
+    if (v.len == 0 || v.len > maxdigits) {
+        return -1;
+    }
+    for (i = 0; i < v.len; i++) {
+        if (v.data[i] < '0' || v.data[i] > '9') {
+            return -1;
+        }
+        n = n * 10 + (v.data[i] - '0');
+    }
+    return n;
+}
+
+/*
+ * An Auth-Server value: an IPv4 / IPv6 address (brackets allowed) or a
+ * host name.  Into a heap string without brackets; NULL when invalid.
+ */
+static char *
+server_dup(struct str v, int *nomem_r)
+{
+    size_t i;
+    char *s;
+
+    *nomem_r = 0;
+    if (v.len >= 2 && v.data[0] == '[' && v.data[v.len - 1] == ']') {
+        v.data++;
+        v.len -= 2;
+    }
+    if (v.len == 0 || v.len > 255) {
+        return NULL;
+    }
+    for (i = 0; i < v.len; i++) {
+        unsigned char c = v.data[i];
+
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+              || (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_'
+              || c == ':')) {
+            return NULL;
+        }
+    }
+    s = str_dup0(v);
+    if (s == NULL) {
+        *nomem_r = 1;
+    }
+    return s;
+}
+
+/* A value for a log reason: sanitised and cut to a readable length. */
+static void
+show(struct str v, char *out, size_t outlen)
+{
+    size_t i, n;
+
+    n = v.len < outlen - 1 ? v.len : outlen - 1;
+    for (i = 0; i < n; i++) {
+        unsigned char c = v.data[i];
+
+        out[i] = (c < 0x20 || c >= 0x7f) ? '?' : (char)c;
+    }
+    out[n] = '\0';
+}
+
+/* Turn a parsed response into a result (see auth_http.h). */
+enum auth_http_verdict
+auth_http_interpret(const struct http_response *hr, const unsigned char *buf,
+                    const struct auth_request *rq, const char *peer,
+                    struct auth_result *r)
+{
+    struct str status, server, port, user, pass, wait, code;
+    char shown[80];
+    int nomem;
+    long n;
+
+    if (hr->done != HTTP_PARSE_OK) {
+        if (!hr->in_headers || hr->status < 0) {
+            auth_result_tempfail(r, "auth http server %s sent invalid "
+                                 "response (%s)", peer,
+                                 hr->error ? hr->error : "incomplete");
+        } else {
+            auth_result_tempfail(r, "auth http server %s sent invalid "
+                                 "header in response (%s)", peer,
+                                 hr->error ? hr->error : "incomplete");
+        }
+        return AUTH_HTTP_DONE;
+    }
+    if (!http_header_get(hr, buf, "Auth-Status", &status)
+        || status.len == 0) {
+        auth_result_tempfail(r, "auth http server %s sent no Auth-Status "
+                             "header (HTTP status %d)", peer, hr->status);
+        return AUTH_HTTP_DONE;
+    }
+
+    if (str_eq(status, "OK")) {
+        if (!http_header_get(hr, buf, "Auth-Server", &server)
+            || !http_header_get(hr, buf, "Auth-Port", &port)
+            || server.len == 0 || port.len == 0) {
+            auth_result_tempfail(r, "auth http server %s did not send "
+                                 "server or port", peer);
+            return AUTH_HTTP_DONE;
+        }
+        n = parse_number(port, 5);
+        if (n < 1 || n > 65535) {
+            show(port, shown, sizeof(shown));
+            auth_result_tempfail(r, "auth http server %s sent invalid "
+                                 "server port:\"%s\"", peer, shown);
+            return AUTH_HTTP_DONE;
+        }
+        r->server = server_dup(server, &nomem);
+        if (r->server == NULL) {
+            if (nomem) {
+                auth_result_tempfail(r, "out of memory");
+            } else {
+                show(server, shown, sizeof(shown));
+                auth_result_tempfail(r, "auth http server %s sent invalid "
+                                     "server address:\"%s\"", peer, shown);
+            }
+            return AUTH_HTTP_DONE;
+        }
+        r->port = (unsigned short)n;
+        /* Auth-User / Auth-Pass are taken verbatim, as NGINX does; the
+         * parser already refused CR, LF, NUL and other controls */
+        if (http_header_get(hr, buf, "Auth-User", &user) && user.len > 0
+            && auth_str_copy(&r->user, user.data, user.len) < 0) {
+            auth_result_tempfail(r, "out of memory");
+            return AUTH_HTTP_DONE;
+        }
+        if (http_header_get(hr, buf, "Auth-Pass", &pass) && pass.len > 0
+            && auth_str_copy(&r->pass, pass.data, pass.len) < 0) {
+            auth_result_tempfail(r, "out of memory");
+            return AUTH_HTTP_DONE;
+        }
+        /* without the clear-text password we cannot log in to an IMAP or
+         * POP3 backend after APOP, CRAM-MD5 or EXTERNAL */
+        if (r->pass.len == 0 && rq->protocol != PROTO_SMTP
+            && (rq->method == AUTH_METHOD_APOP
+                || rq->method == AUTH_METHOD_CRAM_MD5
+                || rq->method == AUTH_METHOD_EXTERNAL)) {
+            auth_result_tempfail(r, "auth http server %s did not send "
+                                 "password", peer);
+            return AUTH_HTTP_DONE;
+        }
+        r->status = AUTH_OK;
+        return AUTH_HTTP_DONE;
+    }
+
+    r->wait = -1;
+    if (http_header_get(hr, buf, "Auth-Wait", &wait)) {
+        n = parse_number(wait, 9);
+        if (n < 0) {
+            show(wait, shown, sizeof(shown));
+            auth_result_tempfail(r, "auth http server %s sent invalid "
+                                 "wait:\"%s\"", peer, shown);
+            return AUTH_HTTP_DONE;
+        }
+        r->wait = (int)n;
+    }
+
+    if (str_eq(status, "WAIT")) {
+        /* ask again after Auth-Wait seconds (NGINX: at once without one) */
+        if (r->wait < 0) {
+            r->wait = 0;
+        }
+        return AUTH_HTTP_RETRY;
+    }
+
+    r->status = AUTH_FAIL;
+    r->message = escape_sanitized_dup(status);
+    if (r->message == NULL) {
+        auth_result_tempfail(r, "out of memory");
+        return AUTH_HTTP_DONE;
+    }
+    if (http_header_get(hr, buf, "Auth-Error-Code", &code) && code.len > 0) {
+        r->error_code = escape_sanitized_dup(code);
+        if (r->error_code == NULL) {
+            auth_result_tempfail(r, "out of memory");
+            return AUTH_HTTP_DONE;
+        }
+    }
+    return AUTH_HTTP_DONE;
+}
+
+/* Connect to the auth server until the deadline; fd or -1 with err. */
+static int
+connect_peer(const struct auth_http_url *u, msec_t deadline, char *err,
+             size_t errlen)
+{
+    char host[256];
+    size_t n;
+    int fd, fl;
+
+    n = strlen(u->host);
+    if (u->is_unix) {
+        /* net_connect() takes "unix:PATH" */
+        if (snprintf(host, sizeof(host), "unix:%s", u->host)
+            >= (int)sizeof(host)) {
+            snprintf(err, errlen, "socket path too long");
+            return -1;
+        }
+    } else if (n >= 2 && u->host[0] == '[' && u->host[n - 1] == ']') {
+        /* "[::1]" -> "::1" for the resolver */
+        if (n - 2 >= sizeof(host)) {
+            snprintf(err, errlen, "host name too long");
+            return -1;
+        }
+        memcpy(host, u->host + 1, n - 2);
+        host[n - 2] = '\0';
+    } else if (str_lcpy(host, u->host, sizeof(host)) >= sizeof(host)) {
+        snprintf(err, errlen, "host name too long");
+        return -1;
+    }
+    fd = net_connect(host, u->port, deadline, err, errlen);
+    if (fd < 0) {
+        return -1;
+    }
+    fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+        snprintf(err, errlen, "fcntl() failed (%s)", strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Wait for an event until the deadline: 1 ready, 0 timed out, -1 error. */
+static int
+wait_fd(int fd, short events, msec_t deadline)
+{
+    struct pollfd pfd;
+    int left, rc;
+
+    for (;;) {
+        left = clock_left(deadline);
+        if (left == 0) {
+            return 0;
+        }
+        pfd.fd = fd;
+        pfd.events = events;
+        pfd.revents = 0;
+        rc = poll(&pfd, 1, left);
+        if (rc > 0) {
+            return 1;
+        }
+        if (rc == 0) {
+            continue;   /* clock_left decides whether the time is up */
+        }
+        if (errno != EINTR) {
+            return -1;
+        }
+    }
+}
+
+/* Send all bytes until the deadline: 0 ok, -1 (errno, ETIMEDOUT). */
+static int
+send_all(int fd, const char *p, size_t len, msec_t deadline)
+{
+    ssize_t n;
+    int w;
+
+    while (len > 0) {
+        n = send(fd, p, len, MSG_NOSIGNAL);
+        if (n > 0) {
+            p += n;
+            len -= (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            w = wait_fd(fd, POLLOUT, deadline);
+            if (w == 0) {
+                errno = ETIMEDOUT;
+                return -1;
+            }
+            if (w < 0) {
+                return -1;
+            }
+            continue;
+        }
+        return -1;
+    }
+    return 0;
+}
+
+/* One request and its answer; the verdict says whether to ask again. */
+static enum auth_http_verdict
+one_round(const struct server_conf *sc, const struct auth_request *rq,
+          const char *peer, struct auth_result *r)
+{
+    enum auth_http_verdict verdict = AUTH_HTTP_DONE;
+    struct http_response *hr = NULL;
+    unsigned char *buf = NULL;
+    char *req = NULL;
+    size_t reqlen = 0, len = 0;
+    char err[256];
+    msec_t deadline;
+    ssize_t n;
+    int fd = -1, w;
+
+    if (auth_http_build_request(sc, rq, &req, &reqlen, err, sizeof(err))
+        < 0) {
+        auth_result_tempfail(r, "cannot build request to auth http server "
+                             "%s: %s", peer, err);
+        goto done;
+    }
+    deadline = clock_now() + sc->auth_http_timeout;
+    fd = connect_peer(sc->auth_http, deadline, err, sizeof(err));
+    if (fd < 0) {
+        auth_result_tempfail(r, "auth http server %s: %s", peer, err);
+        goto done;
+    }
+    if (send_all(fd, req, reqlen, deadline) < 0) {
+        if (errno == ETIMEDOUT) {
+            auth_result_tempfail(r, "auth http server %s timed out", peer);
+        } else {
+            auth_result_tempfail(r, "auth http server %s: send() failed "
+                                 "(%s)", peer, strerror(errno));
+        }
+        goto done;
+    }
+    mem_wipe(req, reqlen);
+
+    hr = malloc(sizeof(*hr));
+    buf = malloc(HTTP_MAX_TOTAL);
+    if (hr == NULL || buf == NULL) {
+        auth_result_tempfail(r, "out of memory");
+        goto done;
+    }
+    http_parse_init(hr);
+    for (;;) {
+        n = recv(fd, buf + len, HTTP_MAX_TOTAL - len, 0);
+        if (n > 0) {
+            len += (size_t)n;
+            if (http_parse(hr, buf, len) != HTTP_PARSE_AGAIN) {
+                break;
+            }
+            continue;
+        }
+        if (n == 0) {
+            auth_result_tempfail(r, "auth http server %s closed the "
+                                 "connection before a complete response",
+                                 peer);
+            goto done;
+        }
+        if (errno == EINTR) {
+            continue;
+        }
+        if (errno != EAGAIN && errno != EWOULDBLOCK) {
+            auth_result_tempfail(r, "auth http server %s: recv() failed "
+                                 "(%s)", peer, strerror(errno));
+            goto done;
+        }
+        w = wait_fd(fd, POLLIN, deadline);
+        if (w == 0) {
+            auth_result_tempfail(r, "auth http server %s timed out", peer);
+            goto done;
+        }
+        if (w < 0) {
+            auth_result_tempfail(r, "auth http server %s: poll() failed "
+                                 "(%s)", peer, strerror(errno));
+            goto done;
+        }
+    }
+    verdict = auth_http_interpret(hr, buf, rq, peer, r);
+
+done:
+    if (fd >= 0) {
+        close(fd);
+    }
+    if (req != NULL) {
+        mem_wipe(req, reqlen);
+        free(req);
+    }
+    if (buf != NULL) {
+        mem_wipe(buf, HTTP_MAX_TOTAL);   /* Auth-Pass may be in it */
+        free(buf);
+    }
+    free(hr);
+    return verdict;
+}
+
+/* Ask the auth_http service (see auth.h), following WAIT answers. */
+void
+auth_http_query(const struct server_conf *sc, const struct auth_request *rq,
+                struct auth_result *r)
+{
+    char peer[300];
+    int round, ms;
+
+    auth_result_init(r);
+    if (sc->auth_http == NULL || sc->auth_http->host == NULL) {
+        auth_result_tempfail(r, "no auth_http for this server");
+        return;
+    }
+    auth_http_peer_name(sc->auth_http, peer, sizeof(peer));
+    for (round = 1;; round++) {
+        if (one_round(sc, rq, peer, r) == AUTH_HTTP_DONE) {
+            return;
+        }
+        if (round == AUTH_HTTP_MAX_WAIT_ROUNDS) {
+            auth_result_free(r);
+            auth_result_tempfail(r, "auth http server %s answered WAIT %d "
+                                 "times", peer, round);
+            return;
+        }
+        ms = (r->wait > AUTH_HTTP_MAX_WAIT_SEC ? AUTH_HTTP_MAX_WAIT_SEC
+              : r->wait) * 1000;
+        auth_result_free(r);
+        if (ms > 0) {
+            msec_t until = clock_now() + ms;
+            int left;
+
+            while ((left = clock_left(until)) > 0) {
+                (void)poll(NULL, 0, left);
+            }
+        }
+    }
+}

@@ -1,0 +1,416 @@
+/*
+ * conn.c - reads and writes on a client or backend connection, plain or
+ * TLS, blocking with a deadline (workers) or non-blocking (relay).
+ *
+ * Handles untrusted input only as bytes: line splitting is bounded by the
+ * buffer size.  No locks: a conn has one owner at a time (a worker, then a
+ * relay thread).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "str.h"
+#include "tls.h"
+
+/* Take ownership of fd and give it an input buffer. */
+int
+conn_init(struct conn *c, int fd, size_t bufsize)
+{
+    int fl;
+
+    memset(c, 0, sizeof(*c));
+    c->fd = fd;
+    c->deadline = DEADLINE_NONE;
+    if (fd >= 0) {
+        fl = fcntl(fd, F_GETFL);
+        if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+            return -1;
+        }
+    }
+    return buf_init(&c->in, bufsize);
+}
+
+/* Close: close_notify for TLS (best effort, never waits), then the fd. */
+void
+conn_close(struct conn *c)
+{
+    if (c->tls != NULL) {
+        tls_bye(c);
+        tls_free(c);
+    }
+    if (c->fd >= 0) {
+        close(c->fd);
+        c->fd = -1;
+    }
+    buf_free(&c->in);
+}
+
+/* Wait until fd is ready in the given direction or the deadline passes. */
+static int
+conn_wait(struct conn *c, int want_write)
+{
+    struct pollfd pfd = { .fd = c->fd, .events = want_write ? POLLOUT : POLLIN };
+    int rc;
+
+    for (;;) {
+        int left = clock_left(c->deadline);
+
+        if (left == 0) {
+            errno = ETIMEDOUT;
+            return -1;
+        }
+        rc = poll(&pfd, 1, left);
+        if (rc > 0) {
+            return 0;
+        }
+        if (rc == 0) {
+            errno = ETIMEDOUT;
+            return -1;
+        }
+        if (errno != EINTR) {
+            return -1;
+        }
+    }
+}
+
+/* One non-blocking read, plain or TLS. */
+ssize_t
+conn_read_nb(struct conn *c, void *dst, size_t len, int *want_write_r)
+{
+    ssize_t n;
+
+    *want_write_r = 0;
+    if (c->tls != NULL) {
+        return tls_recv(c, dst, len, want_write_r);
+    }
+    do {
+        n = read(c->fd, dst, len);
+    } while (n < 0 && errno == EINTR);
+    return n;
+}
+
+/* One non-blocking write, plain or TLS. */
+ssize_t
+conn_write_nb(struct conn *c, const void *src, size_t len, int *want_read_r)
+{
+    ssize_t n;
+    int dir_write = 1;
+
+    *want_read_r = 0;
+    if (c->tls != NULL) {
+        n = tls_send(c, src, len, &dir_write);
+        if (n < 0 && errno == EAGAIN) {
+            *want_read_r = !dir_write;
+        }
+        return n;
+    }
+    do {
+        n = send(c->fd, src, len, MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    return n;
+}
+
+/* Bytes GnuTLS has decrypted that poll() cannot see. */
+size_t
+conn_pending(const struct conn *c)
+{
+    return c->tls != NULL ? tls_pending(c) : 0;
+}
+
+/* Pass a half-close on. */
+int
+conn_shutdown_write(struct conn *c)
+{
+    if (c->tls != NULL) {
+        tls_bye(c);
+    }
+    return shutdown(c->fd, SHUT_WR);
+}
+
+/* Read what is there (waiting until the deadline) into c->in. */
+ssize_t
+conn_fill(struct conn *c)
+{
+    struct buf *b = &c->in;
+    ssize_t n;
+    int want_write;
+
+    if (buf_room(b) == 0) {
+        buf_compact(b);
+        if (buf_room(b) == 0) {
+            errno = ENOBUFS;
+            return -1;
+        }
+    }
+    for (;;) {
+        n = conn_read_nb(c, b->data + b->last, buf_room(b), &want_write);
+        if (n > 0) {
+            b->last += (size_t)n;
+            return n;
+        }
+        if (n == 0) {
+            c->eof = 1;
+            return 0;
+        }
+        if (errno != EAGAIN && errno != EWOULDBLOCK) {
+            return -1;
+        }
+        if (conn_wait(c, want_write) != 0) {
+            return -1;
+        }
+    }
+}
+
+/* Write everything (waiting until the deadline). */
+int
+conn_write_all(struct conn *c, const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    int want_read;
+
+    while (len > 0) {
+        ssize_t n = conn_write_nb(c, p, len, &want_read);
+
+        if (n > 0) {
+            p += n;
+            len -= (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+            return -1;
+        }
+        /* GnuTLS wants the same pointer and length again: p/len unchanged */
+        if (conn_wait(c, !want_read) != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Formatted write of one short reply. */
+int
+conn_printf(struct conn *c, const char *fmt, ...)
+{
+    char line[2048];
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof(line)) {
+        errno = EMSGSIZE;
+        return -1;
+    }
+    return conn_write_all(c, line, (size_t)n);
+}
+
+/* Next LF-terminated line from c->in, reading as needed. */
+int
+conn_read_line(struct conn *c, unsigned char **line_r, size_t *len_r)
+{
+    struct buf *b = &c->in;
+    size_t scanned = 0;
+
+    for (;;) {
+        unsigned char *start = buf_head(b);
+        unsigned char *lf = memchr(start + scanned, '\n', buf_len(b) - scanned);
+        ssize_t n;
+
+        if (lf != NULL) {
+            *line_r = start;
+            *len_r = (size_t)(lf - start) + 1;
+            buf_consume(b, *len_r);
+            return 0;
+        }
+        scanned = buf_len(b);
+        if (buf_room(b) == 0 && b->pos == 0) {
+            errno = ENOBUFS;
+            return -1;
+        }
+        n = conn_fill(c);
+        if (n == 0) {
+            errno = 0;
+            return -1;
+        }
+        if (n < 0) {
+            return -1;
+        }
+    }
+}
+
+/* Drop input through the next LF (the rest of an over-long line). */
+int
+conn_skip_line(struct conn *c)
+{
+    struct buf *b = &c->in;
+
+    for (;;) {
+        unsigned char *lf = memchr(buf_head(b), '\n', buf_len(b));
+        ssize_t n;
+
+        if (lf != NULL) {
+            buf_consume(b, (size_t)(lf - buf_head(b)) + 1);
+            return 0;
+        }
+        buf_reset(b);
+        n = conn_fill(c);
+        if (n <= 0) {
+            if (n == 0) {
+                errno = 0;
+            }
+            return -1;
+        }
+    }
+}
+
+/* Forget any buffered plaintext (STARTTLS: nothing sent before the
+ * handshake may be read as a command after it). */
+void
+conn_discard_input(struct conn *c)
+{
+    buf_reset(&c->in);
+}
+
+/* Text form of an address, for logs and headers. */
+void
+net_addr_text(const struct sockaddr *sa, socklen_t len, char *out,
+              size_t outlen, int with_port)
+{
+    char host[INET6_ADDRSTRLEN];
+
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+
+        inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+        if (with_port) {
+            snprintf(out, outlen, "%s:%u", host, ntohs(in->sin_port));
+        } else {
+            snprintf(out, outlen, "%s", host);
+        }
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+        if (with_port) {
+            snprintf(out, outlen, "[%s]:%u", host, ntohs(in6->sin6_port));
+        } else {
+            snprintf(out, outlen, "%s", host);
+        }
+    } else if (sa->sa_family == AF_UNIX) {
+        const struct sockaddr_un *un = (const struct sockaddr_un *)sa;
+
+        if (len > offsetof(struct sockaddr_un, sun_path) && un->sun_path[0]) {
+            snprintf(out, outlen, "unix:%s", un->sun_path);
+        } else {
+            snprintf(out, outlen, "unix:");
+        }
+    } else {
+        snprintf(out, outlen, "unknown");
+    }
+}
+
+/* Non-blocking connect to one address, waiting until the deadline. */
+static int
+connect_one(const struct sockaddr *sa, socklen_t salen, msec_t deadline,
+            char *err, size_t errlen)
+{
+    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1, soerr = 0;
+    socklen_t sl = sizeof(soerr);
+    struct pollfd pfd;
+    char text[ADDR_TEXT_LEN];
+
+    net_addr_text(sa, salen, text, sizeof(text), 1);
+    if (fd < 0) {
+        snprintf(err, errlen, "socket() failed for %s: %s", text, strerror(errno));
+        return -1;
+    }
+    if (sa->sa_family != AF_UNIX) {
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    }
+    if (connect(fd, sa, salen) == 0) {
+        return fd;
+    }
+    if (errno != EINPROGRESS) {
+        snprintf(err, errlen, "connect() to %s failed: %s", text, strerror(errno));
+        goto fail;
+    }
+    pfd.fd = fd;
+    pfd.events = POLLOUT;
+    for (;;) {
+        int left = clock_left(deadline);
+        int rc = left == 0 ? 0 : poll(&pfd, 1, left);
+
+        if (rc > 0) {
+            break;
+        }
+        if (rc == 0) {
+            snprintf(err, errlen, "connect() to %s timed out", text);
+            goto fail;
+        }
+        if (errno != EINTR) {
+            snprintf(err, errlen, "poll() for %s failed: %s", text, strerror(errno));
+            goto fail;
+        }
+    }
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) != 0 || soerr != 0) {
+        snprintf(err, errlen, "connect() to %s failed: %s", text,
+                 strerror(soerr ? soerr : errno));
+        goto fail;
+    }
+    return fd;
+fail:
+    close(fd);
+    return -1;
+}
+
+/* Connect to host:port, trying each address in turn. */
+int
+net_connect(const char *host, unsigned short port, msec_t deadline,
+            char *err, size_t errlen)
+{
+    struct addrinfo hints = { 0 }, *res = NULL, *ai;
+    char portstr[8];
+    int rc, fd = -1;
+
+    if (strncmp(host, "unix:", 5) == 0) {
+        struct sockaddr_un un = { .sun_family = AF_UNIX };
+
+        if (str_lcpy(un.sun_path, host + 5, sizeof(un.sun_path)) >= sizeof(un.sun_path)) {
+            snprintf(err, errlen, "unix socket path too long: %s", host);
+            return -1;
+        }
+        return connect_one((struct sockaddr *)&un, sizeof(un), deadline, err, errlen);
+    }
+    snprintf(portstr, sizeof(portstr), "%u", port);
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_ADDRCONFIG | AI_NUMERICSERV;
+    rc = getaddrinfo(host, portstr, &hints, &res);
+    if (rc != 0) {
+        /* loopback-only hosts have no "configured" address family */
+        hints.ai_flags = AI_NUMERICSERV;
+        rc = getaddrinfo(host, portstr, &hints, &res);
+    }
+    if (rc != 0) {
+        snprintf(err, errlen, "host \"%s\" not found: %s", host, gai_strerror(rc));
+        return -1;
+    }
+    for (ai = res; ai != NULL && fd < 0; ai = ai->ai_next) {
+        fd = connect_one(ai->ai_addr, ai->ai_addrlen, deadline, err, errlen);
+    }
+    freeaddrinfo(res);
+    return fd;
+}

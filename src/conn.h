@@ -1,0 +1,80 @@
+/*
+ * conn.h - one read/write API over a plain socket or a GnuTLS session.
+ *
+ * The fd is always non-blocking.  Worker code uses the blocking calls
+ * (conn_fill, conn_write_all, ...), which wait with poll() until
+ * c->deadline; the relay uses conn_read_nb / conn_write_nb, which never wait.
+ * Whether the bytes go through TLS is hidden here: protocol code never asks.
+ */
+#ifndef POSTERN_CONN_H
+#define POSTERN_CONN_H
+
+#include <stddef.h>
+#include <sys/types.h>
+#include <sys/socket.h>
+
+#include "buf.h"
+#include "clock.h"
+
+#define ADDR_TEXT_LEN 112   /* "[v6]:port" or "unix:/path" */
+
+struct sockaddr;
+
+struct conn {
+    int fd;
+    void *tls;             /* gnutls_session_t once TLS is on, else NULL */
+    struct buf in;         /* bytes read, not yet consumed */
+    msec_t deadline;       /* absolute; blocking calls fail with ETIMEDOUT after */
+    int eof;               /* peer closed its side */
+};
+
+/* Take ownership of fd (made non-blocking); in-buffer of bufsize bytes. */
+int conn_init(struct conn *c, int fd, size_t bufsize);
+/* Close (sending close_notify if TLS, best effort) and free; idempotent. */
+void conn_close(struct conn *c);
+
+/*
+ * Blocking with deadline.  conn_fill reads what is available (at least one
+ * byte) into c->in: returns bytes read, 0 at EOF, -1 on error (errno:
+ * ETIMEDOUT, ENOBUFS when c->in is full, EIO for TLS errors, ...).
+ */
+ssize_t conn_fill(struct conn *c);
+int conn_write_all(struct conn *c, const void *data, size_t len);  /* 0 / -1 */
+int conn_printf(struct conn *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/*
+ * Read one line ending in LF into *line_r (a slice of c->in, including the
+ * CRLF); consumes it.  0 ok, -1 error/EOF (errno, 0 on clean EOF),
+ * and ENOBUFS when a line is longer than the buffer.
+ */
+int conn_read_line(struct conn *c, unsigned char **line_r, size_t *len_r);
+
+/* After ENOBUFS from conn_read_line: drop input up to and including the
+ * next LF (reading more as needed until the deadline).  0 / -1. */
+int conn_skip_line(struct conn *c);
+
+/* Throw away every buffered input byte (STARTTLS). */
+void conn_discard_input(struct conn *c);
+
+/*
+ * Non-blocking, for the relay: >0 bytes, 0 EOF, -1 with errno EAGAIN
+ * (then *want_write_r says whether to wait for POLLOUT instead of POLLIN)
+ * or another errno for a fatal error.
+ */
+ssize_t conn_read_nb(struct conn *c, void *dst, size_t len, int *want_write_r);
+ssize_t conn_write_nb(struct conn *c, const void *src, size_t len, int *want_read_r);
+/* Bytes decrypted inside the TLS library, invisible to poll(). */
+size_t conn_pending(const struct conn *c);
+/* Half-close the write side (TLS: close_notify, then shutdown(SHUT_WR)). */
+int conn_shutdown_write(struct conn *c);
+
+/* Connect to host:port (an address or a name) until deadline; fd or -1,
+ * with a text reason in err. */
+int net_connect(const char *host, unsigned short port, msec_t deadline,
+                char *err, size_t errlen);
+/* "1.2.3.4:143" / "[::1]:143" / "unix:/path" for a sockaddr. */
+void net_addr_text(const struct sockaddr *sa, socklen_t len, char *out,
+                   size_t outlen, int with_port);
+
+#endif

@@ -1,0 +1,203 @@
+/*
+ * listener.c - binding the `listen` sockets of a configuration, with every
+ * option of the listen setting, and taking over unchanged ones on reload.
+ * Runs in the main thread only; no locks.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "listener.h"
+#include "log.h"
+
+#define DEFAULT_BACKLOG 511         /* NGINX's default on Linux */
+
+/* Identity of a listening address: same key, same socket. */
+static void
+listener_key(const struct listen_conf *lc, char *out, size_t outlen)
+{
+    char text[ADDR_TEXT_LEN];
+
+    net_addr_text((const struct sockaddr *)&lc->addr, lc->addrlen, text,
+                  sizeof(text), 1);
+    snprintf(out, outlen, "%d %s", lc->addr.ss_family, text);
+}
+
+/* Create, configure, bind and listen one socket. */
+static int
+listen_bind(const struct listen_conf *lc, char *err, size_t errlen)
+{
+    int fd, one = 1;
+    int family = lc->addr.ss_family;
+    char text[ADDR_TEXT_LEN];
+
+    net_addr_text((const struct sockaddr *)&lc->addr, lc->addrlen, text,
+                  sizeof(text), 1);
+    fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "socket() %s failed: %s", text, strerror(errno));
+        return -1;
+    }
+    if (family != AF_UNIX) {
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    }
+    if (family == AF_INET6 && lc->ipv6only >= 0) {
+        int v = lc->ipv6only;
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v, sizeof(v));
+    }
+    if (lc->rcvbuf > 0 && setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &lc->rcvbuf,
+                                     sizeof(lc->rcvbuf)) != 0) {
+        snprintf(err, errlen, "setsockopt(SO_RCVBUF) %s failed: %s", text, strerror(errno));
+        goto fail;
+    }
+    if (lc->sndbuf > 0 && setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &lc->sndbuf,
+                                     sizeof(lc->sndbuf)) != 0) {
+        snprintf(err, errlen, "setsockopt(SO_SNDBUF) %s failed: %s", text, strerror(errno));
+        goto fail;
+    }
+    if (lc->so_keepalive >= 0 && family != AF_UNIX) {
+        int v = lc->so_keepalive ? 1 : 0;
+
+        setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &v, sizeof(v));
+        if (lc->keepidle > 0) {
+            setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &lc->keepidle, sizeof(int));
+        }
+        if (lc->keepintvl > 0) {
+            setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &lc->keepintvl, sizeof(int));
+        }
+        if (lc->keepcnt > 0) {
+            setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &lc->keepcnt, sizeof(int));
+        }
+    }
+    if (family == AF_UNIX) {
+        const struct sockaddr_un *un = (const struct sockaddr_un *)&lc->addr;
+        struct stat st;
+
+        /* a stale socket file from an earlier run would make bind() fail */
+        if (stat(un->sun_path, &st) == 0 && S_ISSOCK(st.st_mode)) {
+            unlink(un->sun_path);
+        }
+    }
+    if (bind(fd, (const struct sockaddr *)&lc->addr, lc->addrlen) != 0) {
+        snprintf(err, errlen, "bind() to %s failed (%s)", text, strerror(errno));
+        goto fail;
+    }
+    if (listen(fd, lc->backlog > 0 ? lc->backlog : DEFAULT_BACKLOG) != 0) {
+        snprintf(err, errlen, "listen() to %s failed (%s)", text, strerror(errno));
+        goto fail;
+    }
+    return fd;
+fail:
+    close(fd);
+    return -1;
+}
+
+/* Bind all listeners of conf, reusing old ones. */
+struct listener_set *
+listeners_open(struct conf *conf, struct listener_set *old, char *err,
+               size_t errlen)
+{
+    struct listener_set *set = calloc(1, sizeof(*set));
+    size_t total = 0, k = 0;
+
+    if (set == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    for (size_t i = 0; i < conf->nservers; i++) {
+        total += conf->servers[i].nlisten;
+    }
+    set->v = calloc(total ? total : 1, sizeof(*set->v));
+    if (set->v == NULL) {
+        free(set);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    set->conf = conf_ref(conf);
+    for (size_t i = 0; i < conf->nservers; i++) {
+        const struct server_conf *sc = &conf->servers[i];
+
+        for (size_t j = 0; j < sc->nlisten; j++) {
+            struct listener *l = &set->v[k];
+
+            l->lc = &sc->listen[j];
+            l->sc = sc;
+            l->fd = -1;
+            listener_key(l->lc, l->key, sizeof(l->key));
+            for (size_t m = 0; m < k; m++) {
+                if (strcmp(set->v[m].key, l->key) == 0) {
+                    snprintf(err, errlen, "%s:%d: listen: duplicate listen %s",
+                             conf->path, l->lc->line, l->lc->text);
+                    goto fail;
+                }
+            }
+            for (size_t m = 0; old != NULL && m < old->n; m++) {
+                if (old->v[m].fd >= 0 && strcmp(old->v[m].key, l->key) == 0) {
+                    l->fd = old->v[m].fd;
+                    old->v[m].fd = -1;
+                    break;
+                }
+            }
+            k++;
+            set->n = k;
+            if (l->fd < 0) {
+                l->fd = listen_bind(l->lc, err, errlen);
+                if (l->fd < 0) {
+                    goto fail;
+                }
+            }
+        }
+    }
+    return set;
+fail:
+    /* hand taken-over sockets back to old; close the new ones */
+    for (size_t m = 0; m < set->n; m++) {
+        int given_back = 0;
+
+        for (size_t o = 0; old != NULL && o < old->n && set->v[m].fd >= 0; o++) {
+            if (old->v[o].fd < 0 && strcmp(old->v[o].key, set->v[m].key) == 0) {
+                old->v[o].fd = set->v[m].fd;
+                given_back = 1;
+                break;
+            }
+        }
+        if (!given_back && set->v[m].fd >= 0) {
+            close(set->v[m].fd);
+        }
+        set->v[m].fd = -1;
+    }
+    listeners_close(&set);
+    return NULL;
+}
+
+/* Close what is left open and free. */
+void
+listeners_close(struct listener_set **setp)
+{
+    struct listener_set *set = *setp;
+
+    if (set == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < set->n; i++) {
+        if (set->v[i].fd >= 0) {
+            close(set->v[i].fd);
+            if (set->v[i].lc->addr.ss_family == AF_UNIX) {
+                unlink(((const struct sockaddr_un *)&set->v[i].lc->addr)->sun_path);
+            }
+        }
+    }
+    conf_unref(set->conf);
+    free(set->v);
+    free(set);
+    *setp = NULL;
+}

@@ -1,0 +1,48 @@
+/*
+ * listener.h - the listening sockets of a configuration, and the acceptor
+ * thread that polls them.
+ */
+#ifndef POSTERN_LISTENER_H
+#define POSTERN_LISTENER_H
+
+#include <stddef.h>
+
+#include "conn.h"
+
+struct conf;
+struct listen_conf;
+struct server_conf;
+
+struct listener {
+    int fd;
+    char key[ADDR_TEXT_LEN + 32];          /* family, address and port */
+    const struct listen_conf *lc;
+    const struct server_conf *sc;
+};
+
+struct listener_set {
+    struct conf *conf;                     /* reference held */
+    size_t n;
+    struct listener *v;
+};
+
+/*
+ * Bind every `listen` of conf.  A socket of `old` (may be NULL) bound to
+ * the same address is taken over instead of bound again (so a reload keeps
+ * it open) and marked -1 in old.  NULL with "ADDRESS: what failed" in err;
+ * nothing newly bound stays open then.
+ */
+struct listener_set *listeners_open(struct conf *conf, struct listener_set *old,
+                                    char *err, size_t errlen);
+/* Close every fd still open in the set, unref its conf, free it. */
+void listeners_close(struct listener_set **set);
+
+/* Start the acceptor thread on set (the acceptor now owns the set). */
+int acceptor_start(struct listener_set *set);
+/* Give the acceptor a new set; returns the old one (to be closed by the
+ * caller after the acceptor stopped using it). */
+struct listener_set *acceptor_swap(struct listener_set *set);
+/* Stop accepting and join the thread; returns the set it had. */
+struct listener_set *acceptor_stop(void);
+
+#endif

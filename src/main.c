@@ -1,0 +1,360 @@
+/*
+ * main.c - postern's main thread: options, configuration, binding,
+ * privileges, the worker/relay/acceptor threads, and the signal loop.
+ *
+ * Signals belong to this thread alone: they are blocked before any thread
+ * starts and taken with sigwait():
+ *   HUP  reload (a bad new configuration leaves the old one running)
+ *   USR1 reopen log files
+ *   TERM, INT  fast stop      QUIT  graceful stop
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <libconfig.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <gnutls/gnutls.h>
+
+#include "conf.h"
+#include "listener.h"
+#include "log.h"
+#include "pool.h"
+#include "process.h"
+#include "relay.h"
+#include "tls.h"
+
+#define DEFAULT_CONF POSTERN_SYSCONFDIR "/postern/postern.conf"
+
+struct options {
+    const char *conf;
+    int test, dump, foreground;
+    const char *signal;
+};
+
+/* -h */
+static void
+usage(FILE *out)
+{
+    fprintf(out,
+        "Usage: postern [-hvVtTf] [-c file] [-s signal]\n"
+        "\n"
+        "Options:\n"
+        "  -h            this help\n"
+        "  -v            show version and exit\n"
+        "  -V            show version and build options and exit\n"
+        "  -t            test the configuration and exit\n"
+        "  -T            test the configuration, print it and exit\n"
+        "  -f            stay in the foreground (overrides daemon = true)\n"
+        "  -s signal     send a signal to the running postern: stop, quit, reload, reopen\n"
+        "  -c file       use this configuration file (default: %s)\n",
+        DEFAULT_CONF);
+}
+
+/* -V */
+static void
+version(int full)
+{
+    printf("postern version: postern/%s\n", PACKAGE_VERSION);
+    if (full) {
+        printf("built with GnuTLS %s (running with %s), libconfig %d.%d.%d\n",
+               GNUTLS_VERSION, gnutls_check_version(NULL),
+               LIBCONFIG_VER_MAJOR, LIBCONFIG_VER_MINOR, LIBCONFIG_VER_REVISION);
+        printf("configure arguments: %s\n", POSTERN_CONFIGURE_ARGS);
+    }
+}
+
+/* Open every log of a configuration (top level and each server's). */
+static int
+open_logs(struct conf *c, char *err, size_t errlen)
+{
+    if (c->error_log != NULL && log_open(c->error_log, err, errlen) != 0) {
+        return -1;
+    }
+    for (size_t i = 0; i < c->nservers; i++) {
+        struct log *lg = c->servers[i].error_log;
+
+        if (lg != NULL && lg != c->error_log && log_open(lg, err, errlen) != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* -s: signal the running instance through the pid file. */
+static int
+send_signal(const char *conf_path, const char *name)
+{
+    static const struct { const char *name; int sig; } sigs[] = {
+        { "stop", SIGTERM }, { "quit", SIGQUIT }, { "reload", SIGHUP },
+        { "reopen", SIGUSR1 },
+    };
+    char err[1024];
+    struct conf *c;
+    pid_t pid;
+    int sig = 0;
+
+    for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+        if (strcmp(name, sigs[i].name) == 0) {
+            sig = sigs[i].sig;
+        }
+    }
+    if (sig == 0) {
+        fprintf(stderr, "postern: invalid option: \"-s %s\"\n", name);
+        return 1;
+    }
+    c = conf_load(conf_path, err, sizeof(err));
+    if (c == NULL) {
+        fprintf(stderr, "postern: [emerg] %s\n", err);
+        return 1;
+    }
+    pid = pidfile_read(c->pid, err, sizeof(err));
+    conf_unref(c);
+    if (pid <= 0) {
+        fprintf(stderr, "postern: [error] %s\n", err);
+        return 1;
+    }
+    if (kill(pid, sig) != 0) {
+        fprintf(stderr, "postern: [alert] kill(%ld, %d) failed (%s)\n",
+                (long)pid, sig, strerror(errno));
+        return 1;
+    }
+    return 0;
+}
+
+/* HUP: load, bind and switch; the old configuration stays on any error. */
+static void
+reload(struct conf **cur)
+{
+    char err[1024];
+    struct conf *next;
+    struct listener_set *set, *old;
+
+    log_g(LOG_LV_NOTICE, "signal 1 (SIGHUP) received, reconfiguring");
+    next = conf_load((*cur)->path, err, sizeof(err));
+    if (next == NULL) {
+        log_g(LOG_LV_ERR, "reload failed, old configuration kept: %s", err);
+        return;
+    }
+    if (open_logs(next, err, sizeof(err)) != 0) {
+        log_g(LOG_LV_ERR, "reload failed, old configuration kept: %s", err);
+        conf_unref(next);
+        return;
+    }
+    /* the acceptor still uses the old set: take over its sockets */
+    old = acceptor_swap(NULL);
+    set = listeners_open(next, old, err, sizeof(err));
+    if (set == NULL) {
+        acceptor_swap(old);
+        log_g(LOG_LV_ERR, "reload failed, old configuration kept: %s", err);
+        conf_unref(next);
+        return;
+    }
+    acceptor_swap(set);
+    log_set_global(next->error_log);
+    listeners_close(&old);
+    if (next->shutdown_timeout >= 0) {
+        relay_set_deadline(next, clock_now() + next->shutdown_timeout);
+    }
+    conf_unref(*cur);
+    *cur = next;
+    log_g(LOG_LV_NOTICE, "reconfigured from \"%s\"", next->path);
+}
+
+/* Wait for relayed sessions to end, up to shutdown_timeout. */
+static void
+drain_relay(const struct conf *c)
+{
+    msec_t until = c->shutdown_timeout >= 0 ? clock_now() + c->shutdown_timeout
+                                            : DEADLINE_NONE;
+
+    if (c->shutdown_timeout >= 0) {
+        relay_set_deadline(NULL, until);
+    }
+    while (relay_count() > 0) {
+        struct timespec ts = { 0, 50 * 1000000L };
+
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* Run until TERM/INT/QUIT. */
+static int
+serve(struct conf **cur, const struct options *opt)
+{
+    sigset_t set;
+    char err[1024];
+    struct listener_set *ls;
+    size_t nlisten = 0;
+    int sig, fast = 1;
+
+    if (open_logs(*cur, err, sizeof(err)) != 0) {
+        fprintf(stderr, "postern: [emerg] %s\n", err);
+        return 1;
+    }
+    if (process_set_nofile((*cur)->worker_rlimit_nofile, err, sizeof(err)) != 0) {
+        log_g(LOG_LV_ALERT, "%s", err);
+    }
+    ls = listeners_open(*cur, NULL, err, sizeof(err));
+    if (ls == NULL) {
+        log_g(LOG_LV_EMERG, "%s", err);
+        if (log_global() != NULL) {
+            fprintf(stderr, "postern: [emerg] %s\n", err);
+        }
+        return 1;
+    }
+    nlisten = ls->n;
+    process_check_nofile((*cur)->worker_connections, nlisten);
+
+    if ((*cur)->daemon && !opt->foreground && process_daemonize() != 0) {
+        log_g(LOG_LV_EMERG, "fork() failed: %s", strerror(errno));
+        listeners_close(&ls);
+        return 1;
+    }
+    if (pidfile_write((*cur)->pid, err, sizeof(err)) != 0) {
+        log_g(LOG_LV_EMERG, "%s", err);
+        fprintf(stderr, "postern: [emerg] %s\n", err);
+        listeners_close(&ls);
+        process_ready(1);
+        return 1;
+    }
+    if (process_drop_privileges((*cur)->user, (*cur)->group, err, sizeof(err)) != 0) {
+        log_g(LOG_LV_EMERG, "%s", err);
+        fprintf(stderr, "postern: [emerg] %s\n", err);
+        pidfile_remove((*cur)->pid);
+        listeners_close(&ls);
+        process_ready(1);
+        return 1;
+    }
+
+    sigemptyset(&set);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGUSR1);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGQUIT);
+    sigaddset(&set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+    if (relay_start((*cur)->relay_threads) != 0
+        || pool_start((*cur)->worker_threads, (size_t)(*cur)->worker_connections) != 0
+        || acceptor_start(ls) != 0) {
+        pidfile_remove((*cur)->pid);
+        process_ready(1);
+        return 1;
+    }
+    log_g(LOG_LV_NOTICE, "postern/%s started: %zu listeners, %d workers, %d relay threads",
+          PACKAGE_VERSION, nlisten, (*cur)->worker_threads, (*cur)->relay_threads);
+    process_ready(0);
+
+    sigdelset(&set, SIGPIPE);
+    for (;;) {
+        if (sigwait(&set, &sig) != 0) {
+            continue;
+        }
+        if (sig == SIGHUP) {
+            reload(cur);
+        } else if (sig == SIGUSR1) {
+            log_g(LOG_LV_NOTICE, "signal 10 (SIGUSR1) received, reopening logs");
+            log_reopen((*cur)->error_log);
+            for (size_t i = 0; i < (*cur)->nservers; i++) {
+                if ((*cur)->servers[i].error_log != (*cur)->error_log) {
+                    log_reopen((*cur)->servers[i].error_log);
+                }
+            }
+        } else if (sig == SIGQUIT) {
+            log_g(LOG_LV_NOTICE, "signal 3 (SIGQUIT) received, shutting down gracefully");
+            fast = 0;
+            break;
+        } else {
+            log_g(LOG_LV_NOTICE, "signal %d (%s) received, exiting", sig,
+                  sig == SIGTERM ? "SIGTERM" : "SIGINT");
+            break;
+        }
+    }
+
+    ls = acceptor_stop();
+    listeners_close(&ls);
+    pool_stop(fast);
+    if (!fast) {
+        drain_relay(*cur);
+    }
+    relay_stop();
+    pidfile_remove((*cur)->pid);
+    log_g(LOG_LV_NOTICE, "exit");
+    return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+    struct options opt = { .conf = DEFAULT_CONF };
+    char err[1024];
+    struct conf *c;
+    int ch, rc;
+
+    while ((ch = getopt(argc, argv, "c:tTfs:vVh")) != -1) {
+        switch (ch) {
+        case 'c': opt.conf = optarg; break;
+        case 't': opt.test = 1; break;
+        case 'T': opt.test = 1; opt.dump = 1; break;
+        case 'f': opt.foreground = 1; break;
+        case 's': opt.signal = optarg; break;
+        case 'v': version(0); return 0;
+        case 'V': version(1); return 0;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 1;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "postern: invalid argument: \"%s\"\n", argv[optind]);
+        usage(stderr);
+        return 1;
+    }
+    if (opt.signal != NULL) {
+        return send_signal(opt.conf, opt.signal);
+    }
+    if (tls_global_init() != 0) {
+        fprintf(stderr, "postern: [emerg] GnuTLS initialisation failed\n");
+        return 1;
+    }
+    c = conf_load(opt.conf, err, sizeof(err));
+    if (c == NULL) {
+        fprintf(stderr, "postern: [emerg] %s\n", err);
+        if (opt.test) {
+            fprintf(stderr, "postern: configuration file %s test failed\n", opt.conf);
+        }
+        tls_global_deinit();
+        return 1;
+    }
+    if (opt.test) {
+        fprintf(stderr, "postern: the configuration file %s syntax is ok\n", opt.conf);
+        fprintf(stderr, "postern: configuration file %s test is successful\n", opt.conf);
+        if (opt.dump) {
+            conf_dump(c, stdout);
+        }
+        conf_unref(c);
+        tls_global_deinit();
+        return 0;
+    }
+    {
+        pid_t other = pidfile_read(c->pid, err, sizeof(err));
+
+        if (other > 0) {
+            fprintf(stderr, "postern: [emerg] another postern (pid %ld) is running: \"%s\"\n",
+                    (long)other, c->pid);
+            conf_unref(c);
+            tls_global_deinit();
+            return 1;
+        }
+    }
+    log_set_global(c->error_log);
+    rc = serve(&c, &opt);
+    log_set_global(NULL);
+    conf_unref(c);
+    tls_global_deinit();
+    return rc;
+}

@@ -1,0 +1,296 @@
+/*
+ * pool.c - the worker pool: a bounded FIFO of accepted connections and a
+ * fixed set of threads that each run one session at a time (session.c).
+ *
+ * Fairness: a worker takes the first queued item whose client address has
+ * fewer than preauth_per_client sessions in workers, so silent clients from
+ * one address hold at most their share of the pool.  Items whose `timeout`
+ * passed while they waited are closed, never served.
+ *
+ * Locks: one mutex (pool.lock) guards the queue, the per-address counts and
+ * the table of client fds in workers; two condition variables.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "log.h"
+#include "pool.h"
+#include "session.h"
+
+_Atomic long conn_active;
+
+/* Sessions in workers from one address. */
+struct addr_count {
+    unsigned char key[17];          /* family byte + 16 address bytes */
+    int n;
+};
+
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t work;            /* an item arrived, or a share freed */
+    struct pool_item *q;            /* ring of capacity items */
+    size_t cap, head, len;
+    pthread_t *threads;
+    int nthreads;
+    int *busy_fd;                   /* client fd per worker, -1 idle */
+    struct addr_count *counts;      /* nthreads slots: at most one per worker */
+    int stopping;                   /* 1 graceful, 2 fast */
+} pool = { .lock = PTHREAD_MUTEX_INITIALIZER, .work = PTHREAD_COND_INITIALIZER };
+
+/* The fairness key of an address (IPv4-mapped IPv6 counts as IPv4). */
+static void
+addr_key(const struct sockaddr_storage *ss, unsigned char key[17])
+{
+    memset(key, 0, 17);
+    if (ss->ss_family == AF_INET) {
+        key[0] = 4;
+        memcpy(key + 1, &((const struct sockaddr_in *)ss)->sin_addr, 4);
+    } else if (ss->ss_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+
+        if (IN6_IS_ADDR_V4MAPPED(a)) {
+            key[0] = 4;
+            memcpy(key + 1, a->s6_addr + 12, 4);
+        } else {
+            key[0] = 6;
+            memcpy(key + 1, a->s6_addr, 16);
+        }
+    } else {
+        key[0] = 1;                 /* every unix-socket client shares one */
+    }
+}
+
+/* Sessions in workers for key (lock held). */
+static struct addr_count *
+count_find(const unsigned char key[17], int create)
+{
+    struct addr_count *free_slot = NULL;
+
+    for (int i = 0; i < pool.nthreads; i++) {
+        struct addr_count *c = &pool.counts[i];
+
+        if (c->n > 0 && memcmp(c->key, key, 17) == 0) {
+            return c;
+        }
+        if (c->n == 0 && free_slot == NULL) {
+            free_slot = c;
+        }
+    }
+    if (create && free_slot != NULL) {
+        memcpy(free_slot->key, key, 17);
+    }
+    return create ? free_slot : NULL;
+}
+
+/* Close a queued connection that will not be served. */
+static void
+item_drop(struct pool_item *it, const char *why)
+{
+    log_write(it->sc->error_log, LOG_LV_INFO, it->id, "%s", why);
+    close(it->fd);
+    conf_unref(it->conf);
+    atomic_fetch_sub(&conn_active, 1);
+}
+
+/* Take the first eligible item (lock held); 1 if one was taken. */
+static int
+queue_take(struct pool_item *out)
+{
+    msec_t now = clock_now();
+
+    for (size_t i = 0; i < pool.len; i++) {
+        size_t idx = (pool.head + i) % pool.cap;
+        struct pool_item *it = &pool.q[idx];
+        unsigned char key[17];
+        struct addr_count *c;
+        int share;
+
+        if (now >= it->accepted + it->sc->timeout) {
+            struct pool_item dead = *it;
+
+            /* remove idx by shifting the later items down by one */
+            for (size_t j = i; j + 1 < pool.len; j++) {
+                pool.q[(pool.head + j) % pool.cap] = pool.q[(pool.head + j + 1) % pool.cap];
+            }
+            pool.len--;
+            item_drop(&dead, "client timed out while waiting for a worker");
+            i--;
+            continue;
+        }
+        addr_key(&it->peer, key);
+        c = count_find(key, 0);
+        share = it->sc->preauth_per_client;
+        if (c != NULL && c->n >= share) {
+            continue;
+        }
+        *out = *it;
+        for (size_t j = i; j + 1 < pool.len; j++) {
+            pool.q[(pool.head + j) % pool.cap] = pool.q[(pool.head + j + 1) % pool.cap];
+        }
+        pool.len--;
+        c = count_find(key, 1);
+        c->n++;
+        return 1;
+    }
+    return 0;
+}
+
+/* One worker: take an item, run its session, repeat. */
+static void *
+worker_main(void *arg)
+{
+    int self = (int)(intptr_t)arg;
+    struct pool_item it;
+    unsigned char key[17];
+
+    pthread_mutex_lock(&pool.lock);
+    for (;;) {
+        if (pool.stopping == 2 || (pool.stopping == 1 && pool.len == 0)) {
+            break;
+        }
+        if (!queue_take(&it)) {
+            if (pool.len > 0) {
+                /* all queued are over their share: re-check when a share frees
+                 * or the oldest item's timeout passes */
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                ts.tv_nsec += 200 * 1000000L;
+                if (ts.tv_nsec >= 1000000000L) {
+                    ts.tv_sec++;
+                    ts.tv_nsec -= 1000000000L;
+                }
+                pthread_cond_timedwait(&pool.work, &pool.lock, &ts);
+            } else {
+                pthread_cond_wait(&pool.work, &pool.lock);
+            }
+            continue;
+        }
+        pool.busy_fd[self] = it.fd;
+        pthread_mutex_unlock(&pool.lock);
+
+        if (!session_run(it.fd, (struct sockaddr *)&it.peer, it.peerlen,
+                         it.conf, it.sc, it.lc, it.id, it.accepted)) {
+            atomic_fetch_sub(&conn_active, 1);
+        }
+        /* session_run released the conf and the fd (or the relay has them) */
+
+        pthread_mutex_lock(&pool.lock);
+        pool.busy_fd[self] = -1;
+        addr_key(&it.peer, key);
+        struct addr_count *c = count_find(key, 0);
+        if (c != NULL) {
+            c->n--;
+        }
+        pthread_cond_broadcast(&pool.work);
+    }
+    pthread_mutex_unlock(&pool.lock);
+    return NULL;
+}
+
+/* Start the workers. */
+int
+pool_start(int nthreads, size_t capacity)
+{
+    pthread_attr_t attr;
+
+    pool.q = calloc(capacity, sizeof(*pool.q));
+    pool.threads = calloc((size_t)nthreads, sizeof(*pool.threads));
+    pool.busy_fd = calloc((size_t)nthreads, sizeof(int));
+    pool.counts = calloc((size_t)nthreads, sizeof(*pool.counts));
+    if (!pool.q || !pool.threads || !pool.busy_fd || !pool.counts) {
+        log_g(LOG_LV_EMERG, "out of memory for %d worker threads", nthreads);
+        return -1;
+    }
+    pool.cap = capacity;
+    pool.head = pool.len = 0;
+    pool.stopping = 0;
+    pthread_attr_init(&attr);
+    /* sessions are shallow: a small stack keeps 32+ workers cheap */
+    pthread_attr_setstacksize(&attr, 256 * 1024);
+    for (int i = 0; i < nthreads; i++) {
+        pool.busy_fd[i] = -1;
+        if (pthread_create(&pool.threads[i], &attr, worker_main, (void *)(intptr_t)i) != 0) {
+            log_g(LOG_LV_EMERG, "pthread_create() failed for worker %d", i);
+            pthread_attr_destroy(&attr);
+            pool.nthreads = i;
+            return -1;
+        }
+        pool.nthreads = i + 1;
+    }
+    pthread_attr_destroy(&attr);
+    return 0;
+}
+
+/* Queue one connection. */
+int
+pool_push(const struct pool_item *it)
+{
+    pthread_mutex_lock(&pool.lock);
+    if (pool.len == pool.cap || pool.stopping) {
+        pthread_mutex_unlock(&pool.lock);
+        return -1;
+    }
+    pool.q[(pool.head + pool.len) % pool.cap] = *it;
+    pool.len++;
+    pthread_cond_signal(&pool.work);
+    pthread_mutex_unlock(&pool.lock);
+    return 0;
+}
+
+/* Stop the workers and free the pool. */
+void
+pool_stop(int fast)
+{
+    pthread_mutex_lock(&pool.lock);
+    pool.stopping = fast ? 2 : 1;
+    if (fast) {
+        while (pool.len > 0) {
+            item_drop(&pool.q[pool.head], "server is shutting down");
+            pool.head = (pool.head + 1) % pool.cap;
+            pool.len--;
+        }
+        for (int i = 0; i < pool.nthreads; i++) {
+            if (pool.busy_fd[i] >= 0) {
+                /* wakes the worker's poll(); the session then ends */
+                shutdown(pool.busy_fd[i], SHUT_RDWR);
+            }
+        }
+    }
+    pthread_cond_broadcast(&pool.work);
+    pthread_mutex_unlock(&pool.lock);
+    for (int i = 0; i < pool.nthreads; i++) {
+        pthread_join(pool.threads[i], NULL);
+    }
+    free(pool.q);
+    free(pool.threads);
+    free(pool.busy_fd);
+    free(pool.counts);
+    pool.q = NULL;
+    pool.threads = NULL;
+    pool.busy_fd = NULL;
+    pool.counts = NULL;
+    pool.nthreads = 0;
+}
+
+/* Queued + in workers. */
+size_t
+pool_busy(void)
+{
+    size_t n;
+
+    pthread_mutex_lock(&pool.lock);
+    n = pool.len;
+    for (int i = 0; i < pool.nthreads; i++) {
+        n += pool.busy_fd[i] >= 0;
+    }
+    pthread_mutex_unlock(&pool.lock);
+    return n;
+}

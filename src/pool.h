@@ -1,0 +1,46 @@
+/*
+ * pool.h - the bounded queue between the acceptor and the fixed pool of
+ * worker threads, with each client address's fair share
+ * (preauth_per_client): an idle worker takes the first queued connection
+ * whose address has fewer than its share in workers already.
+ */
+#ifndef POSTERN_POOL_H
+#define POSTERN_POOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "clock.h"
+
+struct conf;
+struct server_conf;
+struct listen_conf;
+
+struct pool_item {
+    int fd;
+    struct sockaddr_storage peer;
+    socklen_t peerlen;
+    struct conf *conf;                 /* reference owned by the item */
+    const struct server_conf *sc;
+    const struct listen_conf *lc;
+    uint64_t id;
+    msec_t accepted;
+};
+
+/* Start nthreads workers with a queue of capacity items.  0 / -1. */
+int pool_start(int nthreads, size_t capacity);
+/* Queue a connection; -1 when the queue is full (the caller answers busy
+ * and closes; the item is still the caller's). */
+int pool_push(const struct pool_item *it);
+/* Stop: fast = wake workers out of their I/O (shutdown their client
+ * sockets) and drop queued connections; otherwise serve the queue first.
+ * Joins the workers. */
+void pool_stop(int fast);
+/* Sessions in workers + queued. */
+size_t pool_busy(void);
+
+/* Client connections open (queue + workers + relay), for worker_connections. */
+extern _Atomic long conn_active;
+
+#endif

@@ -1,0 +1,866 @@
+/*
+ * pop3.c - the POP3 dialogue (RFC 1939, CAPA RFC 2449, AUTH RFC 5034,
+ * STLS RFC 2595) as NGINX's mail module speaks it: greet, answer CAPA,
+ * take USER/PASS, APOP or AUTH, then log in to the backend with USER/PASS.
+ *
+ * Untrusted input: client commands (through pop3_parse.c) and backend
+ * replies.  Secrets: the user name kept between USER and PASS is wiped on
+ * release; passwords only pass through session_set_creds() and the PASS
+ * line to the backend, which is wiped after it is sent.  Never logged.
+ * Locks: none; the per-server texts (struct pop3_conf) are built once at
+ * configuration time and only read afterwards.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "conf.h"
+#include "conn.h"
+#include "log.h"
+#include "pop3_parse.h"
+#include "proto.h"
+#include "sasl.h"
+#include "session.h"
+#include "str.h"
+
+#define CRLF "\r\n"
+
+static const char pop3_greeting[] = "+OK POP3 ready";
+static const char pop3_ok[] = "+OK" CRLF;
+static const char pop3_invalid[] = "-ERR invalid command" CRLF;
+static const char pop3_cancelled[] = "-ERR authentication cancelled" CRLF;
+static const char pop3_internal[] = "-ERR internal server error" CRLF;
+
+/* What a server sends, built once by pop3_conf_init (sc->proto_data). */
+struct pop3_conf {
+    unsigned mechs;             /* AUTH_M_*, LOGIN implied by PLAIN */
+    struct str capa;            /* CAPA reply, plain or under TLS */
+    struct str capa_stls;       /* ... plus STLS (starttls on) */
+    struct str capa_stls_only;  /* starttls only, before TLS: no USER/SASL */
+    struct str auth_list;       /* AUTH without argument */
+};
+
+/* Where the client is in the AUTHORIZATION state. */
+enum pop3_state {
+    POP3_ST_START = 1u << 0,    /* nothing given yet */
+    POP3_ST_USER  = 1u << 1     /* USER given, PASS expected */
+};
+
+/* One session's POP3 state (s->proto_state). */
+struct pop3_session {
+    enum pop3_state state;
+    struct pop3_parser parser;
+    struct str user;            /* from USER, heap, wiped */
+    struct str apop_salt;       /* the greeting's timestamp, heap */
+};
+
+/* What a command handler asks the dialogue loop to do next. */
+enum pop3_next {
+    NEXT_READ,                  /* reply sent: read the next command */
+    NEXT_AUTH,                  /* credentials set: ask the auth service */
+    NEXT_INVALID,               /* "-ERR invalid command", count an error */
+    NEXT_CLOSE                  /* end the session */
+};
+
+typedef enum pop3_next (*pop3_handler)(struct session *s,
+                                       struct pop3_session *ps,
+                                       const struct pop3_command *cmd);
+
+static enum pop3_next cmd_user(struct session *, struct pop3_session *,
+                               const struct pop3_command *);
+static enum pop3_next cmd_pass(struct session *, struct pop3_session *,
+                               const struct pop3_command *);
+static enum pop3_next cmd_apop(struct session *, struct pop3_session *,
+                               const struct pop3_command *);
+static enum pop3_next cmd_auth(struct session *, struct pop3_session *,
+                               const struct pop3_command *);
+static enum pop3_next cmd_capa(struct session *, struct pop3_session *,
+                               const struct pop3_command *);
+static enum pop3_next cmd_noop(struct session *, struct pop3_session *,
+                               const struct pop3_command *);
+static enum pop3_next cmd_quit(struct session *, struct pop3_session *,
+                               const struct pop3_command *);
+static enum pop3_next cmd_stls(struct session *, struct pop3_session *,
+                               const struct pop3_command *);
+
+/*
+ * The command table: which command is taken in which state.  As NGINX:
+ * after USER only PASS, CAPA, NOOP and QUIT; anything else is an invalid
+ * command that also forgets the USER.
+ */
+static const struct pop3_command_def {
+    enum pop3_cmd cmd;
+    unsigned states;
+    pop3_handler handler;
+} pop3_commands[] = {
+    { POP3_CMD_USER, POP3_ST_START,                 cmd_user },
+    { POP3_CMD_PASS, POP3_ST_USER,                  cmd_pass },
+    { POP3_CMD_APOP, POP3_ST_START,                 cmd_apop },
+    { POP3_CMD_AUTH, POP3_ST_START,                 cmd_auth },
+    { POP3_CMD_CAPA, POP3_ST_START | POP3_ST_USER,  cmd_capa },
+    { POP3_CMD_NOOP, POP3_ST_START | POP3_ST_USER,  cmd_noop },
+    { POP3_CMD_QUIT, POP3_ST_START | POP3_ST_USER,  cmd_quit },
+    { POP3_CMD_STLS, POP3_ST_START,                 cmd_stls },
+};
+
+/* SASL mechanisms in the order NGINX lists them. */
+static const struct {
+    unsigned bit;
+    const char *name;
+} pop3_mechs[] = {
+    { AUTH_M_PLAIN,    "PLAIN" },
+    { AUTH_M_LOGIN,    "LOGIN" },
+    { AUTH_M_CRAM_MD5, "CRAM-MD5" },
+    { AUTH_M_EXTERNAL, "EXTERNAL" },
+};
+
+#define NMECHS (sizeof(pop3_mechs) / sizeof(pop3_mechs[0]))
+
+/* ---- configuration time ---- */
+
+/* A growing text for the replies built at configuration time. */
+struct text {
+    char *data;
+    size_t len, size;
+    int failed;
+};
+
+/* Append n bytes; remembers an allocation failure. */
+static void
+text_add(struct text *t, const char *s, size_t n)
+{
+    if (t->failed) {
+        return;
+    }
+    if (t->len + n + 1 > t->size) {
+        size_t size = (t->size ? t->size * 2 : 128);
+        char *p;
+
+        while (size < t->len + n + 1) {
+            size *= 2;
+        }
+        p = realloc(t->data, size);
+        if (p == NULL) {
+            t->failed = 1;
+            return;
+        }
+        t->data = p;
+        t->size = size;
+    }
+    memcpy(t->data + t->len, s, n);
+    t->len += n;
+    t->data[t->len] = '\0';
+}
+
+static void
+text_puts(struct text *t, const char *s)
+{
+    text_add(t, s, strlen(s));
+}
+
+/* Move a finished text into a str; -1 if building it failed. */
+static int
+text_take(struct text *t, struct str *out)
+{
+    if (t->failed || t->data == NULL) {
+        free(t->data);
+        *t = (struct text){ NULL, 0, 0, 0 };
+        return -1;
+    }
+    out->data = (unsigned char *)t->data;
+    out->len = t->len;
+    *t = (struct text){ NULL, 0, 0, 0 };
+    return 0;
+}
+
+/* The CAPA reply: configured capabilities (without USER under "starttls
+ * only"), a SASL line unless told not to, STLS when asked. */
+static int
+build_capa(const struct server_conf *sc, unsigned mechs, int with_user,
+           int with_sasl, int with_stls, struct str *out)
+{
+    struct text t = { NULL, 0, 0, 0 };
+    int any = 0;
+
+    text_puts(&t, "+OK Capability list follows" CRLF);
+    for (size_t i = 0; i < sc->pop3_capabilities.n; i++) {
+        const char *cap = sc->pop3_capabilities.v[i];
+
+        if (!with_user && str_eq_ci((struct str){ strlen(cap),
+                                    (unsigned char *)cap }, "USER")) {
+            continue;
+        }
+        text_puts(&t, cap);
+        text_puts(&t, CRLF);
+    }
+    if (with_sasl) {
+        for (size_t i = 0; i < NMECHS; i++) {
+            if (mechs & pop3_mechs[i].bit) {
+                text_puts(&t, any ? " " : "SASL ");
+                text_puts(&t, pop3_mechs[i].name);
+                any = 1;
+            }
+        }
+        if (any) {
+            text_puts(&t, CRLF);
+        }
+    }
+    if (with_stls) {
+        text_puts(&t, "STLS" CRLF);
+    }
+    text_puts(&t, "." CRLF);
+    return text_take(&t, out);
+}
+
+/* The reply to AUTH without a mechanism (RFC 1734 style, as NGINX). */
+static int
+build_auth_list(unsigned mechs, struct str *out)
+{
+    struct text t = { NULL, 0, 0, 0 };
+
+    text_puts(&t, "+OK methods supported:" CRLF);
+    for (size_t i = 0; i < NMECHS; i++) {
+        if (mechs & pop3_mechs[i].bit) {
+            text_puts(&t, pop3_mechs[i].name);
+            text_puts(&t, CRLF);
+        }
+    }
+    text_puts(&t, "." CRLF);
+    return text_take(&t, out);
+}
+
+/* Free what pop3_conf_init built. */
+static void
+pop3_conf_free(struct server_conf *sc)
+{
+    struct pop3_conf *pc = sc->proto_data;
+
+    if (pc == NULL) {
+        return;
+    }
+    free(pc->capa.data);
+    free(pc->capa_stls.data);
+    free(pc->capa_stls_only.data);
+    free(pc->auth_list.data);
+    free(pc);
+    sc->proto_data = NULL;
+}
+
+/* Build the replies a POP3 server sends from its settings. */
+static int
+pop3_conf_init(struct server_conf *sc, char *err, size_t errlen)
+{
+    struct pop3_conf *pc;
+
+    for (size_t i = 0; i < sc->pop3_capabilities.n; i++) {
+        const char *cap = sc->pop3_capabilities.v[i];
+
+        if (cap[0] == '\0' || strpbrk(cap, "\r\n") != NULL) {
+            snprintf(err, errlen, "pop3_capabilities: invalid value \"%s\"",
+                     cap[0] ? "(line break)" : "");
+            return -1;
+        }
+    }
+    pc = calloc(1, sizeof(*pc));
+    if (pc == NULL) {
+        snprintf(err, errlen, "pop3: out of memory");
+        return -1;
+    }
+    sc->proto_data = pc;
+
+    /* as NGINX: "plain" also enables AUTH LOGIN, which pop3_auth lacks */
+    pc->mechs = sc->pop3_auth;
+    if (pc->mechs & AUTH_M_PLAIN) {
+        pc->mechs |= AUTH_M_LOGIN;
+    }
+
+    if (build_capa(sc, pc->mechs, 1, 1, 0, &pc->capa) != 0
+        || build_capa(sc, pc->mechs, 1, 1, 1, &pc->capa_stls) != 0
+        || build_capa(sc, pc->mechs, 0, 0, 1, &pc->capa_stls_only) != 0
+        || build_auth_list(pc->mechs, &pc->auth_list) != 0) {
+        pop3_conf_free(sc);
+        snprintf(err, errlen, "pop3: out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- session helpers ---- */
+
+static int
+send_str(struct session *s, struct str t)
+{
+    return session_send(s, (const char *)t.data, t.len);
+}
+
+static int
+send_lit(struct session *s, const char *lit)
+{
+    return session_send(s, lit, strlen(lit));
+}
+
+/* Under "starttls only" nothing that carries a password is taken in the
+ * clear (RFC 2595 4). */
+static int
+starttls_only(const struct session *s)
+{
+    return s->sc->starttls == STARTTLS_ONLY && !s->tls;
+}
+
+/* Back to the start of AUTHORIZATION: forget the USER given. */
+static void
+reset_state(struct pop3_session *ps)
+{
+    str_wipe_free(&ps->user);
+    ps->state = POP3_ST_START;
+}
+
+/* A copy of a slice on the heap; 0 / -1. */
+static int
+str_copy(struct str *dst, struct str src)
+{
+    dst->data = malloc(src.len + 1);
+    if (dst->data == NULL) {
+        dst->len = 0;
+        return -1;
+    }
+    if (src.len > 0) {
+        memcpy(dst->data, src.data, src.len);
+    }
+    dst->data[src.len] = '\0';
+    dst->len = src.len;
+    return 0;
+}
+
+/* ---- commands ---- */
+
+/* USER name: remember it for PASS (RFC 1939 7). */
+static enum pop3_next
+cmd_user(struct session *s, struct pop3_session *ps,
+         const struct pop3_command *cmd)
+{
+    const struct pop3_conf *pc = s->sc->proto_data;
+
+    if (starttls_only(s) || !(pc->mechs & AUTH_M_PLAIN) || cmd->nargs != 1
+        || cmd->args[0].len == 0) {
+        return NEXT_INVALID;
+    }
+    str_wipe_free(&ps->user);
+    if (str_copy(&ps->user, cmd->args[0]) != 0) {
+        session_log(s, LOG_LV_ERR, "out of memory in USER");
+        send_lit(s, pop3_internal);
+        return NEXT_CLOSE;
+    }
+    ps->state = POP3_ST_USER;
+    return send_lit(s, pop3_ok) == 0 ? NEXT_READ : NEXT_CLOSE;
+}
+
+/* PASS secret: the USER and this password go to the auth service. */
+static enum pop3_next
+cmd_pass(struct session *s, struct pop3_session *ps,
+         const struct pop3_command *cmd)
+{
+    if (cmd->nargs != 1 || cmd->args[0].len == 0) {
+        return NEXT_INVALID;
+    }
+    if (session_set_creds(s, AUTH_METHOD_PLAIN, ps->user, cmd->args[0],
+                          STR_NULL) != 0) {
+        session_log(s, LOG_LV_ERR, "out of memory in PASS");
+        send_lit(s, pop3_internal);
+        return NEXT_CLOSE;
+    }
+    reset_state(ps);
+    return NEXT_AUTH;
+}
+
+/* APOP name digest: MD5 of the greeting's timestamp and the secret. */
+static enum pop3_next
+cmd_apop(struct session *s, struct pop3_session *ps,
+         const struct pop3_command *cmd)
+{
+    const struct pop3_conf *pc = s->sc->proto_data;
+
+    if (starttls_only(s) || !(pc->mechs & AUTH_M_APOP) || cmd->nargs != 2
+        || ps->apop_salt.len == 0) {
+        return NEXT_INVALID;
+    }
+    if (session_set_creds(s, AUTH_METHOD_APOP, cmd->args[0], cmd->args[1],
+                          ps->apop_salt) != 0) {
+        session_log(s, LOG_LV_ERR, "out of memory in APOP");
+        send_lit(s, pop3_internal);
+        return NEXT_CLOSE;
+    }
+    return NEXT_AUTH;
+}
+
+/* AUTH [mechanism [initial-response]] (RFC 5034). */
+static enum pop3_next
+cmd_auth(struct session *s, struct pop3_session *ps,
+         const struct pop3_command *cmd)
+{
+    const struct pop3_conf *pc = s->sc->proto_data;
+    struct str initial = STR_NULL;
+    enum sasl_rc rc;
+    unsigned mech = 0;
+
+    (void)ps;
+    if (starttls_only(s)) {
+        return NEXT_INVALID;
+    }
+    if (cmd->nargs == 0) {
+        return send_str(s, pc->auth_list) == 0 ? NEXT_READ : NEXT_CLOSE;
+    }
+    for (size_t i = 0; i < NMECHS; i++) {
+        if (str_eq_ci(cmd->args[0], pop3_mechs[i].name)) {
+            mech = pop3_mechs[i].bit;
+            break;
+        }
+    }
+    if (mech == 0 || !(pc->mechs & mech)) {
+        return NEXT_INVALID;
+    }
+
+    /*
+     * The initial response may hold a password and lives in the client
+     * buffer, which the exchange reads on: take a copy, wipe the original.
+     */
+    if (cmd->nargs == 2) {
+        if (str_copy(&initial, cmd->args[1]) != 0) {
+            session_log(s, LOG_LV_ERR, "out of memory in AUTH");
+            send_lit(s, pop3_internal);
+            return NEXT_CLOSE;
+        }
+        mem_wipe(cmd->args[1].data, cmd->args[1].len);
+    }
+    rc = sasl_exchange(s, mech, initial, "+ ");
+    str_wipe_free(&initial);
+
+    switch (rc) {
+    case SASL_OK:
+        return NEXT_AUTH;
+    case SASL_CANCEL:
+        /* RFC 5034 4: the server rejects a cancelled AUTH with -ERR */
+        return send_lit(s, pop3_cancelled) == 0 ? NEXT_READ : NEXT_CLOSE;
+    case SASL_BAD:
+        return NEXT_INVALID;
+    case SASL_IO:
+    default:
+        return NEXT_CLOSE;
+    }
+}
+
+/* CAPA (RFC 2449 5): STLS is offered only before USER, where it may be
+ * used; under "starttls only" the list leaves out USER and SASL. */
+static enum pop3_next
+cmd_capa(struct session *s, struct pop3_session *ps,
+         const struct pop3_command *cmd)
+{
+    const struct pop3_conf *pc = s->sc->proto_data;
+    struct str reply = pc->capa;
+
+    (void)cmd;
+    if (ps->state == POP3_ST_START && !s->tls) {
+        if (s->sc->starttls == STARTTLS_ON) {
+            reply = pc->capa_stls;
+        } else if (s->sc->starttls == STARTTLS_ONLY) {
+            reply = pc->capa_stls_only;
+        }
+    }
+    return send_str(s, reply) == 0 ? NEXT_READ : NEXT_CLOSE;
+}
+
+static enum pop3_next
+cmd_noop(struct session *s, struct pop3_session *ps,
+         const struct pop3_command *cmd)
+{
+    (void)ps;
+    (void)cmd;
+    return send_lit(s, pop3_ok) == 0 ? NEXT_READ : NEXT_CLOSE;
+}
+
+/* QUIT in AUTHORIZATION: "+OK" and the connection closes (RFC 1939 6). */
+static enum pop3_next
+cmd_quit(struct session *s, struct pop3_session *ps,
+         const struct pop3_command *cmd)
+{
+    (void)ps;
+    (void)cmd;
+    send_lit(s, pop3_ok);
+    return NEXT_CLOSE;
+}
+
+/* STLS (RFC 2595 4): reply, then TLS; everything before it is forgotten. */
+static enum pop3_next
+cmd_stls(struct session *s, struct pop3_session *ps,
+         const struct pop3_command *cmd)
+{
+    (void)cmd;
+    if (s->tls || s->sc->starttls == STARTTLS_OFF) {
+        return NEXT_INVALID;
+    }
+    if (send_lit(s, pop3_ok) != 0) {
+        return NEXT_CLOSE;
+    }
+    s->action = "starting TLS";
+    if (session_starttls(s) != 0) {
+        return NEXT_CLOSE;
+    }
+    s->action = "in auth state";
+    /* session_starttls dropped the buffered plaintext: a new line starts */
+    pop3_parser_init(&ps->parser);
+    reset_state(ps);
+    return NEXT_READ;
+}
+
+/* ---- proto_ops ---- */
+
+/* Send "+OK POP3 ready", with an APOP timestamp when APOP is enabled. */
+static enum sess_rc
+pop3_greet(struct session *s)
+{
+    const struct pop3_conf *pc = s->sc->proto_data;
+    struct pop3_session *ps;
+    int rc;
+
+    ps = calloc(1, sizeof(*ps));
+    if (ps == NULL) {
+        session_log(s, LOG_LV_ERR, "out of memory");
+        send_lit(s, pop3_internal);
+        return SESS_CLOSE;
+    }
+    s->proto_state = ps;
+    ps->state = POP3_ST_START;
+    pop3_parser_init(&ps->parser);
+
+    /*
+     * NGINX also adds the timestamp when only CRAM-MD5 is on; postern does
+     * not, because clients take a timestamp as an offer of APOP.
+     */
+    if (!(pc->mechs & AUTH_M_APOP)) {
+        rc = session_sendf(s, "%s" CRLF, pop3_greeting);
+        return rc == 0 ? SESS_OK : SESS_CLOSE;
+    }
+    if (session_make_salt(s) != 0 || str_copy(&ps->apop_salt, s->salt) != 0) {
+        session_log(s, LOG_LV_ERR, "cannot make the APOP timestamp");
+        send_lit(s, pop3_internal);
+        return SESS_CLOSE;
+    }
+    rc = session_sendf(s, "%s %.*s" CRLF, pop3_greeting,
+                       (int)ps->apop_salt.len, (char *)ps->apop_salt.data);
+    return rc == 0 ? SESS_OK : SESS_CLOSE;
+}
+
+/* Run one command through the table. */
+static enum pop3_next
+dispatch(struct session *s, struct pop3_session *ps,
+         const struct pop3_command *cmd)
+{
+    for (size_t i = 0; i < sizeof(pop3_commands) / sizeof(pop3_commands[0]);
+         i++) {
+        if (pop3_commands[i].cmd == cmd->cmd) {
+            if (!(pop3_commands[i].states & ps->state)) {
+                return NEXT_INVALID;
+            }
+            return pop3_commands[i].handler(s, ps, cmd);
+        }
+    }
+    return NEXT_INVALID;
+}
+
+/* Read more client bytes for the parser; 0 / -1 (logged, close). */
+static int
+fill(struct session *s, struct pop3_session *ps)
+{
+    struct conn *c = &s->client;
+    ssize_t n;
+
+    if (buf_room(&c->in) == 0) {
+        buf_compact(&c->in);
+    }
+    if (buf_room(&c->in) == 0) {
+        /* a line longer than the client buffer: skip it */
+        pop3_parser_overflow(&ps->parser);
+        buf_consume(&c->in, buf_len(&c->in));
+        buf_compact(&c->in);
+    }
+    n = conn_fill(c);
+    if (n > 0) {
+        return 0;
+    }
+    if (n == 0) {
+        session_log(s, LOG_LV_INFO, "client closed connection");
+    } else if (errno == ETIMEDOUT) {
+        session_log(s, LOG_LV_INFO, "client timed out");
+    } else {
+        session_log(s, LOG_LV_INFO, "client connection failed: %s",
+                    strerror(errno));
+    }
+    return -1;
+}
+
+/* Read and answer commands until there are credentials or the end. */
+static enum sess_rc
+pop3_dialogue(struct session *s)
+{
+    struct pop3_session *ps = s->proto_state;
+    struct conn *c = &s->client;
+    struct pop3_command cmd;
+    enum pop3_parse_rc prc;
+    enum pop3_next next;
+    size_t used;
+
+    s->action = "in auth state";
+    for (;;) {
+        prc = pop3_parse(&ps->parser, buf_head(&c->in), buf_len(&c->in),
+                         &cmd, &used);
+        buf_consume(&c->in, used);
+        if (prc == POP3_PARSE_AGAIN) {
+            if (fill(s, ps) != 0) {
+                return SESS_CLOSE;
+            }
+            continue;
+        }
+
+        if (prc == POP3_PARSE_INVALID) {
+            if (ps->parser.too_long) {
+                session_log(s, LOG_LV_INFO, "client sent too long command");
+            }
+            next = NEXT_INVALID;
+        } else {
+            next = dispatch(s, ps, &cmd);
+        }
+        if (prc == POP3_PARSE_OK && cmd.cmd == POP3_CMD_PASS) {
+            /* the password is in the consumed part of the buffer */
+            mem_wipe(cmd.args[0].data, cmd.args[0].len);
+        }
+
+        switch (next) {
+        case NEXT_READ:
+            break;
+        case NEXT_AUTH:
+            return SESS_AUTH;
+        case NEXT_CLOSE:
+            return SESS_CLOSE;
+        case NEXT_INVALID:
+            reset_state(ps);
+            session_clear_creds(s);
+            if (send_lit(s, pop3_invalid) != 0) {
+                return SESS_CLOSE;
+            }
+            if (session_error(s)) {
+                return SESS_CLOSE;
+            }
+            break;
+        }
+    }
+}
+
+/* The auth service said no (Auth-Status text) or could not answer. */
+static enum sess_rc
+pop3_auth_error(struct session *s, const struct auth_result *r)
+{
+    struct pop3_session *ps = s->proto_state;
+
+    if (ps != NULL) {
+        reset_state(ps);
+    }
+    session_clear_creds(s);
+    if (r->status != AUTH_FAIL) {
+        send_lit(s, pop3_internal);
+        return SESS_CLOSE;
+    }
+    if (session_sendf(s, "-ERR %s" CRLF,
+                      r->message && r->message[0] ? r->message
+                                                  : "authentication failed")
+        != 0) {
+        return SESS_CLOSE;
+    }
+    /* As NGINX: only an Auth-Wait lets the client try again. */
+    return r->wait > 0 ? SESS_OK : SESS_CLOSE;
+}
+
+/* A backend line as printable text for the log: no CR/LF, no controls. */
+static void
+log_text(const unsigned char *p, size_t len, char *out, size_t outlen)
+{
+    size_t o = 0;
+
+    while (len > 0 && (p[len - 1] == '\n' || p[len - 1] == '\r')) {
+        len--;
+    }
+    for (size_t i = 0; i < len && o + 1 < outlen; i++) {
+        out[o++] = (p[i] >= 0x20 && p[i] < 0x7f) ? (char)p[i] : '?';
+    }
+    out[o] = '\0';
+}
+
+/*
+ * Read one backend reply line and check that it is "+OK".  On anything
+ * else answer the client as NGINX does (the backend's own line with
+ * proxy_pass_error_message, else an internal error) and return -1.
+ */
+static int
+backend_expect_ok(struct session *s, unsigned char **line_r, size_t *len_r)
+{
+    char text[256];
+
+    if (conn_read_line(&s->backend, line_r, len_r) != 0) {
+        if (errno == ETIMEDOUT) {
+            session_log(s, LOG_LV_INFO, "upstream timed out");
+        } else if (errno == ENOBUFS) {
+            session_log(s, LOG_LV_ERR, "upstream sent too long response line");
+        } else if (errno == 0) {
+            session_log(s, LOG_LV_ERR,
+                        "upstream prematurely closed connection");
+        } else {
+            session_log(s, LOG_LV_ERR, "upstream connection failed: %s",
+                        strerror(errno));
+        }
+        send_lit(s, pop3_internal);
+        return -1;
+    }
+    if (*len_r >= 3 && memcmp(*line_r, "+OK", 3) == 0) {
+        return 0;
+    }
+
+    log_text(*line_r, *len_r, text, sizeof(text));
+    if (!s->sc->proxy_pass_error_message) {
+        session_log(s, LOG_LV_ERR, "upstream sent invalid response: \"%s\"",
+                    text);
+        send_lit(s, pop3_internal);
+        return -1;
+    }
+    session_log(s, LOG_LV_INFO, "upstream sent invalid response: \"%s\"",
+                text);
+    {
+        /* pass the line on, but as one well-formed line */
+        size_t n = *len_r;
+
+        while (n > 0 && ((*line_r)[n - 1] == '\n' || (*line_r)[n - 1] == '\r')) {
+            n--;
+        }
+        if (str_has_ctl((struct str){ n, *line_r })) {
+            send_lit(s, pop3_internal);
+        } else if (session_send(s, (const char *)*line_r, n) == 0) {
+            session_send(s, CRLF, 2);
+        }
+    }
+    return -1;
+}
+
+/* Send "VERB arg CRLF" to the backend; the line is wiped after. */
+static int
+backend_send(struct session *s, const char *verb, struct str arg)
+{
+    size_t vlen = strlen(verb);
+    size_t n = vlen + 1 + arg.len + 2;
+    char *line = malloc(n);
+    int rc;
+
+    if (line == NULL) {
+        session_log(s, LOG_LV_ERR, "out of memory");
+        return -1;
+    }
+    memcpy(line, verb, vlen);
+    line[vlen] = ' ';
+    if (arg.len > 0) {
+        memcpy(line + vlen + 1, arg.data, arg.len);
+    }
+    memcpy(line + vlen + 1 + arg.len, CRLF, 2);
+    rc = conn_write_all(&s->backend, line, n);
+    mem_wipe(line, n);
+    free(line);
+    if (rc != 0) {
+        session_log(s, LOG_LV_ERR, "upstream connection failed: %s",
+                    strerror(errno));
+    }
+    return rc;
+}
+
+/* Greeting, USER, PASS on the backend; its final "+OK" goes to the client. */
+static enum sess_rc
+pop3_backend_login(struct session *s)
+{
+    struct str user = s->auth.user.len > 0 ? s->auth.user : s->login;
+    struct str pass = s->auth.pass.len > 0 ? s->auth.pass : s->passwd;
+    unsigned char *line;
+    size_t len;
+
+    s->action = "reading greeting from upstream";
+    if (backend_expect_ok(s, &line, &len) != 0) {
+        return SESS_CLOSE;
+    }
+
+    if (str_has_ctl(user) || str_has_ctl(pass)) {
+        session_log(s, LOG_LV_ERR,
+                    "login or password for upstream contains CR, LF or NUL");
+        send_lit(s, pop3_internal);
+        return SESS_CLOSE;
+    }
+
+    s->action = "sending user name to upstream";
+    if (backend_send(s, "USER", user) != 0) {
+        send_lit(s, pop3_internal);
+        return SESS_CLOSE;
+    }
+    if (backend_expect_ok(s, &line, &len) != 0) {
+        return SESS_CLOSE;
+    }
+
+    s->action = "sending password to upstream";
+    if (backend_send(s, "PASS", pass) != 0) {
+        send_lit(s, pop3_internal);
+        return SESS_CLOSE;
+    }
+    if (backend_expect_ok(s, &line, &len) != 0) {
+        return SESS_CLOSE;
+    }
+
+    /* NGINX passes the backend's answer to PASS through to the client */
+    s->action = "sending login reply to client";
+    if (session_send(s, (const char *)line, len) != 0) {
+        return SESS_CLOSE;
+    }
+    s->action = NULL;
+    return SESS_OK;
+}
+
+static void
+pop3_internal_error(struct session *s)
+{
+    send_lit(s, pop3_internal);
+}
+
+/* Free s->proto_state, wiping what it remembers. */
+static void
+pop3_free_state(struct session *s)
+{
+    struct pop3_session *ps = s->proto_state;
+
+    if (ps == NULL) {
+        return;
+    }
+    str_wipe_free(&ps->user);
+    str_wipe_free(&ps->apop_salt);
+    free(ps);
+    s->proto_state = NULL;
+}
+
+const struct proto_ops pop3_ops = {
+    .proto = PROTO_POP3,
+    .name = "pop3",
+    .default_port = 110,
+    .conf_init = pop3_conf_init,
+    .conf_free = pop3_conf_free,
+    .greet = pop3_greet,
+    .dialogue = pop3_dialogue,
+    .auth_error = pop3_auth_error,
+    .backend_login = pop3_backend_login,
+    .internal_error = pop3_internal_error,
+    .free_state = pop3_free_state,
+    .busy_line = "-ERR server busy" CRLF,
+};

@@ -1,0 +1,248 @@
+/*
+ * process.c - daemonising, the pid file, rlimits and the privilege drop.
+ * Runs in the main thread before the other threads start (except
+ * pidfile_read for `-s`).  Privilege order as OpenSMTPD: everything that
+ * needs root is done by the caller first (bind, keys, logs, pid file).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "process.h"
+
+static int ready_fd = -1;
+
+/* The pid a pid file names, if that process is alive. */
+pid_t
+pidfile_read(const char *path, char *err, size_t errlen)
+{
+    char text[32];
+    ssize_t n;
+    long pid;
+    char *end;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0) {
+        snprintf(err, errlen, "open() \"%s\" failed (%s)", path, strerror(errno));
+        return 0;
+    }
+    n = read(fd, text, sizeof(text) - 1);
+    close(fd);
+    if (n <= 0) {
+        snprintf(err, errlen, "invalid PID number \"\" in \"%s\"", path);
+        return 0;
+    }
+    text[n] = '\0';
+    pid = strtol(text, &end, 10);
+    if (pid <= 0 || (*end != '\n' && *end != '\0')) {
+        snprintf(err, errlen, "invalid PID number \"%s\" in \"%s\"", text, path);
+        return 0;
+    }
+    if (kill((pid_t)pid, 0) != 0 && errno == ESRCH) {
+        snprintf(err, errlen, "no process %ld named in \"%s\"", pid, path);
+        return 0;
+    }
+    return (pid_t)pid;
+}
+
+/* Write our pid, refusing to replace a live instance's file. */
+int
+pidfile_write(const char *path, char *err, size_t errlen)
+{
+    char text[32], ignored[256];
+    pid_t other = pidfile_read(path, ignored, sizeof(ignored));
+    int fd, n;
+
+    if (other > 0 && other != getpid()) {
+        snprintf(err, errlen, "another postern (pid %ld) is running: \"%s\"",
+                 (long)other, path);
+        return -1;
+    }
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        snprintf(err, errlen, "open() \"%s\" failed (%s)", path, strerror(errno));
+        return -1;
+    }
+    n = snprintf(text, sizeof(text), "%ld\n", (long)getpid());
+    if (write(fd, text, (size_t)n) != n) {
+        snprintf(err, errlen, "write() to \"%s\" failed (%s)", path, strerror(errno));
+        close(fd);
+        unlink(path);
+        return -1;
+    }
+    close(fd);
+    return 0;
+}
+
+/* Remove the pid file if it is still ours. */
+void
+pidfile_remove(const char *path)
+{
+    char ignored[256];
+
+    if (path != NULL && pidfile_read(path, ignored, sizeof(ignored)) == getpid()) {
+        unlink(path);
+    }
+}
+
+/* Detach; the parent exits with the child's start-up status. */
+int
+process_daemonize(void)
+{
+    int p[2], fd;
+    pid_t pid;
+
+    if (pipe(p) != 0) {
+        return -1;
+    }
+    pid = fork();
+    if (pid < 0) {
+        return -1;
+    }
+    if (pid > 0) {
+        char status = 1;
+
+        close(p[1]);
+        if (read(p[0], &status, 1) != 1) {
+            status = 1;
+        }
+        waitpid(pid, NULL, WNOHANG);
+        _exit(status);
+    }
+    close(p[0]);
+    setsid();
+    pid = fork();
+    if (pid < 0) {
+        _exit(1);
+    }
+    if (pid > 0) {
+        _exit(0);
+    }
+    ready_fd = p[1];
+    if (chdir("/") != 0) {
+        /* stay where we are */
+    }
+    umask(022);
+    fd = open("/dev/null", O_RDWR);
+    if (fd >= 0) {
+        dup2(fd, STDIN_FILENO);
+        dup2(fd, STDOUT_FILENO);
+        /* stderr stays until start-up is done, so errors reach the user */
+        if (fd > STDERR_FILENO) {
+            close(fd);
+        }
+    }
+    return 0;
+}
+
+/* Tell the first parent how start-up went. */
+void
+process_ready(int status)
+{
+    char c = (char)status;
+    int fd;
+
+    if (ready_fd < 0) {
+        return;
+    }
+    if (write(ready_fd, &c, 1) < 0) {
+        /* the parent is gone */
+    }
+    close(ready_fd);
+    ready_fd = -1;
+    if (status == 0) {
+        fd = open("/dev/null", O_RDWR);
+        if (fd >= 0) {
+            dup2(fd, STDERR_FILENO);
+            close(fd);
+        }
+    }
+}
+
+/* worker_rlimit_nofile. */
+int
+process_set_nofile(int n, char *err, size_t errlen)
+{
+    struct rlimit rl = { (rlim_t)n, (rlim_t)n };
+
+    if (n <= 0) {
+        return 0;
+    }
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        snprintf(err, errlen, "setrlimit(RLIMIT_NOFILE, %d) failed (%s)", n,
+                 strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* Warn when worker_connections cannot be reached with this fd limit. */
+void
+process_check_nofile(int worker_connections, size_t nlisteners)
+{
+    struct rlimit rl;
+    unsigned long long need = 2ULL * (unsigned)worker_connections + nlisteners + 32;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
+        && rl.rlim_cur < need) {
+        log_g(LOG_LV_WARN, "%d worker_connections need about %llu open files, "
+              "but the limit is %llu: raise worker_rlimit_nofile",
+              worker_connections, need, (unsigned long long)rl.rlim_cur);
+    }
+}
+
+/* Become `user`, for good. */
+int
+process_drop_privileges(const char *user, const char *group, char *err,
+                        size_t errlen)
+{
+    struct passwd *pw;
+    gid_t gid;
+    uid_t uid;
+
+    if (user == NULL || user[0] == '\0') {
+        return 0;
+    }
+    if (geteuid() != 0) {
+        /* not root: nothing to drop; NGINX says the same at notice */
+        log_g(LOG_LV_NOTICE, "the \"user\" setting makes sense only as root, ignored");
+        return 0;
+    }
+    pw = getpwnam(user);
+    if (pw == NULL) {
+        snprintf(err, errlen, "getpwnam(\"%s\") failed", user);
+        return -1;
+    }
+    uid = pw->pw_uid;
+    gid = pw->pw_gid;
+    if (group != NULL && group[0] != '\0') {
+        struct group *gr = getgrnam(group);
+
+        if (gr == NULL) {
+            snprintf(err, errlen, "getgrnam(\"%s\") failed", group);
+            return -1;
+        }
+        gid = gr->gr_gid;
+    }
+    if (setgroups(1, &gid) != 0 || setresgid(gid, gid, gid) != 0
+        || setresuid(uid, uid, uid) != 0) {
+        snprintf(err, errlen, "cannot switch to user \"%s\" (%s)", user, strerror(errno));
+        return -1;
+    }
+    if (uid != 0 && (setuid(0) == 0 || seteuid(0) == 0)) {
+        snprintf(err, errlen, "privileges could be regained after switching to \"%s\"", user);
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,36 @@
+/*
+ * process.h - the process around the threads: daemonising, the pid file,
+ * the open-file limit and dropping privileges.  Main thread only.
+ */
+#ifndef POSTERN_PROCESS_H
+#define POSTERN_PROCESS_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Read the pid in a pid file; 0 when absent/stale/unreadable (err says). */
+pid_t pidfile_read(const char *path, char *err, size_t errlen);
+/* Create the pid file for this process; refuses when it names a live
+ * process.  0 / -1 with err. */
+int pidfile_write(const char *path, char *err, size_t errlen);
+void pidfile_remove(const char *path);
+
+/* fork, setsid, fork, chdir /, stdin/out/err to /dev/null.  The parent
+ * waits until the child reports ready (process_ready) or failure, and exits
+ * with the child's status, so `postern` returns once listening.  Returns in
+ * the child only.  -1 on failure to fork. */
+int process_daemonize(void);
+/* The child tells the waiting parent that start-up finished (0) or failed. */
+void process_ready(int status);
+
+/* setrlimit(RLIMIT_NOFILE) when n > 0.  0 / -1 with err. */
+int process_set_nofile(int n, char *err, size_t errlen);
+/* Warn when 2 fds per connection plus listeners exceed the limit. */
+void process_check_nofile(int worker_connections, size_t nlisteners);
+
+/* Drop to user (and group; NULL: the user's primary group):
+ * setgroups -> setresgid -> setresuid, then check it cannot be undone. */
+int process_drop_privileges(const char *user, const char *group,
+                            char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,34 @@
+/* proto.c - the table of protocol modules. */
+#include <stddef.h>
+
+#include "proto.h"
+
+/* The module for a protocol. */
+const struct proto_ops *
+proto_ops_get(enum proto p)
+{
+    switch (p) {
+    case PROTO_IMAP:
+        return &imap_ops;
+    case PROTO_POP3:
+        return &pop3_ops;
+    case PROTO_SMTP:
+        return &smtp_ops;
+    }
+    return NULL;
+}
+
+/* The protocol's name as in the configuration and Auth-Protocol. */
+const char *
+proto_name(enum proto p)
+{
+    switch (p) {
+    case PROTO_IMAP:
+        return "imap";
+    case PROTO_POP3:
+        return "pop3";
+    case PROTO_SMTP:
+        return "smtp";
+    }
+    return "unknown";
+}

@@ -1,0 +1,534 @@
+/*
+ * relay.c - the relay threads.  Each carries a set of established
+ * (client, backend) pairs with one poll() call: non-blocking sockets, one
+ * buffer per direction (proxy_buffer), back-pressure (a full buffer stops
+ * reading its source), half-close passed on once a buffer has drained, and
+ * proxy_timeout for idle pairs.
+ *
+ * TLS: GnuTLS may hold decrypted bytes poll() cannot see, so a pair with
+ * conn_pending() > 0 is served without sleeping; a record write that
+ * returned EAGAIN is retried with the same length (GnuTLS requires it).
+ *
+ * Locks: each thread's `lock` guards only its incoming list and the
+ * deadline request; the pairs themselves belong to the thread alone.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "log.h"
+#include "pool.h"
+#include "relay.h"
+#include "session.h"
+
+/* One direction: bytes read from src waiting to be written to dst. */
+struct pipebuf {
+    unsigned char *data;
+    size_t size, pos, last;
+    size_t tls_retry;            /* >0: length of a TLS write to repeat */
+    unsigned long long total;
+};
+
+struct side {
+    struct conn c;
+    int eof;                     /* read side saw EOF */
+    int shut;                    /* our write side was shut down */
+    int rd_wants_write;          /* TLS read waits for POLLOUT */
+    int wr_wants_read;           /* TLS write waits for POLLIN */
+};
+
+struct pair {
+    struct side cl, be;
+    struct pipebuf up;           /* client -> backend */
+    struct pipebuf down;         /* backend -> client */
+    struct conf *conf;
+    const struct server_conf *sc;
+    uint64_t id;
+    msec_t start, last_active, deadline;
+    char client_ip[ADDR_TEXT_MAX];
+    char upstream[ADDR_TEXT_MAX];
+    char login[128];
+    const char *reason;          /* set when the pair must end */
+    struct pair *next;           /* incoming list */
+};
+
+struct relay_thread {
+    pthread_t thread;
+    pthread_mutex_t lock;
+    int wake[2];
+    struct pair *incoming;
+    struct pair **pairs;
+    size_t n, cap;
+    atomic_size_t count;         /* pairs incl. incoming, for balancing */
+    int stop;
+    const struct conf *dl_keep;  /* deadline request */
+    msec_t dl_at;
+    int dl_pending;
+};
+
+static struct relay_thread *threads;
+static int nthreads;
+
+/* Free a pair and log its summary. */
+static void
+pair_end(struct relay_thread *t, struct pair *p)
+{
+    msec_t dur = clock_now() - p->start;
+
+    log_write(p->sc->error_log, LOG_LV_INFO, p->id,
+              "proxied session done, reason=%s bytes_in=%llu bytes_out=%llu "
+              "duration=%lld.%03lld, client: %s, login: \"%s\", upstream: %s",
+              p->reason ? p->reason : "closed", p->up.total, p->down.total,
+              (long long)(dur / 1000), (long long)(dur % 1000),
+              p->client_ip, p->login, p->upstream);
+    conn_close(&p->cl.c);
+    conn_close(&p->be.c);
+    free(p->up.data);
+    free(p->down.data);
+    conf_unref(p->conf);
+    free(p);
+    atomic_fetch_sub(&t->count, 1);
+    atomic_fetch_sub(&conn_active, 1);
+}
+
+/* Read from src into b while there is room.  1 progress, 0 none, -1 dead. */
+static int
+pipe_fill(struct pair *p, struct side *src, struct pipebuf *b)
+{
+    int progress = 0;
+
+    while (!src->eof) {
+        ssize_t n;
+        int want_write;
+
+        if (b->last == b->size) {
+            if (b->pos == 0) {
+                break;                          /* full: back-pressure */
+            }
+            if (b->tls_retry) {
+                break;                          /* pending TLS write pins pos */
+            }
+            memmove(b->data, b->data + b->pos, b->last - b->pos);
+            b->last -= b->pos;
+            b->pos = 0;
+        }
+        n = conn_read_nb(&src->c, b->data + b->last, b->size - b->last, &want_write);
+        if (n > 0) {
+            b->last += (size_t)n;
+            progress = 1;
+            src->rd_wants_write = 0;
+            continue;
+        }
+        if (n == 0) {
+            src->eof = 1;
+            progress = 1;
+            break;
+        }
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            src->rd_wants_write = want_write;
+            break;
+        }
+        p->reason = src == &p->cl ? "client read error" : "upstream read error";
+        return -1;
+    }
+    return progress;
+}
+
+/* Write b to dst.  1 progress, 0 none, -1 dead. */
+static int
+pipe_flush(struct pair *p, struct side *dst, struct pipebuf *b)
+{
+    int progress = 0;
+
+    while (b->pos < b->last) {
+        size_t len = b->tls_retry ? b->tls_retry : b->last - b->pos;
+        int want_read;
+        ssize_t n = conn_write_nb(&dst->c, b->data + b->pos, len, &want_read);
+
+        if (n > 0) {
+            b->pos += (size_t)n;
+            b->total += (unsigned long long)n;
+            b->tls_retry = 0;
+            dst->wr_wants_read = 0;
+            progress = 1;
+            continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            if (dst->c.tls != NULL) {
+                b->tls_retry = len;
+            }
+            dst->wr_wants_read = want_read;
+            break;
+        }
+        p->reason = dst == &p->cl ? "client write error" : "upstream write error";
+        return -1;
+    }
+    if (b->pos == b->last) {
+        b->pos = b->last = 0;
+    }
+    return progress;
+}
+
+/* Move bytes both ways until nothing more can move.  -1: end the pair. */
+static int
+pair_io(struct pair *p)
+{
+    for (int round = 0; round < 64; round++) {
+        int a, b, c, d;
+
+        if ((a = pipe_fill(p, &p->cl, &p->up)) < 0
+            || (b = pipe_flush(p, &p->be, &p->up)) < 0
+            || (c = pipe_fill(p, &p->be, &p->down)) < 0
+            || (d = pipe_flush(p, &p->cl, &p->down)) < 0) {
+            return -1;
+        }
+        /* half-close: pass an EOF on once everything before it is out */
+        if (p->cl.eof && !p->be.shut && p->up.pos == p->up.last) {
+            conn_shutdown_write(&p->be.c);
+            p->be.shut = 1;
+        }
+        if (p->be.eof && !p->cl.shut && p->down.pos == p->down.last) {
+            conn_shutdown_write(&p->cl.c);
+            p->cl.shut = 1;
+        }
+        if (p->cl.shut && p->be.shut) {
+            p->reason = p->be.eof && !p->cl.eof ? "upstream closed" : "client closed";
+            return -1;
+        }
+        if (!(a || b || c || d)) {
+            break;
+        }
+        p->last_active = clock_now();
+    }
+    return 0;
+}
+
+/* poll() events for one side. */
+static short
+side_events(const struct side *s, const struct pipebuf *in, const struct pipebuf *out)
+{
+    short ev = 0;
+
+    if (!s->eof && in->last < in->size) {
+        ev |= s->rd_wants_write ? POLLOUT : POLLIN;
+    }
+    if (out->pos < out->last) {
+        ev |= s->wr_wants_read ? POLLIN : POLLOUT;
+    }
+    return ev;
+}
+
+/* Bytes inside GnuTLS that could move now. */
+static int
+pair_has_pending(const struct pair *p)
+{
+    return (conn_pending(&p->cl.c) > 0 && p->up.last < p->up.size)
+        || (conn_pending(&p->be.c) > 0 && p->down.last < p->down.size);
+}
+
+/* Take the pairs workers handed over, and any deadline request. */
+static void
+take_incoming(struct relay_thread *t)
+{
+    struct pair *in;
+    msec_t now = clock_now();
+
+    pthread_mutex_lock(&t->lock);
+    in = t->incoming;
+    t->incoming = NULL;
+    if (t->dl_pending) {
+        for (size_t i = 0; i < t->n; i++) {
+            if (t->dl_keep == NULL || t->pairs[i]->conf != t->dl_keep) {
+                t->pairs[i]->deadline = t->dl_at;
+            }
+        }
+        t->dl_pending = 0;
+    }
+    pthread_mutex_unlock(&t->lock);
+    while (in != NULL) {
+        struct pair *next = in->next;
+
+        if (t->n == t->cap) {
+            size_t cap = t->cap ? t->cap * 2 : 64;
+            struct pair **v = realloc(t->pairs, cap * sizeof(*v));
+
+            if (v == NULL) {
+                in->reason = "out of memory";
+                pair_end(t, in);
+                in = next;
+                continue;
+            }
+            t->pairs = v;
+            t->cap = cap;
+        }
+        in->last_active = now;
+        t->pairs[t->n++] = in;
+        in = next;
+    }
+}
+
+/* One relay thread. */
+static void *
+relay_main(void *arg)
+{
+    struct relay_thread *t = arg;
+    struct pollfd *pfd = NULL;
+    size_t pcap = 0;
+
+    for (;;) {
+        msec_t now, next = DEADLINE_NONE;
+        int busy = 0, timeout, rc;
+        size_t np;
+
+        take_incoming(t);
+        if (__atomic_load_n(&t->stop, __ATOMIC_ACQUIRE)) {
+            break;
+        }
+        if (2 * t->n + 1 > pcap) {
+            size_t cap = 2 * t->cap + 1;
+            struct pollfd *v = realloc(pfd, cap * sizeof(*v));
+            if (v == NULL) {
+                log_g(LOG_LV_ALERT, "out of memory in the relay");
+                struct timespec ts = { 0, 10 * 1000000L };
+                nanosleep(&ts, NULL);
+                continue;
+            }
+            pfd = v;
+            pcap = cap;
+        }
+        now = clock_now();
+        pfd[0].fd = t->wake[0];
+        pfd[0].events = POLLIN;
+        np = 1;
+        for (size_t i = 0; i < t->n; i++) {
+            struct pair *p = t->pairs[i];
+            msec_t idle_end = p->last_active + p->sc->proxy_timeout;
+            msec_t end = idle_end < p->deadline ? idle_end : p->deadline;
+
+            if (end < next) {
+                next = end;
+            }
+            busy |= pair_has_pending(p);
+            pfd[np].fd = p->cl.c.fd;
+            pfd[np].events = side_events(&p->cl, &p->up, &p->down);
+            pfd[np + 1].fd = p->be.c.fd;
+            pfd[np + 1].events = side_events(&p->be, &p->down, &p->up);
+            np += 2;
+        }
+        timeout = busy ? 0 : clock_left(next);
+        rc = poll(pfd, np, timeout);
+        if (rc < 0 && errno != EINTR) {
+            log_g(LOG_LV_ALERT, "poll() failed in the relay: %s", strerror(errno));
+        }
+        if (rc > 0 && (pfd[0].revents & POLLIN)) {
+            char drain[64];
+            while (read(t->wake[0], drain, sizeof(drain)) > 0) {
+            }
+        }
+        now = clock_now();
+        /* walk backwards so that removing a pair keeps indexes valid */
+        for (size_t i = t->n; i-- > 0;) {
+            struct pair *p = t->pairs[i];
+            struct pollfd *pc = &pfd[1 + 2 * i], *pb = &pfd[2 + 2 * i];
+            int end = 0;
+
+            if ((rc > 0 && (pc->revents | pb->revents)) || pair_has_pending(p)) {
+                if (((pc->revents | pb->revents) & (POLLERR | POLLNVAL))
+                    && !((pc->revents | pb->revents) & (POLLIN | POLLHUP))) {
+                    p->reason = "socket error";
+                    end = 1;
+                } else {
+                    end = pair_io(p) != 0;
+                }
+            }
+            if (!end && now >= p->deadline) {
+                p->reason = "shutdown";
+                end = 1;
+            }
+            if (!end && now - p->last_active >= p->sc->proxy_timeout) {
+                p->reason = "proxy_timeout";
+                end = 1;
+            }
+            if (end) {
+                pair_end(t, p);
+                t->pairs[i] = t->pairs[--t->n];
+            }
+        }
+    }
+    for (size_t i = 0; i < t->n; i++) {
+        t->pairs[i]->reason = "shutdown";
+        pair_end(t, t->pairs[i]);
+    }
+    t->n = 0;
+    free(pfd);
+    return NULL;
+}
+
+/* Make a pipebuf holding the bytes still unread in a worker's buffer. */
+static int
+pipebuf_init(struct pipebuf *b, size_t size, const struct buf *leftover)
+{
+    size_t n = buf_len(leftover);
+
+    b->size = n > size ? n : size;
+    b->data = malloc(b->size);
+    if (b->data == NULL) {
+        return -1;
+    }
+    memcpy(b->data, buf_head(leftover), n);
+    b->pos = 0;
+    b->last = n;
+    b->tls_retry = 0;
+    b->total = 0;
+    return 0;
+}
+
+/* Hand a logged-in session to the least loaded relay thread. */
+int
+relay_add(struct session *s)
+{
+    struct pair *p = calloc(1, sizeof(*p));
+    struct relay_thread *t = &threads[0];
+    char c = 1;
+
+    if (p == NULL) {
+        return -1;
+    }
+    if (pipebuf_init(&p->up, s->sc->proxy_buffer, &s->client.in) != 0
+        || pipebuf_init(&p->down, s->sc->proxy_buffer, &s->backend.in) != 0) {
+        free(p->up.data);
+        free(p);
+        return -1;
+    }
+    /* the conns move into the pair; their read buffers are no longer needed */
+    p->cl.c = s->client;
+    p->be.c = s->backend;
+    buf_free(&p->cl.c.in);
+    buf_free(&p->be.c.in);
+    s->client.fd = s->backend.fd = -1;
+    s->client.tls = s->backend.tls = NULL;
+    memset(&s->client.in, 0, sizeof(s->client.in));
+    memset(&s->backend.in, 0, sizeof(s->backend.in));
+
+    p->conf = conf_ref(s->conf);
+    p->sc = s->sc;
+    p->id = s->id;
+    p->start = s->start;
+    p->deadline = DEADLINE_NONE;
+    str_lcpy(p->client_ip, s->client_ip, sizeof(p->client_ip));
+    str_lcpy(p->upstream, s->upstream, sizeof(p->upstream));
+    snprintf(p->login, sizeof(p->login), "%.*s",
+             (int)(s->login.len < sizeof(p->login) ? s->login.len : sizeof(p->login) - 1),
+             s->login.data ? (const char *)s->login.data : "");
+
+    for (int i = 1; i < nthreads; i++) {
+        if (atomic_load(&threads[i].count) < atomic_load(&t->count)) {
+            t = &threads[i];
+        }
+    }
+    atomic_fetch_add(&t->count, 1);
+    pthread_mutex_lock(&t->lock);
+    p->next = t->incoming;
+    t->incoming = p;
+    pthread_mutex_unlock(&t->lock);
+    if (write(t->wake[1], &c, 1) < 0) {
+        /* pipe full: the thread is being woken anyway */
+    }
+    return 0;
+}
+
+/* Start n relay threads. */
+int
+relay_start(int n)
+{
+    threads = calloc((size_t)n, sizeof(*threads));
+    if (threads == NULL) {
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        struct relay_thread *t = &threads[i];
+
+        pthread_mutex_init(&t->lock, NULL);
+        if (pipe2(t->wake, O_NONBLOCK | O_CLOEXEC) != 0
+            || pthread_create(&t->thread, NULL, relay_main, t) != 0) {
+            log_g(LOG_LV_EMERG, "cannot start relay thread %d: %s", i, strerror(errno));
+            return -1;
+        }
+        nthreads = i + 1;
+    }
+    return 0;
+}
+
+/* Wake one thread. */
+static void
+relay_wake(struct relay_thread *t)
+{
+    char c = 1;
+
+    if (write(t->wake[1], &c, 1) < 0) {
+        /* already awake */
+    }
+}
+
+/* End every pair and join the threads. */
+void
+relay_stop(void)
+{
+    for (int i = 0; i < nthreads; i++) {
+        __atomic_store_n(&threads[i].stop, 1, __ATOMIC_RELEASE);
+        relay_wake(&threads[i]);
+    }
+    for (int i = 0; i < nthreads; i++) {
+        struct relay_thread *t = &threads[i];
+
+        pthread_join(t->thread, NULL);
+        /* pairs handed over after the thread's last look */
+        take_incoming(t);
+        for (size_t j = 0; j < t->n; j++) {
+            t->pairs[j]->reason = "shutdown";
+            pair_end(t, t->pairs[j]);
+        }
+        free(t->pairs);
+        close(t->wake[0]);
+        close(t->wake[1]);
+        pthread_mutex_destroy(&t->lock);
+    }
+    free(threads);
+    threads = NULL;
+    nthreads = 0;
+}
+
+/* Pairs in all threads. */
+size_t
+relay_count(void)
+{
+    size_t n = 0;
+
+    for (int i = 0; i < nthreads; i++) {
+        n += atomic_load(&threads[i].count);
+    }
+    return n;
+}
+
+/* Ask every thread to end old pairs at a deadline. */
+void
+relay_set_deadline(const struct conf *keep, long long deadline_ms)
+{
+    for (int i = 0; i < nthreads; i++) {
+        struct relay_thread *t = &threads[i];
+
+        pthread_mutex_lock(&t->lock);
+        t->dl_keep = keep;
+        t->dl_at = deadline_ms;
+        t->dl_pending = 1;
+        pthread_mutex_unlock(&t->lock);
+        relay_wake(t);
+    }
+}

@@ -1,0 +1,584 @@
+/*
+ * session.c - one client session in a worker thread: a straight line of
+ * phases from the first byte to the hand-off to the relay.
+ *
+ *   PROXY header -> access -> TLS -> greeting -> dialogue -> auth ->
+ *   backend connect -> backend login -> relay
+ *
+ * Handles untrusted input (through the protocol modules) and secrets (the
+ * credentials of the current attempt, wiped as soon as an attempt ends).
+ * Takes no locks itself; the conf is shared read-only by reference.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <gnutls/crypto.h>
+
+#include "conf.h"
+#include "log.h"
+#include "proto.h"
+#include "proxy_protocol.h"
+#include "relay.h"
+#include "resolver.h"
+#include "session.h"
+#include "tls.h"
+
+/* Bytes for the POP3 client buffer: RFC 2449 bounds a command to 255 octets
+ * of argument, an AUTH response line can be longer. */
+#define POP3_CLIENT_BUFFER 4096
+/* Bound for backend reply lines (greetings, capability lists). */
+#define BACKEND_BUFFER_MIN 4096
+
+/* Log with NGINX's context suffix. */
+void
+session_log(const struct session *s, enum log_level lv, const char *fmt, ...)
+{
+    char msg[1024], ctx[768];
+    size_t n = 0;
+    va_list ap;
+    const struct log *lg = s->sc != NULL ? s->sc->error_log : log_global();
+
+    if ((int)lv > log_max_level(lg)) {
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+
+    if (s->action != NULL) {
+        n += (size_t)snprintf(ctx + n, sizeof(ctx) - n, " while %s", s->action);
+    }
+    if (n < sizeof(ctx)) {
+        n += (size_t)snprintf(ctx + n, sizeof(ctx) - n, ", client: %s, server: %s:%s",
+                              s->client_ip, s->server_ip, s->server_port);
+    }
+    if (n < sizeof(ctx) && s->login.len > 0) {
+        int l = s->login.len > 256 ? 256 : (int)s->login.len;
+
+        n += (size_t)snprintf(ctx + n, sizeof(ctx) - n, ", login: \"%.*s\"",
+                              l, (const char *)s->login.data);
+    }
+    if (n < sizeof(ctx) && s->upstream[0] != '\0') {
+        snprintf(ctx + n, sizeof(ctx) - n, ", upstream: %s", s->upstream);
+    }
+    log_write(lg, lv, s->id, "%s%s", msg, ctx);
+}
+
+/* Copy a slice into a heap str. */
+static int
+str_set(struct str *dst, struct str src)
+{
+    str_wipe_free(dst);
+    if (src.data == NULL) {
+        return 0;
+    }
+    dst->data = malloc(src.len + 1);
+    if (dst->data == NULL) {
+        return -1;
+    }
+    memcpy(dst->data, src.data, src.len);
+    dst->data[src.len] = '\0';
+    dst->len = src.len;
+    return 0;
+}
+
+/* Set the credentials of this attempt. */
+int
+session_set_creds(struct session *s, enum auth_method m, struct str login,
+                  struct str passwd, struct str salt)
+{
+    s->method = m;
+    if (str_set(&s->login, login) != 0 || str_set(&s->passwd, passwd) != 0
+        || (salt.data != NULL && str_set(&s->salt, salt) != 0)) {
+        session_clear_creds(s);
+        return -1;
+    }
+    return 0;
+}
+
+/* Forget the attempt: nothing of it survives into the next one. */
+void
+session_clear_creds(struct session *s)
+{
+    str_wipe_free(&s->login);
+    str_wipe_free(&s->passwd);
+    str_wipe_free(&s->salt);
+    s->method = AUTH_METHOD_PLAIN;
+}
+
+/* Count a protocol error against max_errors. */
+int
+session_error(struct session *s)
+{
+    s->errors++;
+    if (s->errors >= s->sc->max_errors) {
+        session_log(s, LOG_LV_INFO, "client sent too many invalid commands");
+        return 1;
+    }
+    return 0;
+}
+
+/* A fresh challenge "<RANDOM.TIME@server_name>" for APOP and CRAM-MD5. */
+int
+session_make_salt(struct session *s)
+{
+    unsigned long long rnd = 0;
+    char salt[320];
+    int n;
+
+    if (gnutls_rnd(GNUTLS_RND_NONCE, &rnd, sizeof(rnd)) != 0) {
+        return -1;
+    }
+    n = snprintf(salt, sizeof(salt), "<%llu.%lld@%s>", rnd,
+                 (long long)time(NULL), s->sc->server_name);
+    if (n < 0 || (size_t)n >= sizeof(salt)) {
+        return -1;
+    }
+    return str_set(&s->salt, (struct str){ (size_t)n, (unsigned char *)salt });
+}
+
+/* Write to the client. */
+int
+session_send(struct session *s, const char *data, size_t len)
+{
+    if (conn_write_all(&s->client, data, len) != 0) {
+        session_log(s, LOG_LV_INFO, "client write failed: %s",
+                    errno == ETIMEDOUT ? "timed out" : strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* Formatted write to the client. */
+int
+session_sendf(struct session *s, const char *fmt, ...)
+{
+    char line[2048];
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof(line)) {
+        session_log(s, LOG_LV_ERR, "reply too long");
+        return -1;
+    }
+    return session_send(s, line, (size_t)n);
+}
+
+/* STARTTLS: discard pipelined plaintext, then handshake. */
+int
+session_starttls(struct session *s)
+{
+    char err[256];
+    const char *old = s->action;
+
+    conn_discard_input(&s->client);
+    s->action = "SSL handshaking";
+    if (tls_accept(&s->client, s->sc, err, sizeof(err)) != 0) {
+        session_log(s, LOG_LV_INFO, "%s", err);
+        s->action = old;
+        return -1;
+    }
+    s->action = old;
+    s->tls = 1;
+    return 0;
+}
+
+/* The client's buffer size: bounds one command. */
+static size_t
+client_buffer_size(const struct server_conf *sc)
+{
+    switch (sc->protocol) {
+    case PROTO_IMAP:
+        return sc->imap_client_buffer;
+    case PROTO_SMTP:
+        return sc->smtp_client_buffer;
+    default:
+        return POP3_CLIENT_BUFFER;
+    }
+}
+
+/* Read a PROXY protocol header when the listener expects one. */
+static int
+phase_proxy_header(struct session *s)
+{
+    struct proxy_header h;
+    char err[256];
+
+    if (!s->lc->proxy_protocol) {
+        return 0;
+    }
+    s->action = "reading PROXY protocol";
+    if (proxy_protocol_read(&s->client, &h, err, sizeof(err)) != 0) {
+        session_log(s, LOG_LV_ERR, "broken header: %s", err);
+        return -1;
+    }
+    if (!addr_rules_match(&s->sc->set_real_ip_from,
+                          (const struct sockaddr *)&s->peer, NULL)) {
+        /* a header from an untrusted source is read and ignored */
+        session_log(s, LOG_LV_INFO, "PROXY protocol header from untrusted source ignored");
+        return 0;
+    }
+    if (h.local) {
+        return 0;
+    }
+    memcpy(&s->peer, &h.src, sizeof(h.src));
+    s->peerlen = h.srclen;
+    net_addr_text((struct sockaddr *)&h.src, h.srclen, s->client_ip,
+                  sizeof(s->client_ip), 0);
+    snprintf(s->client_port, sizeof(s->client_port), "%u", h.src_port);
+    s->pp_addr = strdup(s->client_ip);
+    s->pp_port = strdup(s->client_port);
+    {
+        char dst[ADDR_TEXT_MAX], port[8];
+
+        net_addr_text((struct sockaddr *)&h.dst, h.dstlen, dst, sizeof(dst), 0);
+        snprintf(port, sizeof(port), "%u", h.dst_port);
+        s->pp_server_addr = strdup(dst);
+        s->pp_server_port = strdup(port);
+    }
+    return 0;
+}
+
+/* allow/deny rules, before anything is sent. */
+static int
+phase_access(struct session *s)
+{
+    int allow = 1;
+
+    if (s->sc->access.n == 0) {
+        return 0;
+    }
+    if (addr_rules_match(&s->sc->access, (const struct sockaddr *)&s->peer, &allow)
+        && !allow) {
+        session_log(s, LOG_LV_ERR, "access forbidden by rule");
+        return -1;
+    }
+    return 0;
+}
+
+/* Implicit TLS for `listen ... ssl` and `ssl = on`. */
+static int
+phase_tls(struct session *s)
+{
+    char err[256];
+
+    if (!s->lc->ssl && !s->sc->ssl) {
+        return 0;
+    }
+    s->action = "SSL handshaking";
+    if (tls_accept(&s->client, s->sc, err, sizeof(err)) != 0) {
+        session_log(s, LOG_LV_INFO, "%s", err);
+        return -1;
+    }
+    s->tls = 1;
+    return 0;
+}
+
+/* Client-Host through the resolver, once per session. */
+static void
+resolve_client_host(struct session *s)
+{
+    char err[256];
+
+    if (!s->sc->resolver.enabled || s->client_host != NULL
+        || s->peer.ss_family == AF_UNIX) {
+        return;
+    }
+    if (resolver_client_host(s->sc, (const struct sockaddr *)&s->peer,
+                             s->client.deadline, &s->client_host,
+                             err, sizeof(err)) != 0) {
+        session_log(s, LOG_LV_INFO, "client host not resolved: %s", err);
+        s->client_host = NULL;
+    }
+}
+
+/* Ask the auth service about the current credentials. */
+static void
+ask_auth(struct session *s, struct auth_request *rq, struct tls_info *ti)
+{
+    memset(rq, 0, sizeof(*rq));
+    rq->method = s->method;
+    rq->user = s->login;
+    rq->pass = s->passwd;
+    rq->salt = s->salt;
+    rq->protocol = s->sc->protocol;
+    rq->attempt = s->attempts;
+    rq->client_ip = s->client_ip;
+    rq->client_host = s->client_host;
+    rq->server_ip = s->server_ip;
+    rq->smtp_helo = s->smtp_helo;
+    rq->smtp_from = s->smtp_from;
+    rq->smtp_to = s->smtp_to;
+    rq->pp_addr = s->pp_addr;
+    rq->pp_port = s->pp_port;
+    rq->pp_server_addr = s->pp_server_addr;
+    rq->pp_server_port = s->pp_server_port;
+    if (s->tls && tls_get_info(&s->client, ti) == 0) {
+        rq->ssl = 1;
+        rq->ssl_protocol = ti->protocol;
+        rq->ssl_cipher = ti->cipher;
+        rq->ssl_verify = ti->verify;
+        rq->ssl_subject = ti->subject;
+        rq->ssl_issuer = ti->issuer;
+        rq->ssl_serial = ti->serial;
+        rq->ssl_fingerprint = ti->fingerprint;
+        rq->ssl_cert = s->sc->auth_http_pass_client_cert ? ti->cert_pem : NULL;
+    }
+    s->action = "in http auth state";
+    auth_result_free(&s->auth);
+    auth_query(s->sc, rq, &s->auth);
+}
+
+/* Sleep for Auth-Wait, bounded by the session's deadline. */
+static void
+auth_wait(struct session *s, int seconds)
+{
+    msec_t until = clock_now() + (msec_t)seconds * 1000;
+    struct timespec ts;
+
+    if (until > s->client.deadline) {
+        until = s->client.deadline;
+    }
+    while (clock_now() < until) {
+        msec_t left = until - clock_now();
+
+        ts.tv_sec = left / 1000;
+        ts.tv_nsec = (left % 1000) * 1000000;
+        nanosleep(&ts, NULL);
+    }
+}
+
+/*
+ * The dialogue and auth loop: SESS_OK with s->auth naming the backend, or
+ * SESS_CLOSE (every reply already sent).
+ */
+static enum sess_rc
+phase_login(struct session *s, const struct proto_ops *ops)
+{
+    struct auth_request rq;
+    struct tls_info ti;
+    enum sess_rc rc;
+
+    for (;;) {
+        s->action = "in auth state";
+        rc = ops->dialogue(s);
+        if (rc != SESS_AUTH) {
+            return SESS_CLOSE;
+        }
+        s->attempts++;
+        resolve_client_host(s);
+        memset(&ti, 0, sizeof(ti));
+        ask_auth(s, &rq, &ti);
+        tls_info_free(&ti);
+        switch (s->auth.status) {
+        case AUTH_OK:
+            return SESS_OK;
+        case AUTH_FAIL:
+            session_log(s, LOG_LV_INFO, "client login failed: \"%s\"",
+                        s->auth.message ? s->auth.message : "");
+            if (s->auth.wait > 0) {
+                auth_wait(s, s->auth.wait);
+            }
+            break;
+        case AUTH_TEMPFAIL:
+            session_log(s, LOG_LV_ERR, "%s",
+                        s->auth.log_reason ? s->auth.log_reason
+                                           : "auth service failed");
+            break;
+        }
+        s->action = "in auth state";
+        rc = ops->auth_error(s, &s->auth);
+        session_clear_creds(s);
+        if (rc != SESS_OK) {
+            return SESS_CLOSE;
+        }
+    }
+}
+
+/* Connect to the backend the auth service named and log in. */
+static enum sess_rc
+phase_backend(struct session *s, const struct proto_ops *ops)
+{
+    char err[256];
+    unsigned short port = s->auth.port ? s->auth.port : ops->default_port;
+    size_t bufsize = s->sc->proxy_buffer > BACKEND_BUFFER_MIN
+                     ? s->sc->proxy_buffer : BACKEND_BUFFER_MIN;
+    int fd;
+
+    if (strchr(s->auth.server, ':') != NULL) {
+        snprintf(s->upstream, sizeof(s->upstream), "[%s]:%u", s->auth.server, port);
+    } else {
+        snprintf(s->upstream, sizeof(s->upstream), "%s:%u", s->auth.server, port);
+    }
+    s->action = "connecting to upstream";
+    fd = net_connect(s->auth.server, port, s->client.deadline, err, sizeof(err));
+    if (fd < 0) {
+        session_log(s, LOG_LV_ERR, "%s", err);
+        ops->internal_error(s);
+        return SESS_CLOSE;
+    }
+    if (conn_init(&s->backend, fd, bufsize) != 0) {
+        close(fd);
+        session_log(s, LOG_LV_ERR, "out of memory");
+        ops->internal_error(s);
+        return SESS_CLOSE;
+    }
+    s->backend.deadline = s->client.deadline;
+    if (s->sc->proxy_protocol) {
+        char hdr[128];
+        int n = proxy_protocol_v1_build((struct sockaddr *)&s->peer,
+                                        (struct sockaddr *)&s->local,
+                                        hdr, sizeof(hdr));
+
+        if (n < 0 || conn_write_all(&s->backend, hdr, (size_t)n) != 0) {
+            session_log(s, LOG_LV_ERR, "sending PROXY header to upstream failed");
+            ops->internal_error(s);
+            return SESS_CLOSE;
+        }
+    }
+    s->action = "reading response from upstream";
+    return ops->backend_login(s);
+}
+
+/* Text of the local and peer addresses of the client socket. */
+static void
+session_addresses(struct session *s)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+
+    net_addr_text((struct sockaddr *)&s->peer, s->peerlen, s->client_ip,
+                  sizeof(s->client_ip), 0);
+    if (s->peer.ss_family == AF_INET) {
+        snprintf(s->client_port, sizeof(s->client_port), "%u",
+                 ntohs(((struct sockaddr_in *)&s->peer)->sin_port));
+    } else if (s->peer.ss_family == AF_INET6) {
+        snprintf(s->client_port, sizeof(s->client_port), "%u",
+                 ntohs(((struct sockaddr_in6 *)&s->peer)->sin6_port));
+    }
+    if (getsockname(s->client.fd, (struct sockaddr *)&ss, &len) == 0) {
+        memcpy(&s->local, &ss, sizeof(ss));
+        s->locallen = len;
+        net_addr_text((struct sockaddr *)&ss, len, s->server_ip,
+                      sizeof(s->server_ip), 0);
+        if (ss.ss_family == AF_INET) {
+            snprintf(s->server_port, sizeof(s->server_port), "%u",
+                     ntohs(((struct sockaddr_in *)&ss)->sin_port));
+        } else if (ss.ss_family == AF_INET6) {
+            snprintf(s->server_port, sizeof(s->server_port), "%u",
+                     ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
+        }
+    }
+}
+
+/* Log the successful login as NGINX does, with both socket pairs. */
+static void
+log_logged_in(struct session *s)
+{
+    struct sockaddr_storage a;
+    socklen_t len = sizeof(a);
+    char bl[ADDR_TEXT_MAX] = "?", br[ADDR_TEXT_MAX] = "?";
+
+    if (getsockname(s->backend.fd, (struct sockaddr *)&a, &len) == 0) {
+        net_addr_text((struct sockaddr *)&a, len, bl, sizeof(bl), 1);
+    }
+    len = sizeof(a);
+    if (getpeername(s->backend.fd, (struct sockaddr *)&a, &len) == 0) {
+        net_addr_text((struct sockaddr *)&a, len, br, sizeof(br), 1);
+    }
+    s->action = NULL;
+    session_log(s, LOG_LV_INFO, "client logged in, [%s%s%s-%s:%s] <=> [%s-%s]",
+                s->client_ip, s->client_port[0] ? ":" : "", s->client_port,
+                s->server_ip, s->server_port, bl, br);
+}
+
+/* Free everything the session still owns. */
+static void
+session_free(struct session *s, const struct proto_ops *ops)
+{
+    if (ops != NULL && ops->free_state != NULL && s->proto_state != NULL) {
+        ops->free_state(s);
+    }
+    session_clear_creds(s);
+    str_wipe_free(&s->smtp_helo);
+    str_wipe_free(&s->smtp_from);
+    str_wipe_free(&s->smtp_to);
+    auth_result_free(&s->auth);
+    conn_close(&s->client);
+    conn_close(&s->backend);
+    free(s->client_host);
+    free(s->pp_addr);
+    free(s->pp_port);
+    free(s->pp_server_addr);
+    free(s->pp_server_port);
+    conf_unref(s->conf);
+}
+
+/* The worker's entry: run one session to the relay or to its end. */
+int
+session_run(int fd, const struct sockaddr *peer, socklen_t peerlen,
+            struct conf *conf, const struct server_conf *sc,
+            const struct listen_conf *lc, uint64_t id, msec_t accepted)
+{
+    struct session s;
+    const struct proto_ops *ops = proto_ops_get(sc->protocol);
+    int relayed = 0;
+
+    memset(&s, 0, sizeof(s));
+    s.id = id;
+    s.conf = conf;
+    s.sc = sc;
+    s.lc = lc;
+    s.start = accepted;
+    s.backend.fd = -1;
+    s.auth.wait = -1;
+    memcpy(&s.peer, peer, peerlen);
+    s.peerlen = peerlen;
+    if (conn_init(&s.client, fd, client_buffer_size(sc)) != 0) {
+        log_write(sc->error_log, LOG_LV_ERR, id, "out of memory for a session");
+        close(fd);
+        s.client.fd = -1;
+        goto done;
+    }
+    s.client.deadline = accepted + sc->timeout;
+    session_addresses(&s);
+
+    if (phase_proxy_header(&s) != 0 || phase_access(&s) != 0) {
+        goto done;
+    }
+    session_log(&s, LOG_LV_INFO, "client %s connected to %s:%s",
+                s.client_ip, s.server_ip, s.server_port);
+    if (phase_tls(&s) != 0) {
+        goto done;
+    }
+    s.action = "in auth state";
+    if (ops->greet(&s) != SESS_OK) {
+        goto done;
+    }
+    if (phase_login(&s, ops) != SESS_OK) {
+        goto done;
+    }
+    if (phase_backend(&s, ops) != SESS_OK) {
+        goto done;
+    }
+    log_logged_in(&s);
+    /* the relay needs no secret: keep only the login for the summary line */
+    str_wipe_free(&s.passwd);
+    str_wipe_free(&s.salt);
+    str_wipe_free(&s.auth.pass);
+    if (relay_add(&s) != 0) {
+        session_log(&s, LOG_LV_ERR, "cannot hand the session to the relay");
+    } else {
+        relayed = 1;
+    }
+done:
+    session_free(&s, ops);
+    return relayed;
+}

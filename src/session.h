@@ -1,0 +1,105 @@
+/*
+ * session.h - one client session, from accept to the hand-off to the relay.
+ *
+ * A worker thread runs session_run(): a straight line of phases
+ *   PROXY header -> access -> TLS -> greeting -> dialogue -> auth ->
+ *   backend connect -> backend login -> relay
+ * Protocol modules (imap.c, pop3.c, smtp.c) implement the dialogue and the
+ * backend login through struct proto_ops (proto.h) and call back into the
+ * helpers below.  Everything a session owns is freed by session_free().
+ */
+#ifndef POSTERN_SESSION_H
+#define POSTERN_SESSION_H
+
+#include <netinet/in.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "auth.h"
+#include "conf.h"
+#include "conn.h"
+#include "str.h"
+
+#define ADDR_TEXT_MAX ADDR_TEXT_LEN
+
+struct session {
+    uint64_t id;                        /* the *CONN of log lines */
+    struct conf *conf;                  /* reference held */
+    const struct server_conf *sc;
+    const struct listen_conf *lc;
+    msec_t start;
+
+    struct conn client;
+    struct conn backend;                /* fd -1 until connected */
+
+    struct sockaddr_storage peer, local;    /* after PROXY header: the real ones */
+    socklen_t peerlen, locallen;
+    char client_ip[ADDR_TEXT_MAX];      /* address only */
+    char client_port[8];
+    char server_ip[ADDR_TEXT_MAX];
+    char server_port[8];
+    char *client_host;                  /* resolver result, or NULL */
+    /* PROXY protocol facts when a header was received, else NULL */
+    char *pp_addr, *pp_port, *pp_server_addr, *pp_server_port;
+
+    int tls;                            /* client side is under TLS */
+    int errors;                         /* protocol errors so far (max_errors) */
+    int attempts;                       /* login attempts so far */
+
+    /* credentials of the current attempt: heap copies, wiped by session_clear_creds */
+    enum auth_method method;
+    struct str login;
+    struct str passwd;                  /* password / APOP digest / CRAM response */
+    struct str salt;                    /* the challenge sent (APOP, CRAM-MD5) */
+
+    /* SMTP envelope (smtp_auth none) and HELO */
+    struct str smtp_helo, smtp_from, smtp_to;
+    int smtp_esmtp;                     /* client said EHLO */
+
+    /* backend chosen by the auth service */
+    struct auth_result auth;
+    char upstream[ADDR_TEXT_MAX];       /* "1.2.3.4:143" */
+
+    void *proto_state;                  /* protocol module's own state */
+    const char *action;                 /* "while ..." part of log lines */
+};
+
+/* The worker's entry point; takes ownership of fd and the conf reference,
+ * frees everything.  Returns 1 when the pair went to the relay (which now
+ * counts it in conn_active), 0 when the session ended here. */
+int session_run(int fd, const struct sockaddr *peer, socklen_t peerlen,
+                 struct conf *conf, const struct server_conf *sc,
+                 const struct listen_conf *lc, uint64_t id, msec_t accepted);
+
+/* Log with the session's context appended, as NGINX does:
+ * "MESSAGE while ACTION, client: A, server: B, login: "u", upstream: C". */
+void session_log(const struct session *s, enum log_level lv, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Set credentials (copied; previous ones wiped).  0 / -1 ENOMEM. */
+int session_set_creds(struct session *s, enum auth_method m, struct str login,
+                      struct str passwd, struct str salt);
+/* Forget everything of the current attempt (user, password, lengths). */
+void session_clear_creds(struct session *s);
+
+/*
+ * Count a protocol error; returns 1 when max_errors is reached (the caller
+ * sends its final reply and returns SESS_CLOSE).
+ */
+int session_error(struct session *s);
+
+/* Make a challenge for APOP / CRAM-MD5: "<RANDOM.TIME@server_name>" into
+ * s->salt.  0 / -1. */
+int session_make_salt(struct session *s);
+
+/* STARTTLS: the caller has sent its reply; this discards buffered input,
+ * runs the handshake with the server's TLS settings and sets s->tls.
+ * 0 ok, -1 failed (logged; the connection is unusable). */
+int session_starttls(struct session *s);
+
+/* Write to the client / backend; 0 or -1 (logged at info, connection dead). */
+int session_send(struct session *s, const char *data, size_t len);
+int session_sendf(struct session *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+#endif

@@ -1,0 +1,1114 @@
+/*
+ * smtp.c - the SMTP protocol module: the client dialogue up to the
+ * credentials (or, with smtp_auth none, up to the first RCPT TO), and the
+ * login to the backend, as NGINX's mail module does it
+ * (ngx_mail_smtp_handler.c and the SMTP part of ngx_mail_proxy_module.c):
+ *
+ *   client:  220 greeting [after smtp_greeting_delay] -> EHLO/HELO ->
+ *            [STARTTLS] -> AUTH ... | MAIL FROM + RCPT TO (smtp_auth none)
+ *   backend: 220 -> EHLO server_name -> [XCLIENT ADDR LOGIN NAME -> 220 ->
+ *            EHLO client's helo] -> [AUTH PLAIN -> 235] ->
+ *            [MAIL FROM -> 250 -> RCPT TO -> reply to the client]
+ *
+ * Handles untrusted input from the client and the backend (every line is
+ * bounded by its connection's buffer; every client value sent on goes
+ * through the parser, which lets no CR, LF or NUL into a value, and into
+ * XCLIENT only as xtext) and secrets (the password of AUTH PLAIN to the
+ * backend, wiped after use).  No locks: a session belongs to one worker.
+ */
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "clock.h"
+#include "conn.h"
+#include "log.h"
+#include "proto.h"
+#include "sasl.h"
+#include "session.h"
+#include "smtp_parse.h"
+#include "str.h"
+#include "xtext.h"
+
+/* Replies, with NGINX's wording where NGINX has one. */
+#define SMTP_OK               "250 2.0.0 OK\r\n"
+#define SMTP_BYE              "221 2.0.0 Bye\r\n"
+#define SMTP_START_TLS        "220 2.0.0 Start TLS\r\n"
+#define SMTP_AUTH_OK          "235 2.0.0 OK\r\n"
+#define SMTP_INVALID_COMMAND  "500 5.5.1 Invalid command\r\n"
+#define SMTP_INVALID_ARGUMENT "501 5.5.4 Invalid argument\r\n"
+#define SMTP_INVALID_PIPELINING \
+    "503 5.5.0 Improper use of SMTP command pipelining\r\n"
+#define SMTP_BAD_SEQUENCE     "503 5.5.1 Bad sequence of commands\r\n"
+#define SMTP_AUTH_REQUIRED    "530 5.7.1 Authentication required\r\n"
+/* not in NGINX: RFC 4954 4 (cancel) and RFC 3207 4 (starttls only) */
+#define SMTP_AUTH_CANCELLED   "501 5.7.0 Authentication cancelled\r\n"
+#define SMTP_STARTTLS_FIRST   "530 5.7.0 Must issue a STARTTLS command first\r\n"
+#define SMTP_INTERNAL_ERROR   "451 4.3.2 Internal server error\r\n"
+/* Auth-Status refusals without Auth-Error-Code, as NGINX */
+#define SMTP_AUTH_ERRCODE     "535 5.7.0"
+
+#define SMTP_UNAVAILABLE      "[UNAVAILABLE]"
+
+/* What sessions only send, built once per server by smtp_conf_init(). */
+struct smtp_conf {
+    struct str greeting;            /* "220 NAME ESMTP ready" */
+    struct str helo;                /* "250 NAME" */
+    struct str ehlo;                /* capabilities and AUTH */
+    struct str ehlo_starttls;       /* ... and STARTTLS (starttls on) */
+    struct str ehlo_starttls_only;  /* no AUTH, STARTTLS (starttls only) */
+};
+
+/* Where the dialogue is: what the command table allows. */
+enum {
+    ST_START = 1u << 0,             /* before HELO / EHLO */
+    ST_HELO  = 1u << 1,             /* after HELO / EHLO */
+    ST_MAIL  = 1u << 2,             /* after MAIL FROM (smtp_auth none) */
+};
+#define ST_ANY (ST_START | ST_HELO | ST_MAIL)
+
+struct smtp_state {
+    unsigned state;
+    struct smtp_cmd_parser parser;
+};
+
+/* What a command handler tells the dialogue loop. */
+enum cmd_rc {
+    CMD_NEXT,           /* replied; read the next command */
+    CMD_AUTH,           /* credentials or envelope ready: SESS_AUTH */
+    CMD_INVALID,        /* answer "500", count an error */
+    CMD_CLOSE,          /* end the session; any reply was sent */
+};
+
+typedef enum cmd_rc (*smtp_handler)(struct session *s, struct smtp_state *st,
+                                    const struct smtp_cmd *cmd);
+
+/* ---- configuration time ---- */
+
+/* Join lines into one reply: "250-" before each but the last, "250 ". */
+static int
+build_reply(const char *const *lines, size_t n, struct str *out)
+{
+    size_t len = 0, k = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        len += 4 + strlen(lines[i]) + 2;
+    }
+    out->data = malloc(len + 1);
+    if (out->data == NULL) {
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        size_t l = strlen(lines[i]);
+
+        memcpy(out->data + k, i + 1 < n ? "250-" : "250 ", 4);
+        memcpy(out->data + k + 4, lines[i], l);
+        memcpy(out->data + k + 4 + l, "\r\n", 2);
+        k += 4 + l + 2;
+    }
+    out->data[k] = '\0';
+    out->len = k;
+    return 0;
+}
+
+/* A heap "PREFIX TEXT SUFFIX" as a str. */
+static int
+build_line(const char *prefix, const char *text, const char *suffix,
+           struct str *out)
+{
+    size_t len = strlen(prefix) + strlen(text) + strlen(suffix);
+
+    out->data = malloc(len + 1);
+    if (out->data == NULL) {
+        return -1;
+    }
+    snprintf((char *)out->data, len + 1, "%s%s%s", prefix, text, suffix);
+    out->len = len;
+    return 0;
+}
+
+/* 1 if a configured word would break a reply line. */
+static int
+has_ctl(const char *s)
+{
+    return strpbrk(s, "\r\n") != NULL;
+}
+
+static void smtp_conf_free(struct server_conf *sc);
+
+/* Greeting, HELO reply and the three EHLO replies for one server. */
+static int
+smtp_conf_init(struct server_conf *sc, char *err, size_t errlen)
+{
+    static const struct {
+        unsigned bit;
+        const char *name;
+    } mechs[] = {
+        { AUTH_M_PLAIN, "PLAIN" },       { AUTH_M_LOGIN, "LOGIN" },
+        { AUTH_M_CRAM_MD5, "CRAM-MD5" }, { AUTH_M_EXTERNAL, "EXTERNAL" },
+    };
+    struct smtp_conf *cf;
+    const char **lines = NULL;
+    char auth[64] = "AUTH";
+    size_t n = 0, ncaps = sc->smtp_capabilities.n;
+    int have_auth = 0;
+
+    if (sc->server_name == NULL || has_ctl(sc->server_name)) {
+        snprintf(err, errlen, "server_name: not set or not one line");
+        return -1;
+    }
+    for (size_t i = 0; i < ncaps; i++) {
+        if (has_ctl(sc->smtp_capabilities.v[i])) {
+            snprintf(err, errlen, "smtp_capabilities: \"%s\" is not one line",
+                     sc->smtp_capabilities.v[i]);
+            return -1;
+        }
+    }
+    for (size_t i = 0; i < sizeof(mechs) / sizeof(mechs[0]); i++) {
+        if (sc->smtp_auth & mechs[i].bit) {
+            strcat(auth, " ");
+            strcat(auth, mechs[i].name);
+            have_auth = 1;
+        }
+    }
+
+    cf = calloc(1, sizeof(*cf));
+    lines = calloc(ncaps + 3, sizeof(*lines));
+    if (cf == NULL || lines == NULL) {
+        goto nomem;
+    }
+    sc->proto_data = cf;
+    if (build_line("220 ", sc->server_name, " ESMTP ready\r\n",
+                   &cf->greeting) != 0
+        || build_line("250 ", sc->server_name, "\r\n", &cf->helo) != 0) {
+        goto nomem;
+    }
+
+    /* as NGINX: name, smtp_capabilities, AUTH, then STARTTLS last */
+    lines[n++] = sc->server_name;
+    for (size_t i = 0; i < ncaps; i++) {
+        lines[n++] = sc->smtp_capabilities.v[i];
+    }
+    lines[n] = "STARTTLS";
+    if (build_reply(lines, n + 1, &cf->ehlo_starttls_only) != 0) {
+        goto nomem;
+    }
+    if (have_auth) {
+        lines[n++] = auth;
+    }
+    if (build_reply(lines, n, &cf->ehlo) != 0) {
+        goto nomem;
+    }
+    lines[n] = "STARTTLS";
+    if (build_reply(lines, n + 1, &cf->ehlo_starttls) != 0) {
+        goto nomem;
+    }
+    free(lines);
+    return 0;
+
+nomem:
+    free(lines);
+    if (cf != NULL && sc->proto_data == NULL) {
+        free(cf);
+    }
+    smtp_conf_free(sc);
+    snprintf(err, errlen, "out of memory building SMTP replies");
+    return -1;
+}
+
+/* Free what smtp_conf_init() built. */
+static void
+smtp_conf_free(struct server_conf *sc)
+{
+    struct smtp_conf *cf = sc->proto_data;
+
+    if (cf == NULL) {
+        return;
+    }
+    free(cf->greeting.data);
+    free(cf->helo.data);
+    free(cf->ehlo.data);
+    free(cf->ehlo_starttls.data);
+    free(cf->ehlo_starttls_only.data);
+    free(cf);
+    sc->proto_data = NULL;
+}
+
+/* ---- helpers ---- */
+
+/* Client or backend bytes made fit for a log line: CR/LF as '_' (NGINX),
+ * other controls as '?', at most outlen - 1 bytes. */
+static void
+log_safe(const unsigned char *p, size_t n, char *out, size_t outlen)
+{
+    size_t k = 0;
+
+    for (size_t i = 0; i < n && k + 1 < outlen; i++) {
+        unsigned char c = p[i];
+
+        if (c == '\r' || c == '\n') {
+            out[k++] = '_';
+        } else if (c < 0x20 || c == 0x7f) {
+            out[k++] = '?';
+        } else {
+            out[k++] = (char)c;
+        }
+    }
+    out[k] = '\0';
+}
+
+/* Log a refused command line as NGINX does, at info.  The rest of an AUTH
+ * line may be credentials: only "AUTH MECH" is shown. */
+static void
+log_rejected(struct session *s, const char *what, const unsigned char *p,
+             size_t n)
+{
+    const unsigned char *lf = memchr(p, '\n', n);
+    char text[256];
+
+    if (lf != NULL) {
+        n = (size_t)(lf - p);
+    }
+    if (n >= 5 && strncasecmp((const char *)p, "AUTH ", 5) == 0) {
+        const unsigned char *sp = memchr(p + 5, ' ', n - 5);
+
+        if (sp != NULL) {
+            n = (size_t)(sp - p);
+        }
+    }
+    log_safe(p, n, text, sizeof(text));
+    session_log(s, LOG_LV_INFO, "%s: \"%s\"", what, text);
+}
+
+/* Send a NUL-terminated reply to the client. */
+static int
+reply(struct session *s, const char *text)
+{
+    return session_send(s, text, strlen(text));
+}
+
+/* Replace a session str with a heap copy of src. */
+static int
+str_store(struct str *dst, struct str src)
+{
+    unsigned char *p = malloc(src.len + 1);
+
+    if (p == NULL) {
+        return -1;
+    }
+    memcpy(p, src.data, src.len);
+    p[src.len] = '\0';
+    str_wipe_free(dst);
+    dst->data = p;
+    dst->len = src.len;
+    return 0;
+}
+
+/* 1 if s begins with the literal, case-insensitively. */
+static int
+has_prefix_ci(struct str s, const char *lit)
+{
+    size_t n = strlen(lit);
+
+    return s.len >= n && strncasecmp((const char *)s.data, lit, n) == 0;
+}
+
+/* The EHLO reply for this session's TLS state. */
+static const struct str *
+ehlo_reply(const struct session *s, const struct smtp_conf *cf)
+{
+    if (!s->tls && s->sc->starttls == STARTTLS_ON) {
+        return &cf->ehlo_starttls;
+    }
+    if (!s->tls && s->sc->starttls == STARTTLS_ONLY) {
+        return &cf->ehlo_starttls_only;
+    }
+    return &cf->ehlo;
+}
+
+/* ---- the client dialogue ---- */
+
+/* A parsed line is ready; returns SMTP_PARSE_OK / _INVALID, or -1 when the
+ * session is over (EOF, timeout, or a line beyond smtp_client_buffer). */
+static int
+read_command(struct session *s, struct smtp_state *st, struct smtp_cmd *cmd)
+{
+    struct buf *in = &s->client.in;
+    enum smtp_parse_rc rc;
+    ssize_t n;
+
+    for (;;) {
+        rc = smtp_cmd_parse(&st->parser, buf_head(in), buf_len(in), cmd);
+        if (rc != SMTP_PARSE_AGAIN) {
+            buf_consume(in, cmd->len);
+            return (int)rc;
+        }
+        if (buf_room(in) == 0 && in->pos == 0) {
+            log_rejected(s, "client sent too long command", buf_head(in),
+                         buf_len(in) > 64 ? 64 : buf_len(in));
+            reply(s, SMTP_INVALID_COMMAND);
+            return -1;
+        }
+        n = conn_fill(&s->client);
+        if (n == 0) {
+            session_log(s, LOG_LV_INFO, "client closed connection");
+            return -1;
+        }
+        if (n < 0) {
+            session_log(s, LOG_LV_INFO, "client %s",
+                        errno == ETIMEDOUT ? "timed out" : strerror(errno));
+            return -1;
+        }
+    }
+}
+
+/* HELO / EHLO: remember the name, answer with our name or capabilities. */
+static enum cmd_rc
+smtp_helo(struct session *s, struct smtp_state *st, const struct smtp_cmd *cmd)
+{
+    const struct smtp_conf *cf = s->sc->proto_data;
+    const struct str *out;
+
+    if (cmd->nargs != 1) {
+        return reply(s, SMTP_INVALID_ARGUMENT) == 0 ? CMD_NEXT : CMD_CLOSE;
+    }
+    if (str_store(&s->smtp_helo, cmd->args[0]) != 0) {
+        session_log(s, LOG_LV_ERR, "out of memory");
+        reply(s, SMTP_INTERNAL_ERROR);
+        return CMD_CLOSE;
+    }
+    /* a new HELO starts over (RFC 5321 4.1.4) */
+    str_wipe_free(&s->smtp_from);
+    str_wipe_free(&s->smtp_to);
+    st->state = ST_HELO;
+    if (str_eq_ci(cmd->verb, "HELO")) {
+        s->smtp_esmtp = 0;
+        out = &cf->helo;
+    } else {
+        s->smtp_esmtp = 1;
+        out = ehlo_reply(s, cf);
+    }
+    return session_send(s, (const char *)out->data, out->len) == 0
+           ? CMD_NEXT : CMD_CLOSE;
+}
+
+/* AUTH MECH [initial-response]: one SASL exchange with "334 " challenges. */
+static enum cmd_rc
+smtp_auth(struct session *s, struct smtp_state *st, const struct smtp_cmd *cmd)
+{
+    const struct server_conf *sc = s->sc;
+    struct str mech, initial = STR_NULL;
+    unsigned bit;
+    enum sasl_rc rc;
+
+    (void)st;
+    if (sc->starttls == STARTTLS_ONLY && !s->tls) {
+        return CMD_INVALID;
+    }
+    if (cmd->nargs == 0) {
+        return reply(s, SMTP_INVALID_ARGUMENT) == 0 ? CMD_NEXT : CMD_CLOSE;
+    }
+    mech = cmd->args[0];
+    /* as NGINX: PLAIN and LOGIN are always taken, the others when set */
+    if (str_eq_ci(mech, "PLAIN") && cmd->nargs <= 2) {
+        bit = AUTH_M_PLAIN;
+    } else if (str_eq_ci(mech, "LOGIN") && cmd->nargs <= 2) {
+        bit = AUTH_M_LOGIN;
+    } else if (str_eq_ci(mech, "CRAM-MD5") && cmd->nargs == 1
+               && (sc->smtp_auth & AUTH_M_CRAM_MD5)) {
+        bit = AUTH_M_CRAM_MD5;
+    } else if (str_eq_ci(mech, "EXTERNAL") && cmd->nargs <= 2
+               && (sc->smtp_auth & AUTH_M_EXTERNAL)) {
+        bit = AUTH_M_EXTERNAL;
+    } else {
+        return CMD_INVALID;
+    }
+    if (cmd->nargs == 2) {
+        /* own copy: the exchange reads into the buffer the slice is in */
+        initial.data = malloc(cmd->args[1].len + 1);
+        if (initial.data == NULL) {
+            session_log(s, LOG_LV_ERR, "out of memory");
+            reply(s, SMTP_INTERNAL_ERROR);
+            return CMD_CLOSE;
+        }
+        memcpy(initial.data, cmd->args[1].data, cmd->args[1].len);
+        initial.len = cmd->args[1].len;
+    }
+    rc = sasl_exchange(s, bit, initial, "334 ");
+    str_wipe_free(&initial);
+    switch (rc) {
+    case SASL_OK:
+        return CMD_AUTH;
+    case SASL_CANCEL:
+        return reply(s, SMTP_AUTH_CANCELLED) == 0 ? CMD_NEXT : CMD_CLOSE;
+    case SASL_BAD:
+        return CMD_INVALID;
+    case SASL_IO:
+    default:
+        return CMD_CLOSE;
+    }
+}
+
+/* MAIL FROM: refused unless smtp_auth has none; then kept for the auth
+ * service (Auth-SMTP-From) and replayed to the backend. */
+static enum cmd_rc
+smtp_mail(struct session *s, struct smtp_state *st, const struct smtp_cmd *cmd)
+{
+    if (!(s->sc->smtp_auth & AUTH_M_NONE)) {
+        log_rejected(s, "client was rejected", cmd->text.data, cmd->text.len);
+        return reply(s, SMTP_AUTH_REQUIRED) == 0 ? CMD_NEXT : CMD_CLOSE;
+    }
+    if (s->sc->starttls == STARTTLS_ONLY && !s->tls) {
+        return reply(s, SMTP_STARTTLS_FIRST) == 0 ? CMD_NEXT : CMD_CLOSE;
+    }
+    if (cmd->nargs == 0 || !has_prefix_ci(cmd->args[0], "FROM:")
+        || (cmd->args[0].len == 5 && cmd->nargs == 1)) {
+        return reply(s, SMTP_INVALID_ARGUMENT) == 0 ? CMD_NEXT : CMD_CLOSE;
+    }
+    if (str_store(&s->smtp_from, cmd->text) != 0) {
+        session_log(s, LOG_LV_ERR, "out of memory");
+        reply(s, SMTP_INTERNAL_ERROR);
+        return CMD_CLOSE;
+    }
+    st->state = ST_MAIL;
+    return reply(s, SMTP_OK) == 0 ? CMD_NEXT : CMD_CLOSE;
+}
+
+/* RCPT TO (after MAIL FROM): the envelope goes to the auth service. */
+static enum cmd_rc
+smtp_rcpt(struct session *s, struct smtp_state *st, const struct smtp_cmd *cmd)
+{
+    (void)st;
+    if (cmd->nargs == 0 || !has_prefix_ci(cmd->args[0], "TO:")
+        || (cmd->args[0].len == 3 && cmd->nargs == 1)) {
+        return reply(s, SMTP_INVALID_ARGUMENT) == 0 ? CMD_NEXT : CMD_CLOSE;
+    }
+    if (str_store(&s->smtp_to, cmd->text) != 0) {
+        session_log(s, LOG_LV_ERR, "out of memory");
+        reply(s, SMTP_INTERNAL_ERROR);
+        return CMD_CLOSE;
+    }
+    session_clear_creds(s);
+    s->method = AUTH_METHOD_NONE;
+    return CMD_AUTH;
+}
+
+/* RSET: forget the envelope. */
+static enum cmd_rc
+smtp_rset(struct session *s, struct smtp_state *st, const struct smtp_cmd *cmd)
+{
+    (void)cmd;
+    str_wipe_free(&s->smtp_from);
+    str_wipe_free(&s->smtp_to);
+    if (st->state == ST_MAIL) {
+        st->state = ST_HELO;
+    }
+    return reply(s, SMTP_OK) == 0 ? CMD_NEXT : CMD_CLOSE;
+}
+
+/* NOOP. */
+static enum cmd_rc
+smtp_noop(struct session *s, struct smtp_state *st, const struct smtp_cmd *cmd)
+{
+    (void)st;
+    (void)cmd;
+    return reply(s, SMTP_OK) == 0 ? CMD_NEXT : CMD_CLOSE;
+}
+
+/* QUIT. */
+static enum cmd_rc
+smtp_quit(struct session *s, struct smtp_state *st, const struct smtp_cmd *cmd)
+{
+    (void)st;
+    (void)cmd;
+    reply(s, SMTP_BYE);
+    return CMD_CLOSE;
+}
+
+/* STARTTLS: reply, then the handshake; all that came before is forgotten
+ * (RFC 3207 4.2), including the HELO and any pipelined bytes. */
+static enum cmd_rc
+smtp_starttls(struct session *s, struct smtp_state *st,
+              const struct smtp_cmd *cmd)
+{
+    (void)cmd;
+    if (s->tls || s->sc->starttls == STARTTLS_OFF) {
+        return CMD_INVALID;
+    }
+    if (reply(s, SMTP_START_TLS) != 0) {
+        return CMD_CLOSE;
+    }
+    str_wipe_free(&s->smtp_helo);
+    str_wipe_free(&s->smtp_from);
+    str_wipe_free(&s->smtp_to);
+    s->smtp_esmtp = 0;
+    st->state = ST_START;
+    smtp_cmd_parser_init(&st->parser);
+    return session_starttls(s) == 0 ? CMD_NEXT : CMD_CLOSE;
+}
+
+/* The command table: which command is taken in which state.  VRFY, EXPN,
+ * HELP and the rest are "500 Invalid command", as in NGINX. */
+static const struct smtp_command {
+    const char *name;
+    unsigned states;
+    smtp_handler handler;
+} smtp_commands[] = {
+    { "HELO",     ST_ANY,  smtp_helo },
+    { "EHLO",     ST_ANY,  smtp_helo },
+    { "AUTH",     ST_HELO, smtp_auth },
+    { "MAIL",     ST_HELO, smtp_mail },
+    { "RCPT",     ST_MAIL, smtp_rcpt },
+    { "RSET",     ST_ANY,  smtp_rset },
+    { "NOOP",     ST_ANY,  smtp_noop },
+    { "QUIT",     ST_ANY,  smtp_quit },
+    { "STARTTLS", ST_ANY,  smtp_starttls },
+};
+
+/* Find the command and check that it is allowed now. */
+static enum cmd_rc
+dispatch(struct session *s, struct smtp_state *st, const struct smtp_cmd *cmd)
+{
+    for (size_t i = 0; i < sizeof(smtp_commands) / sizeof(smtp_commands[0]);
+         i++) {
+        const struct smtp_command *c = &smtp_commands[i];
+
+        if (!str_eq_ci(cmd->verb, c->name)) {
+            continue;
+        }
+        if (!(c->states & st->state)) {
+            return reply(s, SMTP_BAD_SEQUENCE) == 0 ? CMD_NEXT : CMD_CLOSE;
+        }
+        return c->handler(s, st, cmd);
+    }
+    return CMD_INVALID;
+}
+
+/*
+ * smtp_greeting_delay: a client that speaks before the greeting is not a
+ * patient MTA.  0 to greet, -1 when the client was turned away (or left).
+ */
+static int
+greeting_delay(struct session *s)
+{
+    msec_t until = clock_now() + s->sc->smtp_greeting_delay;
+    const char *old = s->action;
+    struct pollfd pfd;
+    int ready = buf_len(&s->client.in) > 0 || conn_pending(&s->client) > 0;
+    ssize_t n;
+
+    s->action = "in delay pipelining state";
+    while (!ready) {
+        msec_t left = until - clock_now();
+        int rc;
+
+        if (left <= 0) {
+            break;
+        }
+        pfd.fd = s->client.fd;
+        pfd.events = POLLIN;
+        pfd.revents = 0;
+        rc = poll(&pfd, 1, left > INT_MAX ? INT_MAX : (int)left);
+        if (rc < 0 && errno != EINTR) {
+            session_log(s, LOG_LV_ERR, "poll() failed: %s", strerror(errno));
+            return -1;
+        }
+        ready = rc > 0;
+    }
+    if (!ready) {
+        s->action = old;
+        return 0;
+    }
+    if (buf_len(&s->client.in) == 0) {
+        n = conn_fill(&s->client);
+        if (n <= 0) {
+            return -1;      /* gone, or a TLS error: nothing to answer */
+        }
+    }
+    log_rejected(s, "client was rejected before greeting",
+                 buf_head(&s->client.in), buf_len(&s->client.in));
+    reply(s, SMTP_INVALID_PIPELINING);
+    return -1;
+}
+
+/* Allocate the state, wait out smtp_greeting_delay, greet. */
+static enum sess_rc
+smtp_greet(struct session *s)
+{
+    const struct smtp_conf *cf = s->sc->proto_data;
+    struct smtp_state *st = calloc(1, sizeof(*st));
+
+    if (st == NULL) {
+        session_log(s, LOG_LV_ERR, "out of memory");
+        return SESS_CLOSE;
+    }
+    st->state = ST_START;
+    smtp_cmd_parser_init(&st->parser);
+    s->proto_state = st;
+    if (s->sc->smtp_greeting_delay > 0 && greeting_delay(s) != 0) {
+        return SESS_CLOSE;
+    }
+    if (session_send(s, (const char *)cf->greeting.data, cf->greeting.len)
+        != 0) {
+        return SESS_CLOSE;
+    }
+    return SESS_OK;
+}
+
+/* Commands in order (pipelined ones straight from the buffer) until there
+ * is something for the auth service or the session ends. */
+static enum sess_rc
+smtp_dialogue(struct session *s)
+{
+    struct smtp_state *st = s->proto_state;
+    struct smtp_cmd cmd;
+    enum cmd_rc rc;
+    int r;
+
+    for (;;) {
+        s->action = "in auth state";
+        r = read_command(s, st, &cmd);
+        if (r < 0) {
+            return SESS_CLOSE;
+        }
+        rc = r == SMTP_PARSE_OK ? dispatch(s, st, &cmd) : CMD_INVALID;
+        switch (rc) {
+        case CMD_NEXT:
+            break;
+        case CMD_AUTH:
+            return SESS_AUTH;
+        case CMD_INVALID:
+            if (session_error(s)) {
+                reply(s, SMTP_INVALID_COMMAND);
+                return SESS_CLOSE;
+            }
+            if (reply(s, SMTP_INVALID_COMMAND) != 0) {
+                return SESS_CLOSE;
+            }
+            break;
+        case CMD_CLOSE:
+        default:
+            return SESS_CLOSE;
+        }
+    }
+}
+
+/* "NNN X.Y.Z" from Auth-Error-Code, if it is fit to start a reply line. */
+static int
+errcode_ok(const char *code)
+{
+    size_t n;
+
+    if (code == NULL) {
+        return 0;
+    }
+    n = strlen(code);
+    if (n < 3 || n > 32 || code[0] < '2' || code[0] > '5'
+        || code[1] < '0' || code[1] > '9' || code[2] < '0' || code[2] > '9'
+        || (n > 3 && code[3] != ' ')) {
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (code[i] < 0x20 || code[i] > 0x7e) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* The auth service said no (or failed): tell the client. */
+static enum sess_rc
+smtp_auth_error(struct session *s, const struct auth_result *r)
+{
+    const char *msg;
+
+    if (s->method == AUTH_METHOD_NONE) {
+        /* the MAIL FROM stands: the client may try another RCPT */
+        str_wipe_free(&s->smtp_to);
+    }
+    if (r->status != AUTH_FAIL) {
+        reply(s, SMTP_INTERNAL_ERROR);
+        return SESS_CLOSE;
+    }
+    msg = r->message != NULL && r->message[0] != '\0'
+          ? r->message : "Authentication failed";
+    if (session_sendf(s, "%s %.512s\r\n",
+                      errcode_ok(r->error_code) ? r->error_code
+                                                : SMTP_AUTH_ERRCODE,
+                      msg) != 0) {
+        return SESS_CLOSE;
+    }
+    /* as NGINX: without Auth-Wait the session ends after the refusal */
+    return r->wait < 0 ? SESS_CLOSE : SESS_OK;
+}
+
+/* ---- the backend ---- */
+
+/* Read one whole (multi-line) reply from the backend; -1 is logged. */
+static int
+backend_reply(struct session *s, struct smtp_reply *r)
+{
+    struct buf *in = &s->backend.in;
+    struct smtp_reply_parser p;
+    enum smtp_parse_rc rc;
+    const char *old = s->action;
+    char text[256];
+    ssize_t n;
+
+    smtp_reply_parser_init(&p);
+    s->action = "reading response from upstream";
+    for (;;) {
+        rc = smtp_reply_parse(&p, buf_head(in), buf_len(in), r);
+        if (rc == SMTP_PARSE_OK) {
+            buf_consume(in, r->len);
+            s->action = old;
+            return 0;
+        }
+        if (rc == SMTP_PARSE_INVALID) {
+            log_safe(buf_head(in), buf_len(in), text, sizeof(text));
+            session_log(s, LOG_LV_ERR, "upstream sent invalid response: \"%s\"",
+                        text);
+            return -1;
+        }
+        if (buf_room(in) == 0 && in->pos == 0) {
+            log_safe(buf_head(in), buf_len(in), text, sizeof(text));
+            session_log(s, LOG_LV_ERR,
+                        "upstream sent too long response line: \"%s\"", text);
+            return -1;
+        }
+        n = conn_fill(&s->backend);
+        if (n == 0) {
+            session_log(s, LOG_LV_ERR,
+                        "upstream prematurely closed connection");
+            return -1;
+        }
+        if (n < 0) {
+            session_log(s, LOG_LV_ERR, "upstream %s",
+                        errno == ETIMEDOUT ? "timed out" : strerror(errno));
+            return -1;
+        }
+    }
+}
+
+/* Write "PREFIX VALUE\r\n" to the backend; -1 is logged. */
+static int
+backend_line(struct session *s, const char *prefix, struct str value)
+{
+    size_t plen = strlen(prefix), len = plen + value.len + 2;
+    char *line = malloc(len);
+    int rc;
+
+    if (line == NULL) {
+        session_log(s, LOG_LV_ERR, "out of memory");
+        return -1;
+    }
+    memcpy(line, prefix, plen);
+    if (value.len > 0) {
+        memcpy(line + plen, value.data, value.len);
+    }
+    memcpy(line + plen + value.len, "\r\n", 2);
+    rc = conn_write_all(&s->backend, line, len);
+    if (rc != 0) {
+        session_log(s, LOG_LV_ERR, "upstream write failed: %s",
+                    errno == ETIMEDOUT ? "timed out" : strerror(errno));
+    }
+    free(line);
+    return rc;
+}
+
+/* The backend let us down: the client gets its reply (with
+ * proxy_pass_error_message) or a 451, and the session ends. */
+static enum sess_rc
+backend_fail(struct session *s, const struct smtp_reply *r)
+{
+    char text[256];
+
+    if (r != NULL) {
+        log_safe(r->text.data, r->text.len, text, sizeof(text));
+        if (s->sc->proxy_pass_error_message) {
+            session_log(s, LOG_LV_INFO,
+                        "upstream sent invalid response: \"%s\"", text);
+            session_send(s, (const char *)r->text.data, r->text.len);
+            return SESS_CLOSE;
+        }
+        session_log(s, LOG_LV_ERR, "upstream sent invalid response: \"%s\"",
+                    text);
+    }
+    reply(s, SMTP_INTERNAL_ERROR);
+    return SESS_CLOSE;
+}
+
+/* Send a line, read the reply; 0 when its code is one of want (0 = any). */
+static int
+backend_step(struct session *s, const char *action, const char *prefix,
+             struct str value, int want1, int want2, struct smtp_reply *r,
+             int *bad_reply_r)
+{
+    *bad_reply_r = 0;
+    s->action = action;
+    if (backend_line(s, prefix, value) != 0 || backend_reply(s, r) != 0) {
+        return -1;
+    }
+    if (want1 != 0 && r->code != want1 && r->code != want2) {
+        *bad_reply_r = 1;
+        return -1;
+    }
+    return 0;
+}
+
+/* The user the backend should know: Auth-User if given, else the login. */
+static struct str
+backend_user(const struct session *s)
+{
+    return s->auth.user.len > 0 ? s->auth.user : s->login;
+}
+
+/* The address part of XCLIENT: "1.2.3.4", "IPV6:2001:db8::1". */
+static void
+xclient_addr(const struct session *s, char *out, size_t outlen)
+{
+    unsigned char a[16];
+
+    if (inet_pton(AF_INET, s->client_ip, a) == 1) {
+        snprintf(out, outlen, "%s", s->client_ip);
+    } else if (inet_pton(AF_INET6, s->client_ip, a) == 1) {
+        snprintf(out, outlen, "IPV6:%s", s->client_ip);
+    } else {
+        snprintf(out, outlen, "%s", SMTP_UNAVAILABLE);
+    }
+}
+
+/* Append " NAME=xtext(value)" to line at *k. */
+static void
+xclient_attr(char *line, size_t *k, const char *name, struct str value)
+{
+    size_t n = strlen(name);
+
+    line[(*k)++] = ' ';
+    memcpy(line + *k, name, n);
+    *k += n;
+    line[(*k)++] = '=';
+    *k += xtext_encode(value, line + *k);
+}
+
+/*
+ * "XCLIENT ADDR=.. LOGIN=.. NAME=.." with the attributes the backend
+ * offers; values in xtext.  *line_r is malloc'd ("" when nothing to send).
+ */
+static int
+xclient_build(const struct session *s, unsigned attrs, struct str *line_r)
+{
+    char addr[ADDR_TEXT_MAX + 8];
+    struct str vaddr, vlogin = STR_NULL, vname;
+    size_t len = sizeof("XCLIENT") - 1, k = 0;
+    char *line;
+
+    xclient_addr(s, addr, sizeof(addr));
+    vaddr = (struct str){ strlen(addr), (unsigned char *)addr };
+    vname = s->client_host != NULL
+            ? (struct str){ strlen(s->client_host),
+                            (unsigned char *)s->client_host }
+            : STR_LIT(SMTP_UNAVAILABLE);
+    if (!(attrs & SMTP_XCLIENT_ADDR)) {
+        vaddr = STR_NULL;
+    }
+    /* as NGINX: LOGIN only for a logged-in client we do not AUTH for */
+    if ((attrs & SMTP_XCLIENT_LOGIN) && !s->sc->proxy_smtp_auth
+        && s->method != AUTH_METHOD_NONE) {
+        vlogin = backend_user(s);
+    }
+    if (!(attrs & SMTP_XCLIENT_NAME)) {
+        vname = STR_NULL;
+    }
+    if (vaddr.len == 0 && vlogin.len == 0 && vname.len == 0) {
+        *line_r = STR_NULL;
+        return 0;
+    }
+    len += 6 + xtext_encoded_len(vaddr) + 7 + xtext_encoded_len(vlogin)
+           + 6 + xtext_encoded_len(vname) + 1;
+    line = malloc(len);
+    if (line == NULL) {
+        return -1;
+    }
+    memcpy(line, "XCLIENT", 7);
+    k = 7;
+    if (vaddr.len > 0) {
+        xclient_attr(line, &k, "ADDR", vaddr);
+    }
+    if (vlogin.len > 0) {
+        xclient_attr(line, &k, "LOGIN", vlogin);
+    }
+    if (vname.len > 0) {
+        xclient_attr(line, &k, "NAME", vname);
+    }
+    line[k] = '\0';
+    line_r->data = (unsigned char *)line;
+    line_r->len = k;
+    return 0;
+}
+
+/* "AUTH PLAIN base64(NUL user NUL pass)": the secret is wiped after use. */
+static int
+backend_auth_plain(struct session *s, struct smtp_reply *r, int *bad_r)
+{
+    struct str user = backend_user(s), pass;
+    unsigned char *msg = NULL;
+    char *b64 = NULL;
+    size_t mlen, blen;
+    int rc = -1;
+
+    *bad_r = 0;
+    if (s->auth.pass.len > 0) {
+        pass = s->auth.pass;
+    } else if (s->method == AUTH_METHOD_PLAIN
+               || s->method == AUTH_METHOD_LOGIN) {
+        pass = s->passwd;
+    } else {
+        pass = STR_NULL;    /* a CRAM-MD5 digest is no password */
+    }
+    if (pass.len == 0 || user.len == 0) {
+        session_log(s, LOG_LV_ERR, "no password available");
+        return -1;
+    }
+    if (memchr(user.data, '\0', user.len) != NULL
+        || memchr(pass.data, '\0', pass.len) != NULL) {
+        session_log(s, LOG_LV_ERR, "login or password unfit for AUTH PLAIN");
+        return -1;
+    }
+    mlen = 1 + user.len + 1 + pass.len;
+    blen = base64_encoded_len(mlen);
+    msg = malloc(mlen);
+    b64 = malloc(blen);
+    if (msg == NULL || b64 == NULL) {
+        session_log(s, LOG_LV_ERR, "out of memory");
+        goto done;
+    }
+    msg[0] = '\0';
+    memcpy(msg + 1, user.data, user.len);
+    msg[1 + user.len] = '\0';
+    memcpy(msg + 2 + user.len, pass.data, pass.len);
+    base64_encode(msg, mlen, b64);
+    rc = backend_step(s, "sending AUTH to upstream", "AUTH PLAIN ",
+                      (struct str){ blen, (unsigned char *)b64 }, 235, 235,
+                      r, bad_r);
+done:
+    if (msg != NULL) {
+        mem_wipe(msg, mlen);
+    }
+    if (b64 != NULL) {
+        mem_wipe(b64, blen);
+    }
+    free(msg);
+    free(b64);
+    return rc;
+}
+
+/* Greeting, EHLO, XCLIENT / AUTH, the envelope: the backend is ready for
+ * the relay.  See the file header for the order. */
+static enum sess_rc
+smtp_backend_login(struct session *s)
+{
+    const struct server_conf *sc = s->sc;
+    struct str name = { strlen(sc->server_name),
+                        (unsigned char *)sc->server_name };
+    struct str xline = STR_NULL;
+    struct smtp_reply r;
+    unsigned attrs = 0;
+    int bad = 0, xclient = 0;
+
+    if (backend_reply(s, &r) != 0) {
+        return backend_fail(s, NULL);
+    }
+    if (r.code != 220) {
+        return backend_fail(s, &r);
+    }
+    /* as NGINX: EHLO for an ESMTP client and whenever XCLIENT may be used */
+    if (backend_step(s, "sending HELO/EHLO to upstream",
+                     (s->smtp_esmtp || sc->xclient) ? "EHLO " : "HELO ", name,
+                     250, 250, &r, &bad) != 0) {
+        return backend_fail(s, bad ? &r : NULL);
+    }
+    if (sc->xclient) {
+        if (smtp_ehlo_xclient(&r, &attrs)) {
+            xclient = 1;
+        } else {
+            session_log(s, LOG_LV_WARN, "upstream does not offer XCLIENT, "
+                        "the client's address is not passed on");
+        }
+    }
+    if (xclient) {
+        if (xclient_build(s, attrs, &xline) != 0) {
+            session_log(s, LOG_LV_ERR, "out of memory");
+            return backend_fail(s, NULL);
+        }
+    }
+    if (xline.len > 0) {
+        /* XCLIENT answers with a new greeting; 250 taken too, as NGINX */
+        int rc = backend_step(s, "sending XCLIENT to upstream", "", xline,
+                              220, 250, &r, &bad);
+
+        free(xline.data);
+        if (rc != 0) {
+            return backend_fail(s, bad ? &r : NULL);
+        }
+        if (s->smtp_helo.len > 0
+            && backend_step(s, "sending client HELO/EHLO to upstream",
+                            s->smtp_esmtp ? "EHLO " : "HELO ", s->smtp_helo,
+                            220, 250, &r, &bad) != 0) {
+            return backend_fail(s, bad ? &r : NULL);
+        }
+    }
+    if (s->method == AUTH_METHOD_NONE) {
+        if (backend_step(s, "sending MAIL FROM to upstream", "", s->smtp_from,
+                         250, 250, &r, &bad) != 0
+            || backend_step(s, "sending RCPT TO to upstream", "", s->smtp_to,
+                            0, 0, &r, &bad) != 0) {
+            return backend_fail(s, bad ? &r : NULL);
+        }
+        /* as NGINX: whatever the backend says to RCPT is the client's answer */
+        if (session_send(s, (const char *)r.text.data, r.text.len) != 0) {
+            return SESS_CLOSE;
+        }
+        return SESS_OK;
+    }
+    if (sc->proxy_smtp_auth && backend_auth_plain(s, &r, &bad) != 0) {
+        return backend_fail(s, bad ? &r : NULL);
+    }
+    return reply(s, SMTP_AUTH_OK) == 0 ? SESS_OK : SESS_CLOSE;
+}
+
+/* The reply for an internal or upstream error; the session then ends. */
+static void
+smtp_internal_error(struct session *s)
+{
+    reply(s, SMTP_INTERNAL_ERROR);
+}
+
+/* Free the dialogue state (the HELO and envelope are session.c's). */
+static void
+smtp_free_state(struct session *s)
+{
+    free(s->proto_state);
+    s->proto_state = NULL;
+}
+
+const struct proto_ops smtp_ops = {
+    .proto = PROTO_SMTP,
+    .name = "smtp",
+    .default_port = 25,
+    .conf_init = smtp_conf_init,
+    .conf_free = smtp_conf_free,
+    .greet = smtp_greet,
+    .dialogue = smtp_dialogue,
+    .auth_error = smtp_auth_error,
+    .backend_login = smtp_backend_login,
+    .internal_error = smtp_internal_error,
+    .free_state = smtp_free_state,
+    .busy_line = "421 4.3.2 Service not available\r\n",
+};

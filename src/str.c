@@ -1,0 +1,109 @@
+/*
+ * str.c - sized strings and the handling of secrets in memory.
+ * Touches secrets (mem_wipe, mem_eq_const); no locks.
+ */
+
+#include <stdlib.h>
+#include <strings.h>
+
+#include "str.h"
+
+/* Case-insensitive compare of a slice with a C string. */
+int
+str_eq_ci(struct str s, const char *lit)
+{
+    size_t n = strlen(lit);
+
+    return s.len == n && (n == 0 || strncasecmp((const char *)s.data, lit, n) == 0);
+}
+
+/* Exact compare of a slice with a C string. */
+int
+str_eq(struct str s, const char *lit)
+{
+    size_t n = strlen(lit);
+
+    return s.len == n && (n == 0 || memcmp(s.data, lit, n) == 0);
+}
+
+/* A NUL-terminated heap copy, for library boundaries. */
+char *
+str_dup0(struct str s)
+{
+    char *p = malloc(s.len + 1);
+
+    if (p == NULL) {
+        return NULL;
+    }
+    if (s.len > 0) {
+        memcpy(p, s.data, s.len);
+    }
+    p[s.len] = '\0';
+    return p;
+}
+
+/* 1 if any byte could break a line-based protocol, a header or a log line. */
+int
+str_has_ctl(struct str s)
+{
+    for (size_t i = 0; i < s.len; i++) {
+        if (s.data[i] == '\r' || s.data[i] == '\n' || s.data[i] == '\0') {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Overwrite memory in a way the optimiser must keep. */
+void
+mem_wipe(void *p, size_t len)
+{
+    volatile unsigned char *v = p;
+
+    if (p == NULL) {
+        return;
+    }
+    while (len--) {
+        *v++ = 0;
+    }
+}
+
+/* Wipe and free a heap str. */
+void
+str_wipe_free(struct str *s)
+{
+    if (s->data != NULL) {
+        mem_wipe(s->data, s->len);
+        free(s->data);
+    }
+    *s = STR_NULL;
+}
+
+/* Compare without an early exit, so timing does not tell where they differ. */
+int
+mem_eq_const(const void *a, size_t alen, const void *b, size_t blen)
+{
+    const unsigned char *x = a, *y = b;
+    unsigned char diff = (unsigned char)(alen != blen);
+    size_t n = alen < blen ? alen : blen;
+
+    for (size_t i = 0; i < n; i++) {
+        diff |= x[i] ^ y[i];
+    }
+    return diff == 0;
+}
+
+/* BSD strlcpy. */
+size_t
+str_lcpy(char *dst, const char *src, size_t size)
+{
+    size_t n = strlen(src);
+
+    if (size > 0) {
+        size_t c = n < size - 1 ? n : size - 1;
+
+        memcpy(dst, src, c);
+        dst[c] = '\0';
+    }
+    return n;
+}

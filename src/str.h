@@ -1,0 +1,47 @@
+/*
+ * str.h - sized strings for wire data.
+ *
+ * Wire data is never assumed to be NUL-terminated: arguments are slices of
+ * the read buffer.  Convert with str_dup0() only at a libc / GnuTLS /
+ * libconfig boundary.
+ */
+#ifndef POSTERN_STR_H
+#define POSTERN_STR_H
+
+#include <stddef.h>
+#include <string.h>
+
+struct str {
+    size_t len;
+    unsigned char *data;
+};
+
+#define STR_NULL ((struct str){ 0, NULL })
+#define STR_LIT(s) ((struct str){ sizeof(s) - 1, (unsigned char *)(s) })
+
+/* Case-insensitive compare of a slice with a C string literal. */
+int str_eq_ci(struct str s, const char *lit);
+
+/* Exact compare of a slice with a C string. */
+int str_eq(struct str s, const char *lit);
+
+/* A new NUL-terminated heap copy of s; NULL on allocation failure. */
+char *str_dup0(struct str s);
+
+/* 1 if s contains CR, LF or NUL (unfit for a header, log or command line). */
+int str_has_ctl(struct str s);
+
+/* Overwrite memory so that the compiler cannot drop the store (secrets). */
+void mem_wipe(void *p, size_t len);
+
+/* Wipe and free a heap str; leaves it STR_NULL. */
+void str_wipe_free(struct str *s);
+
+/* Constant-time comparison of two byte strings: 1 if equal. */
+int mem_eq_const(const void *a, size_t alen, const void *b, size_t blen);
+
+/* strlcpy: copy at most size-1 bytes, always terminate; returns strlen(src).
+ * Callers check `>= size` for truncation. */
+size_t str_lcpy(char *dst, const char *src, size_t size);
+
+#endif

@@ -1,0 +1,57 @@
+/*
+ * tls.h - GnuTLS for listeners: credentials and priorities built at
+ * configuration time (sc->tls_data), the server handshake in a worker, and
+ * the record I/O that conn.c calls when c->tls is set.
+ */
+#ifndef POSTERN_TLS_H
+#define POSTERN_TLS_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "conf.h"
+
+struct conn;
+
+/* Process-wide: gnutls_global_init and shared caches.  0 / -1. */
+int tls_global_init(void);
+void tls_global_deinit(void);
+
+/* Build sc->tls_data from the ssl_* settings when the server needs TLS
+ * (a listen with ssl, ssl = on, or starttls != off).  Reads certificate,
+ * key, password, CA and CRL files now (before privileges are dropped).
+ * Error text "FILE: what is wrong".  0 / -1. */
+int tls_server_conf_init(struct server_conf *sc, char *err, size_t errlen);
+void tls_server_conf_free(struct server_conf *sc);
+
+/* Translate an OpenSSL cipher string and protocol list into a GnuTLS
+ * priority string (malloc'd).  NULL with err naming the bad token. */
+char *tls_priority_from_openssl(const char *ciphers,
+                                const struct strlist *protocols,
+                                int prefer_server, char *err, size_t errlen);
+
+/* Server handshake on c (blocking until c->deadline).  Sets c->tls.
+ * 0 / -1 with err. */
+int tls_accept(struct conn *c, const struct server_conf *sc,
+               char *err, size_t errlen);
+
+/* Record I/O on a non-blocking fd, as conn.h's nb calls:
+ * >0 bytes, 0 EOF (close_notify or TCP close), -1 errno EAGAIN (with
+ * *dir_write_r = 1 when GnuTLS waits to write) or EIO. */
+ssize_t tls_recv(struct conn *c, void *dst, size_t len, int *dir_write_r);
+ssize_t tls_send(struct conn *c, const void *src, size_t len, int *dir_write_r);
+size_t tls_pending(const struct conn *c);
+int tls_bye(struct conn *c);           /* send close_notify, best effort */
+void tls_free(struct conn *c);         /* deinit the session; c->tls = NULL */
+
+/* What the auth service is told (Auth-SSL-*): strings are malloc'd into
+ * *info; NGINX/OpenSSL names ("TLSv1.3", "TLS_AES_256_GCM_SHA384"). */
+struct tls_info {
+    char *protocol, *cipher, *verify, *subject, *issuer, *serial,
+         *fingerprint, *cert_pem;
+    int verified;                        /* client cert verified */
+};
+int tls_get_info(const struct conn *c, struct tls_info *info);
+void tls_info_free(struct tls_info *info);
+
+#endif

@@ -1,0 +1,15 @@
+# tests/integration/integration.mk: pytest files run through run-pytest
+# (PY_LOG_COMPILER in Makefile.am) and reported as TAP by tap_plugin.py.
+TESTS += \
+	tests/integration/test_dovecot_fixture.py \
+	tests/integration/test_process.py
+
+EXTRA_DIST += \
+	tests/integration/run-pytest \
+	tests/integration/tap_plugin.py \
+	tests/integration/conftest.py \
+	tests/integration/harness.py \
+	tests/integration/test_dovecot_fixture.py \
+	tests/integration/test_process.py \
+	tests/setup-debian.sh \
+	demo/run

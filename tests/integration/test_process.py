@@ -1,0 +1,466 @@
+"""postern as a process: the command line (-c -t -T -f -s -v -V -h), the pid
+file, signals (HUP reload, QUIT graceful stop, TERM fast stop, USR1
+reopen), daemon mode, and the errors an operator can cause (bad
+configuration, port in use, a second instance).
+
+None of this needs a backend: the auth_file sends every user to a port
+nobody listens on, and no test logs in.
+"""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+import harness
+
+ERROR_LEVELS = re.compile(r"\[(emerg|alert|crit|error)\]")
+
+
+def package_version():
+    """The version configure put in config.h (or configure.ac's AC_INIT)."""
+    path = os.path.join(harness.BUILDDIR, "config.h")
+    try:
+        with open(path) as f:
+            m = re.search(r'#define PACKAGE_VERSION "([^"]+)"', f.read())
+            if m:
+                return m.group(1)
+    except OSError:
+        pass
+    with open(os.path.join(harness.SRCDIR, "configure.ac")) as f:
+        m = re.search(r"AC_INIT\(\[postern\],\s*\[([^\]]+)\]", f.read())
+    return m.group(1)
+
+
+def simple(postern_config, servers=None, **kw):
+    """A postern with one IMAP server whose users lead nowhere."""
+    if servers is None:
+        servers = [{"protocol": "imap"}]
+    nowhere = "127.0.0.1:%d" % harness.free_port()
+    kw.setdefault("auth", [("alice", "{PLAIN}alice-pw", nowhere)])
+    return postern_config(servers, **kw)
+
+
+def line_of(path, needle):
+    """The 1-based line of path where needle last occurs."""
+    found = None
+    with open(path) as f:
+        for n, line in enumerate(f, 1):
+            if needle in line:
+                found = n
+    assert found, "%r not in %s" % (needle, path)
+    return found
+
+
+def output(r):
+    return (r.stdout or "") + (r.stderr or "")
+
+
+def greeting(port):
+    with harness.LineClient(port, timeout=10) as c:
+        return c.readline()
+
+
+def refused(port):
+    """True if nothing accepts on port."""
+    return not harness.port_open(port)
+
+
+# --------------------------------------------------------------------------
+# informational options
+
+def test_version_v(postern_bin):
+    r = subprocess.run([postern_bin, "-v"], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 0, output(r)
+    assert "postern" in output(r)
+    assert package_version() in output(r)
+
+
+def test_version_V(postern_bin):
+    r = subprocess.run([postern_bin, "-V"], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 0, output(r)
+    assert package_version() in output(r)
+    assert "configure arguments" in output(r).lower()
+
+
+def test_help(postern_bin):
+    r = subprocess.run([postern_bin, "-h"], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 0, output(r)
+    for opt in ("-c", "-t", "-T", "-s", "-f", "-v", "-V"):
+        assert opt in output(r), "usage does not mention %s" % opt
+
+
+def test_unknown_option_fails(postern_bin):
+    r = subprocess.run([postern_bin, "-Z"], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode != 0
+    assert r.stderr.strip(), "no message for an unknown option"
+
+
+def test_bad_signal_name_fails(postern_config):
+    p = simple(postern_config)
+    r = p.run("-s", "dance")
+    assert r.returncode != 0
+    assert "dance" in output(r)
+
+
+# --------------------------------------------------------------------------
+# -t and -T
+
+def test_t_good_file(postern_config):
+    p = simple(postern_config)
+    r = p.run("-t")
+    assert r.returncode == 0, output(r)
+    assert "configuration file %s test is successful" % p.conf in output(r)
+    # testing starts nothing
+    assert not os.path.exists(p.pidfile)
+    assert refused(p.port)
+
+
+def test_t_does_not_bind(postern_config):
+    p = simple(postern_config)
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", p.port))
+        s.listen(1)
+        r = p.run("-t")
+    assert r.returncode == 0, output(r)
+
+
+def test_T_dumps_configuration(postern_config):
+    p = simple(postern_config)
+    r = p.run("-T")
+    assert r.returncode == 0, output(r)
+    assert "test is successful" in output(r)
+    assert "127.0.0.1:%d" % p.port in r.stdout
+
+
+BAD_CONFIGS = {
+    # name: (postern_config kwargs, text on the offending line)
+    "unknown top-level setting": (
+        {"top": {"no_such_setting": 1}}, "no_such_setting"),
+    "unknown server setting": (
+        {"servers": [{"protocol": "imap", "no_such_thing": True}]},
+        "no_such_thing"),
+    "wrong type": ({"top": {"worker_threads": "many"}}, "worker_threads"),
+    "out of range": ({"top": {"worker_threads": 0}}, "worker_threads"),
+    "wrong scope": ({"mail": {"daemon": True}}, "daemon"),
+    "bad protocol": (
+        {"servers": [{"protocol": "nntp"}]}, "nntp"),
+    "bad time": ({"mail": {"timeout": "5 parsecs"}}, "timeout"),
+    "openssl-only setting": (
+        {"mail": {"ssl_conf_command": "Options KTLS"}}, "ssl_conf_command"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CONFIGS))
+def test_t_bad_file(postern_config, case):
+    kw, needle = BAD_CONFIGS[case]
+    p = simple(postern_config, **kw)
+    line = line_of(p.conf, needle)
+    r = p.run("-t")
+    assert r.returncode != 0, output(r)
+    assert "configuration file %s test failed" % p.conf in output(r)
+    assert "%s:%d" % (p.conf, line) in r.stderr, \
+        "no %s:%d in stderr:\n%s" % (p.conf, line, r.stderr)
+    assert not os.path.exists(p.pidfile)
+
+
+def test_t_syntax_error(postern_config):
+    p = simple(postern_config)
+    with open(p.conf) as f:
+        text = f.read()
+    p.write_conf(text.replace("worker_threads = 4;", "worker_threads = 4 }"))
+    r = p.run("-t")
+    assert r.returncode != 0
+    assert "test failed" in output(r)
+    assert re.search(re.escape(p.conf) + r":\d+", r.stderr), r.stderr
+
+
+def test_t_missing_file(postern_bin, tmp_path):
+    missing = str(tmp_path / "nope.conf")
+    r = subprocess.run([postern_bin, "-c", missing, "-t"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0
+    assert missing in r.stderr
+    assert "test failed" in output(r)
+
+
+def test_both_auth_kinds_is_an_error(postern_config):
+    p = simple(postern_config, auth=None,
+               mail={"auth_http": "http://127.0.0.1:9/auth",
+                     "auth_file": "auth_file"})
+    harness.write_auth_file(os.path.join(p.dir, "auth_file"),
+                            [("alice", "{PLAIN}alice-pw", "127.0.0.1:9")])
+    r = p.run("-t")
+    assert r.returncode != 0, output(r)
+
+
+# --------------------------------------------------------------------------
+# running in the foreground, the pid file
+
+def test_foreground_pid_file_lifecycle(postern_config):
+    p = simple(postern_config, servers=[{"protocol": "imap"},
+                                        {"protocol": "pop3"},
+                                        {"protocol": "smtp"}])
+    p.start(wait=False)
+    # the pid file appears only once every listener is bound
+    pid = harness.wait_for(lambda: harness.read_pidfile(p.pidfile)
+                           or (not p.alive() and "exited"),
+                           15, 0.01, "the pid file")
+    assert pid == p.pid, p.logs()
+    for port in p.ports:
+        assert harness.port_open(port), "pid file before port %d" % port
+    status = p.stop(signal.SIGTERM)
+    assert status == 0, p.logs()
+    assert not os.path.exists(p.pidfile), "pid file left behind"
+
+
+def test_greetings(postern_config):
+    p = simple(postern_config, servers=[{"protocol": "imap"},
+                                        {"protocol": "pop3"},
+                                        {"protocol": "smtp"}],
+               mail={"server_name": "proxy.example.test"})
+    p.start()
+    assert greeting(p.ports[0]).startswith(b"* OK"), p.logs()
+    assert greeting(p.ports[1]).startswith(b"+OK"), p.logs()
+    assert greeting(p.ports[2]).startswith(b"220 proxy.example.test"), \
+        p.logs()
+
+
+def test_second_instance_refused(postern_config):
+    first = simple(postern_config)
+    first.start()
+    second = simple(postern_config, top={"pid": first.pidfile})
+    r = second.run("-f", timeout=30)
+    assert r.returncode != 0, output(r)
+    text = output(r) + second.log_text()
+    assert first.pidfile in text or "running" in text.lower(), text
+    assert first.alive()
+    assert harness.read_pidfile(first.pidfile) == first.pid
+    assert harness.port_open(first.port)
+
+
+def test_port_in_use(postern_config):
+    p = simple(postern_config)
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", p.port))
+        s.listen(1)
+        p.start(wait=False)
+        status = p.wait_exit(15)
+    assert status != 0
+    text = p.stderr_text() + p.log_text()
+    assert "127.0.0.1:%d" % p.port in text, text
+    assert "in use" in text.lower(), text
+    assert not os.path.exists(p.pidfile)
+
+
+# --------------------------------------------------------------------------
+# signals
+
+def test_hup_reload_adds_listener(postern_config):
+    p = simple(postern_config)
+    p.start()
+    new_port = p.add_server({"protocol": "pop3"})
+    p.write_conf()
+    assert refused(new_port)
+    p.kill(signal.SIGHUP)
+    harness.wait_port(new_port, 15, p.proc)
+    assert greeting(new_port).startswith(b"+OK"), p.logs()
+    assert harness.port_open(p.port)
+    assert p.alive()
+    assert harness.read_pidfile(p.pidfile) == p.pid
+
+
+def test_hup_reload_removes_listener(postern_config):
+    p = simple(postern_config, servers=[{"protocol": "imap"},
+                                        {"protocol": "pop3"}])
+    p.start()
+    gone = p.ports[1]
+    p.servers.pop()
+    p.ports.pop()
+    p.write_conf()
+    p.kill(signal.SIGHUP)
+    harness.wait_for(lambda: refused(gone), 15, what="port %d to close"
+                     % gone)
+    assert harness.port_open(p.port)
+    assert p.alive()
+
+
+def test_hup_reload_bad_file_keeps_running(postern_config):
+    p = simple(postern_config)
+    p.start()
+    new_port = p.add_server({"protocol": "pop3"})
+    p.top["no_such_setting"] = 1
+    p.write_conf()
+    before = len(p.log_text())
+    p.kill(signal.SIGHUP)
+
+    def errors():
+        return [ln for ln in p.log_text()[before:].splitlines()
+                if ERROR_LEVELS.search(ln) and p.conf in ln]
+    harness.wait_for(errors, 15, what="an error line about the reload")
+    time.sleep(0.5)                  # anything else it was going to log
+    assert len(errors()) == 1, "\n".join(errors())
+    assert "no_such_setting" in errors()[0]
+    assert p.alive()
+    assert harness.port_open(p.port)
+    assert greeting(p.port).startswith(b"* OK")
+    assert refused(new_port), "the bad file was applied"
+    # and a good file afterwards is taken
+    del p.top["no_such_setting"]
+    p.write_conf()
+    p.kill(signal.SIGHUP)
+    harness.wait_port(new_port, 15, p.proc)
+
+
+def test_term_fast_stop(postern_config):
+    p = simple(postern_config, mail={"timeout": "60s"})
+    p.start()
+    with harness.LineClient(p.port) as c:
+        assert c.readline().startswith(b"* OK")
+        t0 = time.monotonic()
+        p.kill(signal.SIGTERM)
+        status = p.wait_exit(10)
+        assert time.monotonic() - t0 < 5, "TERM waited for the session"
+        assert c.closed_by_peer(5)
+    assert status == 0, p.logs()
+    assert not os.path.exists(p.pidfile)
+
+
+def test_int_fast_stop(postern_config):
+    p = simple(postern_config)
+    p.start()
+    p.kill(signal.SIGINT)
+    assert p.wait_exit(10) == 0, p.logs()
+    assert not os.path.exists(p.pidfile)
+
+
+def test_quit_graceful_stop(postern_config):
+    p = simple(postern_config, mail={"timeout": "3s"})
+    p.start()
+    with harness.LineClient(p.port) as c:
+        assert c.readline().startswith(b"* OK")
+        p.kill(signal.SIGQUIT)
+        # no new connections ...
+        harness.wait_for(lambda: refused(p.port) or not p.alive(), 5,
+                         what="the listener to close")
+        # ... but the session in progress goes on
+        if p.alive():
+            reply = c.cmd("a1 CAPABILITY")
+            assert reply.startswith(b"* CAPABILITY") or \
+                reply.startswith(b"a1 OK"), reply
+        status = p.wait_exit(15)
+    assert status == 0, p.logs()
+    assert not os.path.exists(p.pidfile)
+
+
+def test_quit_shutdown_timeout(postern_config):
+    p = simple(postern_config, top={"shutdown_timeout": "1s"},
+               mail={"timeout": "60s"})
+    p.start()
+    with harness.LineClient(p.port) as c:
+        assert c.readline().startswith(b"* OK")
+        t0 = time.monotonic()
+        p.kill(signal.SIGQUIT)
+        status = p.wait_exit(15)
+        assert time.monotonic() - t0 < 8, "shutdown_timeout not applied"
+    assert status == 0, p.logs()
+
+
+def test_usr1_reopens_log(postern_config):
+    p = simple(postern_config)
+    p.start()
+    harness.wait_for(lambda: os.path.exists(p.error_log), 5,
+                     what="error.log")
+    os.rename(p.error_log, p.error_log + ".1")
+    p.kill(signal.SIGUSR1)
+    harness.wait_for(lambda: os.path.exists(p.error_log), 10,
+                     what="error.log to be reopened")
+    assert p.alive()
+
+
+# --------------------------------------------------------------------------
+# -s through the pid file
+
+def test_s_reload(postern_config):
+    p = simple(postern_config)
+    p.start()
+    new_port = p.add_server({"protocol": "imap"})
+    p.write_conf()
+    r = p.run("-s", "reload")
+    assert r.returncode == 0, output(r)
+    harness.wait_port(new_port, 15, p.proc)
+    assert p.alive()
+
+
+@pytest.mark.parametrize("how", ["stop", "quit"])
+def test_s_stop_quit(postern_config, how):
+    p = simple(postern_config)
+    p.start()
+    r = p.run("-s", how)
+    assert r.returncode == 0, output(r)
+    assert p.wait_exit(15) == 0, p.logs()
+    assert not os.path.exists(p.pidfile)
+
+
+def test_s_reopen(postern_config):
+    p = simple(postern_config)
+    p.start()
+    harness.wait_for(lambda: os.path.exists(p.error_log), 5,
+                     what="error.log")
+    os.rename(p.error_log, p.error_log + ".1")
+    r = p.run("-s", "reopen")
+    assert r.returncode == 0, output(r)
+    harness.wait_for(lambda: os.path.exists(p.error_log), 10,
+                     what="error.log to be reopened")
+    assert p.alive()
+
+
+def test_s_without_running_instance(postern_config):
+    p = simple(postern_config)
+    r = p.run("-s", "stop")
+    assert r.returncode != 0
+    assert p.pidfile in output(r), output(r)
+
+
+# --------------------------------------------------------------------------
+# daemon mode
+
+def test_daemon_mode(postern_config):
+    p = simple(postern_config, top={"daemon": True})
+    out = open(os.path.join(p.dir, "daemon.out"), "wb")
+    try:
+        r = subprocess.run(p.command(), stdin=subprocess.DEVNULL,
+                           stdout=out, stderr=subprocess.STDOUT, timeout=30)
+    finally:
+        out.close()
+    pid = harness.read_pidfile(p.pidfile)
+    try:
+        assert r.returncode == 0, p.logs()
+        assert pid and harness.pid_alive(pid), p.logs()
+        harness.wait_port(p.port, 10)
+        assert greeting(p.port).startswith(b"* OK")
+        os.kill(pid, signal.SIGTERM)
+        harness.wait_pid_gone(pid, 15)
+        pid = None
+        assert not os.path.exists(p.pidfile)
+    finally:
+        if pid and harness.pid_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+            harness.wait_pid_gone(pid, 5)
+
+
+def test_f_overrides_daemon(postern_config):
+    p = simple(postern_config, top={"daemon": True})
+    p.start()                        # with -f: stays our child
+    assert harness.read_pidfile(p.pidfile) == p.pid
+    assert p.stop() == 0
