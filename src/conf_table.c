@@ -132,18 +132,21 @@ conf_dump_time(FILE *out, msec_t ms)
     fputc('"', out);
 }
 
+/* Print the indent and "name = ". */
 static void
 dump_begin(FILE *out, int indent, const struct conf_setting *set)
 {
     fprintf(out, "%*s%s = ", indent, "", set->name);
 }
 
+/* Print an unset optional setting as a comment. */
 static void
 dump_unset(FILE *out, int indent, const struct conf_setting *set)
 {
     fprintf(out, "%*s# %s: unset\n", indent, "", set->name);
 }
 
+/* Print a list of strings as a libconfig array. */
 static void
 dump_strlist_value(FILE *out, const struct strlist *l)
 {
@@ -231,7 +234,7 @@ static int
 get_flag(struct conf_ctx *ctx, const struct conf_setting *set,
          const config_setting_t *cs, int *v_r)
 {
-    const char *s;
+    const char *s = NULL;
 
     if (config_setting_type(cs) == CONFIG_TYPE_BOOL) {
         *v_r = config_setting_get_bool(cs);
@@ -252,6 +255,7 @@ get_flag(struct conf_ctx *ctx, const struct conf_setting *set,
     return 0;
 }
 
+/* flag: the libconfig value into the field. */
 static int
 flag_parse(struct conf_ctx *ctx, const struct conf_setting *set,
            const config_setting_t *cs, void *field, void *base)
@@ -259,6 +263,7 @@ flag_parse(struct conf_ctx *ctx, const struct conf_setting *set,
     return get_flag(ctx, set, cs, field);
 }
 
+/* flag: print "name = value;" for -T. */
 static void
 flag_dump(FILE *out, int indent, const struct conf_setting *set,
           const void *field, const void *base)
@@ -297,6 +302,7 @@ ssl_flag_parse(struct conf_ctx *ctx, const struct conf_setting *set,
 
 /* ---- int ----------------------------------------------------------- */
 
+/* int: the libconfig value into the field. */
 static int
 int_parse(struct conf_ctx *ctx, const struct conf_setting *set,
           const config_setting_t *cs, void *field, void *base)
@@ -318,6 +324,7 @@ int_parse(struct conf_ctx *ctx, const struct conf_setting *set,
     return 0;
 }
 
+/* int: print "name = value;" for -T. */
 static void
 int_dump(FILE *out, int indent, const struct conf_setting *set,
          const void *field, const void *base)
@@ -334,11 +341,12 @@ int_dump(FILE *out, int indent, const struct conf_setting *set,
 
 /* ---- string, path -------------------------------------------------- */
 
+/* string: the libconfig value into the field. */
 static int
 string_parse(struct conf_ctx *ctx, const struct conf_setting *set,
              const config_setting_t *cs, void *field, void *base)
 {
-    const char *s;
+    const char *s = NULL;
 
     if (get_string(ctx, set, cs, &s) != 0) {
         return -1;
@@ -360,11 +368,12 @@ path_value(struct conf_ctx *ctx, const char *s)
     return conf_abs_path(ctx->dir, s);
 }
 
+/* file name: the libconfig value into the field. */
 static int
 path_parse(struct conf_ctx *ctx, const struct conf_setting *set,
            const config_setting_t *cs, void *field, void *base)
 {
-    const char *s;
+    const char *s = NULL;
 
     if (get_string(ctx, set, cs, &s) != 0) {
         return -1;
@@ -375,6 +384,7 @@ path_parse(struct conf_ctx *ctx, const struct conf_setting *set,
     return 0;
 }
 
+/* string: free the field and leave it empty. */
 static void
 string_free(void *field, void *base)
 {
@@ -382,6 +392,7 @@ string_free(void *field, void *base)
     *(char **)field = NULL;
 }
 
+/* string: print "name = value;" for -T. */
 static void
 string_dump(FILE *out, int indent, const struct conf_setting *set,
             const void *field, const void *base)
@@ -399,6 +410,7 @@ string_dump(FILE *out, int indent, const struct conf_setting *set,
 
 /* ---- lists --------------------------------------------------------- */
 
+/* list: the libconfig value into the field. */
 static int
 strlist_parse(struct conf_ctx *ctx, const struct conf_setting *set,
               const config_setting_t *cs, void *field, void *base)
@@ -406,6 +418,7 @@ strlist_parse(struct conf_ctx *ctx, const struct conf_setting *set,
     return get_strings(ctx, set, cs, field);
 }
 
+/* list of file names: the libconfig value into the field. */
 static int
 pathlist_parse(struct conf_ctx *ctx, const struct conf_setting *set,
                const config_setting_t *cs, void *field, void *base)
@@ -428,12 +441,14 @@ pathlist_parse(struct conf_ctx *ctx, const struct conf_setting *set,
     return 0;
 }
 
+/* list: free the strings. */
 static void
 strlist_free_field(void *field, void *base)
 {
     strlist_free(field);
 }
 
+/* list: print "name = value;" for -T. */
 static void
 strlist_dump(FILE *out, int indent, const struct conf_setting *set,
              const void *field, const void *base)
@@ -486,6 +501,7 @@ get_time(struct conf_ctx *ctx, const struct conf_setting *set,
     return 0;
 }
 
+/* time in ms: the libconfig value into the field. */
 static int
 time_parse(struct conf_ctx *ctx, const struct conf_setting *set,
            const config_setting_t *cs, void *field, void *base)
@@ -493,6 +509,7 @@ time_parse(struct conf_ctx *ctx, const struct conf_setting *set,
     return get_time(ctx, set, cs, field);
 }
 
+/* time in ms: print "name = value;" for -T. */
 static void
 time_dump(FILE *out, int indent, const struct conf_setting *set,
           const void *field, const void *base)
@@ -522,6 +539,7 @@ time_sec_parse(struct conf_ctx *ctx, const struct conf_setting *set,
     return 0;
 }
 
+/* time in seconds: print "name = value;" for -T. */
 static void
 time_sec_dump(FILE *out, int indent, const struct conf_setting *set,
               const void *field, const void *base)
@@ -531,6 +549,7 @@ time_sec_dump(FILE *out, int indent, const struct conf_setting *set,
     fputs(";\n", out);
 }
 
+/* size: the libconfig value into the field. */
 static int
 size_parse(struct conf_ctx *ctx, const struct conf_setting *set,
            const config_setting_t *cs, void *field, void *base)
@@ -565,6 +584,7 @@ size_parse(struct conf_ctx *ctx, const struct conf_setting *set,
     return 0;
 }
 
+/* size: print "name = value;" for -T. */
 static void
 size_dump(FILE *out, int indent, const struct conf_setting *set,
           const void *field, const void *base)
@@ -583,6 +603,7 @@ size_dump(FILE *out, int indent, const struct conf_setting *set,
 
 /* ---- pairs (auth_http_header) -------------------------------------- */
 
+/* auth_http_header pairs: free the field and leave it empty. */
 static void
 pairs_free(void *field, void *base)
 {
@@ -654,6 +675,7 @@ pair_add(struct conf_ctx *ctx, const struct conf_setting *set,
     return 0;
 }
 
+/* auth_http_header pairs: the libconfig value into the field. */
 static int
 pairs_parse(struct conf_ctx *ctx, const struct conf_setting *set,
             const config_setting_t *cs, void *field, void *base)
@@ -689,6 +711,7 @@ pairs_parse(struct conf_ctx *ctx, const struct conf_setting *set,
     return 0;
 }
 
+/* auth_http_header pairs: print "name = value;" for -T. */
 static void
 pairs_dump(FILE *out, int indent, const struct conf_setting *set,
            const void *field, const void *base)
@@ -709,6 +732,7 @@ pairs_dump(FILE *out, int indent, const struct conf_setting *set,
 
 /* ---- listen -------------------------------------------------------- */
 
+/* listen: free the field and leave it empty. */
 static void
 listen_free(void *field, void *base)
 {
@@ -722,6 +746,7 @@ listen_free(void *field, void *base)
     sc->nlisten = 0;
 }
 
+/* listen: the libconfig value into the field. */
 static int
 listen_parse(struct conf_ctx *ctx, const struct conf_setting *set,
              const config_setting_t *cs, void *field, void *base)
@@ -775,6 +800,7 @@ out:
     return rc;
 }
 
+/* listen: print "name = value;" for -T. */
 static void
 listen_dump(FILE *out, int indent, const struct conf_setting *set,
             const void *field, const void *base)
@@ -807,7 +833,8 @@ static const struct enum_name starttls_names[] = {
 };
 static const struct enum_name verify_names[] = {
     { "off", VERIFY_OFF }, { "on", VERIFY_ON },
-    { "optional", VERIFY_OPTIONAL }, { "optional_no_ca", VERIFY_OPTIONAL_NO_CA },
+    { "optional", VERIFY_OPTIONAL },
+    { "optional_no_ca", VERIFY_OPTIONAL_NO_CA },
     { NULL, 0 }
 };
 
@@ -830,7 +857,7 @@ enum_parse(struct conf_ctx *ctx, const struct conf_setting *set,
            const config_setting_t *cs, void *field, void *base)
 {
     const struct enum_name *names = enum_names(set);
-    const char *s;
+    const char *s = NULL;
     char allowed[128] = "";
 
     if (config_setting_type(cs) == CONFIG_TYPE_BOOL && names != proto_names) {
@@ -853,6 +880,7 @@ enum_parse(struct conf_ctx *ctx, const struct conf_setting *set,
                      "one of %s", s, allowed);
 }
 
+/* enumeration: print "name = value;" for -T. */
 static void
 enum_dump(FILE *out, int indent, const struct conf_setting *set,
           const void *field, const void *base)
@@ -878,6 +906,7 @@ static const struct enum_name method_names[] = {
     { NULL, 0 }
 };
 
+/* auth methods: the libconfig value into the field. */
 static int
 methods_parse(struct conf_ctx *ctx, const struct conf_setting *set,
               const config_setting_t *cs, void *field, void *base)
@@ -916,6 +945,7 @@ out:
     return rc;
 }
 
+/* auth methods: print "name = value;" for -T. */
 static void
 methods_dump(FILE *out, int indent, const struct conf_setting *set,
              const void *field, const void *base)
@@ -936,6 +966,7 @@ methods_dump(FILE *out, int indent, const struct conf_setting *set,
 
 /* ---- addresses: set_real_ip_from, access --------------------------- */
 
+/* address rules: free the field and leave it empty. */
 static void
 rules_free(void *field, void *base)
 {
@@ -946,6 +977,7 @@ rules_free(void *field, void *base)
     r->n = 0;
 }
 
+/* address rules: the libconfig value into the field. */
 static int
 rules_parse(struct conf_ctx *ctx, const struct conf_setting *set,
             const config_setting_t *cs, void *field, void *base)
@@ -977,6 +1009,7 @@ out:
     return rc;
 }
 
+/* address rules: print "name = value;" for -T. */
 static void
 rules_dump(FILE *out, int indent, const struct conf_setting *set,
            const void *field, const void *base)
@@ -995,11 +1028,12 @@ rules_dump(FILE *out, int indent, const struct conf_setting *set,
 
 /* ---- resolver, auth_http ------------------------------------------- */
 
+/* resolver: the libconfig value into the field. */
 static int
 resolver_parse(struct conf_ctx *ctx, const struct conf_setting *set,
                const config_setting_t *cs, void *field, void *base)
 {
-    const char *s;
+    const char *s = NULL;
     char msg[256];
 
     if (get_string(ctx, set, cs, &s) != 0) {
@@ -1011,12 +1045,14 @@ resolver_parse(struct conf_ctx *ctx, const struct conf_setting *set,
     return 0;
 }
 
+/* resolver: free the field and leave it empty. */
 static void
 resolver_free(void *field, void *base)
 {
     resolver_conf_free(field);
 }
 
+/* resolver: print "name = value;" for -T. */
 static void
 resolver_dump(FILE *out, int indent, const struct conf_setting *set,
               const void *field, const void *base)
@@ -1039,12 +1075,13 @@ resolver_dump(FILE *out, int indent, const struct conf_setting *set,
             r->ipv6 ? "on" : "off");
 }
 
+/* auth_http URL: the libconfig value into the field. */
 static int
 auth_http_parse(struct conf_ctx *ctx, const struct conf_setting *set,
                 const config_setting_t *cs, void *field, void *base)
 {
     struct auth_http_url *u;
-    const char *s;
+    const char *s = NULL;
     char msg[256], *abs = NULL;
     int rc;
 
@@ -1075,6 +1112,7 @@ auth_http_parse(struct conf_ctx *ctx, const struct conf_setting *set,
     return 0;
 }
 
+/* auth_http URL: free the field and leave it empty. */
 static void
 auth_http_free(void *field, void *base)
 {
@@ -1087,6 +1125,7 @@ auth_http_free(void *field, void *base)
     }
 }
 
+/* auth_http URL: print "name = value;" for -T. */
 static void
 auth_http_dump(FILE *out, int indent, const struct conf_setting *set,
                const void *field, const void *base)
@@ -1104,6 +1143,7 @@ auth_http_dump(FILE *out, int indent, const struct conf_setting *set,
 
 /* ---- TLS lists ----------------------------------------------------- */
 
+/* ssl_protocols: the libconfig value into the field. */
 static int
 protocols_parse(struct conf_ctx *ctx, const struct conf_setting *set,
                 const config_setting_t *cs, void *field, void *base)
@@ -1155,6 +1195,7 @@ out:
     return rc;
 }
 
+/* ssl_session_cache: the libconfig value into the field. */
 static int
 session_cache_parse(struct conf_ctx *ctx, const struct conf_setting *set,
                     const config_setting_t *cs, void *field, void *base)
@@ -1255,6 +1296,7 @@ error_log_parse(struct conf_ctx *ctx, const struct conf_setting *set,
     return 0;
 }
 
+/* error_log: print "name = value;" for -T. */
 static void
 error_log_dump(FILE *out, int indent, const struct conf_setting *set,
                const void *field, const void *base)
@@ -1271,7 +1313,7 @@ user_parse(struct conf_ctx *ctx, const struct conf_setting *set,
 {
     struct conf *c = base;
     char buf[512], *tok[3] = { NULL, NULL, NULL }, *save = NULL;
-    const char *s;
+    const char *s = NULL;
     int n = 0;
 
     if (get_string(ctx, set, cs, &s) != 0) {
@@ -1296,6 +1338,7 @@ user_parse(struct conf_ctx *ctx, const struct conf_setting *set,
     return 0;
 }
 
+/* user: free the field and leave it empty. */
 static void
 user_free(void *field, void *base)
 {
@@ -1307,6 +1350,7 @@ user_free(void *field, void *base)
     c->group = NULL;
 }
 
+/* user: print "name = value;" for -T. */
 static void
 user_dump(FILE *out, int indent, const struct conf_setting *set,
           const void *field, const void *base)
@@ -1322,6 +1366,7 @@ user_dump(FILE *out, int indent, const struct conf_setting *set,
             c->group ? c->group : "");
 }
 
+/* For values that own no memory. */
 static void
 no_free(void *field, void *base)
 {

@@ -302,10 +302,7 @@ cmd_id(struct session *s, struct imap_parser *c, unsigned char *raw)
 static enum cmd_rc
 cmd_starttls(struct session *s, struct imap_parser *c, unsigned char *raw)
 {
-    (void)raw;
-    if (c->nargs != 0) {
-        return CMD_BAD;
-    }
+    (void)raw;                  /* arguments are ignored, as by NGINX */
     if (reply(s, c->tag, "OK completed") != 0 || session_starttls(s) != 0) {
         return CMD_CLOSE;
     }

@@ -683,15 +683,23 @@ pop3_auth_error(struct session *s, const struct auth_result *r)
     return r->wait > 0 ? SESS_OK : SESS_CLOSE;
 }
 
+/* Length of a line without its CR / LF. */
+static size_t
+line_trim(const unsigned char *p, size_t len)
+{
+    while (len > 0 && (p[len - 1] == '\n' || p[len - 1] == '\r')) {
+        len--;
+    }
+    return len;
+}
+
 /* A backend line as printable text for the log: no CR/LF, no controls. */
 static void
 log_text(const unsigned char *p, size_t len, char *out, size_t outlen)
 {
     size_t o = 0;
 
-    while (len > 0 && (p[len - 1] == '\n' || p[len - 1] == '\r')) {
-        len--;
-    }
+    len = line_trim(p, len);
     for (size_t i = 0; i < len && o + 1 < outlen; i++) {
         out[o++] = (p[i] >= 0x20 && p[i] < 0x7f) ? (char)p[i] : '?';
     }
@@ -707,6 +715,7 @@ static int
 backend_expect_ok(struct session *s, unsigned char **line_r, size_t *len_r)
 {
     char text[256];
+    size_t n;
 
     if (conn_read_line(&s->backend, line_r, len_r) != 0) {
         if (errno == ETIMEDOUT) {
@@ -736,18 +745,12 @@ backend_expect_ok(struct session *s, unsigned char **line_r, size_t *len_r)
     }
     session_log(s, LOG_LV_INFO, "upstream sent invalid response: \"%s\"",
                 text);
-    {
-        /* pass the line on, but as one well-formed line */
-        size_t n = *len_r;
-
-        while (n > 0 && ((*line_r)[n - 1] == '\n' || (*line_r)[n - 1] == '\r')) {
-            n--;
-        }
-        if (str_has_ctl((struct str){ n, *line_r })) {
-            send_lit(s, pop3_internal);
-        } else if (session_send(s, (const char *)*line_r, n) == 0) {
-            session_send(s, CRLF, 2);
-        }
+    /* pass the line on, but as one well-formed line */
+    n = line_trim(*line_r, *len_r);
+    if (str_has_ctl((struct str){ n, *line_r })) {
+        send_lit(s, pop3_internal);
+    } else if (session_send(s, (const char *)*line_r, n) == 0) {
+        session_send(s, CRLF, 2);
     }
     return -1;
 }

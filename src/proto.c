@@ -17,18 +17,3 @@ proto_ops_get(enum proto p)
     }
     return NULL;
 }
-
-/* The protocol's name as in the configuration and Auth-Protocol. */
-const char *
-proto_name(enum proto p)
-{
-    switch (p) {
-    case PROTO_IMAP:
-        return "imap";
-    case PROTO_POP3:
-        return "pop3";
-    case PROTO_SMTP:
-        return "smtp";
-    }
-    return "unknown";
-}

@@ -7,6 +7,8 @@
  * unbounded, and never puts input bytes into its error texts.  No secrets,
  * no locks: all state lives in the caller's buffers.
  */
+#include "config.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -365,6 +367,7 @@ parse_v2(const unsigned char *p, size_t len, struct proxy_header *h,
     return v2_tlvs(a + alen, plen - alen, h, error_r);
 }
 
+/* Dispatch on the first byte: 'P' starts v1, CR starts the v2 signature. */
 int
 proxy_protocol_parse(const unsigned char *p, size_t len,
                      struct proxy_header *h, const char **error_r)
@@ -395,6 +398,7 @@ map_v4(const struct sockaddr *sa, struct sockaddr_in6 *out)
     memcpy(&out->sin6_addr.s6_addr[12], &sin->sin_addr, 4);
 }
 
+/* The v1 line we send to backends when `proxy_protocol` is on. */
 int
 proxy_protocol_v1_build(const struct sockaddr *src,
                         const struct sockaddr *dst, char *out, size_t outlen)
@@ -405,7 +409,9 @@ proxy_protocol_v1_build(const struct sockaddr *src,
 
     fs = src != NULL ? src->sa_family : AF_UNSPEC;
     fd = dst != NULL ? dst->sa_family : AF_UNSPEC;
-    if ((fs != AF_INET && fs != AF_INET6) || (fd != AF_INET && fd != AF_INET6)) {
+    if ((fs != AF_INET && fs != AF_INET6)
+        || (fd != AF_INET && fd != AF_INET6))
+    {
         n = snprintf(out, outlen, "PROXY UNKNOWN\r\n");
     } else if (fs == AF_INET && fd == AF_INET) {
         const struct sockaddr_in *a = (const struct sockaddr_in *)src;
@@ -444,6 +450,7 @@ proxy_protocol_v1_build(const struct sockaddr *src,
     return n;
 }
 
+/* Fill c->in until the parser decides; consume only the header. */
 int
 proxy_protocol_read(struct conn *c, struct proxy_header *h,
                     char *err, size_t errlen)

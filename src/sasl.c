@@ -389,11 +389,19 @@ get_answer(struct session *s, struct str initial, const char *prefix,
     return read_answer(s, out);
 }
 
-/* Store the credentials of a finished exchange (copied). */
+/*
+ * Store the credentials of a finished exchange (copied).  A login name
+ * with CR, LF or NUL is refused here: no real account has one, and it is
+ * bound for log lines and backend command lines.
+ */
 static enum sasl_rc
 set_creds(struct session *s, enum auth_method m, struct str login,
           struct str passwd, struct str salt)
 {
+    if (str_has_ctl(login)) {
+        session_log(s, LOG_LV_INFO, "client sent a login with CR, LF or NUL");
+        return SASL_BAD;
+    }
     if (session_set_creds(s, m, login, passwd, salt) != 0) {
         session_log(s, LOG_LV_ERR, "out of memory storing credentials");
         return SASL_IO;
@@ -520,14 +528,8 @@ sasl_external(struct session *s, struct str initial, const char *prefix)
     if (rc != SASL_OK) {
         return rc;
     }
-    if (memchr(user.data, '\0', user.len) != NULL) {
-        session_log(s, LOG_LV_INFO, "client sent invalid AUTH EXTERNAL user");
-        rc = SASL_BAD;
-    } else {
-        rc = set_creds(s, AUTH_METHOD_EXTERNAL,
-                       (struct str){ user.len, user.data }, STR_NULL,
-                       STR_NULL);
-    }
+    rc = set_creds(s, AUTH_METHOD_EXTERNAL,
+                   (struct str){ user.len, user.data }, STR_NULL, STR_NULL);
     blob_wipe(&user);
     return rc;
 }

@@ -204,6 +204,22 @@ client_buffer_size(const struct server_conf *sc)
     }
 }
 
+/* Address and port of a sockaddr as two texts (port empty for unix). */
+static void
+session_addr_text(const struct sockaddr_storage *ss, socklen_t len,
+                  char *addr, size_t addrlen, char *port, size_t portlen)
+{
+    net_addr_text((const struct sockaddr *)ss, len, addr, addrlen, 0);
+    port[0] = '\0';
+    if (ss->ss_family == AF_INET) {
+        snprintf(port, portlen, "%u",
+                 ntohs(((const struct sockaddr_in *)ss)->sin_port));
+    } else if (ss->ss_family == AF_INET6) {
+        snprintf(port, portlen, "%u",
+                 ntohs(((const struct sockaddr_in6 *)ss)->sin6_port));
+    }
+}
+
 /* Read a PROXY protocol header when the listener expects one. */
 static int
 phase_proxy_header(struct session *s)
@@ -225,21 +241,19 @@ phase_proxy_header(struct session *s)
         session_log(s, LOG_LV_INFO, "PROXY protocol header from untrusted source ignored");
         return 0;
     }
-    if (h.local) {
+    if (h.kind != PROXY_ADDR) {
         return 0;
     }
     memcpy(&s->peer, &h.src, sizeof(h.src));
     s->peerlen = h.srclen;
-    net_addr_text((struct sockaddr *)&h.src, h.srclen, s->client_ip,
-                  sizeof(s->client_ip), 0);
-    snprintf(s->client_port, sizeof(s->client_port), "%u", h.src_port);
+    session_addr_text(&h.src, h.srclen, s->client_ip, sizeof(s->client_ip),
+                      s->client_port, sizeof(s->client_port));
     s->pp_addr = strdup(s->client_ip);
     s->pp_port = strdup(s->client_port);
     {
         char dst[ADDR_TEXT_MAX], port[8];
 
-        net_addr_text((struct sockaddr *)&h.dst, h.dstlen, dst, sizeof(dst), 0);
-        snprintf(port, sizeof(port), "%u", h.dst_port);
+        session_addr_text(&h.dst, h.dstlen, dst, sizeof(dst), port, sizeof(port));
         s->pp_server_addr = strdup(dst);
         s->pp_server_port = strdup(port);
     }
@@ -451,30 +465,13 @@ phase_backend(struct session *s, const struct proto_ops *ops)
 static void
 session_addresses(struct session *s)
 {
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof(ss);
-
-    net_addr_text((struct sockaddr *)&s->peer, s->peerlen, s->client_ip,
-                  sizeof(s->client_ip), 0);
-    if (s->peer.ss_family == AF_INET) {
-        snprintf(s->client_port, sizeof(s->client_port), "%u",
-                 ntohs(((struct sockaddr_in *)&s->peer)->sin_port));
-    } else if (s->peer.ss_family == AF_INET6) {
-        snprintf(s->client_port, sizeof(s->client_port), "%u",
-                 ntohs(((struct sockaddr_in6 *)&s->peer)->sin6_port));
-    }
-    if (getsockname(s->client.fd, (struct sockaddr *)&ss, &len) == 0) {
-        memcpy(&s->local, &ss, sizeof(ss));
-        s->locallen = len;
-        net_addr_text((struct sockaddr *)&ss, len, s->server_ip,
-                      sizeof(s->server_ip), 0);
-        if (ss.ss_family == AF_INET) {
-            snprintf(s->server_port, sizeof(s->server_port), "%u",
-                     ntohs(((struct sockaddr_in *)&ss)->sin_port));
-        } else if (ss.ss_family == AF_INET6) {
-            snprintf(s->server_port, sizeof(s->server_port), "%u",
-                     ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
-        }
+    session_addr_text(&s->peer, s->peerlen, s->client_ip, sizeof(s->client_ip),
+                      s->client_port, sizeof(s->client_port));
+    s->locallen = sizeof(s->local);
+    if (getsockname(s->client.fd, (struct sockaddr *)&s->local, &s->locallen) == 0) {
+        session_addr_text(&s->local, s->locallen, s->server_ip,
+                          sizeof(s->server_ip), s->server_port,
+                          sizeof(s->server_port));
     }
 }
 
@@ -494,9 +491,15 @@ log_logged_in(struct session *s)
         net_addr_text((struct sockaddr *)&a, len, br, sizeof(br), 1);
     }
     s->action = NULL;
-    session_log(s, LOG_LV_INFO, "client logged in, [%s%s%s-%s:%s] <=> [%s-%s]",
-                s->client_ip, s->client_port[0] ? ":" : "", s->client_port,
-                s->server_ip, s->server_port, bl, br);
+    /* NGINX's order: the context first, then both socket pairs */
+    log_write(s->sc->error_log, LOG_LV_INFO, s->id,
+              "client logged in, client: %s, server: %s:%s, login: \"%.*s\", "
+              "upstream: %s, [%s%s%s-%s:%s] <=> [%s-%s]",
+              s->client_ip, s->server_ip, s->server_port,
+              (int)(s->login.len > 256 ? 256 : s->login.len),
+              s->login.data ? (const char *)s->login.data : "", s->upstream,
+              s->client_ip, s->client_port[0] ? ":" : "", s->client_port,
+              s->server_ip, s->server_port, bl, br);
 }
 
 /* Free everything the session still owns. */

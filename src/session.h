@@ -18,6 +18,7 @@
 #include "auth.h"
 #include "conf.h"
 #include "conn.h"
+#include "log.h"
 #include "str.h"
 
 #define ADDR_TEXT_MAX ADDR_TEXT_LEN

@@ -49,7 +49,8 @@
 #define SMTP_AUTH_REQUIRED    "530 5.7.1 Authentication required\r\n"
 /* not in NGINX: RFC 4954 4 (cancel) and RFC 3207 4 (starttls only) */
 #define SMTP_AUTH_CANCELLED   "501 5.7.0 Authentication cancelled\r\n"
-#define SMTP_STARTTLS_FIRST   "530 5.7.0 Must issue a STARTTLS command first\r\n"
+#define SMTP_STARTTLS_FIRST \
+    "530 5.7.0 Must issue a STARTTLS command first\r\n"
 #define SMTP_INTERNAL_ERROR   "451 4.3.2 Internal server error\r\n"
 /* Auth-Status refusals without Auth-Error-Code, as NGINX */
 #define SMTP_AUTH_ERRCODE     "535 5.7.0"
@@ -242,12 +243,17 @@ smtp_conf_free(struct server_conf *sc)
 
 /* ---- helpers ---- */
 
-/* Client or backend bytes made fit for a log line: CR/LF as '_' (NGINX),
- * other controls as '?', at most outlen - 1 bytes. */
+/* Client or backend bytes made fit for a log line: the final line end
+ * dropped, other CR/LF as '_' (NGINX), other controls as '?', at most
+ * outlen - 1 bytes. */
 static void
 log_safe(const unsigned char *p, size_t n, char *out, size_t outlen)
 {
     size_t k = 0;
+
+    while (n > 0 && (p[n - 1] == '\n' || p[n - 1] == '\r')) {
+        n--;
+    }
 
     for (size_t i = 0; i < n && k + 1 < outlen; i++) {
         unsigned char c = p[i];
@@ -1022,6 +1028,7 @@ smtp_backend_login(struct session *s)
     unsigned attrs = 0;
     int bad = 0, xclient = 0;
 
+    s->action = "reading response from upstream";
     if (backend_reply(s, &r) != 0) {
         return backend_fail(s, NULL);
     }

@@ -31,13 +31,20 @@ char *tls_priority_from_openssl(const char *ciphers,
                                 int prefer_server, char *err, size_t errlen);
 
 /* Server handshake on c (blocking until c->deadline).  Sets c->tls.
- * 0 / -1 with err. */
+ * 0 / -1 with err and errno: ETIMEDOUT (deadline), EIO (handshake failed,
+ * including a client whose ALPN list lacks imap/pop3/smtp), or EPERM: the
+ * handshake succeeded but ssl_verify_client refuses the client certificate
+ * ("client sent no required SSL certificate", "client SSL certificate
+ * verify error: (...)"); then c->tls stays set, so the caller may send the
+ * protocol's error reply over TLS before conn_close() frees it. */
 int tls_accept(struct conn *c, const struct server_conf *sc,
                char *err, size_t errlen);
 
 /* Record I/O on a non-blocking fd, as conn.h's nb calls:
  * >0 bytes, 0 EOF (close_notify or TCP close), -1 errno EAGAIN (with
- * *dir_write_r = 1 when GnuTLS waits to write) or EIO. */
+ * *dir_write_r = 1 when GnuTLS waits to write) or EIO (logged at info).
+ * After tls_send() fails with EAGAIN the caller must call it again with
+ * the same bytes (GnuTLS may have encrypted part of them already). */
 ssize_t tls_recv(struct conn *c, void *dst, size_t len, int *dir_write_r);
 ssize_t tls_send(struct conn *c, const void *src, size_t len, int *dir_write_r);
 size_t tls_pending(const struct conn *c);
@@ -45,7 +52,11 @@ int tls_bye(struct conn *c);           /* send close_notify, best effort */
 void tls_free(struct conn *c);         /* deinit the session; c->tls = NULL */
 
 /* What the auth service is told (Auth-SSL-*): strings are malloc'd into
- * *info; NGINX/OpenSSL names ("TLSv1.3", "TLS_AES_256_GCM_SHA384"). */
+ * *info; NGINX/OpenSSL names ("TLSv1.3", "TLS_AES_256_GCM_SHA384",
+ * "ECDHE-RSA-AES128-GCM-SHA256"); verify "SUCCESS", "FAILED:reason" or
+ * "NONE"; subject/issuer as RFC 2253 strings, serial in upper-case hex,
+ * SHA-1 fingerprint in lower-case hex, the certificate in PEM (these five
+ * are NULL without a client certificate).  0 / -1. */
 struct tls_info {
     char *protocol, *cipher, *verify, *subject, *issuer, *serial,
          *fingerprint, *cert_pem;

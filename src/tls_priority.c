@@ -179,11 +179,34 @@ struct attrs {
     int tls13;
 };
 
+/* GnuTLS cipher -> OpenSSL encryption class and strength bits. */
+static const struct {
+    gnutls_cipher_algorithm_t cipher;
+    unsigned e;
+    int bits;
+} cipher_classes[] = {
+    { GNUTLS_CIPHER_AES_128_CBC, E_AES128, 128 },
+    { GNUTLS_CIPHER_AES_256_CBC, E_AES256, 256 },
+    { GNUTLS_CIPHER_AES_128_GCM, E_AES128GCM, 128 },
+    { GNUTLS_CIPHER_AES_256_GCM, E_AES256GCM, 256 },
+    { GNUTLS_CIPHER_AES_128_CCM, E_AES128CCM, 128 },
+    { GNUTLS_CIPHER_AES_256_CCM, E_AES256CCM, 256 },
+    { GNUTLS_CIPHER_AES_128_CCM_8, E_AES128CCM8, 128 },
+    { GNUTLS_CIPHER_AES_256_CCM_8, E_AES256CCM8, 256 },
+    { GNUTLS_CIPHER_CHACHA20_POLY1305, E_CHACHA20, 256 },
+    { GNUTLS_CIPHER_CAMELLIA_128_CBC, E_CAMELLIA128, 128 },
+    { GNUTLS_CIPHER_CAMELLIA_256_CBC, E_CAMELLIA256, 256 },
+    { GNUTLS_CIPHER_3DES_CBC, E_3DES, 112 },
+    { GNUTLS_CIPHER_ARCFOUR_128, E_RC4, 128 },
+    { GNUTLS_CIPHER_NULL, E_NULL, 0 },
+};
+
 /* Fill the OpenSSL classes of suite i. */
 static void
 suite_attrs(size_t i, struct attrs *at)
 {
     const struct suite *su = &suites[i];
+    size_t j;
 
     memset(at, 0, sizeof(*at));
     at->tls13 = su->kx == GNUTLS_KX_UNKNOWN;
@@ -197,24 +220,12 @@ suite_attrs(size_t i, struct attrs *at)
     case GNUTLS_KX_ANON_ECDH:   at->k = K_ECDHE; at->a = A_NULL;  break;
     default:                    break;
     }
-    switch (su->cipher) {
-    case GNUTLS_CIPHER_AES_128_CBC:   at->e = E_AES128;      at->bits = 128; break;
-    case GNUTLS_CIPHER_AES_256_CBC:   at->e = E_AES256;      at->bits = 256; break;
-    case GNUTLS_CIPHER_AES_128_GCM:   at->e = E_AES128GCM;   at->bits = 128; break;
-    case GNUTLS_CIPHER_AES_256_GCM:   at->e = E_AES256GCM;   at->bits = 256; break;
-    case GNUTLS_CIPHER_AES_128_CCM:   at->e = E_AES128CCM;   at->bits = 128; break;
-    case GNUTLS_CIPHER_AES_256_CCM:   at->e = E_AES256CCM;   at->bits = 256; break;
-    case GNUTLS_CIPHER_AES_128_CCM_8: at->e = E_AES128CCM8;  at->bits = 128; break;
-    case GNUTLS_CIPHER_AES_256_CCM_8: at->e = E_AES256CCM8;  at->bits = 256; break;
-    case GNUTLS_CIPHER_CHACHA20_POLY1305:
-                                      at->e = E_CHACHA20;    at->bits = 256; break;
-    case GNUTLS_CIPHER_CAMELLIA_128_CBC:
-                                      at->e = E_CAMELLIA128; at->bits = 128; break;
-    case GNUTLS_CIPHER_CAMELLIA_256_CBC:
-                                      at->e = E_CAMELLIA256; at->bits = 256; break;
-    case GNUTLS_CIPHER_3DES_CBC:      at->e = E_3DES;        at->bits = 112; break;
-    case GNUTLS_CIPHER_ARCFOUR_128:   at->e = E_RC4;         at->bits = 128; break;
-    default:                          at->e = E_NULL;        at->bits = 0;   break;
+    at->e = E_NULL;
+    for (j = 0; j < sizeof(cipher_classes) / sizeof(cipher_classes[0]); j++) {
+        if (cipher_classes[j].cipher == su->cipher) {
+            at->e = cipher_classes[j].e;
+            at->bits = cipher_classes[j].bits;
+        }
     }
     switch (su->mac) {
     case GNUTLS_MAC_MD5:    at->m = M_MD5;    break;
@@ -475,7 +486,7 @@ rule_one(struct rules *r, const char *tok, size_t len, int depth,
          char *err, size_t errlen)
 {
     unsigned char match[NSUITES];
-    struct element el;
+    struct element el = { NULL, 0 };
     const char *p = tok, *end = tok + len, *q;
     char op = 0;
     size_t i;

@@ -78,15 +78,15 @@ def postfix(dovecot):
 def dovecot_users_for_authsvc(dc):
     """The authsvc users file for the Dovecot fixture's users.
 
-    Each user maps to its password and to the Dovecot ports by protocol;
-    see authsvc.py for the exact format it reads."""
+    Each user maps to its password and to the Dovecot ports by protocol
+    (the format is described at the top of authsvc.py); a test that needs
+    SMTP adds "smtp" ports, or a "*" entry, with svc.write_users()."""
     users = {}
     for name, pw in dc.users.items():
         users[name] = {
-            "password": pw,
+            "pass": pw,
             "server": "127.0.0.1",
-            "ports": {"imap": dc.imap_port, "pop3": dc.pop3_port,
-                      "smtp": None},
+            "ports": {"imap": dc.imap_port, "pop3": dc.pop3_port},
         }
     return users
 

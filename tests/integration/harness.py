@@ -619,8 +619,8 @@ class AuthSvc:
         return "http://127.0.0.1:%d/auth" % self.port
 
     def write_users(self, users):
-        """Replace the users file (authsvc re-reads it per request, or see
-        authsvc.py)."""
+        """Replace the users file atomically (authsvc.py re-reads it for
+        every request)."""
         self.users = users
         tmp = self.users_file + ".tmp"
         with open(tmp, "w") as f:
@@ -628,12 +628,42 @@ class AuthSvc:
         os.rename(tmp, self.users_file)
 
     def requests(self):
-        """The request log as text."""
+        """The logged requests, oldest first: one dict each (see
+        authsvc.py: time, path, mode, headers, user, result)."""
         try:
             with open(self.log, encoding="utf-8", errors="replace") as f:
-                return f.read()
+                lines = f.read().splitlines()
         except OSError:
-            return ""
+            return []
+        out = []
+        for ln in lines:
+            try:
+                out.append(json.loads(ln))
+            except ValueError:
+                pass
+        return out
+
+    def ask(self, user, password, protocol="imap", method="plain",
+            path="/auth", extra=None):
+        """One auth request made directly (not through postern); returns
+        the response headers as a dict."""
+        import http.client
+        import urllib.parse
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        headers = {"Auth-Method": method,
+                   "Auth-User": urllib.parse.quote(user),
+                   "Auth-Pass": urllib.parse.quote(password),
+                   "Auth-Protocol": protocol,
+                   "Auth-Login-Attempt": "1",
+                   "Client-IP": "127.0.0.1"}
+        headers.update(extra or {})
+        try:
+            c.request("GET", path, headers=headers)
+            r = c.getresponse()
+            r.read()
+            return dict(r.getheaders())
+        finally:
+            c.close()
 
     def stop(self):
         if self.proc is not None:
@@ -951,9 +981,13 @@ def backends_missing(*programs):
     missing; call from a fixture."""
     import pytest
     missing = have(*programs)
+    msg = None
     if missing:
         msg = "not installed: %s (see tests/setup-debian.sh)" % \
             ", ".join(missing)
+    elif os.geteuid() != 0:
+        msg = "the Dovecot/Postfix fixtures need root"
+    if msg:
         if REQUIRE_BACKENDS:
             pytest.fail(msg, pytrace=False)
         pytest.skip(msg)

@@ -101,3 +101,16 @@ def test_postfix_accepts_xclient_from_loopback(postfix, dovecot):
     harness.wait_for(lambda: "sasl_username=alice" in postfix.log_text(),
                      10, what="the XCLIENT login in the mail log")
     assert "client=unknown[192.0.2.7]" in postfix.log_text()
+
+
+def test_authsvc_answers_for_dovecot_users(authsvc, dovecot):
+    h = authsvc.ask("alice", harness.USERS["alice"], "imap")
+    assert h.get("Auth-Status") == "OK", h
+    assert h.get("Auth-Server") == "127.0.0.1"
+    assert int(h.get("Auth-Port")) == dovecot.imap_port
+    h = authsvc.ask("bob", harness.USERS["bob"], "pop3")
+    assert int(h.get("Auth-Port")) == dovecot.pop3_port
+    h = authsvc.ask("alice", "wrong", "imap")
+    assert h.get("Auth-Status") != "OK", h
+    reqs = authsvc.requests()
+    assert [r.get("user") for r in reqs[-3:]] == ["alice", "bob", "alice"]

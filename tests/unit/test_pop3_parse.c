@@ -120,7 +120,8 @@ check(const char *name, const char *input, size_t len, const char **want,
 
 #define CHECK(name, input, ...) do { \
     const char *w_[] = { __VA_ARGS__ }; \
-    check(name, input, sizeof(input) - 1, w_, (int)(sizeof(w_) / sizeof(w_[0]))); \
+    check(name, input, sizeof(input) - 1, w_, \
+          (int)(sizeof(w_) / sizeof(w_[0]))); \
 } while (0)
 
 /* A line of n bytes: "PASS " + 'x' * (n - 7) + CRLF. */
@@ -211,7 +212,8 @@ test_slices(void)
     struct pop3_parser p;
     struct pop3_command cmd;
     size_t used;
-    const unsigned char in[] = "APOP mrose c4c9334bac560ecc979e58001b3e22fb\r\n";
+    const unsigned char in[] =
+        "APOP mrose c4c9334bac560ecc979e58001b3e22fb\r\n";
     enum pop3_parse_rc rc;
 
     pop3_parser_init(&p);

@@ -128,7 +128,8 @@ session_clear_creds(struct session *s)
 int
 session_make_salt(struct session *s)
 {
-    return dup_str(&s->salt, STR_LIT("<1896.697170952@postoffice.example.net>"));
+    return dup_str(&s->salt,
+                   STR_LIT("<1896.697170952@postoffice.example.net>"));
 }
 
 /* ---- helpers ---- */
@@ -440,6 +441,16 @@ test_exchange(void)
     script_set(0, 0);
     ok(sasl_exchange(&s, AUTH_M_EXTERNAL, S("AGE="), "+ ") == SASL_BAD,
        "EXTERNAL NUL in identity");
+
+    /* a login with a line break never leaves the exchange */
+    reset_session(&s);
+    script_set(0, 0);
+    ok(sasl_exchange(&s, AUTH_M_PLAIN, S("AGJvYg0KeAB4"), "+ ") == SASL_BAD
+       && s.login.data == NULL, "PLAIN login with CRLF is bad");
+    reset_session(&s);
+    script_set(0, 1, "eA==\r\n");
+    ok(sasl_exchange(&s, AUTH_M_LOGIN, S("Ym9iCg=="), "+ ") == SASL_BAD,
+       "LOGIN user with LF is bad");
 
     /* unknown mechanism */
     reset_session(&s);

@@ -1,0 +1,1258 @@
+/*
+ * tls.c - GnuTLS for the listeners: per-server credentials and priorities
+ * built from the ssl_* settings at configuration time, the server handshake
+ * in a worker (non-blocking fd, poll() until c->deadline), record I/O for
+ * conn.c, close_notify, and the Auth-SSL-* facts of a session.
+ *
+ * Untrusted input: everything the client sends in the handshake (GnuTLS
+ * parses it; we read the ALPN list of the ClientHello ourselves, bounded by
+ * the extension's own length) and its certificate.
+ * Secrets: private keys and their passwords (read at init, before privileges
+ * are dropped; password buffers are wiped), session ticket keys (derived,
+ * wiped when the configuration is freed).
+ * Locks: none here.  A struct tls_server is immutable once built and shared
+ * by all workers; the session cache has its own mutexes (tls_cache.c).
+ *
+ * Session tickets: GnuTLS takes a 64-byte master key and derives rotating
+ * ticket keys from it.  Each `servers` entry gets its own master,
+ *   SHA-512("postern ticket server" || base || server index, 8 bytes BE)
+ * so a ticket resumes only on the entry that issued it.  The base is random
+ * per process, or, when ssl_session_ticket_key names files, SHA-512 of a
+ * label and the first file's bytes.  The file is 48 or 80 random bytes
+ * (NGINX's format: `openssl rand 80 > file`) or 64 bytes (as
+ * gnutls_session_ticket_key_generate makes); the same file on two hosts
+ * lets a session resume on either.  GnuTLS has one ticket key per session:
+ * further files are checked and otherwise unused (a warning says so).
+ *
+ * Record I/O and partial writes: after tls_send() fails with EAGAIN, GnuTLS
+ * requires the next call to pass the same data again (it may already have
+ * encrypted part of it).  Callers must keep the buffer and resend it
+ * unchanged; conn.c's relay keeps its buffer intact until bytes are taken.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include <gnutls/gnutls.h>
+#include <gnutls/crypto.h>
+#include <gnutls/x509.h>
+
+#include "conn.h"
+#include "log.h"
+#include "str.h"
+#include "tls.h"
+#include "tls_int.h"
+
+#define TICKET_KEY_SIZE 64
+#define MAX_KEY_FILE (1024 * 1024)       /* certificate, key, CA, CRL */
+#define BYE_WAIT_MS 100
+
+/* A server's TLS context: built once, read by every worker. */
+struct tls_server {
+    gnutls_certificate_credentials_t cred;
+    gnutls_priority_t prio;
+    gnutls_dh_params_t dh;
+    struct tls_cache_set cache;
+    int tickets;
+    unsigned char ticket_key[TICKET_KEY_SIZE];
+    enum verify_client verify;
+    int verify_depth;
+    int send_ca_names;
+    unsigned session_timeout;                 /* seconds */
+    char alpn[8];                             /* "imap", "pop3", "smtp" */
+};
+
+/* Per connection, as the session's user pointer. */
+struct tls_sess {
+    const struct tls_server *ts;
+    int alpn_offered, alpn_ok;
+    char verify[160];                         /* Auth-SSL-Verify */
+};
+
+static pthread_once_t base_once = PTHREAD_ONCE_INIT;
+static unsigned char base_random[TICKET_KEY_SIZE];
+static int base_ok;
+
+/* The per-process random ticket base (first use). */
+static void
+base_make(void)
+{
+    base_ok = gnutls_rnd(GNUTLS_RND_KEY, base_random,
+                         sizeof(base_random)) == 0;
+}
+
+/* Process-wide init. */
+int
+tls_global_init(void)
+{
+    int ret = gnutls_global_init();
+
+    if (ret < 0) {
+        log_g(LOG_LV_EMERG, "gnutls_global_init() failed: %s",
+              gnutls_strerror(ret));
+        return -1;
+    }
+    pthread_once(&base_once, base_make);
+    if (!base_ok) {
+        log_g(LOG_LV_EMERG, "cannot make a random session ticket key");
+        return -1;
+    }
+    return 0;
+}
+
+/* Process-wide deinit. */
+void
+tls_global_deinit(void)
+{
+    mem_wipe(base_random, sizeof(base_random));
+    gnutls_global_deinit();
+}
+
+/* Read a whole file (bounded) into a malloc'd buffer; 0 / -1 with err. */
+static int
+read_file(const char *path, gnutls_datum_t *d, char *err, size_t errlen)
+{
+    unsigned char *buf = NULL;
+    size_t len = 0, cap = 0, n;
+    FILE *f = fopen(path, "rb");
+    int rc = -1;
+
+    d->data = NULL;
+    d->size = 0;
+    if (f == NULL) {
+        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    for (;;) {
+        if (len == cap) {
+            unsigned char *nb;
+
+            if (cap >= MAX_KEY_FILE) {
+                snprintf(err, errlen, "%s: larger than %d bytes", path,
+                         MAX_KEY_FILE);
+                goto out;
+            }
+            cap = cap ? cap * 2 : 4096;
+            nb = malloc(cap + 1);
+            if (nb == NULL) {
+                snprintf(err, errlen, "%s: out of memory", path);
+                goto out;
+            }
+            if (buf != NULL) {
+                memcpy(nb, buf, len);
+                mem_wipe(buf, len);
+                free(buf);
+            }
+            buf = nb;
+        }
+        n = fread(buf + len, 1, cap - len, f);
+        len += n;
+        if (n == 0) {
+            break;
+        }
+    }
+    if (ferror(f)) {
+        snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+        goto out;
+    }
+    buf[len] = '\0';
+    d->data = buf;
+    d->size = (unsigned)len;
+    buf = NULL;
+    rc = 0;
+
+out:
+    if (buf != NULL) {
+        mem_wipe(buf, len);
+        free(buf);
+    }
+    fclose(f);
+    return rc;
+}
+
+/* Wipe and free a datum read by read_file. */
+static void
+datum_wipe(gnutls_datum_t *d)
+{
+    if (d->data != NULL) {
+        mem_wipe(d->data, d->size);
+        free(d->data);
+    }
+    d->data = NULL;
+    d->size = 0;
+}
+
+/* Passwords of ssl_password_file: one a line, as NGINX. */
+struct passwords {
+    gnutls_datum_t file;        /* the bytes, lines NUL-terminated in place */
+    size_t n;
+    char **v;
+};
+
+/* Load ssl_password_file; 0 / -1 with err. */
+static int
+passwords_load(const char *path, struct passwords *pw, char *err,
+               size_t errlen)
+{
+    char *p, *end, *nl;
+    size_t cap = 0;
+
+    memset(pw, 0, sizeof(*pw));
+    if (path == NULL) {
+        return 0;
+    }
+    if (read_file(path, &pw->file, err, errlen) < 0) {
+        return -1;
+    }
+    p = (char *)pw->file.data;
+    end = p + pw->file.size;
+    while (p < end) {
+        nl = memchr(p, '\n', (size_t)(end - p));
+        if (nl == NULL) {
+            nl = end;
+        }
+        *nl = '\0';
+        if (nl > p && nl[-1] == '\r') {
+            nl[-1] = '\0';
+        }
+        if (pw->n == cap) {
+            char **nv = realloc(pw->v, (cap ? cap * 2 : 4) * sizeof(*nv));
+
+            if (nv == NULL) {
+                snprintf(err, errlen, "%s: out of memory", path);
+                return -1;
+            }
+            cap = cap ? cap * 2 : 4;
+            pw->v = nv;
+        }
+        pw->v[pw->n++] = p;
+        p = nl + 1;
+    }
+    if (pw->n == 0) {
+        snprintf(err, errlen, "%s: no password in the file", path);
+        return -1;
+    }
+    return 0;
+}
+
+/* Wipe the passwords. */
+static void
+passwords_free(struct passwords *pw)
+{
+    datum_wipe(&pw->file);
+    free(pw->v);
+    memset(pw, 0, sizeof(*pw));
+}
+
+/* One ssl_certificate / ssl_certificate_key pair into the credentials. */
+static int
+load_pair(struct tls_server *ts, const char *cert, const char *key,
+          const struct passwords *pw, const char *pwpath, char *err,
+          size_t errlen)
+{
+    gnutls_datum_t cd = { NULL, 0 }, kd = { NULL, 0 };
+    gnutls_x509_crt_t *list = NULL;
+    unsigned n = 0, i;
+    int ret, rc = -1;
+
+    if (read_file(cert, &cd, err, errlen) < 0
+        || read_file(key, &kd, err, errlen) < 0) {
+        goto out;
+    }
+    ret = gnutls_x509_crt_list_import2(&list, &n, &cd, GNUTLS_X509_FMT_PEM,
+                                       0);
+    if (ret < 0 || n == 0) {
+        snprintf(err, errlen, "%s: no PEM certificate could be read (%s)",
+                 cert, ret < 0 ? gnutls_strerror(ret) : "empty");
+        goto out;
+    }
+    for (i = 0; i < n; i++) {
+        gnutls_x509_crt_deinit(list[i]);
+    }
+    gnutls_free(list);
+
+    if (pw->n == 0) {
+        ret = gnutls_certificate_set_x509_key_mem2(ts->cred, &cd, &kd,
+                                                   GNUTLS_X509_FMT_PEM,
+                                                   NULL, 0);
+    } else {
+        ret = GNUTLS_E_DECRYPTION_FAILED;
+        for (i = 0; i < pw->n; i++) {
+            ret = gnutls_certificate_set_x509_key_mem2(ts->cred, &cd, &kd,
+                                                       GNUTLS_X509_FMT_PEM,
+                                                       pw->v[i], 0);
+            if (ret >= 0 || ret == GNUTLS_E_CERTIFICATE_KEY_MISMATCH) {
+                break;
+            }
+        }
+    }
+    if (ret == GNUTLS_E_CERTIFICATE_KEY_MISMATCH) {
+        snprintf(err, errlen, "%s: the key does not match the certificate "
+                 "%s", key, cert);
+        goto out;
+    }
+    if (ret < 0 && pw->n > 0) {
+        snprintf(err, errlen, "%s: cannot load the key with any password "
+                 "of %s (%s)", key, pwpath, gnutls_strerror(ret));
+        goto out;
+    }
+    if (ret < 0) {
+        snprintf(err, errlen, "%s: cannot load the key (%s)%s", key,
+                 gnutls_strerror(ret),
+                 memmem(kd.data, kd.size, "ENCRYPTED", 9) != NULL
+                 ? ": it is encrypted and ssl_password_file is not set" : "");
+        goto out;
+    }
+    rc = 0;
+
+out:
+    datum_wipe(&cd);
+    datum_wipe(&kd);
+    return rc;
+}
+
+/* The priority keyword of an ssl_ecdh_curve name, or NULL. */
+static const char *
+curve_group(const char *name)
+{
+    static const struct { const char *name, *group; } map[] = {
+        { "X25519", "GROUP-X25519" }, { "x25519", "GROUP-X25519" },
+        { "X448", "GROUP-X448" }, { "x448", "GROUP-X448" },
+        { "prime256v1", "GROUP-SECP256R1" },
+        { "secp256r1", "GROUP-SECP256R1" }, { "P-256", "GROUP-SECP256R1" },
+        { "secp384r1", "GROUP-SECP384R1" }, { "P-384", "GROUP-SECP384R1" },
+        { "secp521r1", "GROUP-SECP521R1" }, { "P-521", "GROUP-SECP521R1" },
+        { "ffdhe2048", "GROUP-FFDHE2048" }, { "ffdhe3072", "GROUP-FFDHE3072" },
+        { "ffdhe4096", "GROUP-FFDHE4096" }, { "ffdhe6144", "GROUP-FFDHE6144" },
+        { "ffdhe8192", "GROUP-FFDHE8192" },
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
+        if (strcmp(map[i].name, name) == 0) {
+            return map[i].group;
+        }
+    }
+    return NULL;
+}
+
+/* Append to a malloc'd string; NULL (and *s freed) on ENOMEM. */
+static char *
+str_append(char *s, const char *a, const char *b)
+{
+    size_t len = strlen(s), la = strlen(a), lb = strlen(b);
+    char *n = realloc(s, len + la + lb + 1);
+
+    if (n == NULL) {
+        free(s);
+        return NULL;
+    }
+    memcpy(n + len, a, la);
+    memcpy(n + len + la, b, lb + 1);
+    return n;
+}
+
+/* Build and check the priority cache of a server. */
+static int
+priority_build(struct tls_server *ts, const struct server_conf *sc,
+               char *err, size_t errlen)
+{
+    const char *errpos = NULL;
+    char *prio, curve[64];
+    const char *p, *g;
+    size_t len;
+    int ret;
+
+    if (sc->ssl_priority != NULL) {
+        prio = strdup(sc->ssl_priority);
+        if (prio != NULL && sc->ssl_prefer_server_ciphers) {
+            prio = str_append(prio, ":", "%SERVER_PRECEDENCE");
+        }
+    } else {
+        prio = tls_priority_from_openssl(sc->ssl_ciphers, &sc->ssl_protocols,
+                                         sc->ssl_prefer_server_ciphers,
+                                         err, errlen);
+        if (prio == NULL) {
+            return -1;
+        }
+    }
+    if (prio != NULL && sc->ssl_ecdh_curve != NULL
+        && strcmp(sc->ssl_ecdh_curve, "auto") != 0) {
+        prio = str_append(prio, ":", "-GROUP-ALL");
+        for (p = sc->ssl_ecdh_curve; prio != NULL && *p != '\0'; ) {
+            len = strcspn(p, ":");
+            if (len == 0) {
+                p++;
+                continue;
+            }
+            if (len >= sizeof(curve)) {
+                len = sizeof(curve) - 1;
+            }
+            memcpy(curve, p, len);
+            curve[len] = '\0';
+            g = curve_group(curve);
+            if (g == NULL) {
+                snprintf(err, errlen, "ssl_ecdh_curve: unknown curve \"%s\"",
+                         curve);
+                free(prio);
+                return -1;
+            }
+            prio = str_append(prio, ":+", g);
+            p += strcspn(p, ":");
+        }
+    }
+    if (prio == NULL) {
+        snprintf(err, errlen, "ssl_priority: out of memory");
+        return -1;
+    }
+    ret = gnutls_priority_init(&ts->prio, prio, &errpos);
+    if (ret < 0) {
+        snprintf(err, errlen, "%s: GnuTLS rejects \"%s\" at \"%s\" (%s)",
+                 sc->ssl_priority ? "ssl_priority" : "ssl_ciphers", prio,
+                 errpos ? errpos : "", gnutls_strerror(ret));
+        ts->prio = NULL;
+        free(prio);
+        return -1;
+    }
+    free(prio);
+    return 0;
+}
+
+/* Trust anchors and CRL for client certificates. */
+static int
+client_ca_load(struct tls_server *ts, const struct server_conf *sc,
+               char *err, size_t errlen)
+{
+    const char *files[2] = { sc->ssl_client_certificate,
+                             sc->ssl_trusted_certificate };
+    int ret, i;
+
+    ts->send_ca_names = sc->ssl_client_certificate != NULL;
+    for (i = 0; i < 2; i++) {
+        if (files[i] == NULL) {
+            continue;
+        }
+        ret = gnutls_certificate_set_x509_trust_file(ts->cred, files[i],
+                                                     GNUTLS_X509_FMT_PEM);
+        if (ret <= 0) {
+            snprintf(err, errlen, "%s: no CA certificate could be read (%s)",
+                     files[i], ret < 0 ? gnutls_strerror(ret) : "empty");
+            return -1;
+        }
+    }
+    if (sc->ssl_crl != NULL) {
+        ret = gnutls_certificate_set_x509_crl_file(ts->cred, sc->ssl_crl,
+                                                   GNUTLS_X509_FMT_PEM);
+        if (ret < 0) {
+            snprintf(err, errlen, "%s: no CRL could be read (%s)",
+                     sc->ssl_crl, gnutls_strerror(ret));
+            return -1;
+        }
+    }
+    if ((sc->ssl_verify_client == VERIFY_ON
+         || sc->ssl_verify_client == VERIFY_OPTIONAL)
+        && files[0] == NULL && files[1] == NULL) {
+        snprintf(err, errlen, "ssl_verify_client: no ssl_client_certificate "
+                 "or ssl_trusted_certificate for server at line %d",
+                 sc->line);
+        return -1;
+    }
+    return 0;
+}
+
+/* SHA-512 over the parts into out (64 bytes); 0 / -1. */
+static int
+sha512_parts(unsigned char *out, const void *a, size_t alen, const void *b,
+             size_t blen, const void *c, size_t clen)
+{
+    gnutls_hash_hd_t h;
+
+    if (gnutls_hash_init(&h, GNUTLS_DIG_SHA512) < 0) {
+        return -1;
+    }
+    gnutls_hash(h, a, alen);
+    gnutls_hash(h, b, blen);
+    gnutls_hash(h, c, clen);
+    gnutls_hash_deinit(h, out);
+    return 0;
+}
+
+/* The server's ticket master key (see the file header). */
+static int
+tickets_setup(struct tls_server *ts, const struct server_conf *sc,
+              char *err, size_t errlen)
+{
+    static const char label_file[] = "postern ssl_session_ticket_key";
+    static const char label_server[] = "postern ticket server";
+    unsigned char base[TICKET_KEY_SIZE], idx[8];
+    gnutls_datum_t d = { NULL, 0 };
+    size_t i;
+    int rc = -1;
+
+    ts->tickets = sc->ssl_session_tickets;
+    if (!ts->tickets) {
+        return 0;
+    }
+    for (i = 0; i < sc->ssl_session_ticket_key.n; i++) {
+        const char *path = sc->ssl_session_ticket_key.v[i];
+
+        if (read_file(path, &d, err, errlen) < 0) {
+            goto out;
+        }
+        if (d.size != 48 && d.size != 64 && d.size != 80) {
+            snprintf(err, errlen, "%s: ssl_session_ticket_key must be 48, "
+                     "64 or 80 bytes, not %u", path, d.size);
+            goto out;
+        }
+        if (i == 0 && sha512_parts(base, label_file, sizeof(label_file),
+                                   d.data, d.size, "", 0) < 0) {
+            snprintf(err, errlen, "%s: cannot hash the key", path);
+            goto out;
+        }
+        if (i > 0) {
+            log_g(LOG_LV_WARN, "ssl_session_ticket_key: GnuTLS takes one "
+                  "key; \"%s\" is checked but not used", path);
+        }
+        datum_wipe(&d);
+    }
+    if (sc->ssl_session_ticket_key.n == 0) {
+        pthread_once(&base_once, base_make);
+        if (!base_ok) {
+            snprintf(err, errlen, "ssl_session_tickets: no random key");
+            goto out;
+        }
+        memcpy(base, base_random, sizeof(base));
+    }
+    for (i = 0; i < 8; i++) {
+        idx[i] = (unsigned char)((uint64_t)sc->index >> (56 - 8 * i));
+    }
+    if (sha512_parts(ts->ticket_key, label_server, sizeof(label_server),
+                     base, sizeof(base), idx, sizeof(idx)) < 0) {
+        snprintf(err, errlen, "ssl_session_tickets: cannot derive the key");
+        goto out;
+    }
+    rc = 0;
+
+out:
+    datum_wipe(&d);
+    mem_wipe(base, sizeof(base));
+    return rc;
+}
+
+/* Free a server context. */
+static void
+tls_server_free(struct tls_server *ts)
+{
+    if (ts == NULL) {
+        return;
+    }
+    if (ts->prio != NULL) {
+        gnutls_priority_deinit(ts->prio);
+    }
+    if (ts->cred != NULL) {
+        gnutls_certificate_free_credentials(ts->cred);
+    }
+    if (ts->dh != NULL) {
+        gnutls_dh_params_deinit(ts->dh);
+    }
+    tls_cache_set_free(&ts->cache);
+    mem_wipe(ts->ticket_key, sizeof(ts->ticket_key));
+    free(ts);
+}
+
+/* 1 if the server has a TLS listener, ssl = on, or STARTTLS. */
+static int
+server_uses_tls(const struct server_conf *sc)
+{
+    size_t i;
+
+    if (sc->ssl || sc->starttls != STARTTLS_OFF) {
+        return 1;
+    }
+    for (i = 0; i < sc->nlisten; i++) {
+        if (sc->listen[i].ssl) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Build sc->tls_data (see tls.h). */
+int
+tls_server_conf_init(struct server_conf *sc, char *err, size_t errlen)
+{
+    struct passwords pw;
+    struct tls_server *ts = NULL;
+    gnutls_datum_t dd = { NULL, 0 };
+    size_t i;
+    int ret, rc = -1;
+
+    memset(&pw, 0, sizeof(pw));
+    sc->tls_data = NULL;
+    if (!server_uses_tls(sc)) {
+        return 0;
+    }
+    if (sc->ssl_certificate.n == 0) {
+        snprintf(err, errlen, "no \"ssl_certificate\" is defined for the "
+                 "server at line %d", sc->line);
+        return -1;
+    }
+    if (sc->ssl_certificate_key.n != sc->ssl_certificate.n) {
+        snprintf(err, errlen, "ssl_certificate_key: %zu keys for %zu "
+                 "certificates in the server at line %d",
+                 sc->ssl_certificate_key.n, sc->ssl_certificate.n, sc->line);
+        return -1;
+    }
+    ts = calloc(1, sizeof(*ts));
+    if (ts == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    ts->verify = sc->ssl_verify_client;
+    ts->verify_depth = sc->ssl_verify_depth > 0 ? sc->ssl_verify_depth : 1;
+    ts->session_timeout = sc->ssl_session_timeout > 0
+                          ? (unsigned)sc->ssl_session_timeout : 300;
+    str_lcpy(ts->alpn, sc->protocol == PROTO_IMAP ? "imap"
+             : sc->protocol == PROTO_POP3 ? "pop3" : "smtp",
+             sizeof(ts->alpn));
+
+    ret = gnutls_certificate_allocate_credentials(&ts->cred);
+    if (ret < 0) {
+        snprintf(err, errlen, "gnutls: %s", gnutls_strerror(ret));
+        goto out;
+    }
+    if (passwords_load(sc->ssl_password_file, &pw, err, errlen) < 0) {
+        goto out;
+    }
+    for (i = 0; i < sc->ssl_certificate.n; i++) {
+        if (load_pair(ts, sc->ssl_certificate.v[i],
+                      sc->ssl_certificate_key.v[i], &pw,
+                      sc->ssl_password_file, err, errlen) < 0) {
+            goto out;
+        }
+    }
+    if (sc->ssl_dhparam != NULL) {
+        if (read_file(sc->ssl_dhparam, &dd, err, errlen) < 0) {
+            goto out;
+        }
+        if ((ret = gnutls_dh_params_init(&ts->dh)) < 0
+            || (ret = gnutls_dh_params_import_pkcs3(ts->dh, &dd,
+                                                    GNUTLS_X509_FMT_PEM))
+               < 0) {
+            snprintf(err, errlen, "%s: no PEM DH parameters could be read "
+                     "(%s)", sc->ssl_dhparam, gnutls_strerror(ret));
+            goto out;
+        }
+        gnutls_certificate_set_dh_params(ts->cred, ts->dh);
+    }
+    if (client_ca_load(ts, sc, err, errlen) < 0
+        || priority_build(ts, sc, err, errlen) < 0
+        || tls_cache_set_init(&ts->cache, &sc->ssl_session_cache, sc->index,
+                              (int)ts->session_timeout, err, errlen) < 0
+        || tickets_setup(ts, sc, err, errlen) < 0) {
+        goto out;
+    }
+    sc->tls_data = ts;
+    ts = NULL;
+    rc = 0;
+
+out:
+    passwords_free(&pw);
+    datum_wipe(&dd);
+    tls_server_free(ts);
+    return rc;
+}
+
+/* Free sc->tls_data. */
+void
+tls_server_conf_free(struct server_conf *sc)
+{
+    tls_server_free(sc->tls_data);
+    sc->tls_data = NULL;
+}
+
+/* ext_raw_parse callback: is our protocol in the client's ALPN list? */
+static int
+alpn_ext(void *ctx, unsigned tls_id, const unsigned char *data,
+         unsigned size)
+{
+    struct tls_sess *ss = ctx;
+    size_t want = strlen(ss->ts->alpn), off = 2, total;
+
+    if (tls_id != 16) {
+        return 0;
+    }
+    ss->alpn_offered = 1;
+    if (size < 2) {
+        return 0;
+    }
+    total = ((size_t)data[0] << 8 | data[1]) + 2;
+    if (total > size) {
+        total = size;
+    }
+    while (off < total) {
+        size_t len = data[off++];
+
+        if (len > total - off) {
+            break;
+        }
+        if (len == want && memcmp(data + off, ss->ts->alpn, len) == 0) {
+            ss->alpn_ok = 1;
+        }
+        off += len;
+    }
+    return 0;
+}
+
+/* ClientHello hook: refuse a client whose ALPN list lacks our protocol. */
+static int
+alpn_hook(gnutls_session_t s, unsigned htype, unsigned when,
+          unsigned incoming, const gnutls_datum_t *msg)
+{
+    struct tls_sess *ss = gnutls_session_get_ptr(s);
+
+    if (htype != GNUTLS_HANDSHAKE_CLIENT_HELLO || when != GNUTLS_HOOK_PRE
+        || !incoming || ss == NULL) {
+        return 0;
+    }
+    ss->alpn_offered = ss->alpn_ok = 0;
+    if (gnutls_ext_raw_parse(ss, alpn_ext, msg,
+                             GNUTLS_EXT_RAW_FLAG_TLS_CLIENT_HELLO) < 0) {
+        return 0;                       /* GnuTLS will judge the message */
+    }
+    if (ss->alpn_offered && !ss->alpn_ok) {
+        return GNUTLS_E_NO_APPLICATION_PROTOCOL;
+    }
+    return 0;
+}
+
+/* OpenSSL-like text for a GnuTLS verification status. */
+static const char *
+verify_reason(unsigned status)
+{
+    if (status & GNUTLS_CERT_REVOKED) {
+        return "certificate revoked";
+    }
+    if (status & GNUTLS_CERT_EXPIRED) {
+        return "certificate has expired";
+    }
+    if (status & GNUTLS_CERT_NOT_ACTIVATED) {
+        return "certificate is not yet valid";
+    }
+    if (status & GNUTLS_CERT_SIGNER_NOT_FOUND) {
+        return "unable to get local issuer certificate";
+    }
+    if (status & GNUTLS_CERT_SIGNER_NOT_CA) {
+        return "invalid CA certificate";
+    }
+    if (status & GNUTLS_CERT_INSECURE_ALGORITHM) {
+        return "insecure signature algorithm";
+    }
+    if (status & GNUTLS_CERT_SIGNATURE_FAILURE) {
+        return "certificate signature failure";
+    }
+    if (status & GNUTLS_CERT_REVOCATION_DATA_SUPERSEDED) {
+        return "CRL is not yet valid or superseded";
+    }
+    return "certificate verify failed";
+}
+
+/* Check the client certificate after the handshake; 0 / -1 with err. */
+static int
+verify_client(gnutls_session_t s, struct tls_sess *ss, char *err,
+              size_t errlen)
+{
+    const struct tls_server *ts = ss->ts;
+    const gnutls_datum_t *peers;
+    unsigned n = 0, status = 0;
+    const char *reason = NULL;
+    int ret;
+
+    str_lcpy(ss->verify, "NONE", sizeof(ss->verify));
+    if (ts->verify == VERIFY_OFF) {
+        return 0;
+    }
+    peers = gnutls_certificate_get_peers(s, &n);
+    if (peers == NULL || n == 0) {
+        if (ts->verify == VERIFY_ON) {
+            snprintf(err, errlen, "client sent no required SSL certificate");
+            return -1;
+        }
+        return 0;
+    }
+    ret = gnutls_certificate_verify_peers3(s, NULL, &status);
+    if (ret < 0) {
+        reason = gnutls_strerror(ret);
+    } else if (status != 0) {
+        reason = verify_reason(status);
+    } else if (n > (unsigned)ts->verify_depth + 1) {
+        reason = "certificate chain too long";
+    }
+    if (reason == NULL) {
+        str_lcpy(ss->verify, "SUCCESS", sizeof(ss->verify));
+        return 0;
+    }
+    snprintf(ss->verify, sizeof(ss->verify), "FAILED:%s", reason);
+    if (ts->verify == VERIFY_OPTIONAL_NO_CA) {
+        return 0;
+    }
+    snprintf(err, errlen, "client SSL certificate verify error: (%s)",
+             reason);
+    return -1;
+}
+
+/* Text for a failed handshake. */
+static void
+handshake_error(gnutls_session_t s, int ret, char *err, size_t errlen)
+{
+    if (ret == GNUTLS_E_FATAL_ALERT_RECEIVED
+        || ret == GNUTLS_E_WARNING_ALERT_RECEIVED) {
+        snprintf(err, errlen, "SSL handshake failed: alert \"%s\" received",
+                 gnutls_alert_get_name(gnutls_alert_get(s)));
+    } else if (ret == GNUTLS_E_NO_APPLICATION_PROTOCOL) {
+        snprintf(err, errlen, "SSL handshake failed: the client's ALPN "
+                 "protocols do not include \"%s\"",
+                 ((struct tls_sess *)gnutls_session_get_ptr(s))->ts->alpn);
+    } else {
+        snprintf(err, errlen, "SSL handshake failed: %s",
+                 gnutls_strerror(ret));
+    }
+}
+
+/* Server handshake on c (see tls.h). */
+int
+tls_accept(struct conn *c, const struct server_conf *sc, char *err,
+           size_t errlen)
+{
+    struct tls_server *ts = sc->tls_data;
+    struct tls_sess *ss = NULL;
+    gnutls_session_t s = NULL;
+    gnutls_datum_t proto, tk;
+    struct pollfd pfd;
+    int ret, one = 1, left;
+    unsigned flags = GNUTLS_SERVER | GNUTLS_NONBLOCK;
+
+    if (ts == NULL) {
+        snprintf(err, errlen, "TLS is not configured for this server");
+        errno = EINVAL;
+        return -1;
+    }
+    /* small handshake records must not wait for delayed ACKs; fails
+     * harmlessly on a UNIX socket */
+    (void)setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+
+    ss = calloc(1, sizeof(*ss));
+    if (ss == NULL) {
+        snprintf(err, errlen, "out of memory");
+        errno = ENOMEM;
+        return -1;
+    }
+    ss->ts = ts;
+    str_lcpy(ss->verify, "NONE", sizeof(ss->verify));
+    if (!ts->tickets) {
+        flags |= GNUTLS_NO_TICKETS;
+    }
+    ret = gnutls_init(&s, flags);
+    if (ret < 0) {
+        free(ss);
+        snprintf(err, errlen, "gnutls_init: %s", gnutls_strerror(ret));
+        errno = ENOMEM;
+        return -1;
+    }
+    gnutls_session_set_ptr(s, ss);
+    if ((ret = gnutls_priority_set(s, ts->prio)) < 0
+        || (ret = gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE,
+                                         ts->cred)) < 0) {
+        goto fail;
+    }
+    gnutls_certificate_server_set_request(s, ts->verify == VERIFY_OFF
+                                          ? GNUTLS_CERT_IGNORE
+                                          : GNUTLS_CERT_REQUEST);
+    if (!ts->send_ca_names) {
+        gnutls_certificate_send_x509_rdn_sequence(s, 1);
+    }
+    tls_cache_set_attach(&ts->cache, s);
+    gnutls_db_set_cache_expiration(s, (int)ts->session_timeout);
+    if (ts->tickets) {
+        tk.data = (unsigned char *)ts->ticket_key;
+        tk.size = sizeof(ts->ticket_key);
+        if ((ret = gnutls_session_ticket_enable_server(s, &tk)) < 0) {
+            goto fail;
+        }
+    }
+    proto.data = (unsigned char *)ts->alpn;
+    proto.size = (unsigned)strlen(ts->alpn);
+    if ((ret = gnutls_alpn_set_protocols(s, &proto, 1, 0)) < 0) {
+        goto fail;
+    }
+    gnutls_handshake_set_hook_function(s, GNUTLS_HANDSHAKE_CLIENT_HELLO,
+                                       GNUTLS_HOOK_PRE, alpn_hook);
+    gnutls_handshake_set_timeout(s, 0);     /* c->deadline rules */
+    gnutls_transport_set_int(s, c->fd);
+
+    for (;;) {
+        ret = gnutls_handshake(s);
+        if (ret == 0) {
+            break;
+        }
+        if (ret != GNUTLS_E_AGAIN && ret != GNUTLS_E_INTERRUPTED
+            && gnutls_error_is_fatal(ret)) {
+            handshake_error(s, ret, err, errlen);
+            if (ret != GNUTLS_E_FATAL_ALERT_RECEIVED
+                && ret != GNUTLS_E_PREMATURE_TERMINATION
+                && ret != GNUTLS_E_PULL_ERROR && ret != GNUTLS_E_PUSH_ERROR) {
+                (void)gnutls_alert_send_appropriate(s, ret);
+            }
+            errno = EIO;
+            goto fail_logged;
+        }
+        left = clock_left(c->deadline);
+        if (left == 0) {
+            snprintf(err, errlen, "SSL handshake timed out");
+            errno = ETIMEDOUT;
+            goto fail_logged;
+        }
+        if (ret != GNUTLS_E_AGAIN && ret != GNUTLS_E_INTERRUPTED) {
+            continue;                   /* a warning alert: go on */
+        }
+        pfd.fd = c->fd;
+        pfd.events = gnutls_record_get_direction(s) ? POLLOUT : POLLIN;
+        pfd.revents = 0;
+        if (poll(&pfd, 1, left) < 0 && errno != EINTR) {
+            snprintf(err, errlen, "poll() failed: %s", strerror(errno));
+            goto fail_logged;
+        }
+    }
+    c->tls = s;
+    if (verify_client(s, ss, err, errlen) < 0) {
+        /* c->tls stays set: the caller may tell the client, as NGINX
+         * does, and conn_close() frees the session */
+        errno = EPERM;
+        return -1;
+    }
+    return 0;
+
+fail:
+    snprintf(err, errlen, "SSL setup failed: %s", gnutls_strerror(ret));
+    errno = EIO;
+fail_logged:
+    {
+        int saved = errno;
+
+        gnutls_deinit(s);
+        free(ss);
+        errno = saved;
+    }
+    return -1;
+}
+
+/* Map a GnuTLS record error onto the conn.h convention. */
+static ssize_t
+record_error(struct conn *c, ssize_t ret, int *dir_write_r, const char *op)
+{
+    gnutls_session_t s = c->tls;
+
+    if (ret == GNUTLS_E_AGAIN || ret == GNUTLS_E_INTERRUPTED) {
+        if (dir_write_r != NULL) {
+            *dir_write_r = gnutls_record_get_direction(s);
+        }
+        errno = EAGAIN;
+        return -1;
+    }
+    if (ret == 0 || ret == GNUTLS_E_PREMATURE_TERMINATION) {
+        return 0;
+    }
+    if (ret == GNUTLS_E_FATAL_ALERT_RECEIVED) {
+        log_g(LOG_LV_INFO, "SSL alert \"%s\" received while %s, fd %d",
+              gnutls_alert_get_name(gnutls_alert_get(s)), op, c->fd);
+    } else {
+        log_g(LOG_LV_INFO, "SSL %s failed: %s, fd %d", op,
+              gnutls_strerror((int)ret), c->fd);
+    }
+    errno = EIO;
+    return -1;
+}
+
+/* Read decrypted bytes (see tls.h). */
+ssize_t
+tls_recv(struct conn *c, void *dst, size_t len, int *dir_write_r)
+{
+    gnutls_session_t s = c->tls;
+    ssize_t ret;
+    int tries;
+
+    if (dir_write_r != NULL) {
+        *dir_write_r = 0;
+    }
+    for (tries = 0; tries < 8; tries++) {
+        ret = gnutls_record_recv(s, dst, len);
+        if (ret > 0) {
+            return ret;
+        }
+        if (ret == GNUTLS_E_REHANDSHAKE) {
+            /* a TLS 1.2 client asks to renegotiate: say no, go on */
+            (void)gnutls_alert_send(s, GNUTLS_AL_WARNING,
+                                    GNUTLS_A_NO_RENEGOTIATION);
+            continue;
+        }
+        if (ret == GNUTLS_E_WARNING_ALERT_RECEIVED
+            || ret == GNUTLS_E_GOT_APPLICATION_DATA
+            || ret == GNUTLS_E_SESSION_EOF) {
+            if (ret == GNUTLS_E_SESSION_EOF) {
+                return 0;
+            }
+            continue;
+        }
+        return record_error(c, ret, dir_write_r, "reading");
+    }
+    if (dir_write_r != NULL) {
+        *dir_write_r = gnutls_record_get_direction(s);
+    }
+    errno = EAGAIN;
+    return -1;
+}
+
+/* Send bytes (see tls.h and the file header on resending). */
+ssize_t
+tls_send(struct conn *c, const void *src, size_t len, int *dir_write_r)
+{
+    ssize_t ret;
+
+    if (dir_write_r != NULL) {
+        *dir_write_r = 1;
+    }
+    if (len == 0) {
+        return 0;
+    }
+    ret = gnutls_record_send(c->tls, src, len);
+    if (ret > 0) {
+        return ret;
+    }
+    if (ret == 0) {
+        errno = EAGAIN;
+        return -1;
+    }
+    ret = record_error(c, ret, dir_write_r, "writing");
+    if (ret == 0) {
+        errno = EPIPE;
+        return -1;
+    }
+    return ret;
+}
+
+/* Bytes decrypted and waiting inside GnuTLS. */
+size_t
+tls_pending(const struct conn *c)
+{
+    if (c->tls == NULL) {
+        return 0;
+    }
+    return gnutls_record_check_pending(c->tls);
+}
+
+/* close_notify, best effort: waits at most BYE_WAIT_MS for room. */
+int
+tls_bye(struct conn *c)
+{
+    struct pollfd pfd;
+    msec_t until = clock_now() + BYE_WAIT_MS;
+    int ret, left;
+
+    if (c->tls == NULL) {
+        return 0;
+    }
+    for (;;) {
+        ret = gnutls_bye(c->tls, GNUTLS_SHUT_WR);
+        if (ret == 0) {
+            return 0;
+        }
+        if (ret != GNUTLS_E_AGAIN && ret != GNUTLS_E_INTERRUPTED) {
+            return -1;
+        }
+        left = clock_left(until);
+        if (left == 0) {
+            return -1;
+        }
+        pfd.fd = c->fd;
+        pfd.events = gnutls_record_get_direction(c->tls) ? POLLOUT : POLLIN;
+        pfd.revents = 0;
+        if (poll(&pfd, 1, left) < 0 && errno != EINTR) {
+            return -1;
+        }
+    }
+}
+
+/* Deinit the session. */
+void
+tls_free(struct conn *c)
+{
+    if (c->tls == NULL) {
+        return;
+    }
+    free(gnutls_session_get_ptr(c->tls));
+    gnutls_deinit(c->tls);
+    c->tls = NULL;
+}
+
+/* malloc'd hex of bytes. */
+static char *
+hex_dup(const unsigned char *p, size_t len, int upper)
+{
+    const char *digits = upper ? "0123456789ABCDEF" : "0123456789abcdef";
+    char *s = malloc(len * 2 + 1);
+    size_t i;
+
+    if (s == NULL) {
+        return NULL;
+    }
+    for (i = 0; i < len; i++) {
+        s[2 * i] = digits[p[i] >> 4];
+        s[2 * i + 1] = digits[p[i] & 15];
+    }
+    s[2 * len] = '\0';
+    return s;
+}
+
+/* malloc'd copy of a gnutls datum as a C string; frees the datum. */
+static char *
+datum_take(gnutls_datum_t *d)
+{
+    char *s = malloc(d->size + 1);
+
+    if (s != NULL) {
+        memcpy(s, d->data, d->size);
+        s[d->size] = '\0';
+    }
+    gnutls_free(d->data);
+    d->data = NULL;
+    return s;
+}
+
+/* The client certificate's facts into info; 0 / -1. */
+static int
+info_cert(gnutls_session_t s, struct tls_info *info)
+{
+    const gnutls_datum_t *peers;
+    gnutls_x509_crt_t crt = NULL;
+    gnutls_datum_t d = { NULL, 0 };
+    unsigned char buf[64];
+    size_t size, i;
+    unsigned n = 0;
+    int rc = -1;
+
+    peers = gnutls_certificate_get_peers(s, &n);
+    if (peers == NULL || n == 0) {
+        return 0;
+    }
+    if (gnutls_x509_crt_init(&crt) < 0
+        || gnutls_x509_crt_import(crt, &peers[0], GNUTLS_X509_FMT_DER) < 0) {
+        goto out;
+    }
+    if (gnutls_x509_crt_get_dn3(crt, &d, 0) < 0
+        || (info->subject = datum_take(&d)) == NULL) {
+        goto out;
+    }
+    if (gnutls_x509_crt_get_issuer_dn3(crt, &d, 0)
+        < 0 || (info->issuer = datum_take(&d)) == NULL) {
+        goto out;
+    }
+    size = sizeof(buf);
+    if (gnutls_x509_crt_get_serial(crt, buf, &size) < 0) {
+        goto out;
+    }
+    /* as OpenSSL prints it: no sign-padding zero bytes */
+    for (i = 0; i + 1 < size && buf[i] == 0; i++) {
+        continue;
+    }
+    if ((info->serial = hex_dup(buf + i, size - i, 1)) == NULL) {
+        goto out;
+    }
+    size = sizeof(buf);
+    if (gnutls_x509_crt_get_fingerprint(crt, GNUTLS_DIG_SHA1, buf, &size) < 0
+        || (info->fingerprint = hex_dup(buf, size, 0)) == NULL) {
+        goto out;
+    }
+    if (gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_PEM, &d) < 0
+        || (info->cert_pem = datum_take(&d)) == NULL) {
+        goto out;
+    }
+    rc = 0;
+
+out:
+    if (d.data != NULL) {
+        gnutls_free(d.data);
+    }
+    if (crt != NULL) {
+        gnutls_x509_crt_deinit(crt);
+    }
+    return rc;
+}
+
+/* Auth-SSL-* facts (see tls.h). */
+int
+tls_get_info(const struct conn *c, struct tls_info *info)
+{
+    gnutls_session_t s = c->tls;
+    struct tls_sess *ss;
+    gnutls_protocol_t v;
+    const char *proto, *cipher;
+
+    memset(info, 0, sizeof(*info));
+    if (s == NULL) {
+        return -1;
+    }
+    ss = gnutls_session_get_ptr(s);
+    v = gnutls_protocol_get_version(s);
+    switch (v) {
+    case GNUTLS_SSL3:   proto = "SSLv3";   break;
+    case GNUTLS_TLS1_0: proto = "TLSv1";   break;
+    case GNUTLS_TLS1_1: proto = "TLSv1.1"; break;
+    case GNUTLS_TLS1_2: proto = "TLSv1.2"; break;
+    case GNUTLS_TLS1_3: proto = "TLSv1.3"; break;
+    default:            proto = gnutls_protocol_get_name(v); break;
+    }
+    cipher = tls_suite_openssl_name(v, gnutls_kx_get(s), gnutls_cipher_get(s),
+                                    gnutls_mac_get(s));
+    if (cipher == NULL) {
+#if GNUTLS_VERSION_NUMBER >= 0x030703
+        cipher = gnutls_ciphersuite_get(s);
+#else
+        cipher = gnutls_cipher_suite_get_name(gnutls_kx_get(s),
+                                              gnutls_cipher_get(s),
+                                              gnutls_mac_get(s));
+#endif
+    }
+    info->protocol = strdup(proto ? proto : "unknown");
+    info->cipher = strdup(cipher ? cipher : "unknown");
+    info->verify = strdup(ss != NULL ? ss->verify : "NONE");
+    info->verified = ss != NULL && strcmp(ss->verify, "SUCCESS") == 0;
+    if (info->protocol == NULL || info->cipher == NULL
+        || info->verify == NULL || info_cert(s, info) < 0) {
+        tls_info_free(info);
+        return -1;
+    }
+    return 0;
+}
+
+/* Free what tls_get_info made. */
+void
+tls_info_free(struct tls_info *info)
+{
+    free(info->protocol);
+    free(info->cipher);
+    free(info->verify);
+    free(info->subject);
+    free(info->issuer);
+    free(info->serial);
+    free(info->fingerprint);
+    free(info->cert_pem);
+    memset(info, 0, sizeof(*info));
+}

@@ -1,0 +1,652 @@
+/*
+ * test_auth_http.c - the NGINX auth protocol client: the request text
+ * (exact, escaping, optional headers), the interpretation of responses
+ * (every malformation is a TEMPFAIL with the auth server named), and
+ * auth_http_query() against a scripted server on 127.0.0.1 and on a unix
+ * socket: success, refusal, WAIT, timeout, connection refused, early
+ * close, garbage, a response trickled byte by byte.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "auth.h"
+#include "auth_http.h"
+#include "clock.h"
+#include "conf.h"
+#include "http_parse.h"
+#include "str.h"
+#include "tap.h"
+
+static struct auth_http_url url;
+static struct server_conf sc;
+
+/* A request for user / pass with the common fields set. */
+static void
+request(struct auth_request *rq, enum auth_method m, const char *user,
+        const char *pass)
+{
+    memset(rq, 0, sizeof(*rq));
+    rq->method = m;
+    rq->user.data = (unsigned char *)user;
+    rq->user.len = strlen(user);
+    rq->pass.data = (unsigned char *)pass;
+    rq->pass.len = strlen(pass);
+    rq->protocol = PROTO_IMAP;
+    rq->attempt = 1;
+    rq->client_ip = "192.0.2.42";
+}
+
+/* Build into a static string ("(error: ...)" on failure). */
+static const char *
+build(const struct auth_request *rq)
+{
+    static char out[8192];
+    char err[128], *req;
+    size_t len;
+
+    if (auth_http_build_request(&sc, rq, &req, &len, err, sizeof(err)) < 0) {
+        snprintf(out, sizeof(out), "(error: %s)", err);
+        return out;
+    }
+    if (len != strlen(req) || len >= sizeof(out)) {
+        free(req);
+        return "(bad length)";
+    }
+    memcpy(out, req, len + 1);
+    free(req);
+    return out;
+}
+
+/* Count the lines of a request (CRLF-terminated). */
+static int
+lines(const char *s)
+{
+    int n = 0;
+
+    for (; *s; s++) {
+        if (*s == '\n') {
+            n++;
+        }
+    }
+    return n;
+}
+
+/* Parse a response text and interpret it for rq. */
+static enum auth_http_verdict
+interpret(const char *text, const struct auth_request *rq,
+          struct auth_result *r)
+{
+    static struct http_response hr;
+
+    memset(r, 0, sizeof(*r));
+    r->status = AUTH_TEMPFAIL;
+    r->wait = -1;
+    http_parse_init(&hr);
+    http_parse(&hr, (const unsigned char *)text, strlen(text));
+    return auth_http_interpret(&hr, (const unsigned char *)text, rq,
+                               "127.0.0.1:9000", r);
+}
+
+/* --- a scripted auth server ------------------------------------------ */
+
+enum mode { M_REPLY, M_CLOSE, M_SILENT, M_TRICKLE };
+
+struct script {
+    int fd;                     /* listening socket */
+    int nconn;                  /* connections to serve */
+    enum mode mode;
+    const char *reply[4];       /* one per connection */
+    int delay_ms;               /* M_SILENT: hold the connection so long */
+    char got[8192];             /* the last request received */
+    size_t gotlen;
+};
+
+/* Sleep some milliseconds. */
+static void
+sleep_ms(int ms)
+{
+    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+    }
+}
+
+/* Serve nconn connections as the script says. */
+static void *
+serve(void *arg)
+{
+    struct script *s = arg;
+    int i, c;
+    ssize_t n;
+
+    for (i = 0; i < s->nconn; i++) {
+        c = accept(s->fd, NULL, NULL);
+        if (c < 0) {
+            break;
+        }
+        s->gotlen = 0;
+        while (s->gotlen < sizeof(s->got) - 1) {
+            n = read(c, s->got + s->gotlen, sizeof(s->got) - 1 - s->gotlen);
+            if (n <= 0) {
+                break;
+            }
+            s->gotlen += (size_t)n;
+            s->got[s->gotlen] = '\0';
+            if (strstr(s->got, "\r\n\r\n") != NULL) {
+                break;
+            }
+        }
+        switch (s->mode) {
+        case M_REPLY:
+            if (write(c, s->reply[i], strlen(s->reply[i])) < 0) {
+                break;
+            }
+            break;
+        case M_TRICKLE:
+            for (const char *p = s->reply[i]; *p; p++) {
+                if (write(c, p, 1) < 0) {
+                    break;
+                }
+                sleep_ms(1);
+            }
+            break;
+        case M_SILENT:
+            sleep_ms(s->delay_ms);
+            break;
+        case M_CLOSE:
+            break;
+        }
+        close(c);
+    }
+    return NULL;
+}
+
+/* Listen on 127.0.0.1, port chosen by the kernel. */
+static int
+listen_tcp(unsigned short *port_r)
+{
+    struct sockaddr_in sin;
+    socklen_t len = sizeof(sin);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0
+        || listen(fd, 8) < 0
+        || getsockname(fd, (struct sockaddr *)&sin, &len) < 0) {
+        perror("listen_tcp");
+        exit(2);
+    }
+    *port_r = ntohs(sin.sin_port);
+    return fd;
+}
+
+/* Run one query against a script; returns ms taken. */
+static long
+run(struct script *s, const struct auth_request *rq, struct auth_result *r)
+{
+    pthread_t th;
+    msec_t t0;
+
+    if (pthread_create(&th, NULL, serve, s) != 0) {
+        exit(2);
+    }
+    t0 = clock_now();
+    auth_http_query(&sc, rq, r);
+    t0 = clock_now() - t0;
+    pthread_join(th, NULL);
+    return (long)t0;
+}
+
+int
+main(void)
+{
+    struct auth_request rq;
+    struct auth_result r;
+    struct script s;
+    unsigned short port;
+    char peer[64], reason[200];
+    const char *req;
+    long ms;
+
+    url.text = "http://127.0.0.1:9000/auth";
+    url.host = "127.0.0.1";
+    url.port = 9000;
+    url.uri = "/auth";
+    sc.auth_http = &url;
+    sc.auth_http_timeout = 5000;
+    sc.protocol = PROTO_IMAP;
+
+    is_str(auth_method_name(AUTH_METHOD_PLAIN), "plain", "method plain");
+    is_str(auth_method_name(AUTH_METHOD_LOGIN), "plain",
+           "method login is reported as plain, as NGINX does");
+    is_str(auth_method_name(AUTH_METHOD_APOP), "apop", "method apop");
+    is_str(auth_method_name(AUTH_METHOD_CRAM_MD5), "cram-md5", "cram-md5");
+    is_str(auth_method_name(AUTH_METHOD_EXTERNAL), "external", "external");
+    is_str(auth_method_name(AUTH_METHOD_NONE), "none", "none");
+
+    /* --- request text ------------------------------------------------ */
+    request(&rq, AUTH_METHOD_PLAIN, "alice", "secret");
+    is_str(build(&rq),
+           "GET /auth HTTP/1.0\r\n"
+           "Host: 127.0.0.1\r\n"
+           "Auth-Method: plain\r\n"
+           "Auth-User: alice\r\n"
+           "Auth-Pass: secret\r\n"
+           "Auth-Protocol: imap\r\n"
+           "Auth-Login-Attempt: 1\r\n"
+           "Client-IP: 192.0.2.42\r\n"
+           "\r\n", "plain IMAP request, exact");
+
+    request(&rq, AUTH_METHOD_LOGIN, "bob\r\nAuth-Server: evil",
+            "p w%\r\n\r\nX");
+    rq.attempt = 3;
+    rq.client_host = "client example.org";
+    req = build(&rq);
+    ok(strstr(req, "Auth-User: bob%0D%0AAuth-Server:%20evil\r\n") != NULL,
+       "user escaped: CR LF cannot start a header");
+    ok(strstr(req, "Auth-Pass: p%20w%25%0D%0A%0D%0AX\r\n") != NULL,
+       "password escaped");
+    ok(strstr(req, "\r\nAuth-Server") == NULL, "no injected header");
+    ok(strstr(req, "Client-Host: client%20example.org\r\n") != NULL,
+       "Client-Host escaped");
+    ok(strstr(req, "Auth-Login-Attempt: 3\r\n") != NULL, "attempt");
+    ok(strstr(req, "Auth-Method: plain\r\n") != NULL, "LOGIN sent as plain");
+    is_int(lines(req), 10, "ten lines: nothing injected");
+    ok(strstr(req, "Auth-Salt") == NULL, "no salt for plain");
+
+    request(&rq, AUTH_METHOD_APOP, "mrose",
+            "c4c9334bac560ecc979e58001b3e22fb");
+    rq.protocol = PROTO_POP3;
+    rq.salt = STR_LIT("<1896.697170952@dbc.mtview.ca.us>\r\n");
+    req = build(&rq);
+    ok(strstr(req, "Auth-Method: apop\r\nAuth-User: mrose\r\nAuth-Pass: "
+              "c4c9334bac560ecc979e58001b3e22fb\r\nAuth-Salt: "
+              "<1896.697170952@dbc.mtview.ca.us>\r\nAuth-Protocol: pop3\r\n")
+       != NULL, "APOP: salt once, its CRLF not doubled, protocol pop3");
+    rq.salt = STR_LIT("<a\nb>");
+    is_str(build(&rq), "(error: salt holds CR, LF or NUL)",
+           "a salt with LF is refused");
+
+    request(&rq, AUTH_METHOD_CRAM_MD5, "tim",
+            "b913a602c7eda7a495b4e6e7334d3890");
+    rq.salt = STR_LIT("<1896.697170952@postoffice.reston.mci.net>");
+    req = build(&rq);
+    ok(strstr(req, "Auth-Method: cram-md5\r\n") != NULL
+       && strstr(req, "Auth-Salt: <1896.697170952@postoffice.reston.mci.net>"
+                 "\r\n") != NULL, "CRAM-MD5 method and salt");
+
+    /* SMTP */
+    request(&rq, AUTH_METHOD_NONE, "", "");
+    rq.protocol = PROTO_SMTP;
+    rq.smtp_helo = STR_LIT("client.example");
+    rq.smtp_from = STR_LIT("<a@example.org> SIZE=100");
+    rq.smtp_to = STR_LIT("<b@example.net>");
+    req = build(&rq);
+    ok(strstr(req, "Auth-Method: none\r\nAuth-User: \r\nAuth-Pass: \r\n")
+       != NULL, "none: empty user and password lines");
+    ok(strstr(req, "Auth-Protocol: smtp\r\n") != NULL, "smtp protocol");
+    ok(strstr(req, "Auth-SMTP-Helo: client.example\r\n"
+              "Auth-SMTP-From: <a@example.org>%20SIZE=100\r\n"
+              "Auth-SMTP-To: <b@example.net>\r\n") != NULL,
+       "none: SMTP headers, escaped");
+    request(&rq, AUTH_METHOD_PLAIN, "u", "p");
+    rq.protocol = PROTO_SMTP;
+    rq.smtp_helo = STR_LIT("h\r\nX: y");
+    req = build(&rq);
+    ok(strstr(req, "Auth-SMTP-Helo: h%0D%0AX:%20y\r\n") != NULL,
+       "HELO escaped");
+    ok(strstr(req, "Auth-SMTP-From") == NULL
+       && strstr(req, "Auth-SMTP-To") == NULL,
+       "AUTH before MAIL: no empty From / To");
+
+    /* TLS, PROXY protocol, extra headers */
+    request(&rq, AUTH_METHOD_EXTERNAL, "carol", "");
+    rq.ssl = 1;
+    rq.ssl_protocol = "TLSv1.3";
+    rq.ssl_cipher = "TLS_AES_256_GCM_SHA384";
+    rq.ssl_verify = "SUCCESS";
+    rq.ssl_subject = "CN=carol,O=Example Org";
+    rq.ssl_issuer = "CN=CA";
+    rq.ssl_serial = "0A1B";
+    rq.ssl_fingerprint = "abcdef";
+    rq.ssl_cert = "-----BEGIN CERTIFICATE-----\nMII\n"
+                  "-----END CERTIFICATE-----\n";
+    rq.pp_addr = "203.0.113.7";
+    rq.pp_port = "51000";
+    rq.pp_server_addr = "198.51.100.1";
+    rq.pp_server_port = "143";
+    sc.auth_http_header_block = "X-Auth-Key: secret_string\r\nX-B: 2\r\n";
+    req = build(&rq);
+    ok(strstr(req, "Client-IP: 192.0.2.42\r\n"
+              "Proxy-Protocol-Addr: 203.0.113.7\r\n"
+              "Proxy-Protocol-Port: 51000\r\n"
+              "Proxy-Protocol-Server-Addr: 198.51.100.1\r\n"
+              "Proxy-Protocol-Server-Port: 143\r\n"
+              "Auth-SSL: on\r\n"
+              "Auth-SSL-Protocol: TLSv1.3\r\n"
+              "Auth-SSL-Cipher: TLS_AES_256_GCM_SHA384\r\n"
+              "Auth-SSL-Verify: SUCCESS\r\n"
+              "Auth-SSL-Subject: CN=carol,O=Example Org\r\n"
+              "Auth-SSL-Issuer: CN=CA\r\n"
+              "Auth-SSL-Serial: 0A1B\r\n"
+              "Auth-SSL-Fingerprint: abcdef\r\n"
+              "X-Auth-Key: secret_string\r\nX-B: 2\r\n\r\n") != NULL,
+       "PROXY, TLS and extra headers in order, cert left out");
+    sc.auth_http_pass_client_cert = 1;
+    req = build(&rq);
+    ok(strstr(req, "Auth-SSL-Cert: -----BEGIN%20CERTIFICATE-----%0AMII%0A"
+              "-----END%20CERTIFICATE-----%0A\r\n") != NULL,
+       "client certificate escaped when configured");
+    rq.ssl_subject = "CN=x\r\nAuth-Server: evil";
+    req = build(&rq);
+    ok(strstr(req, "Auth-SSL-Subject: CN=x%0D%0AAuth-Server:%20evil\r\n")
+       != NULL, "a subject with a line break is escaped");
+    rq.ssl = 0;
+    req = build(&rq);
+    ok(strstr(req, "Auth-SSL") == NULL, "no TLS: no Auth-SSL headers");
+    sc.auth_http_header_block = NULL;
+    sc.auth_http_pass_client_cert = 0;
+
+    /* Host header */
+    request(&rq, AUTH_METHOD_PLAIN, "u", "p");
+    url.host = "::1";
+    ok(strncmp(build(&rq), "GET /auth HTTP/1.0\r\nHost: [::1]\r\n", 33) == 0,
+       "IPv6 host bracketed");
+    auth_http_peer_name(&url, peer, sizeof(peer));
+    is_str(peer, "[::1]:9000", "IPv6 peer name");
+    url.host = "auth.example.org";
+    url.uri = NULL;
+    ok(strncmp(build(&rq), "GET / HTTP/1.0\r\nHost: auth.example.org\r\n",
+               40) == 0, "default URI /, host name");
+    url.uri = "/a b";
+    is_str(build(&rq), "(error: auth_http uri holds a blank or line break)",
+           "URI with a blank refused");
+    url.is_unix = 1;
+    url.host = "/run/auth.sock";
+    url.uri = "/auth";
+    ok(strncmp(build(&rq), "GET /auth HTTP/1.0\r\nHost: localhost\r\n", 37)
+       == 0, "unix socket: Host localhost");
+    auth_http_peer_name(&url, peer, sizeof(peer));
+    is_str(peer, "unix:/run/auth.sock", "unix peer name");
+    url.is_unix = 0;
+    url.host = "127.0.0.1";
+
+    /* --- interpreting responses ---------------------------------------- */
+    request(&rq, AUTH_METHOD_PLAIN, "alice", "secret");
+    is_int(interpret("HTTP/1.0 200 OK\r\nAuth-Status: OK\r\n"
+                     "Auth-Server: 10.0.0.1\r\nAuth-Port: 1143\r\n\r\n",
+                     &rq, &r), AUTH_HTTP_DONE, "OK: done");
+    is_int(r.status, AUTH_OK, "OK");
+    is_str(r.server, "10.0.0.1", "OK: server");
+    is_int(r.port, 1143, "OK: port");
+    is_int(r.user.len + r.pass.len, 0, "OK: no user / pass replacement");
+    auth_result_free(&r);
+
+    interpret("HTTP/1.1 204 No Content\r\nAuth-Status: OK\r\n"
+              "Auth-Server: [2001:db8::1]\r\nAuth-Port: 143\r\n"
+              "Auth-User: alice@backend\r\nAuth-Pass: p a%20ss\r\n\r\n",
+              &rq, &r);
+    is_int(r.status, AUTH_OK, "OK with 204 (status code not used, as NGINX)");
+    is_str(r.server, "2001:db8::1", "IPv6 server, brackets removed");
+    is_str((char *)r.user.data, "alice@backend", "Auth-User verbatim");
+    is_str((char *)r.pass.data, "p a%20ss", "Auth-Pass verbatim");
+    auth_result_free(&r);
+
+    interpret("HTTP/1.0 200 OK\r\nAuth-Status: OK\r\n"
+              "Auth-Server: imap.example.org\r\nAuth-Port: 143\r\n\r\n",
+              &rq, &r);
+    is_str(r.server, "imap.example.org", "host name server (postern)");
+    auth_result_free(&r);
+
+    interpret("HTTP/1.0 200 OK\r\nAuth-Status: OK\r\n"
+              "Auth-Server: 10.0.0.1\r\n\r\n", &rq, &r);
+    is_int(r.status, AUTH_TEMPFAIL, "OK without port: TEMPFAIL");
+    is_str(r.log_reason, "auth http server 127.0.0.1:9000 did not send "
+           "server or port", "no port reason");
+    auth_result_free(&r);
+    interpret("HTTP/1.0 200 OK\r\nAuth-Status: OK\r\nAuth-Port: 143\r\n\r\n",
+              &rq, &r);
+    is_int(r.status, AUTH_TEMPFAIL, "OK without server: TEMPFAIL");
+    auth_result_free(&r);
+    interpret("HTTP/1.0 200 OK\r\nAuth-Status: OK\r\nAuth-Server: 10.0.0.1\r\n"
+              "Auth-Port: 14x\r\n\r\n", &rq, &r);
+    is_str(r.log_reason, "auth http server 127.0.0.1:9000 sent invalid "
+           "server port:\"14x\"", "bad port reason");
+    auth_result_free(&r);
+    interpret("HTTP/1.0 200 OK\r\nAuth-Status: OK\r\nAuth-Server: 10.0.0.1\r\n"
+              "Auth-Port: 65536\r\n\r\n", &rq, &r);
+    is_int(r.status, AUTH_TEMPFAIL, "port 65536: TEMPFAIL");
+    auth_result_free(&r);
+    interpret("HTTP/1.0 200 OK\r\nAuth-Status: OK\r\nAuth-Server: 10.0.0.1\r\n"
+              "Auth-Port: 0\r\n\r\n", &rq, &r);
+    is_int(r.status, AUTH_TEMPFAIL, "port 0: TEMPFAIL");
+    auth_result_free(&r);
+    interpret("HTTP/1.0 200 OK\r\nAuth-Status: OK\r\nAuth-Server: a/b\r\n"
+              "Auth-Port: 143\r\n\r\n", &rq, &r);
+    is_str(r.log_reason, "auth http server 127.0.0.1:9000 sent invalid "
+           "server address:\"a/b\"", "bad server reason");
+    auth_result_free(&r);
+
+    interpret("HTTP/1.0 200 OK\r\nAuth-Status: Invalid login or password\r\n"
+              "Auth-Wait: 3\r\n\r\n", &rq, &r);
+    is_int(r.status, AUTH_FAIL, "refusal: FAIL");
+    is_str(r.message, "Invalid login or password", "refusal message");
+    is_int(r.wait, 3, "Auth-Wait");
+    is_str(r.error_code, NULL, "no error code");
+    auth_result_free(&r);
+    interpret("HTTP/1.0 200 OK\r\nAuth-Status: Go away\r\n"
+              "Auth-Error-Code: 535 5.7.8\r\n\r\n", &rq, &r);
+    is_int(r.wait, -1, "no Auth-Wait: -1 (the session closes)");
+    is_str(r.error_code, "535 5.7.8", "Auth-Error-Code");
+    auth_result_free(&r);
+    interpret("HTTP/1.0 200 OK\r\nAuth-Status: No\r\nAuth-Wait: soon\r\n\r\n",
+              &rq, &r);
+    is_int(r.status, AUTH_TEMPFAIL, "non-numeric wait: TEMPFAIL");
+    is_str(r.log_reason, "auth http server 127.0.0.1:9000 sent invalid "
+           "wait:\"soon\"", "bad wait reason");
+    auth_result_free(&r);
+    is_int(interpret("HTTP/1.0 200 OK\r\nAuth-Status: WAIT\r\n"
+                     "Auth-Wait: 1\r\n\r\n", &rq, &r), AUTH_HTTP_RETRY,
+           "WAIT: ask again");
+    is_int(r.wait, 1, "WAIT: seconds");
+    auth_result_free(&r);
+
+    interpret("HTTP/1.0 500 Internal Server Error\r\nContent-Type: text/html"
+              "\r\n\r\n<html>", &rq, &r);
+    is_int(r.status, AUTH_TEMPFAIL, "no Auth-Status: TEMPFAIL");
+    is_str(r.log_reason, "auth http server 127.0.0.1:9000 sent no "
+           "Auth-Status header (HTTP status 500)", "no Auth-Status reason");
+    auth_result_free(&r);
+    interpret("HTTP/1.0 200 OK\r\nAuth-Status:\r\n\r\n", &rq, &r);
+    is_int(r.status, AUTH_TEMPFAIL, "empty Auth-Status: TEMPFAIL");
+    auth_result_free(&r);
+    interpret("junk\r\n\r\n", &rq, &r);
+    is_str(r.log_reason, "auth http server 127.0.0.1:9000 sent invalid "
+           "response (invalid status line)", "bad status line reason");
+    auth_result_free(&r);
+    interpret("HTTP/1.0 200 OK\r\nAuth-Status OK\r\n\r\n", &rq, &r);
+    is_str(r.log_reason, "auth http server 127.0.0.1:9000 sent invalid "
+           "header in response (invalid header line)", "bad header reason");
+    auth_result_free(&r);
+    interpret("HTTP/1.0 200 OK\r\nAuth-Status: OK\r\n", &rq, &r);
+    is_int(r.status, AUTH_TEMPFAIL, "incomplete head: TEMPFAIL");
+    auth_result_free(&r);
+
+    /* APOP / CRAM-MD5 / EXTERNAL need Auth-Pass for IMAP and POP3 */
+    request(&rq, AUTH_METHOD_APOP, "mrose", "c4c9334bac560ecc979e58001b3e22fb");
+    rq.protocol = PROTO_POP3;
+    interpret("HTTP/1.0 200 OK\r\nAuth-Status: OK\r\nAuth-Server: 10.0.0.1\r\n"
+              "Auth-Port: 110\r\n\r\n", &rq, &r);
+    is_int(r.status, AUTH_TEMPFAIL, "APOP OK without Auth-Pass: TEMPFAIL");
+    is_str(r.log_reason, "auth http server 127.0.0.1:9000 did not send "
+           "password", "no password reason");
+    auth_result_free(&r);
+    interpret("HTTP/1.0 200 OK\r\nAuth-Status: OK\r\nAuth-Server: 10.0.0.1\r\n"
+              "Auth-Port: 110\r\nAuth-Pass: tanstaaf\r\n\r\n", &rq, &r);
+    is_int(r.status, AUTH_OK, "APOP OK with Auth-Pass");
+    auth_result_free(&r);
+    request(&rq, AUTH_METHOD_CRAM_MD5, "tim", "x");
+    rq.protocol = PROTO_SMTP;
+    interpret("HTTP/1.0 200 OK\r\nAuth-Status: OK\r\nAuth-Server: 10.0.0.1\r\n"
+              "Auth-Port: 25\r\n\r\n", &rq, &r);
+    is_int(r.status, AUTH_OK, "SMTP CRAM-MD5 needs no Auth-Pass (XCLIENT)");
+    auth_result_free(&r);
+
+    /* --- against a scripted server --------------------------------------- */
+    request(&rq, AUTH_METHOD_PLAIN, "alice", "secret");
+    url.host = "127.0.0.1";
+    url.uri = "/auth";
+
+    memset(&s, 0, sizeof(s));
+    s.fd = listen_tcp(&port);
+    url.port = port;
+    auth_http_peer_name(&url, peer, sizeof(peer));
+    s.nconn = 1;
+    s.mode = M_REPLY;
+    s.reply[0] = "HTTP/1.0 200 OK\r\nAuth-Status: OK\r\n"
+                 "Auth-Server: 127.0.0.1\r\nAuth-Port: 1143\r\n\r\n";
+    run(&s, &rq, &r);
+    is_int(r.status, AUTH_OK, "live: OK");
+    is_int(r.port, 1143, "live: port");
+    ok(strncmp(s.got, "GET /auth HTTP/1.0\r\nHost: 127.0.0.1\r\n"
+               "Auth-Method: plain\r\nAuth-User: alice\r\nAuth-Pass: secret"
+               "\r\n", 86) == 0, "live: the server got the request");
+    is_int(s.gotlen, strlen(build(&rq)), "live: whole request, once");
+    auth_result_free(&r);
+
+    s.mode = M_TRICKLE;
+    s.reply[0] = "HTTP/1.0 200 OK\r\nAuth-Status: Invalid login or password"
+                 "\r\nAuth-Wait: 2\r\n\r\n";
+    run(&s, &rq, &r);
+    is_int(r.status, AUTH_FAIL, "live, byte by byte: FAIL");
+    is_str(r.message, "Invalid login or password", "live: message");
+    is_int(r.wait, 2, "live: wait");
+    auth_result_free(&r);
+
+    s.mode = M_REPLY;
+    s.nconn = 2;
+    s.reply[0] = "HTTP/1.0 200 OK\r\nAuth-Status: WAIT\r\nAuth-Wait: 0\r\n\r\n";
+    s.reply[1] = "HTTP/1.0 200 OK\r\nAuth-Status: OK\r\n"
+                 "Auth-Server: 127.0.0.1\r\nAuth-Port: 1144\r\n\r\n";
+    run(&s, &rq, &r);
+    is_int(r.status, AUTH_OK, "live: WAIT, then OK on the second request");
+    is_int(r.port, 1144, "live: the second answer counts");
+    auth_result_free(&r);
+
+    s.nconn = 1;
+    s.reply[0] = "SMTP? \x01\x02\r\n\r\n";
+    run(&s, &rq, &r);
+    is_int(r.status, AUTH_TEMPFAIL, "live: garbage: TEMPFAIL");
+    snprintf(reason, sizeof(reason), "auth http server %s sent invalid "
+             "response (invalid status line)", peer);
+    is_str(r.log_reason, reason, "live: garbage reason");
+    auth_result_free(&r);
+
+    s.mode = M_CLOSE;
+    run(&s, &rq, &r);
+    is_int(r.status, AUTH_TEMPFAIL, "live: closed without reply: TEMPFAIL");
+    snprintf(reason, sizeof(reason), "auth http server %s closed the "
+             "connection before a complete response", peer);
+    is_str(r.log_reason, reason, "live: early close reason");
+    auth_result_free(&r);
+
+    s.mode = M_SILENT;
+    s.delay_ms = 1500;
+    sc.auth_http_timeout = 300;
+    ms = run(&s, &rq, &r);
+    is_int(r.status, AUTH_TEMPFAIL, "live: silent server: TEMPFAIL");
+    snprintf(reason, sizeof(reason), "auth http server %s timed out", peer);
+    is_str(r.log_reason, reason, "live: timeout reason");
+    ok(ms >= 250 && ms < 1200, "live: gave up after auth_http_timeout "
+       "(%ld ms)", ms);
+    auth_result_free(&r);
+    sc.auth_http_timeout = 5000;
+    close(s.fd);
+
+    /* refused: a port nobody listens on any more */
+    s.fd = listen_tcp(&port);
+    close(s.fd);
+    url.port = port;
+    auth_http_peer_name(&url, peer, sizeof(peer));
+    auth_http_query(&sc, &rq, &r);
+    is_int(r.status, AUTH_TEMPFAIL, "refused: TEMPFAIL");
+    snprintf(reason, sizeof(reason), "auth http server %s: ", peer);
+    ok(r.log_reason != NULL && strncmp(r.log_reason, reason,
+                                       strlen(reason)) == 0
+       && strstr(r.log_reason, "refused") != NULL,
+       "refused: reason names the server (%s)",
+       r.log_reason ? r.log_reason : "");
+    auth_result_free(&r);
+
+    /* unix socket */
+    {
+        struct sockaddr_un sun;
+        char path[64];
+
+        snprintf(path, sizeof(path), "/tmp/test_auth_http.%ld.sock",
+                 (long)getpid());
+        unlink(path);
+        memset(&sun, 0, sizeof(sun));
+        sun.sun_family = AF_UNIX;
+        strcpy(sun.sun_path, path);
+        memset(&s, 0, sizeof(s));
+        s.fd = socket(AF_UNIX, SOCK_STREAM, 0);
+        if (s.fd < 0 || bind(s.fd, (struct sockaddr *)&sun, sizeof(sun)) < 0
+            || listen(s.fd, 4) < 0) {
+            perror("unix listen");
+            return 2;
+        }
+        url.is_unix = 1;
+        url.host = path;
+        s.nconn = 1;
+        s.mode = M_REPLY;
+        s.reply[0] = "HTTP/1.0 200 OK\r\nAuth-Status: OK\r\n"
+                     "Auth-Server: 127.0.0.1\r\nAuth-Port: 1110\r\n\r\n";
+        run(&s, &rq, &r);
+        is_int(r.status, AUTH_OK, "unix socket: OK");
+        ok(strstr(s.got, "Host: localhost\r\n") != NULL,
+           "unix socket: Host localhost");
+        auth_result_free(&r);
+        close(s.fd);
+        unlink(path);
+        auth_http_query(&sc, &rq, &r);
+        is_int(r.status, AUTH_TEMPFAIL, "unix socket gone: TEMPFAIL");
+        ok(r.log_reason != NULL
+           && strstr(r.log_reason, "auth http server unix:/tmp/") != NULL,
+           "unix socket gone: reason (%s)", r.log_reason ? r.log_reason : "");
+        auth_result_free(&r);
+        url.is_unix = 0;
+    }
+
+    /* auth_query() picks auth_http when there is no auth_file */
+    memset(&s, 0, sizeof(s));
+    s.fd = listen_tcp(&port);
+    url.host = "127.0.0.1";
+    url.port = port;
+    s.nconn = 1;
+    s.mode = M_REPLY;
+    s.reply[0] = "HTTP/1.0 200 OK\r\nAuth-Status: Nope\r\n\r\n";
+    {
+        pthread_t th;
+
+        pthread_create(&th, NULL, serve, &s);
+        auth_query(&sc, &rq, &r);
+        pthread_join(th, NULL);
+    }
+    is_int(r.status, AUTH_FAIL, "auth_query dispatches to auth_http");
+    is_str(r.message, "Nope", "dispatch: message");
+    auth_result_free(&r);
+    close(s.fd);
+
+    return tap_done();
+}
