@@ -164,14 +164,11 @@ reload(struct conf **cur)
     log_g(LOG_LV_NOTICE, "reconfigured from \"%s\"", next->path);
 }
 
-/* Wait for relayed sessions to end, up to shutdown_timeout. */
+/* Wait for relayed sessions to end; past `until` the relay ends them. */
 static void
-drain_relay(const struct conf *c)
+drain_relay(msec_t until)
 {
-    msec_t until = c->shutdown_timeout >= 0 ? clock_now() + c->shutdown_timeout
-                                            : DEADLINE_NONE;
-
-    if (c->shutdown_timeout >= 0) {
+    if (until != DEADLINE_NONE) {
         relay_set_deadline(NULL, until);
     }
     while (relay_count() > 0) {
@@ -278,9 +275,14 @@ serve(struct conf **cur, const struct options *opt)
 
     ls = acceptor_stop();
     listeners_close(&ls);
-    pool_stop(fast);
-    if (!fast) {
-        drain_relay(*cur);
+    {
+        msec_t until = (*cur)->shutdown_timeout >= 0
+                       ? clock_now() + (*cur)->shutdown_timeout : DEADLINE_NONE;
+
+        pool_stop(fast, until);
+        if (!fast) {
+            drain_relay(until);
+        }
     }
     relay_stop();
     pidfile_remove((*cur)->pid);

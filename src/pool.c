@@ -157,6 +157,9 @@ worker_main(void *arg)
             break;
         }
         if (!queue_take(&it)) {
+            if (pool.stopping && pool.len == 0) {
+                break;                  /* the last queued item just expired */
+            }
             if (pool.len > 0) {
                 /* all queued are over their share: re-check when a share frees
                  * or the oldest item's timeout passes */
@@ -245,27 +248,50 @@ pool_push(const struct pool_item *it)
     return 0;
 }
 
-/* Stop the workers and free the pool. */
+/* Wake every worker out of its I/O and drop the queue (lock held). */
+static void
+pool_abort_locked(void)
+{
+    while (pool.len > 0) {
+        item_drop(&pool.q[pool.head], "server is shutting down");
+        pool.head = (pool.head + 1) % pool.cap;
+        pool.len--;
+    }
+    for (int i = 0; i < pool.nthreads; i++) {
+        if (pool.busy_fd[i] >= 0) {
+            /* wakes the worker's poll(); its session then ends */
+            shutdown(pool.busy_fd[i], SHUT_RDWR);
+        }
+    }
+}
+
+/* Stop the workers and free the pool: fast, or graceful until deadline. */
 void
-pool_stop(int fast)
+pool_stop(int fast, msec_t deadline)
 {
     pthread_mutex_lock(&pool.lock);
     pool.stopping = fast ? 2 : 1;
     if (fast) {
-        while (pool.len > 0) {
-            item_drop(&pool.q[pool.head], "server is shutting down");
-            pool.head = (pool.head + 1) % pool.cap;
-            pool.len--;
-        }
-        for (int i = 0; i < pool.nthreads; i++) {
-            if (pool.busy_fd[i] >= 0) {
-                /* wakes the worker's poll(); the session then ends */
-                shutdown(pool.busy_fd[i], SHUT_RDWR);
-            }
-        }
+        pool_abort_locked();
     }
     pthread_cond_broadcast(&pool.work);
     pthread_mutex_unlock(&pool.lock);
+    if (!fast) {
+        /* let sessions finish; past shutdown_timeout end them as a fast stop */
+        while (pool_busy() > 0) {
+            struct timespec ts = { 0, 20 * 1000000L };
+
+            if (clock_now() >= deadline) {
+                pthread_mutex_lock(&pool.lock);
+                pool.stopping = 2;
+                pool_abort_locked();
+                pthread_cond_broadcast(&pool.work);
+                pthread_mutex_unlock(&pool.lock);
+                break;
+            }
+            nanosleep(&ts, NULL);
+        }
+    }
     for (int i = 0; i < pool.nthreads; i++) {
         pthread_join(pool.threads[i], NULL);
     }

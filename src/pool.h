@@ -34,9 +34,10 @@ int pool_start(int nthreads, size_t capacity);
  * and closes; the item is still the caller's). */
 int pool_push(const struct pool_item *it);
 /* Stop: fast = wake workers out of their I/O (shutdown their client
- * sockets) and drop queued connections; otherwise serve the queue first.
- * Joins the workers. */
-void pool_stop(int fast);
+ * sockets) and drop queued connections; otherwise serve the queue first,
+ * and end what is left as a fast stop once `deadline` passes
+ * (shutdown_timeout; DEADLINE_NONE to wait).  Joins the workers. */
+void pool_stop(int fast, msec_t deadline);
 /* Sessions in workers + queued. */
 size_t pool_busy(void);
 

@@ -2,14 +2,18 @@
 # (PY_LOG_COMPILER in Makefile.am) and reported as TAP by tap_plugin.py.
 TESTS += \
 	tests/integration/test_dovecot_fixture.py \
-	tests/integration/test_process.py
+	tests/integration/test_process.py \
+	tests/integration/test_smoke.py
 
 EXTRA_DIST += \
 	tests/integration/run-pytest \
 	tests/integration/tap_plugin.py \
 	tests/integration/conftest.py \
 	tests/integration/harness.py \
+	tests/integration/authsvc.py \
+	tests/integration/dnsstub.py \
 	tests/integration/test_dovecot_fixture.py \
 	tests/integration/test_process.py \
+	tests/integration/test_smoke.py \
 	tests/setup-debian.sh \
 	demo/run

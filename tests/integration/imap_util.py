@@ -1,0 +1,213 @@
+"""Helpers for test_imap.py: a raw IMAP client, tiny fake IMAP backends and
+a Dovecot fixture that admits many sessions at once.
+
+Everything here runs on loopback, every wait is bounded, and every thread
+or socket is closed by the test that made it."""
+
+import hashlib
+import hmac
+import base64
+import socket
+import threading
+import time
+
+import harness
+
+# Users beyond harness.USERS: carol's password needs quoting in IMAP (a
+# double quote and a backslash), so LOGIN must escape it.
+EXTRA_USERS = {"carol": 'q"uo\\te'}
+
+
+class ManyDovecot(harness.Dovecot):
+    """The harness's Dovecot, with limits raised for 200 parallel sessions
+    of one user from one address (Dovecot's defaults: 100 processes per
+    service, 10 connections per user and address)."""
+
+    def config(self):
+        return super().config() + """\
+default_process_limit = 600
+default_client_limit = 4000
+mail_max_userip_connections = 1000
+service imap {
+  process_limit = 600
+}
+"""
+
+
+class Raw(harness.LineClient):
+    """A raw IMAP client: byte-exact lines, optionally from a chosen local
+    address (127.0.0.2 ...: loopback accepts the whole 127/8)."""
+
+    def __init__(self, port, timeout=10.0, source=None, greet=True):
+        self.buf = b""
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.settimeout(timeout)
+        if source:
+            s.bind((source, 0))
+        s.connect(("127.0.0.1", port))
+        self.sock = s
+        self.greeting = self.readline() if greet else None
+
+    def tagged(self, tag, limit=200):
+        """Lines up to and including the one tagged `tag` (bytes each);
+        stops early at EOF (the last element is then b"")."""
+        out = []
+        prefix = tag.encode() + b" "
+        for _ in range(limit):
+            line = self.readline()
+            out.append(line)
+            if not line or line.startswith(prefix):
+                return out
+        raise AssertionError("no tagged %s reply in %d lines: %r"
+                             % (tag, limit, out[-5:]))
+
+    def run(self, tag, line):
+        """Send `tag line` and return (tagged reply line, all lines)."""
+        if isinstance(line, bytes):
+            self.send(tag.encode() + b" " + line + b"\r\n")
+        else:
+            self.send("%s %s\r\n" % (tag, line))
+        lines = self.tagged(tag)
+        return lines[-1], lines
+
+    def read_all(self, timeout=5.0):
+        """Everything until EOF (bounded by timeout)."""
+        data, self.buf = self.buf, b""
+        self.sock.settimeout(timeout)
+        end = time.monotonic() + timeout
+        try:
+            while time.monotonic() < end:
+                d = self.sock.recv(65536)
+                if not d:
+                    break
+                data += d
+        except (socket.timeout, ConnectionResetError):
+            pass
+        return data
+
+
+def b64(data):
+    if isinstance(data, str):
+        data = data.encode()
+    return base64.b64encode(data).decode()
+
+
+def cram_answer(user, password, challenge_b64):
+    """The base64 CRAM-MD5 answer to a "+ CHALLENGE" line's text."""
+    chal = base64.b64decode(challenge_b64)
+    digest = hmac.new(password.encode(), chal, hashlib.md5).hexdigest()
+    return b64("%s %s" % (user, digest))
+
+
+def closed_port():
+    """A loopback port nobody listens on (bound, never listened: refuses)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    return s, s.getsockname()[1]
+
+
+class FakeBackend:
+    """A tiny scripted IMAP server on a free loopback port.
+
+    mode:
+      "preauth"   greets "* PREAUTH ..."
+      "garbage"   greets with a line that is not IMAP
+      "refuse"    a normal greeting, then answers LOGIN (with literals)
+                  "TAG NO [AUTHENTICATIONFAILED] Backend says no."
+      "ok"        a normal greeting, then "TAG OK" to LOGIN; echoes after
+    Everything received is kept in .received (bytes), per connection."""
+
+    def __init__(self, mode):
+        self.mode = mode
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.received = []
+        self.stopping = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while not self.stopping:
+            try:
+                c, _a = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            idx = len(self.received)
+            self.received.append(b"")
+            threading.Thread(target=self._one, args=(c, idx),
+                             daemon=True).start()
+
+    def _recv_line(self, c, idx):
+        data = b""
+        while not data.endswith(b"\n"):
+            d = c.recv(1)
+            if not d:
+                raise EOFError
+            data += d
+        self.received[idx] += data
+        return data
+
+    def _recv_n(self, c, idx, n):
+        data = b""
+        while len(data) < n:
+            d = c.recv(n - len(data))
+            if not d:
+                raise EOFError
+            data += d
+        self.received[idx] += data
+        return data
+
+    def _one(self, c, idx):
+        c.settimeout(10)
+        try:
+            if self.mode == "preauth":
+                c.sendall(b"* PREAUTH [CAPABILITY IMAP4rev1] logged in\r\n")
+            elif self.mode == "garbage":
+                c.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+            else:
+                c.sendall(b"* OK fake ready\r\n")
+            if self.mode in ("preauth", "garbage"):
+                # read whatever comes until the peer closes
+                while c.recv(4096):
+                    pass
+                return
+            line = self._recv_line(c, idx)        # TAG LOGIN {n}
+            tag = line.split(b" ", 1)[0]
+            while line.rstrip().endswith(b"}"):
+                n = int(line.rstrip()[:-1].rsplit(b"{", 1)[1].rstrip(b"+"))
+                c.sendall(b"+ go\r\n")
+                self._recv_n(c, idx, n)
+                line = self._recv_line(c, idx)
+            if self.mode == "refuse":
+                c.sendall(tag + b" NO [AUTHENTICATIONFAILED] Backend says "
+                          b"no.\r\n")
+                while c.recv(4096):
+                    pass
+                return
+            c.sendall(tag + b" OK logged in\r\n")
+            while True:
+                d = c.recv(65536)
+                if not d:
+                    return
+                self.received[idx] += d
+                c.sendall(d)
+        except (OSError, EOFError, ValueError):
+            pass
+        finally:
+            c.close()
+
+    def stop(self):
+        self.stopping = True
+        self.thread.join(5)
+        self.sock.close()
+
+
+def log_lines(text, pattern):
+    """Lines of a log text that contain pattern."""
+    return [ln for ln in text.splitlines() if pattern in ln]

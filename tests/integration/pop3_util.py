@@ -1,0 +1,212 @@
+"""Helpers for the POP3 and auth-service integration tests
+(test_pop3.py, test_auth_service.py): a raw POP3 client, SASL answers, a
+scripted fake backend, and small waits on logs.
+
+Everything here is bounded: sockets have timeouts, threads are daemons
+that end when their socket closes, and every wait has a deadline.
+"""
+
+import base64
+import hashlib
+import hmac
+import os
+import shutil
+import socket
+import subprocess
+import threading
+
+import harness
+
+
+def b64(data):
+    if isinstance(data, str):
+        data = data.encode()
+    return base64.b64encode(data).decode()
+
+
+def plain_response(user, password, authzid=""):
+    """The AUTH PLAIN response (RFC 4616) for user and password, base64."""
+    def enc(x):
+        return x if isinstance(x, bytes) else x.encode()
+    return b64(enc(authzid) + b"\0" + enc(user) + b"\0" + enc(password))
+
+
+def cram_response(user, password, challenge_b64):
+    """The CRAM-MD5 answer (RFC 2195) to a base64 challenge, base64."""
+    challenge = base64.b64decode(challenge_b64)
+    digest = hmac.new(password.encode(), challenge, hashlib.md5).hexdigest()
+    return b64("%s %s" % (user, digest))
+
+
+def apop_digest(timestamp, password):
+    """The APOP digest (RFC 1939 7) of a greeting's <timestamp>."""
+    if isinstance(timestamp, str):
+        timestamp = timestamp.encode()
+    return hashlib.md5(timestamp + password.encode()).hexdigest()
+
+
+class Pop3Raw(harness.LineClient):
+    """A byte-exact POP3 client: reads the greeting on connect."""
+
+    def __init__(self, port, timeout=10.0):
+        super().__init__(port, timeout=timeout)
+        self.greeting = self.readline()
+
+    def timestamp(self):
+        """The APOP <timestamp> of the greeting, or None."""
+        g = self.greeting
+        if b"<" not in g or b">" not in g:
+            return None
+        return g[g.index(b"<"):g.rindex(b">") + 1].decode()
+
+    def multiline(self):
+        """The lines of a multi-line reply after its status line, without
+        the final "."; each line as bytes without CRLF."""
+        out = []
+        for _ in range(10000):
+            line = self.readline()
+            if line in (b".\r\n", b""):
+                return out
+            out.append(line.rstrip(b"\r\n"))
+        raise AssertionError("multi-line reply without an end")
+
+    def login(self, user, password):
+        """USER/PASS; returns the reply to PASS."""
+        r = self.cmd("USER " + user)
+        assert r.startswith(b"+OK"), r
+        return self.cmd("PASS " + password)
+
+
+class FakeBackend:
+    """A tiny scripted POP3 backend on a free loopback port.
+
+    greeting: the first line sent (bytes, CRLF added), or None to close at
+    once without a word.  replies: command verb (upper case) -> reply line.
+    Every line received is recorded in .received (bytes, CRLF stripped).
+    """
+
+    def __init__(self, greeting=b"+OK fake ready", replies=None):
+        self.greeting = greeting
+        self.replies = dict(replies or {})
+        self.received = []
+        self.accepted = 0
+        self.lock = threading.Lock()
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.stopping = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while not self.stopping:
+            try:
+                c, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            with self.lock:
+                self.accepted += 1
+            threading.Thread(target=self._one, args=(c,), daemon=True).start()
+
+    def _one(self, c):
+        c.settimeout(10)
+        try:
+            if self.greeting is None:
+                return
+            c.sendall(self.greeting + b"\r\n")
+            buf = b""
+            for _ in range(100):
+                while b"\n" not in buf:
+                    data = c.recv(4096)
+                    if not data:
+                        return
+                    buf += data
+                line, buf = buf.split(b"\n", 1)
+                line = line.rstrip(b"\r")
+                with self.lock:
+                    self.received.append(line)
+                verb = line.split(b" ", 1)[0].upper().decode("latin-1")
+                reply = self.replies.get(verb, b"+OK")
+                if reply is None:
+                    return
+                c.sendall(reply + b"\r\n")
+                if verb == "QUIT":
+                    return
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+    def stop(self):
+        self.stopping = True
+        self.sock.close()
+        self.thread.join(5)
+
+
+def closed_port():
+    """A loopback port where nothing listens (connect is refused)."""
+    return harness.free_port()
+
+
+def wait_log(p, pattern, timeout=10.0):
+    """Wait until postern p's error log matches the regex pattern; returns
+    the match."""
+    import re
+    rx = re.compile(pattern)
+    return harness.wait_for(lambda: rx.search(p.log_text()), timeout,
+                            what="%r in postern's error log" % pattern)
+
+
+def wait_requests(svc, count, timeout=10.0):
+    """Wait until the auth service has logged count requests; returns
+    them."""
+    return harness.wait_for(
+        lambda: len(svc.requests()) >= count and svc.requests(), timeout,
+        what="%d auth request(s)" % count)
+
+
+def authsvc_users(dovecot, **extra):
+    """The authsvc users file for the Dovecot users (IMAP and POP3), plus
+    extra entries name -> dict."""
+    users = {}
+    for name, pw in dovecot.users.items():
+        users[name] = {"pass": pw, "server": "127.0.0.1",
+                       "ports": {"imap": dovecot.imap_port,
+                                 "pop3": dovecot.pop3_port}}
+    users.update(extra)
+    return users
+
+
+def reset_authsvc(svc, dovecot, **extra):
+    """Fresh users and an empty request log; returns svc."""
+    svc.write_users(authsvc_users(dovecot, **extra))
+    with open(svc.log, "w"):
+        pass
+    return svc
+
+
+def yescrypt_hash(password):
+    """A yescrypt crypt(3) string for password: mkpasswd's when it is
+    installed, else libxcrypt's through Python's crypt module; None when
+    neither can make one."""
+    if shutil.which("mkpasswd"):
+        r = subprocess.run(["mkpasswd", "-m", "yescrypt", "--stdin"],
+                           input=password, capture_output=True, text=True,
+                           timeout=30)
+        if r.returncode == 0 and r.stdout.startswith("$y$"):
+            return r.stdout.strip()
+    try:
+        import warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import crypt
+    except ImportError:
+        return None
+    salt = "$y$j9T$" + b64(os.urandom(16))[:22].replace("+", ".") + "$"
+    h = crypt.crypt(password, salt)
+    return h if h and h.startswith("$y$") else None

@@ -1,0 +1,320 @@
+"""Helpers for the SMTP and client-address integration tests
+(test_smtp.py, test_client_addr.py): small in-process servers that record
+what postern sends them, PROXY protocol headers, the DNS stub, and reading
+mail back through postern's IMAP.
+
+Everything here listens on 127.0.0.1 only, runs in daemon threads or as a
+child process stopped by pid, and every wait is bounded.
+"""
+
+import base64
+import http.server
+import imaplib
+import ipaddress
+import json
+import os
+import re
+import socket
+import socketserver
+import struct
+import subprocess
+import threading
+import urllib.parse
+
+import harness
+
+
+# --------------------------------------------------------------------------
+# a scriptable auth service in this process
+
+class AuthStub:
+    """An NGINX-protocol auth service whose answer is a Python function.
+
+    decide(headers) -> list of (name, value) response headers.  Every
+    request's headers (a dict) are kept in .requests."""
+
+    def __init__(self, decide):
+        self.decide = decide
+        self.requests = []
+        self.lock = threading.Lock()
+        stub = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.0"
+
+            def log_message(self, fmt, *args):
+                pass
+
+            def do_GET(self):  # noqa: N802
+                h = {k: v for k, v in self.headers.items()}
+                with stub.lock:
+                    stub.requests.append(h)
+                out = stub.decide(h)
+                text = "HTTP/1.0 200 OK\r\n" + "".join(
+                    "%s: %s\r\n" % kv for kv in out) + "\r\n"
+                self.wfile.write(text.encode("latin-1"))
+
+        class Server(http.server.ThreadingHTTPServer):
+            daemon_threads = True
+            allow_reuse_address = True
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever,
+                                       kwargs={"poll_interval": 0.1},
+                                       daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d/auth" % self.port
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def unescape(value):
+    """A header value escaped the NGINX way (%XX) as text."""
+    return urllib.parse.unquote_to_bytes(value.encode("latin-1")).decode(
+        "utf-8", "replace")
+
+
+# --------------------------------------------------------------------------
+# a fake SMTP backend that records what it receives
+
+class FakeSMTP:
+    """A minimal SMTP server on 127.0.0.1 that records every line.
+
+    ehlo: capability lines after the name (e.g. ["AUTH PLAIN"]).
+    auth_ok: the (user, password) AUTH PLAIN accepts.
+    expect_proxy: the first line is a PROXY header, kept in .proxy_lines.
+    Sessions are dicts in .sessions: {"lines": [...], "data": [bytes],
+    "proxy": line or None}."""
+
+    def __init__(self, ehlo=("PIPELINING", "8BITMIME"), auth_ok=None,
+                 expect_proxy=False):
+        self.ehlo = list(ehlo)
+        self.auth_ok = auth_ok
+        self.expect_proxy = expect_proxy
+        self.sessions = []
+        self.lock = threading.Lock()
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.stopping = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while not self.stopping:
+            try:
+                c, _peer = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=self._session, args=(c,),
+                             daemon=True).start()
+
+    def _session(self, c):
+        rec = {"lines": [], "data": [], "proxy": None}
+        with self.lock:
+            self.sessions.append(rec)
+        c.settimeout(20)
+        f = c.makefile("rb")
+
+        def send(text):
+            c.sendall(text.encode())
+        try:
+            if self.expect_proxy:
+                rec["proxy"] = f.readline(256)
+            send("220 fake.example ESMTP\r\n")
+            while True:
+                line = f.readline(65536)
+                if not line:
+                    return
+                rec["lines"].append(line)
+                verb = line[:4].upper()
+                if verb == b"EHLO":
+                    caps = ["fake.example"] + self.ehlo
+                    send("".join("250%s%s\r\n" % (
+                        " " if i == len(caps) - 1 else "-", x)
+                        for i, x in enumerate(caps)))
+                elif verb == b"HELO":
+                    send("250 fake.example\r\n")
+                elif verb == b"AUTH":
+                    parts = line.split()
+                    ok = False
+                    if len(parts) == 3 and parts[1].upper() == b"PLAIN":
+                        try:
+                            raw = base64.b64decode(parts[2], validate=True)
+                            _z, user, pw = raw.split(b"\0")
+                            ok = (self.auth_ok is not None and
+                                  (user.decode(), pw.decode())
+                                  == tuple(self.auth_ok))
+                        except ValueError:
+                            ok = False
+                    send("235 2.7.0 Accepted\r\n" if ok else
+                         "535 5.7.8 Bad credentials\r\n")
+                elif verb == b"DATA":
+                    send("354 go ahead\r\n")
+                    body = b""
+                    while not body.endswith(b"\r\n.\r\n"):
+                        chunk = f.readline(1 << 20)
+                        if not chunk:
+                            return
+                        body += chunk
+                    rec["data"].append(body)
+                    send("250 2.0.0 queued\r\n")
+                elif verb == b"QUIT":
+                    send("221 bye\r\n")
+                    return
+                elif verb == b"RCPT":
+                    send("250 2.1.5 recipient ok\r\n")
+                else:
+                    send("250 2.0.0 ok\r\n")
+        except OSError:
+            pass
+        finally:
+            f.close()
+            c.close()
+
+    def wait_sessions(self, n=1, timeout=10):
+        return harness.wait_for(lambda: len(self.sessions) >= n, timeout,
+                                what="%d backend session(s)" % n)
+
+    def stop(self):
+        self.stopping = True
+        self.sock.close()
+        self.thread.join(5)
+
+
+# --------------------------------------------------------------------------
+# the DNS stub (tests/integration/dnsstub.py) as a child process
+
+DNSSTUB = os.path.join(harness.HERE, "dnsstub.py")
+
+
+class DNSStub:
+    """dnsstub.py on a free UDP port of 127.0.0.1 with a JSON map."""
+
+    def __init__(self, table, mode="normal", delay=3.0):
+        self.dir = harness.make_tmpdir("dnsstub")
+        self.log = os.path.join(self.dir, "queries.log")
+        mapfile = os.path.join(self.dir, "map.json")
+        with open(mapfile, "w") as f:
+            json.dump(table, f)
+        self.proc = harness.spawn(
+            [harness.PYTHON, DNSSTUB, "--mode", mode, "--delay", str(delay),
+             "--log", self.log, "--lifetime", "600", "@" + mapfile],
+            "dnsstub", stdout=subprocess.PIPE)
+        import select
+        r, _w, _x = select.select([self.proc.stdout], [], [], 10)
+        line = self.proc.stdout.readline() if r else b""
+        if not line.strip().isdigit():
+            self.stop()
+            raise harness.HarnessError("dnsstub printed no port: %r" % line)
+        self.port = int(line)
+
+    def queries(self):
+        try:
+            with open(self.log) as f:
+                return f.read().splitlines()
+        except OSError:
+            return []
+
+    def stop(self):
+        if self.proc is not None:
+            harness.stop_process(self.proc, timeout=5)
+            self.proc.stdout.close()
+            self.proc = None
+        harness.remove_tmpdir(self.dir)
+
+
+# --------------------------------------------------------------------------
+# PROXY protocol headers
+
+PP2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
+
+
+def proxy_v1(src, dst, sport, dport):
+    fam = "TCP6" if ":" in src else "TCP4"
+    return ("PROXY %s %s %s %d %d\r\n" % (fam, src, dst, sport,
+                                          dport)).encode()
+
+
+def proxy_v2(src, dst, sport, dport, command=1, tlvs=b""):
+    """A v2 header: PROXY (command 1) or LOCAL (0), TCP over IPv4/IPv6."""
+    s, d = ipaddress.ip_address(src), ipaddress.ip_address(dst)
+    if s.version == 4:
+        fam, body = 0x11, s.packed + d.packed
+    else:
+        fam, body = 0x21, s.packed + d.packed
+    body += struct.pack(">HH", sport, dport) + tlvs
+    return PP2_SIG + bytes([0x20 | command, fam]) + \
+        struct.pack(">H", len(body)) + body
+
+
+# --------------------------------------------------------------------------
+# clients
+
+def connect_from(port, source="127.0.0.1", timeout=10.0):
+    """A harness.LineClient whose socket is bound to source."""
+    c = harness.LineClient.__new__(harness.LineClient)
+    c.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout,
+                                      source_address=(source, 0))
+    c.buf = b""
+    return c
+
+
+def read_reply(c):
+    """One whole SMTP reply (all its lines) from a LineClient, as bytes."""
+    out = b""
+    while True:
+        line = c.readline()
+        out += line
+        if not line or len(line) < 4 or line[3:4] != b"-":
+            return out
+
+
+def imap_fetch_all(port, user, password):
+    """Every message of user's INBOX through postern's IMAP, as bytes."""
+    c = imaplib.IMAP4("127.0.0.1", port, timeout=20)
+    try:
+        c.login(user, password)
+        typ, data = c.select("INBOX", readonly=True)
+        n = int(data[0])
+        out = []
+        for i in range(1, n + 1):
+            typ, d = c.fetch(str(i), "(BODY.PEEK[])")
+            assert typ == "OK"
+            out.append(d[0][1])
+        return out
+    finally:
+        try:
+            c.logout()
+        except (OSError, imaplib.IMAP4.error):
+            pass
+
+
+def delivered_as_sent(delivered, sent):
+    """True if delivered is sent with only header lines put in front
+    (Received:, Return-Path:, Delivered-To: by Postfix and Dovecot)."""
+    if not delivered.endswith(sent):
+        return False
+    prefix = delivered[:len(delivered) - len(sent)]
+    for line in prefix.split(b"\r\n" if b"\r\n" in prefix else b"\n"):
+        if line and not re.match(rb"^([A-Za-z-]+:|[ \t])", line):
+            return False
+    return True
+
+
+def maillog_line_for(postfix, queue_id_re=r"[0-9A-F]{6,}"):
+    """Postfix's smtpd log lines that carry a client= (one per message)."""
+    return [ln for ln in postfix.log_text().splitlines()
+            if re.search(r"postfix/smtpd\[\d+\]: %s: client=" % queue_id_re,
+                         ln)]

@@ -1,0 +1,159 @@
+"""Test certificates and TLS client helpers for test_tls.py.
+
+Certificates are made at test time with `openssl` (nothing is checked in):
+
+  ca            a test CA (RSA) that signs the server and client certificates
+  rsa, ecdsa    server pairs for CN=localhost with SAN localhost, 127.0.0.1
+  rsa2          another RSA server pair (CN=renewed.localhost) for reloads
+  enc           the RSA key again, encrypted with a password (enc.pass holds
+                a wrong password on the first line and the right one next)
+  client        a client certificate (CN=alice) signed by the CA
+  other_ca,
+  other_client  a second CA and a client certificate it signed
+  ticket.key    80 random bytes for ssl_session_ticket_key
+
+Also: a Dovecot fixture that allows 200 parallel logins of one user, and
+small wrappers around `openssl s_client` and `gnutls-cli`.
+"""
+
+import os
+import ssl
+import subprocess
+
+import harness
+
+OPENSSL = "openssl"
+
+
+def _openssl(*args, cwd):
+    r = subprocess.run((OPENSSL,) + args, cwd=cwd, capture_output=True,
+                       text=True, timeout=60, stdin=subprocess.DEVNULL)
+    if r.returncode != 0:
+        raise harness.HarnessError("openssl %s failed: %s%s"
+                                   % (" ".join(args), r.stdout, r.stderr))
+    return r.stdout
+
+
+class Certs:
+    """A directory of test certificates; attributes are absolute paths."""
+
+    def __init__(self, d):
+        self.dir = d
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def _key(self, name, kind):
+        if kind == "rsa":
+            _openssl("genpkey", "-algorithm", "RSA", "-pkeyopt",
+                     "rsa_keygen_bits:2048", "-out", name + ".key",
+                     cwd=self.dir)
+        else:
+            _openssl("genpkey", "-algorithm", "EC", "-pkeyopt",
+                     "ec_paramgen_curve:P-256", "-out", name + ".key",
+                     cwd=self.dir)
+
+    def _ca(self, name, cn):
+        self._key(name, "rsa")
+        _openssl("req", "-x509", "-new", "-key", name + ".key", "-sha256",
+                 "-days", "30", "-subj", "/O=postern test/CN=" + cn,
+                 "-addext", "basicConstraints=critical,CA:TRUE",
+                 "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+                 "-out", name + ".pem", cwd=self.dir)
+
+    def _leaf(self, name, kind, cn, ca, server=True):
+        self._key(name, kind)
+        _openssl("req", "-new", "-key", name + ".key", "-subj",
+                 "/O=postern test/CN=" + cn, "-out", name + ".csr",
+                 cwd=self.dir)
+        ext = os.path.join(self.dir, name + ".ext")
+        with open(ext, "w") as f:
+            f.write("basicConstraints=CA:FALSE\n")
+            if server:
+                f.write("subjectAltName=DNS:localhost,DNS:%s,IP:127.0.0.1\n"
+                        "extendedKeyUsage=serverAuth\n" % cn)
+            else:
+                f.write("extendedKeyUsage=clientAuth\n")
+        _openssl("x509", "-req", "-in", name + ".csr", "-CA", ca + ".pem",
+                 "-CAkey", ca + ".key", "-CAcreateserial", "-sha256",
+                 "-days", "30", "-extfile", ext, "-out", name + ".pem",
+                 cwd=self.dir)
+
+    def make(self):
+        self._ca("ca", "postern test CA")
+        self._leaf("rsa", "rsa", "localhost", "ca")
+        self._leaf("ecdsa", "ec", "localhost", "ca")
+        self._leaf("rsa2", "rsa", "renewed.localhost", "ca")
+        self._leaf("client", "rsa", "alice", "ca", server=False)
+        self._ca("other_ca", "another CA")
+        self._leaf("other_client", "rsa", "alice", "other_ca", server=False)
+        _openssl("pkey", "-in", "rsa.key", "-aes256", "-passout",
+                 "pass:sesame", "-out", "enc.key", cwd=self.dir)
+        with open(self.path("enc.pass"), "w") as f:
+            f.write("wrong\nsesame\n")
+        with open(self.path("wrong.pass"), "w") as f:
+            f.write("wrong\n")
+        with open(self.path("ticket.key"), "wb") as f:
+            f.write(os.urandom(80))
+        return self
+
+    def fingerprint(self, name):
+        """SHA-256 fingerprint of NAME.pem as openssl prints it."""
+        out = _openssl("x509", "-in", name + ".pem", "-noout",
+                       "-fingerprint", "-sha256", cwd=self.dir)
+        return out.strip().split("=", 1)[1]
+
+    def server_settings(self, *names):
+        """ssl_certificate / ssl_certificate_key for the named pairs."""
+        if len(names) == 1:
+            return {"ssl_certificate": self.path(names[0] + ".pem"),
+                    "ssl_certificate_key": self.path(names[0] + ".key")}
+        return {"ssl_certificate": [self.path(n + ".pem") for n in names],
+                "ssl_certificate_key": [self.path(n + ".key")
+                                        for n in names]}
+
+    def client_context(self, verify=True, cert=None):
+        """An ssl.SSLContext trusting the test CA (or trusting nothing)."""
+        if verify:
+            ctx = ssl.create_default_context(cafile=self.path("ca.pem"))
+        else:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        if cert:
+            ctx.load_cert_chain(self.path(cert + ".pem"),
+                                self.path(cert + ".key"))
+        return ctx
+
+
+class ManyLoginsDovecot(harness.Dovecot):
+    """The harness's Dovecot with room for 200+ parallel sessions of one
+    user (mail_max_userip_connections and the process limits)."""
+
+    def config(self):
+        return super().config() + """
+default_process_limit = 600
+default_client_limit = 2000
+mail_max_userip_connections = 600
+service imap {
+  process_limit = 600
+}
+"""
+
+
+def s_client(port, args=(), stdin=b"", timeout=20):
+    """Run `openssl s_client` against 127.0.0.1:port; returns
+    (returncode, stdout+stderr as text)."""
+    argv = [OPENSSL, "s_client", "-connect", "127.0.0.1:%d" % port,
+            "-servername", "localhost"] + list(args)
+    r = subprocess.run(argv, input=stdin, capture_output=True,
+                       timeout=timeout)
+    return r.returncode, (r.stdout + r.stderr).decode("utf-8", "replace")
+
+
+def gnutls_cli(port, args=(), stdin=b"", timeout=20):
+    """Run `gnutls-cli` against 127.0.0.1:port; (returncode, output)."""
+    argv = ["gnutls-cli", "-p", str(port)] + list(args) + ["127.0.0.1"]
+    r = subprocess.run(argv, input=stdin, capture_output=True,
+                       timeout=timeout)
+    return r.returncode, (r.stdout + r.stderr).decode("utf-8", "replace")
