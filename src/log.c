@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +45,9 @@ struct target {
 };
 
 struct log {
+    /* writers hold it shared; reopen holds it exclusively, so no thread
+     * writes to a descriptor while it is being replaced */
+    pthread_rwlock_t reopen;
     size_t n;
     struct target t[LOG_TARGETS_MAX];
 };
@@ -77,7 +81,12 @@ log_level_name(enum log_level lv)
 struct log *
 log_new(void)
 {
-    return calloc(1, sizeof(struct log));
+    struct log *lg = calloc(1, sizeof(struct log));
+
+    if (lg != NULL) {
+        pthread_rwlock_init(&lg->reopen, NULL);
+    }
+    return lg;
 }
 
 static const struct { const char *name; int code; } facilities[] = {
@@ -325,11 +334,19 @@ log_reopen(struct log *lg)
     char err[256];
     int rc = 0;
 
-    for (size_t i = 0; lg != NULL && i < lg->n; i++) {
+    if (lg == NULL) {
+        return 0;
+    }
+    pthread_rwlock_wrlock(&lg->reopen);
+    for (size_t i = 0; i < lg->n; i++) {
         if (lg->t[i].kind == T_FILE && target_open(&lg->t[i], err, sizeof(err)) != 0) {
-            log_g(LOG_LV_ALERT, "%s", err);
             rc = -1;
+            break;
         }
+    }
+    pthread_rwlock_unlock(&lg->reopen);
+    if (rc != 0) {
+        log_g(LOG_LV_ALERT, "%s", err);
     }
     return rc;
 }
@@ -354,6 +371,7 @@ log_free(struct log **lg)
         free(t->path);
         free(t->tag);
     }
+    pthread_rwlock_destroy(&(*lg)->reopen);
     free(*lg);
     *lg = NULL;
 }
@@ -446,6 +464,7 @@ log_vwrite(const struct log *lg, enum log_level lv, uint64_t conn,
         }
         return;
     }
+    pthread_rwlock_rdlock((pthread_rwlock_t *)&lg->reopen);
     for (size_t i = 0; i < lg->n; i++) {
         const struct target *t = &lg->t[i];
         int fd;
@@ -493,6 +512,7 @@ log_vwrite(const struct log *lg, enum log_level lv, uint64_t conn,
         }
         }
     }
+    pthread_rwlock_unlock((pthread_rwlock_t *)&lg->reopen);
 }
 
 /* printf-style front end. */

@@ -130,12 +130,15 @@ def postern_config(postern_bin):
     yield make
     reports = []
     for p in made:
-        p.cleanup()
+        try:
+            p.cleanup()
+        except Exception as e:          # keep cleaning up the others
+            reports.append("cleanup of %s failed: %r" % (p.dir, e))
+            continue
         if p.sanitizer_report:
             reports.append(p.sanitizer_report)
     if reports:
-        pytest.fail("sanitizer report from postern:\n" + "\n".join(reports),
-                    pytrace=False)
+        pytest.fail("after the test:\n" + "\n".join(reports), pytrace=False)
 
 
 @pytest.fixture

@@ -1,0 +1,731 @@
+"""POP3 through postern to the private Dovecot (issue 3).
+
+Real clients (poplib, curl) and a raw socket client for byte-exact checks,
+with the auth service (authsvc.py) and with the built-in auth_file: every
+POP3 authentication method, CAPA, errors and max_errors, timeout, hostile
+user names, backend failures (with a scripted fake backend), a 20 MB
+message and 200 sessions at once.
+"""
+
+import concurrent.futures
+import hashlib
+import poplib
+import re
+import socket
+import subprocess
+import time
+
+import pytest
+
+import harness
+from pop3_util import (FakeBackend, Pop3Raw, apop_digest, b64,
+                       closed_port, cram_response, plain_response,
+                       reset_authsvc, wait_log, wait_requests)
+
+USERS = harness.USERS
+ALL_AUTH = ["plain", "apop", "cram-md5"]
+
+
+@pytest.fixture
+def svc(authsvc, dovecot):
+    """The auth service with the Dovecot users and an empty request log."""
+    return reset_authsvc(authsvc, dovecot)
+
+
+@pytest.fixture
+def pop(postern, svc):
+    """postern with one POP3 server, every method on, auth_http."""
+    return postern([{"protocol": "pop3"}],
+                   mail={"pop3_auth": ALL_AUTH}, auth=svc.url)
+
+
+@pytest.fixture(params=["auth_http", "auth_file"])
+def pop_any(request, postern, svc, auth_file_for):
+    """postern with one POP3 server, by auth_http and by auth_file."""
+    if request.param == "auth_http":
+        auth = svc.url
+    else:
+        auth = auth_file_for("pop3")
+    return postern([{"protocol": "pop3"}], mail={"pop3_auth": ALL_AUTH},
+                   auth=auth)
+
+
+def fill_box(dovecot, user, n=2):
+    dovecot.clear(user)
+    msgs = [harness.make_message("pop3 test %d" % i,
+                                 body="Body %d.\r\n" % i)
+            for i in range(n)]
+    for m in msgs:
+        dovecot.put_message(user, m)
+    return msgs
+
+
+def check_logged_in(c, n=2):
+    """A session that reached Dovecot: STAT and RETR work."""
+    count, _size = c.stat()
+    assert count == n
+    resp, lines, _octets = c.retr(1)
+    assert resp.startswith(b"+OK")
+    assert any(ln.startswith(b"Subject: pop3 test") for ln in lines)
+
+
+def assert_closed(c, timeout=5.0):
+    assert c.closed_by_peer(timeout), "postern kept the connection open"
+
+
+# ---------------------------------------------------------------------------
+# the login methods
+
+def test_user_pass(pop_any, dovecot):
+    fill_box(dovecot, "alice")
+    c = poplib.POP3("127.0.0.1", pop_any.port, timeout=10)
+    try:
+        assert c.getwelcome().startswith(b"+OK POP3 ready")
+        c.user("alice")
+        assert c.pass_(USERS["alice"]).startswith(b"+OK")
+        check_logged_in(c)
+        resp, listing, _ = c.list()
+        assert resp.startswith(b"+OK") and len(listing) == 2
+    finally:
+        c.quit()
+    wait_log(pop_any, r'client logged in, client: 127\.0\.0\.1, '
+             r'server: 127\.0\.0\.1:%d, login: "alice", upstream: '
+             r'127\.0\.0\.1:%d, \[127\.0\.0\.1:\d+-127\.0\.0\.1:%d\] <=> '
+             r'\[127\.0\.0\.1:\d+-127\.0\.0\.1:%d\]'
+             % (pop_any.port, dovecot.pop3_port, pop_any.port,
+                dovecot.pop3_port))
+
+
+def test_user_pass_request(pop, svc, dovecot):
+    fill_box(dovecot, "bob")
+    c = poplib.POP3("127.0.0.1", pop.port, timeout=10)
+    try:
+        c.user("bob")
+        c.pass_(USERS["bob"])
+        check_logged_in(c)
+    finally:
+        c.quit()
+    (rq,) = svc.requests()
+    h = rq["headers"]
+    assert h["Auth-Method"] == "plain"
+    assert h["Auth-Protocol"] == "pop3"
+    assert h["Auth-User"] == "bob"
+    assert h["Auth-Pass"] == USERS["bob"]
+    assert h["Auth-Login-Attempt"] == "1"
+    assert h["Client-IP"] == "127.0.0.1"
+    assert "Auth-Salt" not in h
+
+
+def test_apop(pop_any, svc, dovecot):
+    fill_box(dovecot, "alice")
+    c = poplib.POP3("127.0.0.1", pop_any.port, timeout=10)
+    try:
+        greeting = c.getwelcome()
+        m = re.match(rb"^\+OK POP3 ready (<[^<>@ ]+@[^<> ]+>)$", greeting)
+        assert m, greeting
+        assert c.apop("alice", USERS["alice"]).startswith(b"+OK")
+        check_logged_in(c)
+    finally:
+        c.quit()
+    if pop_any.mail.get("auth_http"):
+        (rq,) = svc.requests()
+        h = rq["headers"]
+        assert h["Auth-Method"] == "apop"
+        assert h["Auth-Salt"] == m.group(1).decode()
+        assert h["Auth-Pass"] == apop_digest(m.group(1), USERS["alice"])
+        assert h["Auth-User"] == "alice"
+
+
+def test_apop_greeting_only_when_enabled(postern, svc):
+    p = postern([{"protocol": "pop3"}], mail={"pop3_auth": ["plain"]},
+                auth=svc.url)
+    with Pop3Raw(p.port) as c:
+        assert c.greeting == b"+OK POP3 ready\r\n"
+        # APOP is not on: an invalid command, nothing asked
+        assert c.cmd("APOP alice " + "0" * 32).startswith(b"-ERR")
+    assert svc.requests() == []
+
+
+def test_apop_wrong_digest(pop_any):
+    with Pop3Raw(pop_any.port) as c:
+        ts = c.timestamp()
+        r = c.cmd("APOP alice " + apop_digest(ts, "not-the-password"))
+        assert r == b"-ERR Invalid login or password\r\n"
+    wait_log(pop_any, r'client login failed: "Invalid login or password"')
+
+
+@pytest.mark.parametrize("initial", [True, False], ids=["ir", "no-ir"])
+def test_auth_plain(pop_any, dovecot, initial):
+    fill_box(dovecot, "bob")
+    resp = plain_response("bob", USERS["bob"])
+    with Pop3Raw(pop_any.port) as c:
+        if initial:
+            r = c.cmd("AUTH PLAIN " + resp)
+        else:
+            assert c.cmd("AUTH PLAIN") == b"+ \r\n"
+            r = c.cmd(resp)
+        assert r.startswith(b"+OK"), r
+        assert c.cmd("STAT").startswith(b"+OK 2 ")
+        assert c.cmd("QUIT").startswith(b"+OK")
+
+
+@pytest.mark.parametrize("initial", [True, False], ids=["ir", "no-ir"])
+def test_auth_login(pop_any, dovecot, initial):
+    fill_box(dovecot, "alice")
+    with Pop3Raw(pop_any.port) as c:
+        if initial:
+            r = c.cmd("AUTH LOGIN " + b64("alice"))
+        else:
+            r = c.cmd("AUTH LOGIN")
+            assert r == b"+ VXNlcm5hbWU6\r\n"      # "Username:"
+            r = c.cmd(b64("alice"))
+        assert r == b"+ UGFzc3dvcmQ6\r\n"          # "Password:"
+        r = c.cmd(b64(USERS["alice"]))
+        assert r.startswith(b"+OK"), r
+        assert c.cmd("STAT").startswith(b"+OK 2 ")
+
+
+def test_auth_cram_md5(pop_any, svc, dovecot):
+    fill_box(dovecot, "bob")
+    with Pop3Raw(pop_any.port) as c:
+        r = c.cmd("AUTH CRAM-MD5")
+        assert r.startswith(b"+ "), r
+        challenge = r[2:].strip()
+        # the challenge is the greeting's timestamp
+        assert __import__("base64").b64decode(challenge).decode() == \
+            c.timestamp()
+        r = c.cmd(cram_response("bob", USERS["bob"], challenge))
+        assert r.startswith(b"+OK"), r
+        assert c.cmd("STAT").startswith(b"+OK 2 ")
+    if pop_any.mail.get("auth_http"):
+        (rq,) = svc.requests()
+        assert rq["headers"]["Auth-Method"] == "cram-md5"
+        assert rq["headers"]["Auth-Salt"] == c.timestamp()
+
+
+def test_auth_cram_md5_refuses_initial_response(pop):
+    """CRAM-MD5 is server-first: an initial response is a syntax error."""
+    with Pop3Raw(pop.port) as c:
+        assert c.cmd("AUTH CRAM-MD5 " + b64("bob 00")).startswith(b"-ERR")
+        # the session goes on
+        assert c.cmd("NOOP") == b"+OK\r\n"
+
+
+def test_auth_cram_md5_wrong(pop_any):
+    with Pop3Raw(pop_any.port) as c:
+        challenge = c.cmd("AUTH CRAM-MD5")[2:].strip()
+        r = c.cmd(cram_response("bob", "wrong", challenge))
+        assert r == b"-ERR Invalid login or password\r\n"
+
+
+def test_auth_cancel(pop):
+    with Pop3Raw(pop.port) as c:
+        assert c.cmd("AUTH PLAIN") == b"+ \r\n"
+        assert c.cmd("*").startswith(b"-ERR")
+        assert c.cmd("NOOP") == b"+OK\r\n"
+
+
+def test_auth_lists_mechanisms(pop):
+    with Pop3Raw(pop.port) as c:
+        assert c.cmd("AUTH") == b"+OK methods supported:\r\n"
+        assert c.multiline() == [b"PLAIN", b"LOGIN", b"CRAM-MD5"]
+
+
+def test_auth_unknown_mechanism(pop, svc):
+    with Pop3Raw(pop.port) as c:
+        assert c.cmd("AUTH GSSAPI").startswith(b"-ERR")
+        assert c.cmd("AUTH EXTERNAL").startswith(b"-ERR")
+        assert c.cmd("NOOP") == b"+OK\r\n"
+    assert svc.requests() == []
+
+
+# ---------------------------------------------------------------------------
+# the other commands
+
+def test_capa(postern, svc):
+    p = postern([{"protocol": "pop3"}],
+                mail={"pop3_auth": ALL_AUTH,
+                      "pop3_capabilities": ["TOP", "USER", "UIDL",
+                                            "RESP-CODES", "PIPELINING"]},
+                auth=svc.url)
+    with Pop3Raw(p.port) as c:
+        assert c.cmd("CAPA") == b"+OK Capability list follows\r\n"
+        assert c.multiline() == [b"TOP", b"USER", b"UIDL", b"RESP-CODES",
+                                 b"PIPELINING", b"SASL PLAIN LOGIN CRAM-MD5"]
+        # the same after USER (STLS is never there without TLS)
+        assert c.cmd("USER alice") == b"+OK\r\n"
+        assert c.cmd("CAPA") == b"+OK Capability list follows\r\n"
+        caps = c.multiline()
+        assert b"STLS" not in caps and b"SASL PLAIN LOGIN CRAM-MD5" in caps
+
+
+def test_capa_defaults(postern, svc):
+    p = postern([{"protocol": "pop3"}], auth=svc.url)
+    with Pop3Raw(p.port) as c:
+        assert c.greeting == b"+OK POP3 ready\r\n"
+        assert c.cmd("capa") == b"+OK Capability list follows\r\n"
+        assert c.multiline() == [b"TOP", b"USER", b"UIDL",
+                                 b"SASL PLAIN LOGIN"]
+
+
+def test_noop_quit(pop):
+    with Pop3Raw(pop.port) as c:
+        assert c.cmd("NOOP") == b"+OK\r\n"
+        assert c.cmd("noop") == b"+OK\r\n"
+        assert c.cmd("QUIT") == b"+OK\r\n"
+        assert_closed(c)
+
+
+def test_quit_after_user(pop):
+    with Pop3Raw(pop.port) as c:
+        assert c.cmd("USER alice") == b"+OK\r\n"
+        assert c.cmd("QUIT") == b"+OK\r\n"
+        assert_closed(c)
+
+
+def test_wrong_password(pop_any):
+    with Pop3Raw(pop_any.port) as c:
+        assert c.login("alice", "wrong-pw") == \
+            b"-ERR Invalid login or password\r\n"
+    wait_log(pop_any, r'client login failed: "Invalid login or password"'
+             r'.*login: "alice"')
+
+
+def test_wrong_password_closes_without_wait(pop, svc):
+    """As NGINX: without Auth-Wait the session ends after the error."""
+    with Pop3Raw(pop.port) as c:
+        assert c.login("alice", "wrong-pw").startswith(b"-ERR")
+        assert_closed(c)
+
+
+def test_wrong_password_retry_auth_file(postern, auth_file_for, dovecot):
+    """auth_file sends an Auth-Wait: the client may try again."""
+    fill_box(dovecot, "alice")
+    p = postern([{"protocol": "pop3"}], auth=auth_file_for("pop3"))
+    with Pop3Raw(p.port) as c:
+        assert c.login("alice", "wrong-pw").startswith(b"-ERR")
+        assert c.login("alice", USERS["alice"]).startswith(b"+OK")
+        assert c.cmd("STAT").startswith(b"+OK 2 ")
+
+
+def test_unknown_user(pop_any):
+    with Pop3Raw(pop_any.port) as c:
+        assert c.login("nobody-here", "x") == \
+            b"-ERR Invalid login or password\r\n"
+
+
+def test_pass_before_user(pop, svc):
+    with Pop3Raw(pop.port) as c:
+        assert c.cmd("PASS secret") == b"-ERR invalid command\r\n"
+        assert c.cmd("NOOP") == b"+OK\r\n"
+    assert svc.requests() == []
+
+
+def test_unknown_and_transaction_commands(pop, svc):
+    with Pop3Raw(pop.port) as c:
+        for line in ("XYZZY", "STAT", "RETR 1", "LIST", "USER", "",
+                     "USER a b"):
+            assert c.cmd(line) == b"-ERR invalid command\r\n", line
+    assert svc.requests() == []
+
+
+def test_invalid_command_forgets_user(pop, svc):
+    """After USER, anything but PASS/CAPA/NOOP/QUIT starts over."""
+    with Pop3Raw(pop.port) as c:
+        assert c.cmd("USER alice") == b"+OK\r\n"
+        assert c.cmd("STAT") == b"-ERR invalid command\r\n"
+        assert c.cmd("PASS " + USERS["alice"]) == \
+            b"-ERR invalid command\r\n"
+    assert svc.requests() == []
+
+
+def test_max_errors(postern, svc):
+    p = postern([{"protocol": "pop3"}], mail={"max_errors": 3},
+                auth=svc.url)
+    with Pop3Raw(p.port) as c:
+        assert c.cmd("BAD1") == b"-ERR invalid command\r\n"
+        assert c.cmd("NOOP") == b"+OK\r\n"
+        assert c.cmd("BAD2") == b"-ERR invalid command\r\n"
+        assert c.cmd("BAD3") == b"-ERR invalid command\r\n"
+        assert_closed(c)
+    wait_log(p, "client sent too many invalid commands")
+
+
+def test_timeout_closes_silent_client(postern, svc):
+    p = postern([{"protocol": "pop3"}], mail={"timeout": "1s"},
+                auth=svc.url)
+    with Pop3Raw(p.port) as c:
+        assert c.greeting.startswith(b"+OK")
+        assert_closed(c, timeout=10)
+    wait_log(p, "client timed out")
+
+
+def test_timeout_after_user(postern, svc):
+    p = postern([{"protocol": "pop3"}], mail={"timeout": "1s"},
+                auth=svc.url)
+    with Pop3Raw(p.port) as c:
+        assert c.cmd("USER alice") == b"+OK\r\n"
+        c.send("PASS half-a-line")
+        assert_closed(c, timeout=10)
+    assert svc.requests() == []
+
+
+@pytest.mark.parametrize("size", [600, 5000, 200000])
+def test_long_line(pop, dovecot, size):
+    """A line over the bound is an error, and the session goes on."""
+    fill_box(dovecot, "alice")
+    with Pop3Raw(pop.port, timeout=20) as c:
+        r = c.cmd("USER " + "x" * size)
+        assert r == b"-ERR invalid command\r\n"
+        r = c.cmd("NOOP")
+        assert r == b"+OK\r\n"
+        assert c.login("alice", USERS["alice"]).startswith(b"+OK")
+    wait_log(pop, "client sent too long command")
+
+
+def test_long_line_counts_as_error(postern, svc):
+    p = postern([{"protocol": "pop3"}], mail={"max_errors": 2},
+                auth=svc.url)
+    with Pop3Raw(p.port) as c:
+        c.send(b"x" * 100000 + b"\r\n" + b"y" * 100000 + b"\r\n")
+        assert c.readline() == b"-ERR invalid command\r\n"
+        assert c.readline() == b"-ERR invalid command\r\n"
+        assert_closed(c)
+
+
+def test_pipelined(pop, dovecot):
+    fill_box(dovecot, "bob")
+    with Pop3Raw(pop.port) as c:
+        c.send("NOOP\r\nCAPA\r\nUSER bob\r\nPASS %s\r\nSTAT\r\n"
+               % USERS["bob"])
+        assert c.readline() == b"+OK\r\n"
+        assert c.readline().startswith(b"+OK Capability")
+        c.multiline()
+        assert c.readline() == b"+OK\r\n"
+        assert c.readline().startswith(b"+OK")     # Dovecot's +OK Logged in.
+        assert c.readline().startswith(b"+OK 2 ")
+
+
+# ---------------------------------------------------------------------------
+# hostile user names and secrets
+
+HOSTILE = [
+    ("crlf", b"eve\r\nAuth-Injected: yes"),
+    ("lf", b"eve\nAuth-Injected: yes"),
+    ("cr", b"eve\rAuth-Injected: yes"),
+    ("nul", b"eve\x00Auth-Injected: yes"),
+    ("percent", b"eve%0D%0AAuth-Injected: yes"),
+]
+
+
+def _check_no_injection(p, svc):
+    for rq in svc.requests():
+        assert "Auth-Injected" not in rq["headers"]
+        for k, v in rq["headers"].items():
+            assert "\r" not in v and "\n" not in v and "\0" not in v
+    log = p.log_text()
+    for ln in log.splitlines():
+        assert not ln.startswith("Auth-Injected")
+    assert "\r" not in log and "\0" not in log
+
+
+@pytest.mark.parametrize("name,user", HOSTILE, ids=[h[0] for h in HOSTILE])
+def test_hostile_user_auth_login(pop, svc, name, user):
+    """Through AUTH LOGIN any byte can be in the user name: it reaches the
+    auth service escaped, and the logs as text."""
+    with Pop3Raw(pop.port) as c:
+        assert c.cmd("AUTH LOGIN " + b64(user)).startswith(b"+ ")
+        r = c.cmd(b64("pw"))
+        assert r.startswith(b"-ERR"), r
+    reqs = wait_requests(svc, 1)
+    (rq,) = reqs
+    # URL-escaped as NGINX does: the bytes come back exactly
+    assert rq["user"] == user.decode()
+    raw = rq["headers"]["Auth-User"]
+    if name in ("crlf", "lf", "cr", "nul"):
+        assert "%" in raw
+    if name == "percent":
+        assert "%25" in raw
+    wait_log(pop, "client login failed")
+    _check_no_injection(pop, svc)
+
+
+@pytest.mark.parametrize("name,user", HOSTILE[1:], ids=[h[0]
+                                                          for h in HOSTILE[1:]])
+def test_hostile_user_auth_plain(pop, svc, name, user):
+    if b"\0" in user:
+        pytest.skip("PLAIN separates with NUL")
+    with Pop3Raw(pop.port) as c:
+        r = c.cmd("AUTH PLAIN " + plain_response(user, b"pw"))
+        assert r.startswith(b"-ERR"), r
+    (rq,) = wait_requests(svc, 1)
+    assert rq["user"] == user.decode()
+    _check_no_injection(pop, svc)
+
+
+def test_hostile_user_raw_line(pop, svc):
+    """Raw CR or NUL inside a USER line: the line is refused or the name
+    is escaped, never passed on raw."""
+    with Pop3Raw(pop.port) as c:
+        c.send(b"USER eve\rAuth-Injected: yes\r\n")
+        c.readline()
+        c.send(b"PASS pw\r\n")
+        c.readline()
+        c.send(b"USER eve\x00Auth-Injected: yes\r\n")
+        c.readline()
+        c.send(b"PASS pw\r\n")
+        c.readline()
+        assert c.cmd("NOOP") in (b"+OK\r\n", b"")
+    _check_no_injection(pop, svc)
+
+
+def test_hostile_user_to_backend(postern, svc, dovecot):
+    """A backend user name with a control byte from the auth service never
+    reaches the backend's USER line."""
+    fake = FakeBackend()
+    try:
+        reset_authsvc(svc, dovecot, eve={
+            "pass": "pw", "server": "127.0.0.1", "port": fake.port,
+            "backend_user": "eve%0D%0AQUIT"})
+        p = postern([{"protocol": "pop3"}], auth=svc.url)
+        with Pop3Raw(p.port) as c:
+            r = c.login("eve", "pw")
+            # either passed on verbatim (no control byte in it) or refused
+            assert r.startswith(b"+OK") or r.startswith(b"-ERR")
+        for line in fake.received:
+            assert b"\r" not in line and b"\n" not in line
+            assert line != b"QUIT" or line == fake.received[-1]
+    finally:
+        fake.stop()
+
+
+def test_password_never_logged(postern, svc, dovecot, auth_file_for):
+    """Every method, right and wrong, at debug level: the password shows up
+    nowhere in the error log."""
+    secret = "Zq7-pw-never-logged"
+    users = {"alice": secret, "bob": USERS["bob"]}
+    reset_authsvc(svc, dovecot, alice={
+        "pass": secret, "server": "127.0.0.1", "port": dovecot.pop3_port,
+        "backend_user": "alice", "backend_pass": USERS["alice"]})
+    entries = auth_file_for("pop3")
+    entries = [("alice", "{PLAIN}" + secret, entries[0][2], "alice")] + \
+        [e for e in entries if e[0] != "alice"]
+    p1 = postern([{"protocol": "pop3"}], mail={"pop3_auth": ALL_AUTH},
+                 auth=svc.url)
+    p2 = postern([{"protocol": "pop3"}], mail={"pop3_auth": ALL_AUTH},
+                 auth=entries)
+    fill_box(dovecot, "alice")
+    for p in (p1, p2):
+        for pw in (secret, secret + "-wrong"):
+            with Pop3Raw(p.port) as c:
+                c.login("alice", pw)
+            with Pop3Raw(p.port) as c:
+                c.cmd("AUTH PLAIN " + plain_response("alice", pw))
+            with Pop3Raw(p.port) as c:
+                c.cmd("AUTH LOGIN " + b64("alice"))
+                c.cmd(b64(pw))
+            with Pop3Raw(p.port) as c:
+                ch = c.cmd("AUTH CRAM-MD5")[2:].strip()
+                c.cmd(cram_response("alice", pw, ch))
+            with Pop3Raw(p.port) as c:
+                c.cmd("APOP alice " + apop_digest(c.timestamp(), pw))
+        # the right password got through at least once per method
+        assert p.log_text().count('client logged in') >= 5, p.logs()
+        log = p.log_text()
+        assert "debug" in log or "[info]" in log
+        for bad in (secret, b64(secret), plain_response("alice", secret),
+                    USERS["alice"]):
+            assert bad not in log, "secret %r in the log" % bad
+    assert users  # (documentation: alice's real password is the backend's)
+
+
+# ---------------------------------------------------------------------------
+# backend failures
+
+def _pop_to(postern, svc, dovecot, port, **mail):
+    reset_authsvc(svc, dovecot, carol={
+        "pass": "carol-pw", "server": "127.0.0.1", "port": port})
+    return postern([{"protocol": "pop3"}], mail=mail, auth=svc.url)
+
+
+def test_backend_down(postern, svc, dovecot):
+    p = _pop_to(postern, svc, dovecot, closed_port())
+    with Pop3Raw(p.port) as c:
+        assert c.login("carol", "carol-pw") == \
+            b"-ERR internal server error\r\n"
+        assert_closed(c)
+    wait_log(p, r"\[error\].*(refused|connect).*while connecting to "
+             r"upstream.*login: \"carol\"")
+
+
+def test_backend_down_auth_file(postern):
+    p = postern([{"protocol": "pop3"}],
+                auth=[("carol", "{PLAIN}carol-pw",
+                       "127.0.0.1:%d" % closed_port())])
+    with Pop3Raw(p.port) as c:
+        assert c.login("carol", "carol-pw") == \
+            b"-ERR internal server error\r\n"
+    wait_log(p, r"\[error\].*while connecting to upstream")
+
+
+@pytest.mark.parametrize("pass_msg", [False, True], ids=["plain", "pass-msg"])
+def test_backend_refuses_login(postern, svc, dovecot, pass_msg):
+    fake = FakeBackend(replies={"PASS": b"-ERR [AUTH] no such mailbox"})
+    try:
+        p = _pop_to(postern, svc, dovecot, fake.port,
+                    proxy_pass_error_message=pass_msg)
+        with Pop3Raw(p.port) as c:
+            r = c.login("carol", "carol-pw")
+            if pass_msg:
+                assert r == b"-ERR [AUTH] no such mailbox\r\n"
+            else:
+                assert r == b"-ERR internal server error\r\n"
+            assert_closed(c)
+        assert fake.received[:2] == [b"USER carol", b"PASS carol-pw"]
+        wait_log(p, r'upstream sent invalid response: "-ERR \[AUTH\] no '
+                 r'such mailbox" while sending password to upstream')
+    finally:
+        fake.stop()
+
+
+def test_real_backend_refuses_login(postern, svc, dovecot):
+    """The auth service says yes, Dovecot says no (a wrong backend
+    password)."""
+    reset_authsvc(svc, dovecot, carol={
+        "pass": "carol-pw", "server": "127.0.0.1", "port": dovecot.pop3_port,
+        "backend_user": "alice", "backend_pass": "not-alices"})
+    p = postern([{"protocol": "pop3"}], auth=svc.url)
+    with Pop3Raw(p.port) as c:
+        assert c.login("carol", "carol-pw") == \
+            b"-ERR internal server error\r\n"
+    wait_log(p, r"upstream sent invalid response: \"-ERR")
+
+
+@pytest.mark.parametrize("greeting", [
+    b"* OK IMAP4rev1 ready",
+    b"-ERR go away",
+    b"\x00\x01garbage",
+    None,
+], ids=["imap", "err", "garbage", "silent-close"])
+def test_backend_bad_greeting(postern, svc, dovecot, greeting):
+    fake = FakeBackend(greeting=greeting)
+    try:
+        p = _pop_to(postern, svc, dovecot, fake.port)
+        with Pop3Raw(p.port) as c:
+            assert c.login("carol", "carol-pw") == \
+                b"-ERR internal server error\r\n"
+            assert_closed(c)
+        if greeting is None:
+            wait_log(p, r"\[error\].*upstream prematurely closed connection"
+                     r" while reading greeting from upstream")
+        else:
+            wait_log(p, r"\[error\].*upstream sent invalid response.* while "
+                     r"reading greeting from upstream")
+        # the password never went to a backend that greeted wrongly
+        assert fake.received == []
+    finally:
+        fake.stop()
+
+
+def test_backend_silent(postern, svc, dovecot):
+    """A backend that accepts and says nothing: timeout ends the wait."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(4)
+    try:
+        p = _pop_to(postern, svc, dovecot, srv.getsockname()[1],
+                    timeout="2s")
+        with Pop3Raw(p.port) as c:
+            assert c.login("carol", "carol-pw") == \
+                b"-ERR internal server error\r\n"
+        wait_log(p, "upstream timed out")
+    finally:
+        srv.close()
+
+
+# ---------------------------------------------------------------------------
+# real clients and volume
+
+def test_curl(postern, svc, dovecot, tmp_path):
+    msgs = fill_box(dovecot, "alice", 3)
+    p = postern([{"protocol": "pop3"}], auth=svc.url)
+    url = "pop3://127.0.0.1:%d/" % p.port
+    r = subprocess.run(["curl", "-sS", "--max-time", "20", "-u",
+                        "alice:" + USERS["alice"], url],
+                       capture_output=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    listing = r.stdout.decode().splitlines()
+    assert [ln.split()[0] for ln in listing] == ["1", "2", "3"]
+    assert [int(ln.split()[1]) for ln in listing] == [len(m) for m in msgs]
+    out = tmp_path / "m2"
+    r = subprocess.run(["curl", "-sS", "--max-time", "20", "-u",
+                        "alice:" + USERS["alice"], url + "2", "-o", str(out)],
+                       capture_output=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert out.read_bytes() == msgs[1]
+    # curl's SASL (it prefers AUTH over USER/PASS when offered)
+    r = subprocess.run(["curl", "-sS", "--max-time", "20", "--login-options",
+                        "AUTH=PLAIN", "-u", "alice:" + USERS["alice"],
+                        url + "1"], capture_output=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == msgs[0]
+    r = subprocess.run(["curl", "-sS", "--max-time", "20", "-u",
+                        "alice:wrong", url], capture_output=True, timeout=30)
+    assert r.returncode != 0
+
+
+def test_retr_20mb(postern, svc, dovecot, monkeypatch):
+    line = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ" \
+        b"0123456789abcdefghijklmnopqrstuvwxyz.\r\n"
+    body = bytearray()
+    i = 0
+    while len(body) < 20 * 1024 * 1024:
+        # some long lines and some leading dots, which POP3 stuffs
+        if i % 1000 == 0:
+            body += b"." + b"L" * 20000 + b"\r\n"
+        body += b"%08d " % i + line
+        i += 1
+    msg = harness.make_message("big", body=bytes(body), to="bob@example.test")
+    dovecot.clear("bob")
+    dovecot.put_message("bob", msg)
+    p = postern([{"protocol": "pop3"}], auth=svc.url)
+    monkeypatch.setattr(poplib, "_MAXLINE", 1 << 20)
+    c = poplib.POP3("127.0.0.1", p.port, timeout=60)
+    try:
+        c.user("bob")
+        c.pass_(USERS["bob"])
+        resp, lines, octets = c.retr(1)
+        assert resp.startswith(b"+OK")
+        got = b"\r\n".join(lines) + b"\r\n"
+        assert len(got) == len(msg)
+        assert hashlib.sha256(got).hexdigest() == \
+            hashlib.sha256(msg).hexdigest()
+    finally:
+        c.quit()
+
+
+def test_200_parallel_sessions(postern, svc, dovecot):
+    msgs = fill_box(dovecot, "alice", 2)
+    p = postern([{"protocol": "pop3"}],
+                top={"worker_threads": 16},
+                mail={"preauth_per_client": 16}, auth=svc.url)
+    n = 200
+    socks = []
+
+    def one(i):
+        c = poplib.POP3("127.0.0.1", p.port, timeout=60)
+        try:
+            c.user("alice")
+            c.pass_(USERS["alice"])
+            _resp, lines, _ = c.retr(1 + i % 2)
+            return b"\r\n".join(lines) + b"\r\n" == msgs[i % 2]
+        finally:
+            c.quit()
+
+    # all 200 are connected at once before any logs in: hold them open
+    with concurrent.futures.ThreadPoolExecutor(max_workers=n) as ex:
+        results = list(ex.map(one, range(n), timeout=120))
+    assert socks == []
+    assert results == [True] * n
+    assert p.log_text().count("client logged in") == n
+    assert p.alive()
