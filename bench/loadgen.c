@@ -340,8 +340,9 @@ parse_reply(struct worker *w, struct lconn *c, size_t *used)
             if (len >= 4 && memcmp(s, "a OK", 4) == 0) {
                 return 1;
             }
-            if (s[0] == '*') {
-                /* an untagged line may end with a literal {N} */
+            if (s[0] != '+' && !(len >= 2 && s[0] == 'a' && s[1] == ' ')) {
+                /* an untagged line (or the rest of one after a literal)
+                 * may end with a literal {N} */
                 unsigned char *p = nl;
                 size_t lit = 0, mul = 1;
 

@@ -130,6 +130,21 @@ sb_header_escaped(struct sbuf *b, const char *name, struct str v)
 }
 
 /*
+ * A client's SMTP words (HELO, MAIL FROM, RCPT TO lines): raw as NGINX
+ * sends them ("Auth-SMTP-From: MAIL FROM:<a@b>") when free of CR, LF and
+ * NUL, which the SMTP parser guarantees; escaped otherwise.
+ */
+static void
+sb_header_smtp(struct sbuf *b, const char *name, struct str v)
+{
+    if (escape_is_clean(v.data, v.len)) {
+        sb_header_raw(b, name, v.data, v.len);
+    } else {
+        sb_header_escaped(b, name, v);
+    }
+}
+
+/*
  * A header from our own text (TLS facts, addresses): sent as NGINX sends
  * it when clean, escaped otherwise, skipped when unset.
  */
@@ -260,13 +275,13 @@ auth_http_build_request(const struct server_conf *sc,
         int all = rq->method == AUTH_METHOD_NONE;
 
         if (all || rq->smtp_helo.len > 0) {
-            sb_header_escaped(&b, "Auth-SMTP-Helo", rq->smtp_helo);
+            sb_header_smtp(&b, "Auth-SMTP-Helo", rq->smtp_helo);
         }
         if (all || rq->smtp_from.len > 0) {
-            sb_header_escaped(&b, "Auth-SMTP-From", rq->smtp_from);
+            sb_header_smtp(&b, "Auth-SMTP-From", rq->smtp_from);
         }
         if (all || rq->smtp_to.len > 0) {
-            sb_header_escaped(&b, "Auth-SMTP-To", rq->smtp_to);
+            sb_header_smtp(&b, "Auth-SMTP-To", rq->smtp_to);
         }
     }
 

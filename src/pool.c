@@ -4,7 +4,8 @@
  *
  * Fairness: a worker takes the first queued item whose client address has
  * fewer than preauth_per_client sessions in workers, so silent clients from
- * one address hold at most their share of the pool.  Items whose `timeout`
+ * one address hold at most their share of the pool (a trusted PROXY
+ * protocol sender is exempt: see behind_balancer()).  Items whose `timeout`
  * passed while they waited are closed, never served.
  *
  * Locks: one mutex (pool.lock) guards the queue, the per-address counts and
@@ -100,6 +101,19 @@ item_drop(struct pool_item *it, const char *why)
     atomic_fetch_sub(&conn_active, 1);
 }
 
+/*
+ * 1 if the item came from a trusted PROXY protocol sender: its address is
+ * the balancer's, shared by every client behind it, and the real one is
+ * known only once a worker has read the header, so the share cannot apply.
+ */
+static int
+behind_balancer(const struct pool_item *it)
+{
+    return it->lc->proxy_protocol
+           && addr_rules_match(&it->sc->set_real_ip_from,
+                               (const struct sockaddr *)&it->peer, NULL);
+}
+
 /* Take the first eligible item (lock held); 1 if one was taken. */
 static int
 queue_take(struct pool_item *out)
@@ -128,7 +142,7 @@ queue_take(struct pool_item *out)
         addr_key(&it->peer, key);
         c = count_find(key, 0);
         share = it->sc->preauth_per_client;
-        if (c != NULL && c->n >= share) {
+        if (c != NULL && c->n >= share && !behind_balancer(it)) {
             continue;
         }
         *out = *it;

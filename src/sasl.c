@@ -349,6 +349,12 @@ read_answer(struct session *s, struct sasl_blob *out)
     if (conn_read_line(&s->client, &line, &len) != 0) {
         if (errno == ENOBUFS) {
             session_log(s, LOG_LV_INFO, "client sent too long SASL answer");
+            /* drop the rest of the line too: no byte of it may be read as
+             * the next command; the part read may hold a password */
+            mem_wipe(buf_head(&s->client.in), buf_len(&s->client.in));
+            if (conn_skip_line(&s->client) != 0) {
+                return SASL_IO;
+            }
             return SASL_BAD;
         }
         if (errno == ETIMEDOUT) {

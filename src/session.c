@@ -171,6 +171,35 @@ session_sendf(struct session *s, const char *fmt, ...)
     return session_send(s, line, (size_t)n);
 }
 
+/*
+ * After tls_accept() refused the client certificate (EPERM), tell the
+ * client over TLS with the protocol's reply, as NGINX does (its no_cert and
+ * cert_error texts), before the session closes.
+ */
+static void
+cert_refused_reply(struct session *s, int error, const char *err)
+{
+    static const char *const no_cert[] = {
+        [PROTO_IMAP] = "* BYE No required SSL certificate\r\n",
+        [PROTO_POP3] = "-ERR No required SSL certificate\r\n",
+        [PROTO_SMTP] = "421 4.7.1 No required SSL certificate\r\n",
+    };
+    static const char *const cert_error[] = {
+        [PROTO_IMAP] = "* BYE SSL certificate error\r\n",
+        [PROTO_POP3] = "-ERR SSL certificate error\r\n",
+        [PROTO_SMTP] = "421 4.7.1 SSL certificate error\r\n",
+    };
+    const char *line;
+
+    if (error != EPERM || s->client.tls == NULL) {
+        return;
+    }
+    /* tls.h names the two cases by their log texts */
+    line = strstr(err, "no required SSL certificate") != NULL
+           ? no_cert[s->sc->protocol] : cert_error[s->sc->protocol];
+    (void)session_send(s, line, strlen(line));
+}
+
 /* STARTTLS: discard pipelined plaintext, then handshake. */
 int
 session_starttls(struct session *s)
@@ -181,7 +210,10 @@ session_starttls(struct session *s)
     conn_discard_input(&s->client);
     s->action = "SSL handshaking";
     if (tls_accept(&s->client, s->sc, err, sizeof(err)) != 0) {
+        int error = errno;
+
         session_log(s, LOG_LV_INFO, "%s", err);
+        cert_refused_reply(s, error, err);
         s->action = old;
         return -1;
     }
@@ -235,28 +267,36 @@ phase_proxy_header(struct session *s)
         session_log(s, LOG_LV_ERR, "broken header: %s", err);
         return -1;
     }
-    if (!addr_rules_match(&s->sc->set_real_ip_from,
-                          (const struct sockaddr *)&s->peer, NULL)) {
-        /* a header from an untrusted source is read and ignored */
-        session_log(s, LOG_LV_INFO, "PROXY protocol header from untrusted source ignored");
+    s->action = NULL;
+    if (h.kind != PROXY_ADDR) {
         return 0;
     }
-    if (h.kind != PROXY_ADDR) {
+    {
+        char addr[ADDR_TEXT_MAX], port[8];
+
+        /* as NGINX: the Proxy-Protocol-* auth headers say what the header
+         * claimed, trusted or not; only Client-IP and the rest depend on
+         * set_real_ip_from */
+        session_addr_text(&h.src, h.srclen, addr, sizeof(addr), port,
+                          sizeof(port));
+        s->pp_addr = strdup(addr);
+        s->pp_port = strdup(port);
+        session_addr_text(&h.dst, h.dstlen, addr, sizeof(addr), port,
+                          sizeof(port));
+        s->pp_server_addr = strdup(addr);
+        s->pp_server_port = strdup(port);
+    }
+    if (!addr_rules_match(&s->sc->set_real_ip_from,
+                          (const struct sockaddr *)&s->peer, NULL)) {
+        /* a header from an untrusted source does not change the address */
+        session_log(s, LOG_LV_INFO,
+                    "PROXY protocol header from untrusted source ignored");
         return 0;
     }
     memcpy(&s->peer, &h.src, sizeof(h.src));
     s->peerlen = h.srclen;
     session_addr_text(&h.src, h.srclen, s->client_ip, sizeof(s->client_ip),
                       s->client_port, sizeof(s->client_port));
-    s->pp_addr = strdup(s->client_ip);
-    s->pp_port = strdup(s->client_port);
-    {
-        char dst[ADDR_TEXT_MAX], port[8];
-
-        session_addr_text(&h.dst, h.dstlen, dst, sizeof(dst), port, sizeof(port));
-        s->pp_server_addr = strdup(dst);
-        s->pp_server_port = strdup(port);
-    }
     return 0;
 }
 
@@ -288,7 +328,10 @@ phase_tls(struct session *s)
     }
     s->action = "SSL handshaking";
     if (tls_accept(&s->client, s->sc, err, sizeof(err)) != 0) {
+        int error = errno;
+
         session_log(s, LOG_LV_INFO, "%s", err);
+        cert_refused_reply(s, error, err);
         return -1;
     }
     s->tls = 1;

@@ -970,6 +970,7 @@ backend_auth_plain(struct session *s, struct smtp_reply *r, int *bad_r)
     int rc = -1;
 
     *bad_r = 0;
+    s->action = "sending AUTH to upstream";
     if (s->auth.pass.len > 0) {
         pass = s->auth.pass;
     } else if (s->method == AUTH_METHOD_PLAIN

@@ -114,7 +114,9 @@ class FakeBackend:
       "garbage"   greets with a line that is not IMAP
       "refuse"    a normal greeting, then answers LOGIN (with literals)
                   "TAG NO [AUTHENTICATIONFAILED] Backend says no."
-      "ok"        a normal greeting, then "TAG OK" to LOGIN; echoes after
+      "ok"        a normal greeting, then an untagged CAPABILITY and "TAG OK"
+                  to LOGIN; echoes whatever comes after
+      "silent"    accepts and never says anything
     Everything received is kept in .received (bytes), per connection."""
 
     def __init__(self, mode):
@@ -164,10 +166,14 @@ class FakeBackend:
         return data
 
     def _one(self, c, idx):
-        c.settimeout(10)
+        c.settimeout(30)
         try:
             if self.mode == "preauth":
                 c.sendall(b"* PREAUTH [CAPABILITY IMAP4rev1] logged in\r\n")
+            elif self.mode == "silent":
+                while c.recv(4096):
+                    pass
+                return
             elif self.mode == "garbage":
                 c.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n")
             else:
@@ -190,7 +196,8 @@ class FakeBackend:
                 while c.recv(4096):
                     pass
                 return
-            c.sendall(tag + b" OK logged in\r\n")
+            c.sendall(b"* CAPABILITY IMAP4rev1 FAKE\r\n" + tag
+                      + b" OK logged in\r\n")
             while True:
                 d = c.recv(65536)
                 if not d:

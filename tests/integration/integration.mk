@@ -17,3 +17,12 @@ EXTRA_DIST += \
 	tests/integration/test_smoke.py \
 	tests/setup-debian.sh \
 	demo/run
+TESTS += tests/integration/test_smtp.py
+EXTRA_DIST += tests/integration/test_smtp.py
+TESTS += tests/integration/test_client_addr.py
+EXTRA_DIST += tests/integration/test_client_addr.py
+EXTRA_DIST += tests/integration/smtp_util.py
+TESTS += tests/integration/test_imap.py
+EXTRA_DIST += tests/integration/test_imap.py tests/integration/imap_util.py
+TESTS += tests/integration/test_tls.py
+EXTRA_DIST += tests/integration/test_tls.py tests/integration/tls_util.py

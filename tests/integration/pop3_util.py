@@ -9,7 +9,6 @@ that end when their socket closes, and every wait has a deadline.
 import base64
 import hashlib
 import hmac
-import os
 import shutil
 import socket
 import subprocess
@@ -192,21 +191,51 @@ def reset_authsvc(svc, dovecot, **extra):
 
 def yescrypt_hash(password):
     """A yescrypt crypt(3) string for password: mkpasswd's when it is
-    installed, else libxcrypt's through Python's crypt module; None when
-    neither can make one."""
+    installed, else libxcrypt's own (crypt_gensalt + crypt through ctypes);
+    None when neither can make one."""
     if shutil.which("mkpasswd"):
         r = subprocess.run(["mkpasswd", "-m", "yescrypt", "--stdin"],
                            input=password, capture_output=True, text=True,
                            timeout=30)
         if r.returncode == 0 and r.stdout.startswith("$y$"):
             return r.stdout.strip()
-    try:
-        import warnings
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            import crypt
-    except ImportError:
+    import ctypes
+    import ctypes.util
+    name = ctypes.util.find_library("crypt")
+    if name is None:
         return None
-    salt = "$y$j9T$" + b64(os.urandom(16))[:22].replace("+", ".") + "$"
-    h = crypt.crypt(password, salt)
-    return h if h and h.startswith("$y$") else None
+    try:
+        lib = ctypes.CDLL(name)
+        gensalt, crypt = lib.crypt_gensalt, lib.crypt
+    except (OSError, AttributeError):
+        return None
+    gensalt.restype = ctypes.c_char_p
+    gensalt.argtypes = [ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p,
+                        ctypes.c_int]
+    crypt.restype = ctypes.c_char_p
+    crypt.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+    salt = gensalt(b"$y$", 0, None, 0)
+    if not salt:
+        return None
+    h = crypt(password.encode(), salt)
+    return h.decode() if h and h.startswith(b"$y$") else None
+
+
+class AuthSvcWith(harness.AuthSvc):
+    """harness.AuthSvc started with extra authsvc.py options (e.g.
+    ["--fail-wait", "1"] or ["--control", PATH])."""
+
+    def __init__(self, users, args=()):
+        super().__init__(users)
+        self.extra_args = list(args)
+
+    def start(self):
+        orig = harness.spawn
+
+        def spawn(argv, label, **kw):
+            return orig(list(argv) + self.extra_args, label, **kw)
+        harness.spawn = spawn
+        try:
+            return super().start()
+        finally:
+            harness.spawn = orig

@@ -15,7 +15,6 @@ import json
 import os
 import re
 import socket
-import socketserver
 import struct
 import subprocess
 import threading
@@ -281,16 +280,22 @@ def read_reply(c):
             return out
 
 
-def imap_fetch_all(port, user, password):
-    """Every message of user's INBOX through postern's IMAP, as bytes."""
-    c = imaplib.IMAP4("127.0.0.1", port, timeout=20)
+def imap_fetch_all(port, user, password, message_id=None):
+    """The messages of user's INBOX (those with message_id, if given)
+    through postern's IMAP, as bytes."""
+    c = imaplib.IMAP4("127.0.0.1", port, timeout=60)
     try:
         c.login(user, password)
         typ, data = c.select("INBOX", readonly=True)
-        n = int(data[0])
+        if message_id is None:
+            nums = [str(i) for i in range(1, int(data[0]) + 1)]
+        else:
+            typ, data = c.search(None, "HEADER", "Message-ID", message_id)
+            assert typ == "OK"
+            nums = data[0].decode().split()
         out = []
-        for i in range(1, n + 1):
-            typ, d = c.fetch(str(i), "(BODY.PEEK[])")
+        for i in nums:
+            typ, d = c.fetch(i, "(BODY.PEEK[])")
             assert typ == "OK"
             out.append(d[0][1])
         return out
@@ -313,8 +318,19 @@ def delivered_as_sent(delivered, sent):
     return True
 
 
-def maillog_line_for(postfix, queue_id_re=r"[0-9A-F]{6,}"):
-    """Postfix's smtpd log lines that carry a client= (one per message)."""
-    return [ln for ln in postfix.log_text().splitlines()
-            if re.search(r"postfix/smtpd\[\d+\]: %s: client=" % queue_id_re,
-                         ln)]
+def drain(c, timeout=5.0):
+    """Everything a LineClient receives until the peer closes; None if it
+    is still open after timeout seconds."""
+    c.sock.settimeout(timeout)
+    data = c.buf
+    c.buf = b""
+    try:
+        while True:
+            chunk = c.sock.recv(65536)
+            if not chunk:
+                return data
+            data += chunk
+    except (ConnectionResetError, BrokenPipeError):
+        return data
+    except socket.timeout:
+        return None

@@ -55,7 +55,10 @@ def certs():
 def dovecot():
     """Overrides conftest's: room for 200 parallel logins of one user."""
     harness.backends_missing(harness.DOVECOT)
-    dc = tls_util.ManyLoginsDovecot()
+    # carol, dave, erin: each used by one test only, so that no test
+    # depends on Dovecot noticing files replaced within the same second
+    dc = tls_util.ManyLoginsDovecot(dict(harness.USERS, carol="carol-pw",
+                                         dave="dave-pw", erin="erin-pw"))
     try:
         dc.start()
     except harness.HarnessError as e:
@@ -77,7 +80,8 @@ def users(authsvc, dovecot, postfix):
     return u
 
 
-PW = harness.USERS
+PW = dict(harness.USERS, carol="carol-pw", dave="dave-pw", erin="erin-pw")
+LOGOUT = b"a LOGOUT\r\n"
 
 
 def tls_server(certs, protocol, ssl_listen=True, pairs=("rsa",), **extra):
@@ -367,10 +371,8 @@ def test_starttls_injection_pop3(start, certs):
     p = start(tls_server(certs, "pop3", ssl_listen=False, starttls="on"))
     _inject(certs, p.port, b"+OK", b"STLS\r\nCAPA\r\n",
             lambda ln: ln.startswith(b"+OK"),
-            b"USER bob\r\n", lambda ln: ln.startswith(b"+OK")
-            and b"Capability" not in ln)
-    # the answer to CAPA would be "+OK Capability list follows"; USER's
-    # "+OK" must come first and be the only line
+            b"USER bob\r\n", lambda ln: ln == b"+OK\r\n")
+    # the answer to CAPA would be "+OK Capability list follows"
 
 
 def test_starttls_injection_smtp(start, certs):
@@ -380,4 +382,755 @@ def test_starttls_injection_smtp(start, certs):
     _inject(certs, p.port, b"220", b"STARTTLS\r\nRSET\r\n",
             lambda ln: ln.startswith(b"220 "),
             b"HELO probe.example\r\n",
-            lambda ln: ln.startswith(b"250 ") and b"OK" not in ln)
+            lambda ln: ln.startswith(b"250 ")
+            and not ln.startswith(b"250 2.0.0"))
+
+
+# --------------------------------------------------------------------------
+# curl, openssl s_client and gnutls-cli
+
+def curl(*args, timeout=30):
+    r = subprocess.run(["curl", "-sS", "--max-time", "20"] + list(args),
+                       capture_output=True, timeout=timeout)
+    return r.returncode, r.stdout, r.stderr.decode("utf-8", "replace")
+
+
+@pytest.fixture
+def curl_ok():
+    if harness.have("curl"):
+        pytest.skip("curl is not installed")
+
+
+def test_curl_imaps_pop3s_smtps(start, certs, dovecot, curl_ok):
+    msg = one_message(dovecot, "alice", "curl implicit")
+    p = start(tls_server(certs, "imap"), tls_server(certs, "pop3"),
+              tls_server(certs, "smtp"))
+    imap, pop3, smtp = p.ports
+    ca = ["--cacert", certs.path("ca.pem")]
+    rc, out, err = curl(*ca, "-u", "alice:" + PW["alice"],
+                        "imaps://localhost:%d/INBOX;MAILINDEX=1" % imap)
+    assert rc == 0, err
+    assert out == msg
+    rc, out, err = curl(*ca, "-u", "alice:" + PW["alice"],
+                        "pop3s://localhost:%d/1" % pop3)
+    assert rc == 0, err
+    assert out == msg
+    dovecot.clear("bob")
+    mail = harness.make_message("curl smtps", to="bob@example.test")
+    r = subprocess.run(["curl", "-sS", "--max-time", "20"] + ca +
+                       ["-u", "alice:" + PW["alice"],
+                        "--mail-from", "alice@example.test",
+                        "--mail-rcpt", "bob@example.test", "-T", "-",
+                        "smtps://localhost:%d" % smtp],
+                       input=mail, capture_output=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert b"Subject: curl smtps" in dovecot.wait_messages("bob", 1, 30)[0]
+
+
+def test_curl_ssl_reqd_starttls(start, certs, dovecot, curl_ok):
+    msg = one_message(dovecot, "alice", "curl starttls")
+    p = start(tls_server(certs, "imap", ssl_listen=False, starttls="only"),
+              tls_server(certs, "pop3", ssl_listen=False, starttls="on"),
+              tls_server(certs, "smtp", ssl_listen=False, starttls="on"))
+    imap, pop3, smtp = p.ports
+    ca = ["--cacert", certs.path("ca.pem"), "--ssl-reqd"]
+    rc, out, err = curl(*ca, "-u", "alice:" + PW["alice"],
+                        "imap://localhost:%d/INBOX;MAILINDEX=1" % imap)
+    assert rc == 0, err
+    assert out == msg
+    rc, out, err = curl(*ca, "-u", "alice:" + PW["alice"],
+                        "pop3://localhost:%d/1" % pop3)
+    assert rc == 0, err
+    assert out == msg
+    dovecot.clear("bob")
+    mail = harness.make_message("curl smtp starttls", to="bob@example.test")
+    r = subprocess.run(["curl", "-sS", "--max-time", "20"] + ca +
+                       ["-u", "alice:" + PW["alice"],
+                        "--mail-from", "alice@example.test",
+                        "--mail-rcpt", "bob@example.test", "-T", "-",
+                        "smtp://localhost:%d" % smtp],
+                       input=mail, capture_output=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    got = dovecot.wait_messages("bob", 1, 30)
+    assert b"Subject: curl smtp starttls" in got[0]
+
+
+def converse(argv, lines, until, timeout=20):
+    """Run an interactive TLS client: send each (regex, line) pair's line
+    once the output so far matches its regex (after the previous line was
+    sent), keep stdin open until `until` (a regex) matches too, then close
+    stdin and read to the end.  Returns (returncode, output)."""
+    import select
+    p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT)
+    out = b""
+    mark = 0                    # a marker must appear after this offset
+    deadline = time.monotonic() + timeout
+    todo = list(lines)
+    eof = False
+
+    def read_some(wait):
+        nonlocal out, eof
+        r, _w, _x = select.select([p.stdout], [], [], wait)
+        if r:
+            data = os.read(p.stdout.fileno(), 65536)
+            if data:
+                out += data
+            else:
+                eof = True
+
+    try:
+        while time.monotonic() < deadline and not eof:
+            if todo:
+                m = re.search(todo[0][0].encode(), out[mark:])
+                if m:
+                    mark += m.end()
+                    p.stdin.write(todo.pop(0)[1].encode())
+                    p.stdin.flush()
+                    continue
+            elif re.search(until.encode(), out[mark:]):
+                break
+            read_some(0.2)
+        try:
+            p.stdin.close()
+        except BrokenPipeError:
+            pass
+        end = time.monotonic() + 10
+        while not eof and time.monotonic() < end:
+            read_some(0.2)
+        p.wait(10)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait(5)
+    return p.returncode, out.decode("utf-8", "replace")
+
+
+IMAP_SESSION = [(r"\* OK", "a LOGIN alice %s\r\n" % PW["alice"]),
+                (r"a OK", "b SELECT INBOX\r\n"),
+                (r"b OK", "c LOGOUT\r\n")]
+POP3_SESSION = [(r"\+OK", "USER bob\r\n"),
+                (r"\+OK", "PASS %s\r\n" % PW["bob"]),
+                (r"\+OK Logged in", "STAT\r\n"),
+                (r"\+OK \d+ \d+", "QUIT\r\n")]
+SMTP_SESSION = [(r"250[ -]", "EHLO client.example\r\n"),
+                (r"250 ", "AUTH PLAIN %s\r\n" % base64.b64encode(
+                    b"\0alice\0" + PW["alice"].encode()).decode()),
+                (r"235 ", "QUIT\r\n")]
+
+
+@pytest.mark.parametrize("proto", ["imap", "pop3", "smtp"])
+def test_openssl_s_client_starttls(start, certs, dovecot, proto):
+    p = start(tls_server(certs, proto, ssl_listen=False, starttls="on"))
+    session = {"imap": IMAP_SESSION, "pop3": POP3_SESSION,
+               "smtp": SMTP_SESSION}[proto]
+    # s_client did the plaintext part (for SMTP: EHLO, due again now)
+    session = [(r"Verify return code", session[0][1])] + session[1:]
+    done = {"imap": r"c OK", "pop3": r"Logging out",
+            "smtp": r"221 "}[proto]
+    rc, out = converse(["openssl", "s_client", "-connect",
+                        "127.0.0.1:%d" % p.port, "-servername", "localhost",
+                        "-starttls", proto, "-CAfile", certs.path("ca.pem"),
+                        "-verify_return_error", "-ign_eof"],
+                       session, done)
+    assert "Verify return code: 0 (ok)" in out, out
+    assert {"imap": "a OK", "pop3": "+OK Logged in",
+            "smtp": "235 "}[proto] in out, out
+
+
+@pytest.mark.parametrize("proto", ["imap", "pop3", "smtp"])
+def test_gnutls_cli_starttls(start, certs, dovecot, proto):
+    if harness.have("gnutls-cli"):
+        pytest.skip("gnutls-cli is not installed")
+    p = start(tls_server(certs, proto, ssl_listen=False, starttls="on"))
+    session = {"imap": IMAP_SESSION, "pop3": POP3_SESSION,
+               "smtp": SMTP_SESSION}[proto]
+    session = [(r"Handshake was completed", session[0][1])] + session[1:]
+    done = {"imap": r"c OK", "pop3": r"Logging out",
+            "smtp": r"221 "}[proto]
+    rc, out = converse(["gnutls-cli", "--starttls-proto=" + proto,
+                        "--x509cafile", certs.path("ca.pem"),
+                        "-p", str(p.port), "localhost"],
+                       session, done)
+    assert "Handshake was completed" in out, out
+    assert {"imap": "a OK", "pop3": "+OK Logged in",
+            "smtp": "235 "}[proto] in out, out
+
+
+# --------------------------------------------------------------------------
+# certificates, protocols, ciphers
+
+def test_rsa_and_ecdsa_pairs(start, certs):
+    p = start(tls_server(certs, "imap", pairs=("rsa", "ecdsa")))
+    ca = ["-CAfile", certs.path("ca.pem"), "-verify_return_error"]
+    rc, out = s_client(p.port, ca + ["-tls1_3", "-sigalgs",
+                                     "ECDSA+SHA256"], LOGOUT)
+    assert "Server public key is 256 bit" in out, out
+    assert "Peer signature type: ECDSA" in out, out
+    rc, out = s_client(p.port, ca + ["-tls1_2", "-cipher",
+                                     "ECDHE-ECDSA-AES128-GCM-SHA256"],
+                       LOGOUT)
+    assert "Server public key is 256 bit" in out, out
+    assert "Cipher is ECDHE-ECDSA-AES128-GCM-SHA256" in out, out
+    rc, out = s_client(p.port, ca + ["-tls1_3", "-sigalgs",
+                                     "rsa_pss_rsae_sha256"], LOGOUT)
+    assert "Server public key is 2048 bit" in out, out
+    rc, out = s_client(p.port, ca + ["-tls1_2", "-cipher",
+                                     "ECDHE-RSA-AES256-GCM-SHA384"],
+                       LOGOUT)
+    assert "Server public key is 2048 bit" in out, out
+    assert "Verify return code: 0 (ok)" in out, out
+
+
+def test_ssl_protocols_tls12_only(start, certs):
+    p = start(tls_server(certs, "imap", ssl_protocols=["TLSv1.2"]))
+    rc, out = s_client(p.port, ["-tls1_3"], LOGOUT)
+    assert rc != 0 and "Cipher is (NONE)" in out, out
+    ctx = certs.client_context()
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    with pytest.raises((ssl.SSLError, OSError)):
+        imaplib.IMAP4_SSL("localhost", p.port, ssl_context=ctx, timeout=10)
+    rc, out = s_client(p.port, ["-tls1_2"], LOGOUT)
+    assert rc == 0 and "Protocol  : TLSv1.2" in out, out
+    assert "* OK" in out, out
+
+
+def test_ssl_ciphers_openssl_syntax(start, certs):
+    p = start(tls_server(certs, "imap", ssl_protocols=["TLSv1.2"],
+                         ssl_ciphers="ECDHE-RSA-AES256-GCM-SHA384:!aNULL"))
+    rc, out = s_client(p.port, ["-tls1_2", "-cipher",
+                                "ECDHE-RSA-AES128-GCM-SHA256"], LOGOUT)
+    assert rc != 0 and "Cipher is (NONE)" in out, out
+    rc, out = s_client(p.port, ["-tls1_2"], LOGOUT)
+    assert "Cipher is ECDHE-RSA-AES256-GCM-SHA384" in out, out
+    # HIGH and exclusions: no CBC-SHA1 suites with !SHA1
+    p2 = start(tls_server(certs, "imap", ssl_protocols=["TLSv1.2"],
+                          ssl_ciphers="HIGH:!aNULL:!MD5:!SHA1"))
+    rc, out = s_client(p2.port, ["-tls1_2", "-cipher",
+                                 "ECDHE-RSA-AES256-SHA"], LOGOUT)
+    assert rc != 0 and "Cipher is (NONE)" in out, out
+
+
+# --------------------------------------------------------------------------
+# resumption
+
+def resume(port, sess, first, extra=()):
+    """openssl s_client with -sess_out (first) or -sess_in; returns its
+    output.  The session is kept open until the IMAP greeting arrived, so
+    that TLS 1.3 tickets (sent after the handshake) are saved."""
+    argv = ["openssl", "s_client", "-connect", "127.0.0.1:%d" % port,
+            "-servername", "localhost", "-ign_eof",
+            "-sess_out" if first else "-sess_in", sess] + list(extra)
+    rc, out = converse(argv, [(r"\* OK", "a LOGOUT\r\n")], r"a OK")
+    return out
+
+
+def reused(out):
+    m = re.search(r"^(New|Reused), (TLSv[\d.]+)", out, re.M)
+    assert m, out
+    return m.group(1) == "Reused"
+
+
+def test_resumption_tickets(start, certs):
+    p = start(tls_server(certs, "imap"))
+    sess = os.path.join(p.dir, "sess.pem")
+    assert not reused(resume(p.port, sess, True))
+    assert reused(resume(p.port, sess, False))
+    # TLS 1.2 tickets too
+    sess12 = os.path.join(p.dir, "sess12.pem")
+    assert not reused(resume(p.port, sess12, True, ["-tls1_2"]))
+    assert reused(resume(p.port, sess12, False, ["-tls1_2"]))
+
+
+def test_resumption_builtin_cache_tls12(start, certs):
+    p = start(tls_server(certs, "imap", ssl_session_cache="builtin:100",
+                         ssl_session_tickets=False))
+    sess = os.path.join(p.dir, "sess.pem")
+    out = resume(p.port, sess, True, ["-tls1_2", "-no_ticket"])
+    assert not reused(out)
+    out = resume(p.port, sess, False, ["-tls1_2", "-no_ticket"])
+    assert reused(out), out
+    # without a cache nothing resumes
+    p2 = start(tls_server(certs, "imap", ssl_session_cache="none",
+                          ssl_session_tickets=False))
+    sess2 = os.path.join(p.dir, "sess2.pem")
+    resume(p2.port, sess2, True, ["-tls1_2", "-no_ticket"])
+    assert not reused(resume(p2.port, sess2, False,
+                             ["-tls1_2", "-no_ticket"]))
+
+
+def test_resumption_shared_ticket_key(start, certs):
+    key = certs.path("ticket.key")
+    a = start(tls_server(certs, "imap", ssl_session_ticket_key=key))
+    b = start(tls_server(certs, "imap", ssl_session_ticket_key=key))
+    c = start(tls_server(certs, "imap"))
+    for extra in ([], ["-tls1_2"]):
+        sess = os.path.join(a.dir, "sess%d.pem" % len(extra))
+        assert not reused(resume(a.port, sess, True, extra))
+        assert reused(resume(b.port, sess, False, extra)), extra
+        # an instance with its own random key cannot resume it
+        assert not reused(resume(c.port, sess, False, extra))
+
+
+def test_resumption_stays_in_its_server_entry(start, certs):
+    """A session from one servers entry does not resume on another, so a
+    client certificate check cannot be skipped by resuming."""
+    key = certs.path("ticket.key")
+    p = start(tls_server(certs, "imap", ssl_session_ticket_key=key),
+              tls_server(certs, "imap", ssl_session_ticket_key=key))
+    sess = os.path.join(p.dir, "sess.pem")
+    assert not reused(resume(p.ports[0], sess, True))
+    assert reused(resume(p.ports[0], sess, False))
+    assert not reused(resume(p.ports[1], sess, False))
+
+
+def test_resumption_shared_cache_and_timeout(start, certs):
+    """One shared cache for two servers entries: each resumes only its own
+    sessions; ssl_session_timeout ends them."""
+    cache = dict(ssl_session_cache="shared:TLSIT:1m",
+                 ssl_session_tickets=False, ssl_session_timeout=2)
+    p = start(tls_server(certs, "imap", **cache),
+              tls_server(certs, "imap", **cache))
+    opts = ["-tls1_2", "-no_ticket"]
+    sess = os.path.join(p.dir, "sess.pem")
+    assert not reused(resume(p.ports[0], sess, True, opts))
+    assert reused(resume(p.ports[0], sess, False, opts))
+    assert not reused(resume(p.ports[1], sess, False, opts))
+    time.sleep(3)
+    assert not reused(resume(p.ports[0], sess, False, opts))
+    # tickets honour the timeout too
+    t = start(tls_server(certs, "imap", ssl_session_timeout=2))
+    sess = os.path.join(p.dir, "ticket.pem")
+    assert not reused(resume(t.port, sess, True))
+    assert reused(resume(t.port, sess, False))
+    time.sleep(3)
+    assert not reused(resume(t.port, sess, False))
+
+
+# --------------------------------------------------------------------------
+# ALPN
+
+def test_alpn(start, certs):
+    p = start(tls_server(certs, "imap"), tls_server(certs, "smtp"))
+    rc, out = s_client(p.ports[0], ["-alpn", "h2"], LOGOUT)
+    assert rc != 0 and "Cipher is (NONE)" in out, out
+    rc, out = s_client(p.ports[0], ["-alpn", "h2,imap"], LOGOUT)
+    assert "ALPN protocol: imap" in out, out
+    assert "* OK" in out
+    rc, out = s_client(p.ports[1], ["-alpn", "imap"], b"QUIT\r\n")
+    assert rc != 0 and "Cipher is (NONE)" in out, out
+    rc, out = s_client(p.ports[1], ["-alpn", "smtp"], b"QUIT\r\n")
+    assert "ALPN protocol: smtp" in out, out
+    # no ALPN at all is fine
+    rc, out = s_client(p.ports[0], [], LOGOUT)
+    assert "No ALPN negotiated" in out and "* OK" in out, out
+
+
+# --------------------------------------------------------------------------
+# client certificates
+
+def read_to_close(port, ctx, send=b"", implicit=True, timeout=10):
+    """Connect with TLS (implicit, or after IMAP STARTTLS), send `send`,
+    return what arrives until the server closes."""
+    raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    if not implicit:
+        f = raw.makefile("rb")
+        assert f.readline().startswith(b"* OK")
+        raw.sendall(b"s STARTTLS\r\n")
+        assert f.readline() == b"s OK completed\r\n"
+    tls = ctx.wrap_socket(raw, server_hostname="localhost")
+    data = b""
+    try:
+        if send:
+            tls.sendall(send)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                chunk = tls.recv(4096)
+            except (ssl.SSLError, ConnectionResetError):
+                break
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        tls.close()
+    return data
+
+
+def verify_server(certs, protocol, verify="on", **extra):
+    return tls_server(certs, protocol, ssl_verify_client=verify,
+                      ssl_client_certificate=certs.path("ca.pem"), **extra)
+
+
+# NGINX's replies (ngx_mail_{imap,pop3,smtp}_module.c: cert_error, no_cert)
+NO_CERT = {"imap": b"* BYE No required SSL certificate\r\n",
+           "pop3": b"-ERR No required SSL certificate\r\n",
+           "smtp": b"421 4.7.1 No required SSL certificate\r\n"}
+CERT_ERROR = {"imap": b"* BYE SSL certificate error\r\n",
+              "pop3": b"-ERR SSL certificate error\r\n",
+              "smtp": b"421 4.7.1 SSL certificate error\r\n"}
+
+
+@pytest.mark.parametrize("proto", ["imap", "pop3", "smtp"])
+@pytest.mark.parametrize("tls13", [True, False], ids=["tls13", "tls12"])
+def test_client_cert_refused(start, certs, proto, tls13):
+    p = start(verify_server(certs, proto))
+    ctx = certs.client_context()
+    if not tls13:
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    assert read_to_close(p.port, ctx) == NO_CERT[proto]
+    ctx = certs.client_context(cert="other_client")
+    if not tls13:
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    assert read_to_close(p.port, ctx) == CERT_ERROR[proto]
+    log = p.log_text()
+    assert "client sent no required SSL certificate" in log
+    assert "client SSL certificate verify error" in log
+
+
+def test_client_cert_refused_after_starttls(start, certs):
+    p = start(verify_server(certs, "imap", ssl_listen=False, starttls="on"))
+    assert read_to_close(p.port, certs.client_context(),
+                         implicit=False) == NO_CERT["imap"]
+    assert read_to_close(p.port, certs.client_context(cert="other_client"),
+                         implicit=False) == CERT_ERROR["imap"]
+
+
+def cert_facts(certs, name):
+    def x509(*args):
+        return subprocess.run(["openssl", "x509", "-in",
+                               certs.path(name + ".pem"), "-noout"]
+                              + list(args), capture_output=True, text=True,
+                              timeout=30, check=True).stdout.strip()
+    serial = x509("-serial").split("=", 1)[1]
+    fp = x509("-fingerprint", "-sha1").split("=", 1)[1]
+    return serial, fp.replace(":", "").lower()
+
+
+def test_client_cert_accepted_headers(start, certs, dovecot, authsvc):
+    import urllib.parse
+    msg = one_message(dovecot, "alice", "client cert")
+    p = start(verify_server(certs, "imap", auth_http_pass_client_cert=True))
+    before = len(authsvc.requests())
+    c = imaplib.IMAP4_SSL("localhost", p.port, timeout=10,
+                          ssl_context=certs.client_context(cert="client"))
+    try:
+        assert c.login("alice", PW["alice"])[0] == "OK"
+        assert fetch_first(c) == msg
+    finally:
+        c.logout()
+    h = authsvc.requests()[before]["headers"]
+    serial, fp = cert_facts(certs, "client")
+    assert h["Auth-SSL-Verify"] == "SUCCESS"
+    assert h["Auth-SSL-Subject"] == "CN=alice,O=postern test"
+    assert h["Auth-SSL-Issuer"] == "CN=postern test CA,O=postern test"
+    assert h["Auth-SSL-Serial"] == serial
+    assert h["Auth-SSL-Fingerprint"] == fp
+    pem = urllib.parse.unquote(h["Auth-SSL-Cert"])
+    with open(certs.path("client.pem")) as f:
+        want = f.read()
+    assert pem.split() == want.split()
+
+
+def test_client_cert_optional(start, certs, dovecot, authsvc):
+    p = start(verify_server(certs, "imap", verify="optional"))
+    before = len(authsvc.requests())
+    c = imaplib.IMAP4_SSL("localhost", p.port, timeout=10,
+                          ssl_context=certs.client_context())
+    assert c.login("alice", PW["alice"])[0] == "OK"
+    c.logout()
+    h = authsvc.requests()[before]["headers"]
+    assert h["Auth-SSL-Verify"] == "NONE"
+    assert "Auth-SSL-Subject" not in h and "Auth-SSL-Cert" not in h
+    # a certificate is checked if sent, as by NGINX
+    assert read_to_close(p.port, certs.client_context(
+        cert="other_client")) == CERT_ERROR["imap"]
+    # optional_no_ca: an unknown CA is told to the auth service
+    p2 = start(verify_server(certs, "imap", verify="optional_no_ca"))
+    before = len(authsvc.requests())
+    c = imaplib.IMAP4_SSL("localhost", p2.port, timeout=10,
+                          ssl_context=certs.client_context(
+                              cert="other_client"))
+    assert c.login("alice", PW["alice"])[0] == "OK"
+    c.logout()
+    h = authsvc.requests()[before]["headers"]
+    assert h["Auth-SSL-Verify"].startswith("FAILED:"), h
+    assert h["Auth-SSL-Issuer"] == "CN=another CA,O=postern test"
+
+
+def test_external_auth(start, certs, dovecot, authsvc):
+    msg = one_message(dovecot, "alice", "external")
+    p = start(verify_server(certs, "imap", verify="optional",
+                            imap_auth=["plain", "external"]))
+    c = imaplib.IMAP4_SSL("localhost", p.port, timeout=10,
+                          ssl_context=certs.client_context(cert="client"))
+    try:
+        assert "AUTH=EXTERNAL" in c.capabilities
+        before = len(authsvc.requests())
+        typ, _ = c.authenticate("EXTERNAL", lambda _chal: b"alice")
+        assert typ == "OK"
+        assert fetch_first(c) == msg
+        h = authsvc.requests()[before]["headers"]
+        assert h["Auth-Method"] == "external"
+        assert h["Auth-SSL-Verify"] == "SUCCESS"
+        assert "Auth-Pass" not in h or h["Auth-Pass"] == ""
+    finally:
+        c.logout()
+    # without a certificate, EXTERNAL fails
+    c = imaplib.IMAP4_SSL("localhost", p.port, timeout=10,
+                          ssl_context=certs.client_context())
+    try:
+        with pytest.raises(imaplib.IMAP4.error):
+            c.authenticate("EXTERNAL", lambda _chal: b"alice")
+    finally:
+        c.shutdown()
+
+
+# --------------------------------------------------------------------------
+# volume: a 20 MB message, 200 parallel sessions
+
+def big_message(size):
+    """A message of about size bytes, CRLF lines of varied content."""
+    import random
+    rnd = random.Random(20)
+    alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    lines = []
+    total = 0
+    while total < size:
+        n = rnd.randint(1, 998)
+        ln = bytes(rnd.choice(alphabet) for _ in range(16)) * (n // 16 + 1)
+        ln = ln[:n] + b"\r\n"
+        lines.append(ln)
+        total += len(ln)
+    return harness.make_message("twenty megabytes", body=b"".join(lines))
+
+
+def test_20mb_message_over_imaps(start, certs, dovecot):
+    msg = big_message(20 * 1024 * 1024)
+    dovecot.put_message("erin", msg)
+    p = start(tls_server(certs, "imap"))
+    c = imaplib.IMAP4_SSL("localhost", p.port, timeout=60,
+                          ssl_context=certs.client_context())
+    try:
+        c.login("erin", PW["erin"])
+        got = fetch_first(c)
+    finally:
+        c.logout()
+    assert len(got) == len(msg)
+    assert got == msg
+
+
+def test_200_parallel_tls_sessions(start, certs, dovecot):
+    msg = one_message(dovecot, "alice", "parallel")
+    p = start(tls_server(certs, "imap"),
+              top={"worker_threads": 32, "relay_threads": 2})
+    ctx = certs.client_context()
+    n = 200
+
+    def one(i):
+        c = imaplib.IMAP4_SSL("localhost", p.port, ssl_context=ctx,
+                              timeout=60)
+        try:
+            c.login("alice", PW["alice"])
+            got = fetch_first(c)
+        finally:
+            c.logout()
+        return got == msg
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=n) as ex:
+        results = list(ex.map(one, range(n), timeout=240))
+    assert results.count(True) == n
+    assert p.log_text().count("client logged in") == n
+
+
+# --------------------------------------------------------------------------
+# reload and configuration errors
+
+def peer_fingerprint(port):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        with ctx.wrap_socket(raw) as tls:
+            der = tls.getpeercert(binary_form=True)
+    import hashlib
+    return ":".join("%02X" % b for b in hashlib.sha256(der).digest())
+
+
+def test_reload_picks_up_renewed_certificate(start, certs):
+    d = tempfile.mkdtemp(prefix="postern-renew-")
+    try:
+        cert, key = os.path.join(d, "mail.pem"), os.path.join(d, "mail.key")
+        shutil.copy(certs.path("rsa.pem"), cert)
+        shutil.copy(certs.path("rsa.key"), key)
+        s = tls_server(certs, "imap")
+        s.update(ssl_certificate=cert, ssl_certificate_key=key)
+        p = start(s)
+        old, new = certs.fingerprint("rsa"), certs.fingerprint("rsa2")
+        assert peer_fingerprint(p.port) == old
+        # renewed as certbot does: new files in place, then a reload
+        shutil.copy(certs.path("rsa2.key"), key + ".tmp")
+        shutil.copy(certs.path("rsa2.pem"), cert + ".tmp")
+        os.rename(key + ".tmp", key)
+        os.rename(cert + ".tmp", cert)
+        assert peer_fingerprint(p.port) == old      # not before the reload
+        p.kill(signal.SIGHUP)
+        harness.wait_for(lambda: peer_fingerprint(p.port) == new, 15,
+                         what="the renewed certificate after SIGHUP")
+        assert p.alive()
+        # a reload with a broken key keeps the running certificate
+        with open(key, "w") as f:
+            f.write("not a key\n")
+        p.kill(signal.SIGHUP)
+        harness.wait_for(lambda: key in p.log_text(), 15,
+                         what="the reload error naming the key")
+        assert p.alive()
+        assert peer_fingerprint(p.port) == new
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def check_fails(postern_config, certs, needle, **settings):
+    s = tls_server(certs, "imap")
+    s.update(settings)
+    nowhere = "127.0.0.1:%d" % harness.free_port()
+    p = postern_config([s], auth=[("alice", "{PLAIN}x", nowhere)])
+    r = p.run("-t")
+    out = r.stdout + r.stderr
+    assert r.returncode != 0, out
+    assert needle in out, out
+    return out
+
+
+def test_config_errors_name_the_file(postern_config, certs):
+    missing = os.path.join(certs.dir, "missing.key")
+    check_fails(postern_config, certs, missing,
+                ssl_certificate_key=missing)
+    out = check_fails(postern_config, certs, certs.path("ecdsa.key"),
+                      ssl_certificate_key=certs.path("ecdsa.key"))
+    assert "does not match" in out
+    out = check_fails(postern_config, certs, certs.path("wrong.pass"),
+                      ssl_certificate_key=certs.path("enc.key"),
+                      ssl_password_file=certs.path("wrong.pass"))
+    out = check_fails(postern_config, certs, certs.path("enc.key"),
+                      ssl_certificate_key=certs.path("enc.key"))
+    assert "ssl_password_file" in out
+    out = check_fails(postern_config, certs, "brainpoolP512t1",
+                      ssl_ecdh_curve="X25519:brainpoolP512t1")
+    assert "ssl_ecdh_curve" in out
+    out = check_fails(postern_config, certs, "ssl_ciphers",
+                      ssl_ciphers="HIGH:!aNULL:NOSUCHCIPHER")
+    assert "NOSUCHCIPHER" in out
+
+
+def test_sslv3_warned_and_left_out(postern_config, certs):
+    s = tls_server(certs, "imap", ssl_protocols=["SSLv3", "TLSv1.2"])
+    nowhere = "127.0.0.1:%d" % harness.free_port()
+    p = postern_config([s], auth=[("alice", "{PLAIN}x", nowhere)])
+    r = p.run("-t")
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out
+    assert "SSLv3" in out and "warn" in out, out
+
+
+def test_password_file_and_curve(start, certs):
+    """The right password (second line of the file) unlocks the key; an
+    ECDH curve limits the key exchange."""
+    s = tls_server(certs, "imap", ssl_password_file=certs.path("enc.pass"),
+                   ssl_ecdh_curve="secp384r1")
+    s["ssl_certificate_key"] = certs.path("enc.key")
+    p = start(s)
+    rc, out = s_client(p.port, ["-CAfile", certs.path("ca.pem")], LOGOUT)
+    assert "Verify return code: 0 (ok)" in out, out
+    assert re.search(r"Server Temp Key: ECDH, (P-384|secp384r1)", out), out
+    rc, out = s_client(p.port, ["-groups", "X25519"], LOGOUT)
+    assert rc != 0 and "Cipher is (NONE)" in out, out
+
+
+# --------------------------------------------------------------------------
+# the relay with TLS: uploads, a slow reader, close_notify
+
+def test_append_over_imaps(start, certs, dovecot):
+    """Client to backend through TLS records in the relay."""
+    msg = big_message(8 * 1024 * 1024)
+    p = start(tls_server(certs, "imap"))
+    c = imaplib.IMAP4_SSL("localhost", p.port, timeout=60,
+                          ssl_context=certs.client_context())
+    try:
+        c.login("dave", PW["dave"])
+        typ, data = c.append("INBOX", None, None, msg)
+        assert typ == "OK", data
+    finally:
+        c.logout()
+    got = dovecot.messages("dave")
+    # Dovecot's maildir keeps LF line ends
+    assert len(got) == 1 and got[0] == msg.replace(b"\r\n", b"\n")
+
+
+def tls_imap(port, certs, **kw):
+    raw = socket.create_connection(("127.0.0.1", port), timeout=30)
+    tls = certs.client_context().wrap_socket(raw, server_hostname="localhost",
+                                             **kw)
+    return tls
+
+
+def read_until(tls, buf, marker, limit):
+    while marker not in buf:
+        chunk = tls.recv(65536)
+        assert chunk, "closed before %r" % marker
+        buf += chunk
+        assert len(buf) <= limit
+    return buf
+
+
+def test_slow_reader_over_imaps(start, certs, dovecot):
+    """A client that stops reading: the relay's TLS writes to it meet
+    EAGAIN and must resume with the same bytes."""
+    msg = big_message(4 * 1024 * 1024)
+    dovecot.put_message("carol", msg)
+    p = start(tls_server(certs, "imap", proxy_buffer="16k"))
+    tls = tls_imap(p.port, certs)
+    try:
+        buf = read_until(tls, b"", b"\r\n", 4096)
+        tls.sendall(b"a LOGIN carol %s\r\nb SELECT INBOX\r\n"
+                    % PW["carol"].encode())
+        buf = read_until(tls, buf, b"\r\nb OK", 65536)
+        assert b"* 1 EXISTS" in buf, buf
+        tls.sendall(b"c FETCH 1 (BODY.PEEK[])\r\n")
+        time.sleep(2)           # let every buffer on the way fill up
+        buf = b""
+        small = 0
+        while b"\r\nc OK" not in buf:
+            chunk = tls.recv(1024 if small < 200 else 65536)
+            assert chunk, "closed early"
+            buf += chunk
+            small += 1
+            if small < 200 and small % 20 == 0:
+                time.sleep(0.05)
+            assert len(buf) < len(msg) + 65536
+        m = re.search(rb"\{(\d+)\}\r\n", buf)
+        assert m and int(m.group(1)) == len(msg), buf[:2000]
+        assert buf[m.end():m.end() + len(msg)] == msg
+    finally:
+        tls.close()
+
+
+def test_close_notify_at_the_end(start, certs):
+    p = start(tls_server(certs, "imap"))
+    tls = tls_imap(p.port, certs, suppress_ragged_eofs=False)
+    try:
+        read_until(tls, b"", b"\r\n", 4096)
+        tls.sendall(b"a LOGOUT\r\n")
+        buf = b""
+        while True:
+            # SSLEOFError here: the TCP connection ended without
+            # close_notify
+            chunk = tls.recv(4096)
+            if not chunk:
+                break
+            buf += chunk
+        assert b"a OK" in buf
+    finally:
+        tls.close()
+    # after a login, postern relays; the backend's close ends in a
+    # close_notify too

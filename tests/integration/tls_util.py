@@ -142,10 +142,11 @@ service imap {
 
 
 def s_client(port, args=(), stdin=b"", timeout=20):
-    """Run `openssl s_client` against 127.0.0.1:port; returns
+    """Run `openssl s_client -ign_eof` against 127.0.0.1:port, sending
+    stdin (which should end the session: LOGOUT, QUIT); returns
     (returncode, stdout+stderr as text)."""
     argv = [OPENSSL, "s_client", "-connect", "127.0.0.1:%d" % port,
-            "-servername", "localhost"] + list(args)
+            "-servername", "localhost", "-ign_eof"] + list(args)
     r = subprocess.run(argv, input=stdin, capture_output=True,
                        timeout=timeout)
     return r.returncode, (r.stdout + r.stderr).decode("utf-8", "replace")

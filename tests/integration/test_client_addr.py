@@ -1,0 +1,525 @@
+"""The client's address and name: Client-Host through the resolver (against
+tests/integration/dnsstub.py on a loopback UDP port), XCLIENT ADDR/NAME to
+the private Postfix, the PROXY protocol (v1 and v2 headers from trusted and
+untrusted sources, and a v1 header to the backend), and the access
+allow/deny rules."""
+
+import base64
+import re
+import smtplib
+import socket
+
+import pytest
+
+import harness
+import smtp_util
+from smtp_util import read_reply
+
+NAME = "proxy.example.test"
+PW = harness.USERS
+
+
+@pytest.fixture(scope="module")
+def env(dovecot, postfix, authsvc):
+    users = {}
+    for name, pw in dovecot.users.items():
+        users[name] = {"pass": pw, "server": "127.0.0.1",
+                       "ports": {"imap": dovecot.imap_port,
+                                 "smtp": postfix.port}}
+    authsvc.write_users(users)
+    return {"dovecot": dovecot, "postfix": postfix, "authsvc": authsvc}
+
+
+@pytest.fixture
+def dns():
+    made = []
+
+    def make(table, **kw):
+        d = smtp_util.DNSStub(table, **kw)
+        made.append(d)
+        return d
+    yield make
+    for d in made:
+        d.stop()
+
+
+@pytest.fixture
+def fake_smtp():
+    made = []
+
+    def make(**kw):
+        f = smtp_util.FakeSMTP(**kw)
+        made.append(f)
+        return f
+    yield make
+    for f in made:
+        f.stop()
+
+
+GOOD = {"ptr": {"127.0.0.1": "good.example.test"},
+        "a": {"good.example.test": ["127.0.0.1"]}}
+
+
+class Requests:
+    """The auth requests made from now on (authsvc's log)."""
+
+    def __init__(self, svc):
+        self.svc = svc
+        self.start = len(svc.requests())
+
+    def new(self):
+        return [r["headers"] for r in self.svc.requests()[self.start:]]
+
+    def one(self, protocol="smtp"):
+        hs = [h for h in self.new() if h.get("Auth-Protocol") == protocol]
+        assert len(hs) == 1, hs
+        return hs[0]
+
+
+def start(postern, env, smtp=None, mail=None, listen=None):
+    s = {"protocol": "smtp"}
+    if listen:
+        s["listen"] = listen
+    s.update(smtp or {})
+    m = {"server_name": NAME}
+    m.update(mail or {})
+    return postern([s], mail=m, auth=env["authsvc"].url)
+
+
+def send_mail(port, subject, source=None):
+    """AUTH as alice and send one message to bob; the queue id."""
+    msg = harness.make_message(subject, to="bob@example.test")
+    with smtplib.SMTP("127.0.0.1", port, timeout=20,
+                      source_address=(source, 0) if source else None) as s:
+        s.ehlo("client.example")
+        s.login("alice", PW["alice"])
+        s.mail("alice@example.test")
+        s.rcpt("bob@example.test")
+        code, text = s.data(msg)
+        assert code == 250, text
+    return re.search(rb"queued as ([0-9A-F]+)", text).group(1).decode()
+
+
+def postfix_client(postfix, qid):
+    """What Postfix logged as client= for the message qid."""
+    def find():
+        m = re.search(r"smtpd\[\d+\]: %s: client=([^,\n]*)" % qid,
+                      postfix.log_text())
+        return m and m.group(1)
+    return harness.wait_for(find, 15, what="maillog line of %s" % qid)
+
+
+# ---------------------------------------------------------------------------
+# the resolver
+
+def test_resolver_good(postern, env, dns):
+    d = dns(GOOD)
+    p = start(postern, env, mail={"resolver": "127.0.0.1:%d" % d.port,
+                                  "resolver_timeout": "3s"})
+    rq = Requests(env["authsvc"])
+    qid = send_mail(p.port, "resolver good")
+    assert rq.one()["Client-Host"] == "good.example.test"
+    # XCLIENT NAME= passed the name on
+    assert postfix_client(env["postfix"], qid) == \
+        "good.example.test[127.0.0.1]"
+    qs = d.queries()
+    assert "PTR 1.0.0.127.in-addr.arpa" in qs
+    assert "A good.example.test" in qs
+
+
+@pytest.mark.parametrize("case", ["missing", "servfail", "mismatch",
+                                  "no-a"])
+def test_resolver_no_name(postern, env, dns, case):
+    table = dict(GOOD)
+    mode = "normal"
+    if case == "no-a":
+        table = {"ptr": {"127.0.0.1": "noaddr.example.test"}, "a": {}}
+    elif case in ("missing", "servfail", "mismatch"):
+        mode = case
+    d = dns(table, mode=mode)
+    p = start(postern, env, mail={"resolver": "127.0.0.1:%d" % d.port,
+                                  "resolver_timeout": "3s"})
+    rq = Requests(env["authsvc"])
+    qid = send_mail(p.port, "resolver %s" % case)
+    assert "Client-Host" not in rq.one()
+    assert postfix_client(env["postfix"], qid) == "unknown[127.0.0.1]"
+    assert d.queries(), "the stub was asked"
+    assert "client host not resolved" in p.log_text()
+
+
+def test_resolver_slow(postern, env, dns):
+    """A resolver slower than resolver_timeout: the login goes on without
+    Client-Host, well inside the session's timeout."""
+    d = dns(GOOD, mode="slow", delay=30)
+    p = start(postern, env, mail={"resolver": "127.0.0.1:%d" % d.port,
+                                  "resolver_timeout": "1s",
+                                  "timeout": "20s"})
+    rq = Requests(env["authsvc"])
+    with harness.LineClient(p.port, timeout=10) as c:
+        c.readline()
+        c.send("EHLO x\r\n")
+        read_reply(c)
+        ir = base64.b64encode(b"\0alice\0alice-pw").decode()
+        # the socket timeout (10s) bounds the wait; 30s would be the stub's
+        assert c.cmd("AUTH PLAIN " + ir) == b"235 2.0.0 OK\r\n"
+    assert "Client-Host" not in rq.one()
+
+
+@pytest.mark.parametrize("mode", [
+    "hostile-crlf", "hostile-space", "hostile-underscore", "hostile-slash",
+    "hostile-longlabel", "hostile-longname"])
+def test_resolver_hostile(postern, env, dns, mode):
+    table = {"ptr": {}, "a": {"evil.example.test": ["127.0.0.1"]}}
+    d = dns(table, mode=mode)
+    p = start(postern, env, mail={"resolver": "127.0.0.1:%d" % d.port,
+                                  "resolver_timeout": "3s"})
+    rq = Requests(env["authsvc"])
+    qid = send_mail(p.port, "resolver %s" % mode)
+    h = rq.one()
+    assert "Client-Host" not in h
+    assert not any("evil" in k or "evil" in v or "Injected" in k
+                   for k, v in h.items()), h
+    assert postfix_client(env["postfix"], qid) == "unknown[127.0.0.1]"
+    log = p.log_text()
+    assert "X-Injected" not in log
+    assert "\r" not in log
+    assert d.queries()[0].startswith("PTR ")
+
+
+def test_resolver_imap_client_host(postern, env, dns):
+    """Client-Host for IMAP too; a second session uses the cache."""
+    d = dns(GOOD)
+    p = postern([{"protocol": "imap"}],
+                mail={"resolver": "127.0.0.1:%d valid=60s" % d.port,
+                      "resolver_timeout": "3s"},
+                auth=env["authsvc"].url)
+    rq = Requests(env["authsvc"])
+    import imaplib
+    for _ in range(2):
+        c = imaplib.IMAP4("127.0.0.1", p.port, timeout=10)
+        c.login("bob", PW["bob"])
+        c.logout()
+    hs = [h for h in rq.new() if h["Auth-Protocol"] == "imap"]
+    assert [h.get("Client-Host") for h in hs] == ["good.example.test"] * 2
+    assert d.queries().count("PTR 1.0.0.127.in-addr.arpa") == 1
+
+
+def ipv6_loopback():
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as t:
+            t.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not ipv6_loopback(), reason="no IPv6 loopback")
+def test_resolver_ipv6_client(postern_config, env, dns):
+    d = dns({"ptr": {"::1": "good6.example.test"},
+             "aaaa": {"good6.example.test": ["::1"]}})
+    port = harness.free_port()
+    p = postern_config([{"protocol": "smtp", "listen": "[::1]:%d" % port,
+                         "xclient": False}],
+                       mail={"server_name": NAME,
+                             "resolver": "127.0.0.1:%d" % d.port,
+                             "resolver_timeout": "3s"},
+                       auth=env["authsvc"].url)
+    # the harness waits on 127.0.0.1 only: wait for ::1 here
+    p.start(wait=False)
+    harness.wait_port(port, 15, p.proc, host="::1")
+    rq = Requests(env["authsvc"])
+    s = socket.create_connection(("::1", port), timeout=10)
+    c = harness.LineClient.__new__(harness.LineClient)
+    c.sock, c.buf = s, b""
+    with c:
+        c.readline()
+        c.send("EHLO x\r\n")
+        read_reply(c)
+        ir = base64.b64encode(b"\0alice\0alice-pw").decode()
+        # (no XCLIENT: this Postfix is IPv4-only and refuses IPV6: ADDRs)
+        assert c.cmd("AUTH PLAIN " + ir) == b"235 2.0.0 OK\r\n"
+    h = rq.one()
+    assert h["Client-IP"] == "::1"
+    assert h["Client-Host"] == "good6.example.test"
+    assert any(q.startswith("PTR 1.0.0.0.") and q.endswith(".ip6.arpa")
+               for q in d.queries())
+    assert "AAAA good6.example.test" in d.queries()
+
+
+def test_resolver_uses_proxy_address(postern, env, dns):
+    """The address from a trusted PROXY header is the one looked up."""
+    d = dns({"ptr": {"192.0.2.7": "lb-client.example.test"},
+             "a": {"lb-client.example.test": ["192.0.2.7"]}})
+    port = harness.free_port()
+    start(postern, env, listen="127.0.0.1:%d proxy_protocol" % port,
+          smtp={"set_real_ip_from": ["127.0.0.1"]},
+          mail={"resolver": "127.0.0.1:%d" % d.port,
+                "resolver_timeout": "3s"})
+    rq = Requests(env["authsvc"])
+    with harness.LineClient(port, timeout=20) as c:
+        c.send(smtp_util.proxy_v1("192.0.2.7", "127.0.0.1", 40000, port))
+        c.readline()
+        c.send("EHLO x\r\n")
+        read_reply(c)
+        ir = base64.b64encode(b"\0alice\0alice-pw").decode()
+        assert c.cmd("AUTH PLAIN " + ir) == b"235 2.0.0 OK\r\n"
+    h = rq.one()
+    assert h["Client-IP"] == "192.0.2.7"
+    assert h["Client-Host"] == "lb-client.example.test"
+    assert "PTR 7.2.0.192.in-addr.arpa" in d.queries()
+
+
+# ---------------------------------------------------------------------------
+# PROXY protocol from a load balancer
+
+def pp_listen():
+    port = harness.free_port()
+    return port, "127.0.0.1:%d proxy_protocol" % port
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_proxy_protocol_trusted(postern, env, version):
+    port, listen = pp_listen()
+    p = start(postern, env, listen=listen,
+              smtp={"set_real_ip_from": ["127.0.0.1"]})
+    if version == 1:
+        hdr = smtp_util.proxy_v1("192.0.2.7", "198.51.100.1", 40007, 25)
+    else:
+        hdr = smtp_util.proxy_v2("192.0.2.7", "198.51.100.1", 40007, 25,
+                                 tlvs=b"\x04\x00\x03abc")
+    rq = Requests(env["authsvc"])
+    msg = harness.make_message("pp v%d" % version, to="bob@example.test")
+    with harness.LineClient(port, timeout=20) as c:
+        c.send(hdr)
+        assert c.readline().startswith(b"220 " + NAME.encode())
+        c.send("EHLO client.example\r\n")
+        read_reply(c)
+        ir = base64.b64encode(b"\0alice\0alice-pw").decode()
+        assert c.cmd("AUTH PLAIN " + ir) == b"235 2.0.0 OK\r\n"
+        assert c.cmd("MAIL FROM:<alice@example.test>").startswith(b"250")
+        assert c.cmd("RCPT TO:<bob@example.test>").startswith(b"250")
+        assert c.cmd("DATA").startswith(b"354")
+        c.send(msg + b".\r\n")
+        r = c.readline()
+        assert r.startswith(b"250 "), r
+    qid = re.search(rb"queued as ([0-9A-F]+)", r).group(1).decode()
+    h = rq.one()
+    assert h["Client-IP"] == "192.0.2.7"
+    assert h["Proxy-Protocol-Addr"] == "192.0.2.7"
+    assert h["Proxy-Protocol-Port"] == "40007"
+    assert h["Proxy-Protocol-Server-Addr"] == "198.51.100.1"
+    assert h["Proxy-Protocol-Server-Port"] == "25"
+    # XCLIENT ADDR= carried the real address
+    assert postfix_client(env["postfix"], qid) == "unknown[192.0.2.7]"
+    log = p.log_text()
+    assert "client 192.0.2.7 connected" in log
+    assert "client logged in, client: 192.0.2.7" in log
+
+
+def test_proxy_protocol_v2_ipv6_and_local(postern, env, fake_smtp):
+    """An IPv6 client behind the balancer: Client-IP and XCLIENT
+    ADDR=IPV6:... (to a recording backend: the Postfix fixture is IPv4
+    only and refuses IPv6 XCLIENT addresses)."""
+    fake = fake_smtp(ehlo=["XCLIENT ADDR LOGIN NAME"])
+    stub = smtp_util.AuthStub(lambda h: [("Auth-Status", "OK"),
+                                         ("Auth-Server", "127.0.0.1"),
+                                         ("Auth-Port", str(fake.port))])
+    try:
+        port, listen = pp_listen()
+        p = postern([{"protocol": "smtp", "listen": listen,
+                      "set_real_ip_from": ["127.0.0.0/8"]}],
+                    mail={"server_name": NAME}, auth=stub.url)
+        ir = base64.b64encode(b"\0alice\0alice-pw").decode()
+        with harness.LineClient(port) as c:
+            c.send(smtp_util.proxy_v2("2001:db8::7", "2001:db8::1", 1234,
+                                      587))
+            c.readline()
+            c.send("EHLO x\r\n")
+            read_reply(c)
+            assert c.cmd("AUTH PLAIN " + ir) == b"235 2.0.0 OK\r\n"
+        h = stub.requests[-1]
+        assert h["Client-IP"] == "2001:db8::7"
+        assert h["Proxy-Protocol-Addr"] == "2001:db8::7"
+        assert h["Proxy-Protocol-Port"] == "1234"
+        assert h["Proxy-Protocol-Server-Addr"] == "2001:db8::1"
+        fake.wait_sessions(1)
+        harness.wait_for(lambda: len(fake.sessions[0]["lines"]) >= 2, 10,
+                         what="XCLIENT")
+        assert fake.sessions[0]["lines"][1] == (
+            b"XCLIENT ADDR=IPV6:2001:db8::7 LOGIN=alice "
+            b"NAME=[UNAVAILABLE]\r\n")
+        assert "client 2001:db8::7 connected to 127.0.0.1:%d, " % port \
+            in p.log_text()
+        # LOCAL (a health check): the peer's own address stands
+        with harness.LineClient(port) as c:
+            c.send(smtp_util.proxy_v2("192.0.2.9", "192.0.2.1", 1, 2,
+                                      command=0))
+            c.readline()
+            c.send("EHLO x\r\n")
+            read_reply(c)
+            assert c.cmd("AUTH PLAIN " + ir) == b"235 2.0.0 OK\r\n"
+        h = stub.requests[-1]
+        assert h["Client-IP"] == "127.0.0.1"
+        assert "Proxy-Protocol-Addr" not in h
+        assert "192.0.2.9" not in p.log_text()
+    finally:
+        stub.stop()
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_proxy_protocol_untrusted(postern, env, version):
+    port, listen = pp_listen()
+    p = start(postern, env, listen=listen,
+              smtp={"set_real_ip_from": ["10.0.0.0/8"]})
+    if version == 1:
+        hdr = smtp_util.proxy_v1("192.0.2.8", "198.51.100.1", 40008, 25)
+    else:
+        hdr = smtp_util.proxy_v2("192.0.2.8", "198.51.100.1", 40008, 25)
+    rq = Requests(env["authsvc"])
+    with harness.LineClient(port) as c:
+        c.send(hdr)
+        c.readline()
+        c.send("EHLO x\r\n")
+        read_reply(c)
+        ir = base64.b64encode(b"\0alice\0alice-pw").decode()
+        assert c.cmd("AUTH PLAIN " + ir) == b"235 2.0.0 OK\r\n"
+    h = rq.one()
+    assert h["Client-IP"] == "127.0.0.1"
+    # as NGINX: the claim itself is passed on, for the service to judge
+    assert h["Proxy-Protocol-Addr"] == "192.0.2.8"
+    log = p.log_text()
+    assert "client 127.0.0.1 connected" in log
+    assert "untrusted" in log
+    assert "client: 192.0.2.8" not in log
+
+
+@pytest.mark.parametrize("junk", [
+    b"EHLO x\r\n", b"PROXY TCP4 1.2.3.4 5.6.7.8 1 \r\n",
+    b"PROXY TCP4 999.2.3.4 5.6.7.8 1 2\r\n",
+    smtp_util.PP2_SIG + b"\x31\x11\x00\x0c" + b"\0" * 12])
+def test_proxy_protocol_broken(postern, env, junk):
+    port, listen = pp_listen()
+    p = start(postern, env, listen=listen,
+              smtp={"set_real_ip_from": ["127.0.0.1"]})
+    with harness.LineClient(port) as c:
+        c.send(junk)
+        assert smtp_util.drain(c) == b""       # closed, no greeting             # no greeting
+    harness.wait_for(lambda: "broken header" in p.log_text(), 5,
+                     what="the log line")
+
+
+def test_proxy_protocol_access_uses_real_address(postern, env):
+    port, listen = pp_listen()
+    p = start(postern, env, listen=listen,
+              smtp={"set_real_ip_from": ["127.0.0.1"],
+                    "access": ["deny 192.0.2.66", "allow all"]})
+    with harness.LineClient(port) as c:
+        c.send(smtp_util.proxy_v1("192.0.2.66", "192.0.2.1", 5, 25))
+        assert smtp_util.drain(c) == b""       # closed, no greeting
+    with harness.LineClient(port) as c:
+        c.send(smtp_util.proxy_v1("192.0.2.67", "192.0.2.1", 5, 25))
+        assert c.readline().startswith(b"220 ")
+    harness.wait_for(lambda: re.search(r"access forbidden by rule.*client: "
+                                       r"192\.0\.2\.66", p.log_text()), 5,
+                     what="the access log line")
+
+
+def test_proxy_protocol_to_backend(postern, env, fake_smtp):
+    """proxy_protocol = true: a v1 header opens the backend connection,
+    carrying the real client address when a trusted header gave one."""
+    fake = fake_smtp(expect_proxy=True, ehlo=["PIPELINING"])
+    svc = env["authsvc"]
+    users = dict(svc.users)
+    users["carol"] = {"pass": "carol-pw", "server": "127.0.0.1",
+                      "port": fake.port}
+    svc.write_users(users)
+    try:
+        port, listen = pp_listen()
+        p = postern([{"protocol": "smtp", "proxy_protocol": True,
+                      "xclient": False},
+                     {"protocol": "smtp", "listen": listen,
+                      "proxy_protocol": True, "xclient": False,
+                      "set_real_ip_from": ["127.0.0.1"]}],
+                    mail={"server_name": NAME}, auth=svc.url)
+        ir = base64.b64encode(b"\0carol\0carol-pw").decode()
+        with harness.LineClient(p.ports[0]) as c:
+            c.readline()
+            c.send("EHLO x\r\n")
+            read_reply(c)
+            assert c.cmd("AUTH PLAIN " + ir) == b"235 2.0.0 OK\r\n"
+            cport = c.sock.getsockname()[1]
+        with harness.LineClient(port) as c:
+            c.send(smtp_util.proxy_v1("192.0.2.7", "198.51.100.1", 40007,
+                                      587))
+            c.readline()
+            c.send("EHLO x\r\n")
+            read_reply(c)
+            assert c.cmd("AUTH PLAIN " + ir) == b"235 2.0.0 OK\r\n"
+        fake.wait_sessions(2)
+        assert fake.sessions[0]["proxy"] == (
+            "PROXY TCP4 127.0.0.1 127.0.0.1 %d %d\r\n"
+            % (cport, p.ports[0])).encode()
+        assert fake.sessions[1]["proxy"] == (
+            "PROXY TCP4 192.0.2.7 127.0.0.1 40007 %d\r\n" % port).encode()
+        assert fake.sessions[0]["lines"][0].startswith(b"EHLO ")
+    finally:
+        svc.write_users({k: v for k, v in users.items() if k != "carol"})
+
+
+# ---------------------------------------------------------------------------
+# access rules
+
+def test_access_deny_one(postern, env):
+    p = start(postern, env, smtp={"access": ["deny 127.0.0.2",
+                                             "allow all"]})
+    with smtp_util.connect_from(p.port, "127.0.0.2") as c:
+        assert smtp_util.drain(c) == b""       # closed, no greeting
+    harness.wait_for(lambda: re.search(r"access forbidden by rule.*"
+                                       r"client: 127\.0\.0\.2",
+                                       p.log_text()), 5, what="log line")
+    with smtp_util.connect_from(p.port, "127.0.0.1") as c:
+        assert c.readline().startswith(b"220 ")
+    # a client that is let in reaches Postfix normally
+    qid = send_mail(p.port, "access allowed", source="127.0.0.3")
+    assert postfix_client(env["postfix"], qid) == "unknown[127.0.0.3]"
+
+
+def test_access_cidr_first_match(postern, env):
+    p = start(postern, env, smtp={"access": ["allow 127.0.0.2",
+                                             "deny 127.0.0.0/24",
+                                             "allow all"]})
+    with smtp_util.connect_from(p.port, "127.0.0.2") as c:
+        assert c.readline().startswith(b"220 ")
+    with smtp_util.connect_from(p.port, "127.0.0.3") as c:
+        assert smtp_util.drain(c) == b""
+
+
+def test_access_deny_all(postern, env):
+    p = start(postern, env, mail={"access": ["deny all"]})
+    for src in ("127.0.0.1", "127.0.0.2"):
+        with smtp_util.connect_from(p.port, src) as c:
+            assert smtp_util.drain(c) == b""
+    # (the harness's own port check was refused as well)
+    harness.wait_for(lambda: re.search(r"access forbidden by rule, client: "
+                                       r"127\.0\.0\.2", p.log_text()), 5,
+                     what="the log line")
+    assert "connected to" not in p.log_text()
+
+
+def test_proxy_protocol_balancer_not_one_client(postern, env):
+    """Behind a trusted balancer every connection comes from its address:
+    a silent client there must not hold up the next one (the harness runs
+    4 workers, so preauth_per_client is 1)."""
+    port, listen = pp_listen()
+    p = start(postern, env, listen=listen,
+              smtp={"set_real_ip_from": ["127.0.0.1"], "timeout": "30s"})
+    with harness.LineClient(port, timeout=5) as a:
+        a.send(smtp_util.proxy_v1("192.0.2.1", "192.0.2.100", 1000, 25))
+        assert a.readline().startswith(b"220 ")
+        # a now sits in a worker; b, another client, is still served
+        with harness.LineClient(port, timeout=5) as b:
+            b.send(smtp_util.proxy_v1("192.0.2.2", "192.0.2.100", 1001, 25))
+            assert b.readline().startswith(b"220 ")
+            assert b.cmd("NOOP") == b"250 2.0.0 OK\r\n"
+        assert a.cmd("NOOP") == b"250 2.0.0 OK\r\n"
+    assert "client 192.0.2.2 connected" in p.log_text()
