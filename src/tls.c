@@ -817,6 +817,9 @@ handshake_error(gnutls_session_t s, int ret, char *err, size_t errlen)
         || ret == GNUTLS_E_WARNING_ALERT_RECEIVED) {
         snprintf(err, errlen, "SSL handshake failed: alert \"%s\" received",
                  gnutls_alert_get_name(gnutls_alert_get(s)));
+    } else if (ret == GNUTLS_E_PREMATURE_TERMINATION) {
+        /* NGINX's words, which log watchers (fail2ban) know */
+        snprintf(err, errlen, "peer closed connection in SSL handshake");
     } else if (ret == GNUTLS_E_NO_APPLICATION_PROTOCOL) {
         snprintf(err, errlen, "SSL handshake failed: the client's ALPN "
                  "protocols do not include \"%s\"",

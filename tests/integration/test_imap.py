@@ -7,9 +7,9 @@ and the pool under 300 silent clients.
 Raw sockets check bytes; imaplib and curl check that real clients work.
 See issue 3 for what is expected (NGINX's mail module, plus ID)."""
 
+import base64
 import hashlib
 import imaplib
-import json
 import os
 import re
 import shutil
@@ -281,7 +281,6 @@ def test_authenticate_raw(imap_px, kind, authsvc):
         c.send("a AUTHENTICATE CRAM-MD5\r\n")
         chal = c.readline()
         assert chal.startswith(b"+ "), chal
-        import base64
         text = base64.b64decode(chal[2:].strip())
         assert re.match(rb"^<\d+\.\d+@[^>]+>$", text), text
         c.send(cram_answer("carol", pw, chal[2:].strip()) + "\r\n")
@@ -811,7 +810,6 @@ def login_raw(port, user="alice", timeout=10.0):
 def test_relay_append_fetch_1mb(imap_px, kind, dovecot):
     dovecot.clear("bob")
     rnd = os.urandom(768 * 1024)
-    import base64
     body = b"".join(base64.b64encode(rnd[i:i + 57]) + b"\r\n"
                     for i in range(0, len(rnd), 57))
     msg = harness.make_message("append 1mb", body)
@@ -913,7 +911,6 @@ def test_200_parallel_sessions(imap_px, kind, dovecot):
 def test_20mb_message(imap_px, dovecot):
     dovecot.clear("bob")
     rnd = os.urandom(15 * 1024 * 1024)
-    import base64
     b = base64.b64encode(rnd)
     body = b"".join(b[i:i + 76] + b"\r\n" for i in range(0, len(b), 76))
     msg = harness.make_message("twenty mb", body)

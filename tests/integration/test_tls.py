@@ -30,7 +30,7 @@ import pytest
 
 import harness
 import tls_util
-from tls_util import gnutls_cli, s_client
+from tls_util import s_client
 
 
 # --------------------------------------------------------------------------
@@ -196,6 +196,27 @@ def test_auth_ssl_headers(start, certs, dovecot, authsvc):
     assert h.get("Auth-SSL-Protocol") == "TLSv1.3"
     assert h.get("Auth-SSL-Cipher") == cipher
     assert cipher.startswith("TLS_")
+
+
+def test_handshake_failures_logged(start, certs):
+    """NGINX's log words for a peer that leaves during the handshake, and
+    a fatal alert."""
+    p = start(tls_server(certs, "imap"))
+    with socket.create_connection(("127.0.0.1", p.port), timeout=10) as raw:
+        raw.sendall(b"\x16\x03\x01")          # a record header, no more
+    harness.wait_for(lambda: "peer closed connection in SSL handshake "
+                     "while SSL handshaking" in p.log_text(), 10,
+                     what="the handshake log line")
+    with socket.create_connection(("127.0.0.1", p.port), timeout=10) as raw:
+        raw.sendall(b"a LOGIN alice x\r\n")   # plaintext on a TLS port
+        raw.settimeout(10)
+        try:
+            while raw.recv(4096):
+                pass
+        except ConnectionResetError:
+            pass
+    harness.wait_for(lambda: p.log_text().count("SSL handshake failed") >= 1,
+                     10, what="a handshake failure")
 
 
 # --------------------------------------------------------------------------

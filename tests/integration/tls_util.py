@@ -13,7 +13,7 @@ Certificates are made at test time with `openssl` (nothing is checked in):
   ticket.key    80 random bytes for ssl_session_ticket_key
 
 Also: a Dovecot fixture that allows 200 parallel logins of one user, and
-small wrappers around `openssl s_client` and `gnutls-cli`.
+a wrapper around `openssl s_client`.
 """
 
 import os
@@ -151,10 +151,3 @@ def s_client(port, args=(), stdin=b"", timeout=20):
                        timeout=timeout)
     return r.returncode, (r.stdout + r.stderr).decode("utf-8", "replace")
 
-
-def gnutls_cli(port, args=(), stdin=b"", timeout=20):
-    """Run `gnutls-cli` against 127.0.0.1:port; (returncode, output)."""
-    argv = ["gnutls-cli", "-p", str(port)] + list(args) + ["127.0.0.1"]
-    r = subprocess.run(argv, input=stdin, capture_output=True,
-                       timeout=timeout)
-    return r.returncode, (r.stdout + r.stderr).decode("utf-8", "replace")
