@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <fcntl.h>
@@ -681,6 +682,52 @@ set_fail(struct auth_result *r, const char *msg)
     }
 }
 
+/*
+ * Whether a verified certificate's subject (RFC 2253, as tls_get_info gives
+ * it) names this user: its CN, UID or emailAddress attribute equals the
+ * login exactly.  Without this, any certificate the CA signed could log in
+ * as any user of the file.
+ */
+static int
+subject_names(const char *subject, const unsigned char *name, size_t len)
+{
+    const char *p = subject;
+
+    while (p != NULL && *p != '\0') {
+        char type[32], value[256];
+        size_t tl = 0, vl = 0;
+
+        while (*p != '\0' && *p != '=' && tl < sizeof(type) - 1) {
+            type[tl++] = *p++;
+        }
+        type[tl] = '\0';
+        if (*p != '=') {
+            return 0;
+        }
+        p++;
+        /* the value runs to the next unescaped ',' or '+' */
+        while (*p != '\0' && *p != ',' && *p != '+') {
+            if (*p == '\\' && p[1] != '\0') {
+                p++;
+            }
+            if (vl == sizeof(value) - 1) {
+                return 0;
+            }
+            value[vl++] = *p++;
+        }
+        value[vl] = '\0';
+        if ((strcasecmp(type, "CN") == 0 || strcasecmp(type, "UID") == 0
+             || strcasecmp(type, "emailAddress") == 0)
+            && vl == len && memcmp(value, name, len) == 0) {
+            return 1;
+        }
+        if (*p != '\0') {
+            p++;
+        }
+    }
+    return 0;
+}
+
 /* Ask the user file (see auth.h). */
 void
 auth_file_query(const struct server_conf *sc, const struct auth_request *rq,
@@ -747,8 +794,11 @@ auth_file_query(const struct server_conf *sc, const struct auth_request *rq,
         break;
 
     case AUTH_METHOD_EXTERNAL:
+        /* the certificate must be verified and must name the user */
         ok = e != NULL && rq->ssl_verify != NULL
-             && strcmp(rq->ssl_verify, "SUCCESS") == 0;
+             && strcmp(rq->ssl_verify, "SUCCESS") == 0
+             && rq->ssl_subject != NULL
+             && subject_names(rq->ssl_subject, rq->user.data, rq->user.len);
         break;
     }
 

@@ -267,11 +267,25 @@ main(void)
     rq.user = STR_LIT("tim");
     rq.ssl = 1;
     rq.ssl_verify = "SUCCESS";
+    rq.ssl_subject = "CN=tim,O=Example,C=US";
     auth_query(&sc, &rq, &r);
     is_int(r.status, AUTH_OK, "EXTERNAL: verified certificate, known user");
     is_str((const char *)r.pass.data, "tanstaaftanstaaf",
            "EXTERNAL: {PLAIN} secret returned");
     auth_result_free(&r);
+    rq.ssl_subject = "CN=other,O=Example,C=US";
+    auth_query(&sc, &rq, &r);
+    is_int(r.status, AUTH_FAIL, "EXTERNAL: certificate of another user");
+    auth_result_free(&r);
+    rq.ssl_subject = "CN=tim\\,x,O=Example";
+    auth_query(&sc, &rq, &r);
+    is_int(r.status, AUTH_FAIL, "EXTERNAL: escaped comma is part of the CN");
+    auth_result_free(&r);
+    rq.ssl_subject = "emailAddress=tim,CN=Tim Example";
+    auth_query(&sc, &rq, &r);
+    is_int(r.status, AUTH_OK, "EXTERNAL: emailAddress names the user");
+    auth_result_free(&r);
+    rq.ssl_subject = "CN=tim,O=Example,C=US";
     rq.ssl_verify = "FAILED:certificate has expired";
     auth_query(&sc, &rq, &r);
     is_int(r.status, AUTH_FAIL, "EXTERNAL: failed verification");
