@@ -45,6 +45,20 @@ acceptor_wake(void)
     }
 }
 
+/* Tell a client we cannot serve it now, without ever waiting on it, and
+ * close.  The protocol's temporary error beats a silent close: clients
+ * retry later instead of reporting a broken server. */
+static void
+refuse_busy(int fd, const struct listener *l)
+{
+    const char *busy = proto_ops_get(l->sc->protocol)->busy_line;
+
+    if (busy != NULL && !l->lc->ssl && !l->sc->ssl) {
+        send(fd, busy, strlen(busy), MSG_DONTWAIT | MSG_NOSIGNAL);
+    }
+    close(fd);
+}
+
 /* Accept every pending connection on one listener. */
 static void
 accept_all(const struct listener_set *set, const struct listener *l)
@@ -77,20 +91,15 @@ accept_all(const struct listener_set *set, const struct listener *l)
             log_write(l->sc->error_log, LOG_LV_ALERT, it.id,
                       "%d worker_connections are not enough",
                       set->conf->worker_connections);
-            close(fd);
+            refuse_busy(fd, l);
             continue;
         }
         atomic_fetch_add(&conn_active, 1);
         it.conf = conf_ref(set->conf);
         if (pool_push(&it) != 0) {
-            const char *busy = proto_ops_get(l->sc->protocol)->busy_line;
-
             log_write(l->sc->error_log, LOG_LV_WARN, it.id,
                       "all workers busy and the queue is full, client closed");
-            if (busy != NULL) {
-                send(fd, busy, strlen(busy), MSG_DONTWAIT | MSG_NOSIGNAL);
-            }
-            close(fd);
+            refuse_busy(fd, l);
             conf_unref(it.conf);
             atomic_fetch_sub(&conn_active, 1);
         }

@@ -72,7 +72,9 @@ notice_once(struct conf_ctx *ctx, unsigned kind, const config_setting_t *cs,
 {
     const char *file = config_setting_source_file(cs);
 
-    if (ctx->quiet || (ctx->noticed & kind)) {
+    /* the built-in defaults are a document read from memory (no file):
+     * only what the user wrote deserves a notice */
+    if (ctx->quiet || (ctx->noticed & kind) || file == NULL) {
         return;
     }
     ctx->noticed |= kind;

@@ -211,6 +211,17 @@ serve(struct conf **cur, const struct options *opt)
         listeners_close(&ls);
         return 1;
     }
+    /* from the moment the pid file names us, signals must wait for sigwait():
+     * a TERM that arrived earlier would kill us with the pid file left */
+    sigemptyset(&set);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGUSR1);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGQUIT);
+    sigaddset(&set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+
     if (pidfile_write((*cur)->pid, err, sizeof(err)) != 0) {
         log_g(LOG_LV_EMERG, "%s", err);
         fprintf(stderr, "postern: [emerg] %s\n", err);
@@ -226,15 +237,6 @@ serve(struct conf **cur, const struct options *opt)
         process_ready(1);
         return 1;
     }
-
-    sigemptyset(&set);
-    sigaddset(&set, SIGHUP);
-    sigaddset(&set, SIGUSR1);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGQUIT);
-    sigaddset(&set, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
 
     if (relay_start((*cur)->relay_threads) != 0
         || pool_start((*cur)->worker_threads, (size_t)(*cur)->worker_connections) != 0

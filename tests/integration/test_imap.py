@@ -972,6 +972,33 @@ def test_pool_not_starved(imap_px):
     assert p.alive()
 
 
+def test_past_worker_connections_client_told_busy(imap_px):
+    # one worker, room for two connections: a third gets the protocol's
+    # temporary error at once instead of a silent close or a hang
+    p = imap_px("file", top={"worker_threads": 1, "worker_connections": 2})
+    # the harness's readiness probe holds a connection until its session ends
+    harness.wait_for(lambda: "closed connection" in p.log_text(), 10,
+                     what="the readiness probe to end")
+    held = []
+    try:
+        for _ in range(2):
+            s = socket.create_connection(("127.0.0.1", p.port), timeout=10)
+            held.append(s)
+        assert held[0].recv(100).startswith(b"* OK")
+        third = socket.create_connection(("127.0.0.1", p.port), timeout=10)
+        try:
+            assert third.recv(100) == b"* BYE server busy\r\n"
+            assert third.recv(100) == b""
+        finally:
+            third.close()
+        harness.wait_for(lambda: "worker_connections are not enough"
+                         in p.log_text(), 10, what="the alert")
+    finally:
+        for s in held:
+            s.close()
+    assert p.alive()
+
+
 # --------------------------------------------------------------------------
 # more of the backend dialogue
 
