@@ -403,6 +403,18 @@ def test_long_line_counts_as_error(postern, svc):
         assert_closed(c)
 
 
+@pytest.mark.parametrize("mech", ["PLAIN", "LOGIN", "CRAM-MD5"])
+def test_long_sasl_answer(pop, mech):
+    """An over-long SASL answer is one error: none of its bytes is read
+    as a command afterwards."""
+    with Pop3Raw(pop.port) as c:
+        assert c.cmd("AUTH " + mech).startswith(b"+ ")
+        c.send(b"QUFB" * 1500 + b"\r\n")
+        assert c.readline() == b"-ERR invalid command\r\n"
+        assert c.cmd("NOOP") == b"+OK\r\n"
+    wait_log(pop, "client sent too long SASL answer")
+
+
 def test_pipelined(pop, dovecot):
     fill_box(dovecot, "bob")
     with Pop3Raw(pop.port) as c:
@@ -678,7 +690,8 @@ def test_backend_silent(postern, svc, dovecot):
 
 def test_curl(postern, svc, dovecot, tmp_path):
     msgs = fill_box(dovecot, "alice", 3)
-    p = postern([{"protocol": "pop3"}], auth=svc.url)
+    p = postern([{"protocol": "pop3"}], mail={"pop3_auth": ALL_AUTH},
+                auth=svc.url)
     url = "pop3://127.0.0.1:%d/" % p.port
     r = subprocess.run(["curl", "-sS", "--max-time", "20", "-u",
                         "alice:" + USERS["alice"], url],
@@ -699,6 +712,13 @@ def test_curl(postern, svc, dovecot, tmp_path):
                         url + "1"], capture_output=True, timeout=30)
     assert r.returncode == 0, r.stderr
     assert r.stdout == msgs[0]
+    for opt in ("AUTH=+APOP", "AUTH=CRAM-MD5", "AUTH=LOGIN"):
+        r = subprocess.run(["curl", "-sS", "--max-time", "20",
+                            "--login-options", opt, "-u",
+                            "alice:" + USERS["alice"], url + "3"],
+                           capture_output=True, timeout=30)
+        assert r.returncode == 0, (opt, r.stderr)
+        assert r.stdout == msgs[2], opt
     r = subprocess.run(["curl", "-sS", "--max-time", "20", "-u",
                         "alice:wrong", url], capture_output=True, timeout=30)
     assert r.returncode != 0
