@@ -13,7 +13,6 @@
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
 #include <poll.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -197,24 +196,6 @@ conn_write_all(struct conn *c, const void *data, size_t len)
         }
     }
     return 0;
-}
-
-/* Formatted write of one short reply. */
-int
-conn_printf(struct conn *c, const char *fmt, ...)
-{
-    char line[2048];
-    va_list ap;
-    int n;
-
-    va_start(ap, fmt);
-    n = vsnprintf(line, sizeof(line), fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= sizeof(line)) {
-        errno = EMSGSIZE;
-        return -1;
-    }
-    return conn_write_all(c, line, (size_t)n);
 }
 
 /* Next LF-terminated line from c->in, reading as needed. */

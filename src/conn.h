@@ -40,8 +40,6 @@ void conn_close(struct conn *c);
  */
 ssize_t conn_fill(struct conn *c);
 int conn_write_all(struct conn *c, const void *data, size_t len);  /* 0 / -1 */
-int conn_printf(struct conn *c, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
 
 /*
  * Read one line ending in LF into *line_r (a slice of c->in, including the
