@@ -438,8 +438,16 @@ phase_login(struct session *s, const struct proto_ops *ops)
         case AUTH_OK:
             return SESS_OK;
         case AUTH_FAIL:
-            session_log(s, LOG_LV_INFO, "client login failed: \"%s\"",
-                        s->auth.message ? s->auth.message : "");
+            if (s->auth.log_reason != NULL) {
+                /* a refusal the operator can fix (e.g. auth_file has no
+                 * {PLAIN} secret for APOP): say why, not only that */
+                session_log(s, LOG_LV_WARN, "client login failed: \"%s\" "
+                            "(%s)", s->auth.message ? s->auth.message : "",
+                            s->auth.log_reason);
+            } else {
+                session_log(s, LOG_LV_INFO, "client login failed: \"%s\"",
+                            s->auth.message ? s->auth.message : "");
+            }
             if (s->auth.wait > 0) {
                 auth_wait(s, s->auth.wait);
             }

@@ -239,3 +239,57 @@ class AuthSvcWith(harness.AuthSvc):
             return super().start()
         finally:
             harness.spawn = orig
+
+
+class ScriptedAuth:
+    """A raw auth service: answers every request with the same bytes
+    (response), and keeps each request as received (bytes) in .requests.
+    For response handling authsvc.py cannot produce (header case, bare LF,
+    missing or malformed headers)."""
+
+    def __init__(self, response):
+        self.response = response
+        self.requests = []
+        self.lock = threading.Lock()
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.url = "http://127.0.0.1:%d/auth" % self.port
+        self.stopping = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while not self.stopping:
+            try:
+                c, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=self._one, args=(c,), daemon=True).start()
+
+    def _one(self, c):
+        c.settimeout(10)
+        buf = b""
+        try:
+            while b"\r\n\r\n" not in buf and len(buf) < 65536:
+                data = c.recv(4096)
+                if not data:
+                    break
+                buf += data
+            with self.lock:
+                self.requests.append(buf)
+            c.sendall(self.response)
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+    def stop(self):
+        self.stopping = True
+        self.sock.close()
+        self.thread.join(5)

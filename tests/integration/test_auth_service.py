@@ -18,7 +18,7 @@ import time
 import pytest
 
 import harness
-from pop3_util import (AuthSvcWith, Pop3Raw, apop_digest, b64,
+from pop3_util import (AuthSvcWith, Pop3Raw, ScriptedAuth, apop_digest, b64,
                        closed_port, cram_response, plain_response,
                        reset_authsvc, wait_log, wait_requests,
                        yescrypt_hash)
@@ -282,6 +282,35 @@ def test_status_wait_then_ok(postern, svc, dovecot):
     assert [r["result"] for r in reqs] == ["WAIT", "OK"]
 
 
+def test_tempfail_with_wait(postern, svc):
+    """A temporary refusal with Auth-Wait: its text reaches the client,
+    the session goes on after the wait."""
+    p = both(postern, svc.url.replace("/auth", "/tempfail"))
+    with Pop3Raw(pop3_port(p), timeout=20) as c:
+        assert c.login("bob", USERS["bob"]) == \
+            b"-ERR Temporary server problem, try again later\r\n"
+        assert c.cmd("NOOP") == b"+OK\r\n"
+    with ImapRaw(imap_port(p), timeout=20) as c:
+        _u, r = c.tagged('LOGIN bob "%s"' % USERS["bob"])
+        assert r == b"a1 NO Temporary server problem, try again later\r\n"
+        _u, r = c.tagged("NOOP")
+        assert r.startswith(b"a2 OK"), r
+    wait_log(p, r'client login failed: "Temporary server problem')
+
+
+def test_refusal_without_wait_closes(postern, svc):
+    """As NGINX: without Auth-Wait the session ends after the refusal."""
+    p = both(postern, svc.url)
+    with Pop3Raw(pop3_port(p)) as c:
+        assert c.login("bob", "wrong") == \
+            b"-ERR Invalid login or password\r\n"
+        assert c.closed_by_peer(5)
+    with ImapRaw(imap_port(p)) as c:
+        _u, r = c.tagged('LOGIN bob "wrong"')
+        assert r == b"a1 NO Invalid login or password\r\n"
+        assert c.closed_by_peer(5)
+
+
 def test_auth_http_header(postern, svc):
     p = both(postern, svc.url, mail={"auth_http_header": [
         ["X-Auth-Key", "s3cr3t-key"], ["X-Postern-Site", "test site"]]})
@@ -527,6 +556,12 @@ def test_auth_file_cram_apop_need_plain(postern, dovecot):
         ch = c.cmd("AUTH CRAM-MD5")[2:].strip()
         assert c.cmd(cram_response("alice", USERS["alice"], ch)) \
             .startswith(b"-ERR")
+    # the operator learns why
+    wait_log(p, r'\[warn\].*client login failed: "Invalid login or '
+             r'password" \(auth_file: user "alice" has a crypt hash, apop '
+             r'needs \{PLAIN\}\)')
+    wait_log(p, r'\(auth_file: user "alice" has a crypt hash, cram-md5 '
+             r'needs \{PLAIN\}\)')
 
 
 def test_auth_file_backend_user(postern, dovecot):
@@ -624,7 +659,10 @@ def test_auth_file_reload_bad_keeps_old(postern, dovecot):
     "carol {PLAIN}x 127.0.0.1:99999",
     "carol {PLAIN}x 127.0.0.1:110 backend extra",
     "carol nohash-at-all 127.0.0.1:110",
-], ids=["name-only", "no-server", "bad-port", "extra-field", "bad-hash"])
+    "bob {PLAIN}again 127.0.0.1:110",
+    "carol {PLAIN}x [::1",
+], ids=["name-only", "no-server", "bad-port", "extra-field", "bad-hash",
+        "duplicate", "bad-ipv6"])
 def test_auth_file_malformed_line(postern_config, line):
     p = postern_config([{"protocol": "pop3"}],
                        auth=[("bob", "{PLAIN}bob-pw", "127.0.0.1:110")])
@@ -642,7 +680,13 @@ def test_auth_file_malformed_line(postern_config, line):
 
 def test_auth_file_ok_for_t(postern_config):
     p = postern_config([{"protocol": "pop3"}],
-                       auth=[("bob", "{PLAIN}bob-pw", "127.0.0.1:110")])
+                       auth=[("bob", "{PLAIN}bob-pw", "127.0.0.1:110"),
+                             ("carol", "{PLAIN}c", "127.0.0.1"),
+                             ("dave", "{PLAIN}d", "[::1]:1110"),
+                             ("erin", harness.crypt_hash("e"),
+                              "mail.example.test:110", "erin@backend")])
+    with open(p.auth_file, "a") as f:
+        f.write("   # an indented comment\n\n")
     r = p.run("-t")
     assert r.returncode == 0, r.stdout + r.stderr
 
@@ -657,3 +701,116 @@ def test_auth_file_same_work_for_unknown_user(postern, dovecot):
     with Pop3Raw(p.port, timeout=20) as c:
         b = c.login("bob", "x")
     assert a == b == b"-ERR Invalid login or password\r\n"
+
+
+# ---------------------------------------------------------------------------
+# responses authsvc.py does not make (a scripted service)
+
+@pytest.fixture
+def scripted():
+    made = []
+
+    def make(response):
+        if isinstance(response, str):
+            response = response.encode("latin-1")
+        s = ScriptedAuth(response)
+        made.append(s)
+        return s
+    yield make
+    for s in made:
+        s.stop()
+
+
+OK_HEADERS = ("Auth-Status: OK\r\nAuth-Server: 127.0.0.1\r\n"
+              "Auth-Port: {port}\r\n")
+
+ACCEPTED = [
+    ("lowercase", "HTTP/1.0 200 OK\r\nauth-status: OK\r\n"
+     "auth-server: 127.0.0.1\r\nAUTH-PORT: {port}\r\n\r\n"),
+    ("http11", "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n"
+     "Connection: close\r\n" + OK_HEADERS + "\r\n"),
+    ("with-body", "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n" +
+     OK_HEADERS + "\r\nbody text, ignored\r\n"),
+    ("spaces", "HTTP/1.0 200 OK\r\nAuth-Status:   OK  \r\n"
+     "Auth-Server:127.0.0.1\r\nAuth-Port: {port}\r\n\r\n"),
+]
+
+
+@pytest.mark.parametrize("name,template", ACCEPTED,
+                         ids=[a[0] for a in ACCEPTED])
+def test_response_accepted(postern, scripted, dovecot, name, template):
+    auth = scripted(template.format(port=dovecot.pop3_port))
+    p = postern([{"protocol": "pop3"}], auth=auth.url)
+    with Pop3Raw(p.port) as c:
+        r = c.login("bob", USERS["bob"])
+        assert r.startswith(b"+OK"), (r, p.logs())
+
+
+REFUSED = [
+    ("no-port", "HTTP/1.0 200 OK\r\nAuth-Status: OK\r\n"
+     "Auth-Server: 127.0.0.1\r\n\r\n", r"did not send server or port"),
+    ("no-server", "HTTP/1.0 200 OK\r\nAuth-Status: OK\r\n"
+     "Auth-Port: {port}\r\n\r\n", r"did not send server or port"),
+    ("bad-port", "HTTP/1.0 200 OK\r\nAuth-Status: OK\r\n"
+     "Auth-Server: 127.0.0.1\r\nAuth-Port: 99999\r\n\r\n",
+     r'invalid server port:"99999"'),
+    ("text-port", "HTTP/1.0 200 OK\r\nAuth-Status: OK\r\n"
+     "Auth-Server: 127.0.0.1\r\nAuth-Port: pop3\r\n\r\n",
+     r'invalid server port:"pop3"'),
+    ("bad-server", "HTTP/1.0 200 OK\r\nAuth-Status: OK\r\n"
+     "Auth-Server: 127.0.0.1 evil\r\nAuth-Port: {port}\r\n\r\n",
+     r"invalid server address"),
+    ("bad-wait", "HTTP/1.0 200 OK\r\nAuth-Status: Go away\r\n"
+     "Auth-Wait: soon\r\n\r\n", r'invalid wait:"soon"'),
+    ("no-status", "HTTP/1.0 200 OK\r\nAuth-Server: 127.0.0.1\r\n"
+     "Auth-Port: {port}\r\n\r\n", r"no Auth-Status"),
+    ("no-colon", "HTTP/1.0 200 OK\r\nAuth-Status OK\r\n\r\n",
+     r"invalid header in response"),
+    ("ctl-in-value", "HTTP/1.0 200 OK\r\nAuth-Status: OK\r\n"
+     "Auth-Server: 127.0.0.1\r\nAuth-Port: {port}\r\n"
+     "Auth-User: bob\x01x\r\n\r\n", r"invalid header in response"),
+    ("truncated", "HTTP/1.0 200 OK\r\nAuth-Status: OK\r\n",
+     r"(closed|incomplete)"),
+    ("huge", "HTTP/1.0 200 OK\r\nX-Junk: " + "x" * 200000 + "\r\n\r\n",
+     r"invalid"),
+]
+
+
+@pytest.mark.parametrize("name,template,reason", REFUSED,
+                         ids=[r[0] for r in REFUSED])
+def test_response_malformed(postern, scripted, dovecot, name, template,
+                            reason):
+    """A malformed answer is a temporary error with a logged reason."""
+    auth = scripted(template.format(port=dovecot.pop3_port))
+    p = both(postern, auth.url)
+    with Pop3Raw(pop3_port(p)) as c:
+        assert c.login("bob", USERS["bob"]) == \
+            b"-ERR internal server error\r\n"
+    with ImapRaw(imap_port(p)) as c:
+        u, r = c.tagged('LOGIN bob "%s"' % USERS["bob"])
+        assert u == [b"* BAD internal server error\r\n"], (u, r)
+    wait_log(p, r"\[error\] .*auth http server .*%s" % reason)
+
+
+def test_request_bytes(postern, scripted, dovecot):
+    """The request itself: HTTP/1.0, CRLF lines, one of each header,
+    Host first, a blank line and nothing after it."""
+    auth = scripted(OK_HEADERS.format(port=dovecot.pop3_port).join(
+        ["HTTP/1.0 200 OK\r\n", "\r\n"]))
+    p = postern([{"protocol": "pop3"}],
+                mail={"auth_http_header": [["X-Site", "a b"]]},
+                auth=auth.url)
+    with Pop3Raw(p.port) as c:
+        assert c.login("bob", USERS["bob"]).startswith(b"+OK")
+    (raw,) = auth.requests
+    assert raw.startswith(b"GET /auth HTTP/1.0\r\nHost: 127.0.0.1\r\n")
+    assert raw.endswith(b"\r\n\r\n") and raw.count(b"\r\n\r\n") == 1
+    lines = raw[:-4].split(b"\r\n")[1:]
+    names = [ln.split(b":", 1)[0] for ln in lines]
+    assert all(b": " in ln for ln in lines), lines
+    assert len(names) == len(set(n.lower() for n in names)), names
+    assert b"\n" not in raw.replace(b"\r\n", b"")
+    assert names[:8] == [b"Host", b"Auth-Method", b"Auth-User",
+                         b"Auth-Pass", b"Auth-Protocol",
+                         b"Auth-Login-Attempt", b"Client-IP", b"X-Site"]
+    assert b"X-Site: a b\r\n" in raw

@@ -84,7 +84,8 @@ conn_fill(struct conn *c)
 int
 conn_skip_line(struct conn *c)
 {
-    unsigned char *lf = memchr(buf_head(&c->in), '\n', buf_len(&c->in));
+    unsigned char *lf = buf_len(&c->in) == 0 ? NULL
+                        : memchr(buf_head(&c->in), '\n', buf_len(&c->in));
 
     if (lf == NULL) {
         buf_reset(&c->in);
