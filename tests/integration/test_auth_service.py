@@ -731,6 +731,8 @@ ACCEPTED = [
      "Connection: close\r\n" + OK_HEADERS + "\r\n"),
     ("with-body", "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n" +
      OK_HEADERS + "\r\nbody text, ignored\r\n"),
+    ("bare-lf", "HTTP/1.0 200 OK\nAuth-Status: OK\nAuth-Server: 127.0.0.1\n"
+     "Auth-Port: {port}\n\n"),
     ("spaces", "HTTP/1.0 200 OK\r\nAuth-Status:   OK  \r\n"
      "Auth-Server:127.0.0.1\r\nAuth-Port: {port}\r\n\r\n"),
 ]

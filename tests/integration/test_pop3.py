@@ -390,14 +390,21 @@ def test_timeout_closes_silent_client(postern, svc):
     wait_log(p, "client timed out")
 
 
-def test_timeout_after_user(postern, svc):
+@pytest.mark.parametrize("where", ["pass", "sasl"])
+def test_timeout_mid_login(postern, svc, where):
+    """A client that stops halfway (in PASS, in a SASL exchange)."""
     p = postern([{"protocol": "pop3"}], mail={"timeout": "1s"},
                 auth=svc.url)
     with Pop3Raw(p.port) as c:
-        assert c.cmd("USER alice") == b"+OK\r\n"
-        c.send("PASS half-a-line")
+        if where == "pass":
+            assert c.cmd("USER alice") == b"+OK\r\n"
+            c.send("PASS half-a-line")
+        else:
+            assert c.cmd("AUTH LOGIN") == b"+ VXNlcm5hbWU6\r\n"
+            assert c.cmd(b64("alice")) == b"+ UGFzc3dvcmQ6\r\n"
         assert_closed(c, timeout=10)
     assert svc.requests() == []
+    wait_log(p, "client timed out")
 
 
 @pytest.mark.parametrize("size", [600, 5000, 200000])
