@@ -9,6 +9,7 @@
  * credentials of the current attempt, wiped as soon as an attempt ends).
  * Takes no locks itself; the conf is shared read-only by reference.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -467,6 +468,39 @@ phase_login(struct session *s, const struct proto_ops *ops)
     }
 }
 
+/*
+ * Connect to Auth-Server.  A host name goes to the configured `resolver`
+ * when there is one (never the system's resolv.conf then), else to
+ * getaddrinfo() inside net_connect().
+ */
+static int
+backend_connect(struct session *s, unsigned short port, char *err, size_t errlen)
+{
+    struct sockaddr_storage addrs[8];
+    unsigned char probe[sizeof(struct in6_addr)];
+    size_t n = 0;
+    int fd = -1;
+
+    if (!s->sc->resolver.enabled
+        || inet_pton(AF_INET, s->auth.server, probe) == 1
+        || inet_pton(AF_INET6, s->auth.server, probe) == 1) {
+        return net_connect(s->auth.server, port, s->client.deadline, err, errlen);
+    }
+    if (resolver_lookup_host(s->sc, s->auth.server, s->client.deadline, addrs,
+                             sizeof(addrs) / sizeof(addrs[0]), &n,
+                             err, errlen) != 0) {
+        return -1;
+    }
+    for (size_t i = 0; i < n && fd < 0; i++) {
+        char text[ADDR_TEXT_MAX];
+
+        net_addr_text((struct sockaddr *)&addrs[i], sizeof(addrs[i]), text,
+                      sizeof(text), 0);
+        fd = net_connect(text, port, s->client.deadline, err, errlen);
+    }
+    return fd;
+}
+
 /* Connect to the backend the auth service named and log in. */
 static enum sess_rc
 phase_backend(struct session *s, const struct proto_ops *ops)
@@ -483,7 +517,7 @@ phase_backend(struct session *s, const struct proto_ops *ops)
         snprintf(s->upstream, sizeof(s->upstream), "%s:%u", s->auth.server, port);
     }
     s->action = "connecting to upstream";
-    fd = net_connect(s->auth.server, port, s->client.deadline, err, sizeof(err));
+    fd = backend_connect(s, port, err, sizeof(err));
     if (fd < 0) {
         session_log(s, LOG_LV_ERR, "%s", err);
         ops->internal_error(s);

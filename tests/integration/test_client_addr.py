@@ -127,6 +127,30 @@ def test_resolver_good(postern, env, dns):
     assert "A good.example.test" in qs
 
 
+def test_auth_server_name_through_resolver(postern, env, dns):
+    # Auth-Server as a host name goes to the configured resolver, not to
+    # the system's: the name exists only in the stub
+    table = {"ptr": {}, "a": {"mailstore.example.test": ["127.0.0.1"]}}
+    d = dns(table)
+    users = {}
+    for name, pw in env["dovecot"].users.items():
+        users[name] = {"pass": pw, "server": "mailstore.example.test",
+                       "ports": {"imap": env["dovecot"].imap_port,
+                                 "smtp": env["postfix"].port}}
+    env["authsvc"].write_users(users)
+    try:
+        p = start(postern, env, mail={"resolver": "127.0.0.1:%d" % d.port,
+                                      "resolver_timeout": "3s"})
+        send_mail(p.port, "auth server by name")
+        assert "A mailstore.example.test" in d.queries()
+        assert "upstream: mailstore.example.test:%d" % env["postfix"].port \
+            in p.log_text()
+    finally:
+        for u in users.values():
+            u["server"] = "127.0.0.1"
+        env["authsvc"].write_users(users)
+
+
 @pytest.mark.parametrize("case", ["missing", "servfail", "mismatch",
                                   "no-a"])
 def test_resolver_no_name(postern, env, dns, case):
