@@ -18,10 +18,10 @@ import time
 import pytest
 
 import harness
-from pop3_util import (AuthSvcWith, Pop3Raw, ScriptedAuth, apop_digest, b64,
-                       closed_port, cram_response, plain_response,
-                       reset_authsvc, wait_log, wait_requests,
-                       yescrypt_hash)
+from pop3_util import (AuthSvcWith, Pop3Raw, ScriptedAuth, apop_digest,
+                       authsvc_users, b64, closed_port, cram_response,
+                       plain_response, reset_authsvc, wait_log,
+                       wait_requests, yescrypt_hash)
 
 USERS = harness.USERS
 
@@ -35,22 +35,13 @@ def svc(authsvc, dovecot):
 @pytest.fixture
 def failwait_svc(dovecot):
     """A second authsvc.py that sends Auth-Wait: 1 with every refusal."""
-    s = AuthSvcWith(reset_users(dovecot), ["--fail-wait", "1"])
+    s = AuthSvcWith(authsvc_users(dovecot), ["--fail-wait", "1"])
     try:
         s.start()
     except (harness.HarnessError, TimeoutError) as e:
         pytest.fail(str(e), pytrace=False)
     yield s
     s.stop()
-
-
-def reset_users(dovecot):
-    users = {}
-    for name, pw in dovecot.users.items():
-        users[name] = {"pass": pw, "server": "127.0.0.1",
-                       "ports": {"imap": dovecot.imap_port,
-                                 "pop3": dovecot.pop3_port}}
-    return users
 
 
 def both(postern, auth, mail=None, **kw):

@@ -22,7 +22,7 @@ import pytest
 import harness
 from pop3_util import (FakeBackend, Pop3Raw, apop_digest, b64,
                        closed_port, cram_response, plain_response,
-                       reset_authsvc, wait_log, wait_requests)
+                       reset_authsvc, wait_log)
 
 USERS = harness.USERS
 ALL_AUTH = ["plain", "apop", "cram-md5"]
@@ -356,6 +356,10 @@ def test_unknown_and_transaction_commands(pop, svc):
             assert c.cmd(line) == b"-ERR invalid command\r\n", line
         # as NGINX: USER and PASS take the rest of the line, spaces and all
         assert c.cmd("USER John Smith") == b"+OK\r\n"
+    with Pop3Raw(pop.port) as c:
+        # no TLS configured: STLS is not a command here
+        assert c.cmd("STLS") == b"-ERR invalid command\r\n"
+        assert c.cmd("NOOP") == b"+OK\r\n"
     assert svc.requests() == []
 
 
