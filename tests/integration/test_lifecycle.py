@@ -1,0 +1,154 @@
+"""The process around the sessions: error_log targets and NGINX's line
+format, dropping privileges to `user`, the open-file limit and its warning,
+and every kind of listening address (IPv6, unix sockets).
+
+None of this needs a backend: the auth_file sends every user to a port
+nobody listens on, and no test logs in.
+"""
+
+import os
+import pwd
+import re
+import socket
+
+import harness
+
+# "2026/11/20 12:00:00 [info] PID#TID: *CONN message"
+LINE = re.compile(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \[(\w+)\] (\d+)#(\d+): "
+                  r"(\*\d+ )?(.*)$")
+
+
+def nowhere_auth():
+    return [("alice", "{PLAIN}alice-pw",
+             "127.0.0.1:%d" % harness.free_port())]
+
+
+def greeting_of(sock):
+    sock.settimeout(10)
+    data = b""
+    while not data.endswith(b"\n"):
+        d = sock.recv(200)
+        if not d:
+            break
+        data += d
+    return data
+
+
+def test_log_line_format(postern):
+    p = postern([{"protocol": "imap"}], auth=nowhere_auth(), log_level="info")
+    with socket.create_connection(("127.0.0.1", p.port)) as c:
+        assert greeting_of(c).startswith(b"* OK")
+
+    def connected():
+        for line in p.log_text().splitlines():
+            m = LINE.match(line)
+            assert m, "not in NGINX's format: %r" % line
+            if m.group(4) and m.group(5).startswith("client 127.0.0.1 connected"):
+                return m
+        return None
+    m = harness.wait_for(connected, 10, what="the connected line")
+    assert m.group(1) == "info"
+    assert int(m.group(2)) == p.pid
+    # at info, nothing of debug level is written
+    assert "[debug]" not in p.log_text()
+
+
+def test_error_log_to_syslog_and_several_targets(postern):
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind(("127.0.0.1", 0))
+    udp.settimeout(10)
+    try:
+        port = udp.getsockname()[1]
+        p = postern([{"protocol": "imap"}], auth=nowhere_auth(), top={
+            "error_log": [
+                "syslog:server=127.0.0.1:%d,facility=mail,tag=ptest" % port
+                + " info"],
+        })
+        with socket.create_connection(("127.0.0.1", p.port)) as c:
+            assert greeting_of(c).startswith(b"* OK")
+        seen = []
+        while True:
+            msg = udp.recv(4096).decode("utf-8", "replace")
+            seen.append(msg)
+            if "connected" in msg:
+                break
+        # facility mail (2) * 8 + severity info (6) = 22
+        assert msg.startswith("<22>"), msg
+        assert " ptest: " in msg, msg
+        assert "[info]" in msg and "client 127.0.0.1 connected" in msg, msg
+    finally:
+        udp.close()
+
+
+def test_server_error_log_overrides_mail(postern):
+    p = postern([{"protocol": "imap"}], auth=nowhere_auth(), log_level="info")
+    own = os.path.join(p.dir, "imap.log")
+    p.stop()
+    p.servers[0]["error_log"] = own + " info"
+    p.write_conf()
+    p.start()
+    with socket.create_connection(("127.0.0.1", p.port)) as c:
+        assert greeting_of(c).startswith(b"* OK")
+    harness.wait_for(lambda: os.path.exists(own) and
+                     "connected" in open(own).read(), 10,
+                     what="the server's own log")
+
+
+def test_user_drops_privileges(postern):
+    nobody = pwd.getpwnam("nobody")
+    p = postern([{"protocol": "imap"}], auth=nowhere_auth(),
+                top={"user": "nobody nogroup"})
+    with open("/proc/%d/status" % p.pid) as f:
+        status = f.read()
+    uids = re.search(r"^Uid:\s+(.*)$", status, re.M).group(1).split()
+    gids = re.search(r"^Gid:\s+(.*)$", status, re.M).group(1).split()
+    groups = re.search(r"^Groups:\s*(.*)$", status, re.M).group(1).split()
+    assert uids == [str(nobody.pw_uid)] * 4, status
+    assert gids[0] != "0" and len(set(gids)) == 1, status
+    assert groups == [gids[0]], status
+    # still serving after the switch
+    with socket.create_connection(("127.0.0.1", p.port)) as c:
+        assert greeting_of(c).startswith(b"* OK")
+
+
+def test_worker_rlimit_nofile(postern):
+    p = postern([{"protocol": "imap"}], auth=nowhere_auth(),
+                top={"worker_rlimit_nofile": 4000})
+    with open("/proc/%d/limits" % p.pid) as f:
+        limits = f.read()
+    assert re.search(r"^Max open files\s+4000\s+4000", limits, re.M), limits
+
+
+def test_warning_when_connections_exceed_open_files(postern):
+    p = postern([{"protocol": "imap"}], auth=nowhere_auth(),
+                top={"worker_rlimit_nofile": 1000,
+                     "worker_connections": 5000}, log_level="info")
+    text = harness.wait_for(lambda: "worker_rlimit_nofile" in p.log_text()
+                            and p.log_text(), 10, what="the warning")
+    assert re.search(r"\[warn\] .*5000 worker_connections.*"
+                     r"raise worker_rlimit_nofile", text), text
+
+
+def test_listen_ipv6_and_unix(postern_config):
+    sock_path = None
+    p = postern_config([{"protocol": "imap"}], auth=nowhere_auth())
+    sock_path = os.path.join(p.dir, "imap.sock")
+    v6port = harness.free_port()
+    p.servers = [{"protocol": "imap", "listen": "[::1]:%d" % v6port},
+                 {"protocol": "pop3", "listen": "unix:" + sock_path}]
+    p.ports = []
+    p.write_conf()
+    p.start()
+    harness.wait_for(lambda: os.path.exists(sock_path), 10,
+                     what="the unix socket")
+    with socket.create_connection(("::1", v6port), timeout=10) as c:
+        assert greeting_of(c).startswith(b"* OK")
+    u = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        u.connect(sock_path)
+        assert greeting_of(u).startswith(b"+OK")
+    finally:
+        u.close()
+    p.stop()
+    # the socket file goes with the listener
+    assert not os.path.exists(sock_path)
