@@ -715,7 +715,7 @@ done:
         free(req);
     }
     if (buf != NULL) {
-        mem_wipe(buf, HTTP_MAX_TOTAL);   /* Auth-Pass may be in it */
+        mem_wipe(buf, len);              /* Auth-Pass may be in it */
         free(buf);
     }
     free(hr);

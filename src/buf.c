@@ -24,7 +24,8 @@ void
 buf_free(struct buf *b)
 {
     if (b->data != NULL) {
-        mem_wipe(b->data, b->size);
+        /* bytes past `last` were never written or were wiped on compact */
+        mem_wipe(b->data, b->last);
         free(b->data);
     }
     b->data = NULL;

@@ -376,6 +376,21 @@ net_connect(const char *host, unsigned short port, msec_t deadline,
         }
         return connect_one((struct sockaddr *)&un, sizeof(un), deadline, err, errlen);
     }
+    /* an address needs no lookup: getaddrinfo() would still ask netlink
+     * which address families the host has, on every connection */
+    {
+        struct sockaddr_in in4 = { .sin_family = AF_INET, .sin_port = htons(port) };
+        struct sockaddr_in6 in6 = { .sin6_family = AF_INET6, .sin6_port = htons(port) };
+
+        if (inet_pton(AF_INET, host, &in4.sin_addr) == 1) {
+            return connect_one((struct sockaddr *)&in4, sizeof(in4), deadline,
+                               err, errlen);
+        }
+        if (inet_pton(AF_INET6, host, &in6.sin6_addr) == 1) {
+            return connect_one((struct sockaddr *)&in6, sizeof(in6), deadline,
+                               err, errlen);
+        }
+    }
     snprintf(portstr, sizeof(portstr), "%u", port);
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_ADDRCONFIG | AI_NUMERICSERV;

@@ -206,7 +206,11 @@ worker_main(void *arg)
         if (c != NULL) {
             c->n--;
         }
-        pthread_cond_broadcast(&pool.work);
+        /* a share came free: one idle worker may now take a queued item
+         * (waking them all would only make them fight for the lock) */
+        if (pool.len > 0) {
+            pthread_cond_signal(&pool.work);
+        }
     }
     pthread_mutex_unlock(&pool.lock);
     return NULL;

@@ -28,9 +28,10 @@
 #include "relay.h"
 #include "session.h"
 
-/* One direction: bytes read from src waiting to be written to dst. */
+/* One direction: bytes read from src waiting to be written to dst.  The
+ * memory exists only while bytes are in flight: an idle pair holds none. */
 struct pipebuf {
-    unsigned char *data;
+    unsigned char *data;         /* NULL while empty */
     size_t size, pos, last;
     size_t tls_retry;            /* >0: length of a TLS write to repeat */
     unsigned long long total;
@@ -38,6 +39,7 @@ struct pipebuf {
 
 struct side {
     struct conn c;
+    int readable;                /* poll() said so, or not yet drained */
     int eof;                     /* read side saw EOF */
     int shut;                    /* our write side was shut down */
     int rd_wants_write;          /* TLS read waits for POLLOUT */
@@ -104,10 +106,18 @@ pipe_fill(struct pair *p, struct side *src, struct pipebuf *b)
 {
     int progress = 0;
 
-    while (!src->eof) {
+    while (!src->eof && (src->readable || conn_pending(&src->c) > 0)) {
         ssize_t n;
+        size_t want;
         int want_write;
 
+        if (b->data == NULL) {
+            b->data = malloc(b->size);
+            if (b->data == NULL) {
+                p->reason = "out of memory";
+                return -1;
+            }
+        }
         if (b->last == b->size) {
             if (b->pos == 0) {
                 break;                          /* full: back-pressure */
@@ -119,11 +129,17 @@ pipe_fill(struct pair *p, struct side *src, struct pipebuf *b)
             b->last -= b->pos;
             b->pos = 0;
         }
-        n = conn_read_nb(&src->c, b->data + b->last, b->size - b->last, &want_write);
+        want = b->size - b->last;
+        n = conn_read_nb(&src->c, b->data + b->last, want, &want_write);
         if (n > 0) {
             b->last += (size_t)n;
             progress = 1;
             src->rd_wants_write = 0;
+            if ((size_t)n < want) {
+                /* the socket is drained: another read() now would only
+                 * say EAGAIN; poll() tells when there is more */
+                src->readable = 0;
+            }
             continue;
         }
         if (n == 0) {
@@ -133,6 +149,7 @@ pipe_fill(struct pair *p, struct side *src, struct pipebuf *b)
         }
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
             src->rd_wants_write = want_write;
+            src->readable = 0;
             break;
         }
         p->reason = src == &p->cl ? "client read error" : "upstream read error";
@@ -176,6 +193,17 @@ pipe_flush(struct pair *p, struct side *dst, struct pipebuf *b)
     return progress;
 }
 
+/* Give an empty direction's memory back (it is allocated on the next read). */
+static void
+pipebuf_release_if_empty(struct pipebuf *b)
+{
+    if (b->data != NULL && b->pos == b->last && b->tls_retry == 0) {
+        free(b->data);
+        b->data = NULL;
+        b->pos = b->last = 0;
+    }
+}
+
 /* Move bytes both ways until nothing more can move.  -1: end the pair. */
 static int
 pair_io(struct pair *p)
@@ -207,6 +235,8 @@ pair_io(struct pair *p)
         }
         p->last_active = clock_now();
     }
+    pipebuf_release_if_empty(&p->up);
+    pipebuf_release_if_empty(&p->down);
     return 0;
 }
 
@@ -223,6 +253,14 @@ side_events(const struct side *s, const struct pipebuf *in, const struct pipebuf
         ev |= s->wr_wants_read ? POLLIN : POLLOUT;
     }
     return ev;
+}
+
+/* Whether poll()'s answer means a read may find something. */
+static int
+side_readable(const struct side *s, short revents)
+{
+    return (revents & (POLLIN | POLLHUP | POLLERR)) != 0
+           || (s->rd_wants_write && (revents & POLLOUT));
 }
 
 /* Bytes inside GnuTLS that could move now. */
@@ -339,6 +377,10 @@ relay_main(void *arg)
             struct pollfd *pc = &pfd[1 + 2 * i], *pb = &pfd[2 + 2 * i];
             int end = 0;
 
+            if (rc > 0) {
+                p->cl.readable |= side_readable(&p->cl, pc->revents);
+                p->be.readable |= side_readable(&p->be, pb->revents);
+            }
             if ((rc > 0 && (pc->revents | pb->revents)) || pair_has_pending(p)) {
                 if (((pc->revents | pb->revents) & (POLLERR | POLLNVAL))
                     && !((pc->revents | pb->revents) & (POLLIN | POLLHUP))) {
@@ -378,15 +420,19 @@ pipebuf_init(struct pipebuf *b, size_t size, const struct buf *leftover)
     size_t n = buf_len(leftover);
 
     b->size = n > size ? n : size;
+    b->data = NULL;
+    b->pos = b->last = 0;
+    b->tls_retry = 0;
+    b->total = 0;
+    if (n == 0) {
+        return 0;
+    }
     b->data = malloc(b->size);
     if (b->data == NULL) {
         return -1;
     }
     memcpy(b->data, buf_head(leftover), n);
-    b->pos = 0;
     b->last = n;
-    b->tls_retry = 0;
-    b->total = 0;
     return 0;
 }
 
@@ -417,6 +463,8 @@ relay_add(struct session *s)
     memset(&s->client.in, 0, sizeof(s->client.in));
     memset(&s->backend.in, 0, sizeof(s->backend.in));
 
+    /* bytes may already wait in the sockets (or inside GnuTLS) */
+    p->cl.readable = p->be.readable = 1;
     p->conf = conf_ref(s->conf);
     p->sc = s->sc;
     p->id = s->id;

@@ -54,18 +54,15 @@ str_has_ctl(struct str s)
     return 0;
 }
 
-/* Overwrite memory in a way the optimiser must keep. */
+/* Overwrite memory in a way the optimiser must keep (a memset followed by
+ * a compiler barrier: as fast as memset, never elided). */
 void
 mem_wipe(void *p, size_t len)
 {
-    volatile unsigned char *v = p;
-
-    if (p == NULL) {
+    if (p == NULL || len == 0) {
         return;
     }
-    while (len--) {
-        *v++ = 0;
-    }
+    explicit_bzero(p, len);
 }
 
 /* Wipe and free a heap str. */
