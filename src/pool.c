@@ -4,9 +4,12 @@
  *
  * Fairness: a worker takes the first queued item whose client address has
  * fewer than preauth_per_client sessions in workers, so silent clients from
- * one address hold at most their share of the pool (a trusted PROXY
- * protocol sender is exempt: see behind_balancer()).  Items whose `timeout`
- * passed while they waited are closed, never served.
+ * one address hold at most their share of the pool.  Behind a trusted PROXY
+ * protocol balancer the address that counts is the real client's: such a
+ * connection is taken without a share, reads its header, then claims the
+ * share of the real address (pool_claim_share) or waits in the queue again
+ * under it.  Items whose `timeout` passed while they waited are closed,
+ * never served.
  *
  * Locks: one mutex (pool.lock) guards the queue, the per-address counts and
  * the table of client fds in workers; two condition variables.
@@ -34,6 +37,15 @@ struct addr_count {
     int n;
 };
 
+/* The share a worker holds: the address its session counts under. */
+struct claim {
+    int held;
+    unsigned char key[17];
+};
+
+/* Which worker this thread is (-1: not a worker). */
+static _Thread_local int worker_self = -1;
+
 static struct {
     pthread_mutex_t lock;
     pthread_cond_t work;            /* an item arrived, or a share freed */
@@ -43,6 +55,7 @@ static struct {
     int nthreads;
     int *busy_fd;                   /* client fd per worker, -1 idle */
     struct addr_count *counts;      /* nthreads slots: at most one per worker */
+    struct claim *claims;           /* per worker */
     int stopping;                   /* 1 graceful, 2 fast */
 } pool = { .lock = PTHREAD_MUTEX_INITIALIZER, .work = PTHREAD_COND_INITIALIZER };
 
@@ -98,14 +111,12 @@ item_drop(struct pool_item *it, const char *why)
     log_write(it->sc->error_log, LOG_LV_INFO, it->id, "%s", why);
     close(it->fd);
     conf_unref(it->conf);
+    free(it->resume);
     atomic_fetch_sub(&conn_active, 1);
 }
 
-/*
- * 1 if the item came from a trusted PROXY protocol sender: its address is
- * the balancer's, shared by every client behind it, and the real one is
- * known only once a worker has read the header, so the share cannot apply.
- */
+/* A connection from a trusted PROXY sender: its real address is known only
+ * once a worker has read the header, so it is taken without a share. */
 static int
 behind_balancer(const struct pool_item *it)
 {
@@ -114,46 +125,115 @@ behind_balancer(const struct pool_item *it)
                                (const struct sockaddr *)&it->peer, NULL);
 }
 
-/* Take the first eligible item (lock held); 1 if one was taken. */
+/* Count a session of key in a worker (lock held). */
+static void
+claim_take(struct claim *cl, const unsigned char key[17])
+{
+    struct addr_count *c = count_find(key, 1);
+
+    c->n++;
+    memcpy(cl->key, key, 17);
+    cl->held = 1;
+}
+
+/* Give a worker's share back (lock held). */
+static void
+claim_release(struct claim *cl)
+{
+    struct addr_count *c;
+
+    if (!cl->held) {
+        return;
+    }
+    c = count_find(cl->key, 0);
+    if (c != NULL) {
+        c->n--;
+    }
+    cl->held = 0;
+}
+
+/* Remove queue position i (lock held). */
+static void
+queue_remove(size_t i)
+{
+    for (size_t j = i; j + 1 < pool.len; j++) {
+        pool.q[(pool.head + j) % pool.cap] = pool.q[(pool.head + j + 1) % pool.cap];
+    }
+    pool.len--;
+}
+
+/* Take the first eligible item (lock held); 1 if one was taken, with the
+ * share it counts under in *cl. */
 static int
-queue_take(struct pool_item *out)
+queue_take(struct pool_item *out, struct claim *cl)
 {
     msec_t now = clock_now();
 
     for (size_t i = 0; i < pool.len; i++) {
-        size_t idx = (pool.head + i) % pool.cap;
-        struct pool_item *it = &pool.q[idx];
+        struct pool_item *it = &pool.q[(pool.head + i) % pool.cap];
         unsigned char key[17];
         struct addr_count *c;
-        int share;
+        int exempt;
 
         if (now >= it->accepted + it->sc->timeout) {
             struct pool_item dead = *it;
 
-            /* remove idx by shifting the later items down by one */
-            for (size_t j = i; j + 1 < pool.len; j++) {
-                pool.q[(pool.head + j) % pool.cap] = pool.q[(pool.head + j + 1) % pool.cap];
-            }
-            pool.len--;
+            queue_remove(i);
             item_drop(&dead, "client timed out while waiting for a worker");
             i--;
             continue;
         }
-        addr_key(&it->peer, key);
+        addr_key(it->resume != NULL ? &it->resume->src : &it->peer, key);
+        exempt = it->resume == NULL && behind_balancer(it);
         c = count_find(key, 0);
-        share = it->sc->preauth_per_client;
-        if (c != NULL && c->n >= share && !behind_balancer(it)) {
+        if (!exempt && c != NULL && c->n >= it->sc->preauth_per_client) {
             continue;
         }
         *out = *it;
-        for (size_t j = i; j + 1 < pool.len; j++) {
-            pool.q[(pool.head + j) % pool.cap] = pool.q[(pool.head + j + 1) % pool.cap];
+        queue_remove(i);
+        cl->held = 0;
+        if (!exempt) {
+            claim_take(cl, key);
         }
-        pool.len--;
-        c = count_find(key, 1);
-        c->n++;
         return 1;
     }
+    return 0;
+}
+
+/* The share of the real address behind a trusted balancer. */
+int
+pool_claim_share(const struct server_conf *sc,
+                 const struct sockaddr_storage *real)
+{
+    unsigned char key[17];
+    struct addr_count *c;
+    int rc = 0;
+
+    if (worker_self < 0) {
+        return 0;
+    }
+    addr_key(real, key);
+    pthread_mutex_lock(&pool.lock);
+    c = count_find(key, 0);
+    if (c != NULL && c->n >= sc->preauth_per_client) {
+        rc = -1;
+    } else {
+        claim_release(&pool.claims[worker_self]);
+        claim_take(&pool.claims[worker_self], key);
+    }
+    pthread_mutex_unlock(&pool.lock);
+    return rc;
+}
+
+/* Put a session back at the end of the queue (lock held); 0 / -1 full. */
+static int
+queue_requeue(const struct pool_item *it)
+{
+    if (pool.len == pool.cap) {
+        return -1;
+    }
+    pool.q[(pool.head + pool.len) % pool.cap] = *it;
+    pool.len++;
     return 0;
 }
 
@@ -162,15 +242,17 @@ static void *
 worker_main(void *arg)
 {
     int self = (int)(intptr_t)arg;
+    struct claim *cl = &pool.claims[self];
     struct pool_item it;
-    unsigned char key[17];
+    int rc;
 
+    worker_self = self;
     pthread_mutex_lock(&pool.lock);
     for (;;) {
         if (pool.stopping == 2 || (pool.stopping == 1 && pool.len == 0)) {
             break;
         }
-        if (!queue_take(&it)) {
+        if (!queue_take(&it, cl)) {
             if (pool.stopping && pool.len == 0) {
                 break;                  /* the last queued item just expired */
             }
@@ -193,18 +275,19 @@ worker_main(void *arg)
         pool.busy_fd[self] = it.fd;
         pthread_mutex_unlock(&pool.lock);
 
-        if (!session_run(it.fd, (struct sockaddr *)&it.peer, it.peerlen,
-                         it.conf, it.sc, it.lc, it.id, it.accepted)) {
+        rc = session_run(it.fd, (struct sockaddr *)&it.peer, it.peerlen,
+                         it.conf, it.sc, it.lc, it.id, it.accepted, &it.resume);
+        if (rc == 0) {
             atomic_fetch_sub(&conn_active, 1);
         }
-        /* session_run released the conf and the fd (or the relay has them) */
+        /* 0 and 1: session_run released the conf and the fd (or the relay
+         * has them); 2: both are still the item's, to wait again */
 
         pthread_mutex_lock(&pool.lock);
         pool.busy_fd[self] = -1;
-        addr_key(&it.peer, key);
-        struct addr_count *c = count_find(key, 0);
-        if (c != NULL) {
-            c->n--;
+        claim_release(cl);
+        if (rc == 2 && (pool.stopping || queue_requeue(&it) != 0)) {
+            item_drop(&it, "no room to wait again for a worker, client closed");
         }
         /* a share came free: one idle worker may now take a queued item
          * (waking them all would only make them fight for the lock) */
@@ -226,7 +309,9 @@ pool_start(int nthreads, size_t capacity)
     pool.threads = calloc((size_t)nthreads, sizeof(*pool.threads));
     pool.busy_fd = calloc((size_t)nthreads, sizeof(int));
     pool.counts = calloc((size_t)nthreads, sizeof(*pool.counts));
-    if (!pool.q || !pool.threads || !pool.busy_fd || !pool.counts) {
+    pool.claims = calloc((size_t)nthreads, sizeof(*pool.claims));
+    if (!pool.q || !pool.threads || !pool.busy_fd || !pool.counts
+        || !pool.claims) {
         log_g(LOG_LV_EMERG, "out of memory for %d worker threads", nthreads);
         return -1;
     }
@@ -317,6 +402,8 @@ pool_stop(int fast, msec_t deadline)
     free(pool.threads);
     free(pool.busy_fd);
     free(pool.counts);
+    free(pool.claims);
+    pool.claims = NULL;
     pool.q = NULL;
     pool.threads = NULL;
     pool.busy_fd = NULL;

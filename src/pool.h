@@ -17,6 +17,18 @@ struct conf;
 struct server_conf;
 struct listen_conf;
 
+/*
+ * A session that read its PROXY header from a trusted balancer and found its
+ * real address over preauth_per_client: it waits in the queue again under
+ * that address, with the bytes it read after the header.
+ */
+struct pool_resume {
+    struct sockaddr_storage src, dst;  /* from the header */
+    socklen_t srclen, dstlen;
+    size_t len;                        /* bytes read after the header */
+    unsigned char data[];
+};
+
 struct pool_item {
     int fd;
     struct sockaddr_storage peer;
@@ -26,6 +38,7 @@ struct pool_item {
     const struct listen_conf *lc;
     uint64_t id;
     msec_t accepted;
+    struct pool_resume *resume;        /* NULL unless waiting again */
 };
 
 /* Start nthreads workers with a queue of capacity items.  0 / -1. */
@@ -38,6 +51,15 @@ int pool_push(const struct pool_item *it);
  * and end what is left as a fast stop once `deadline` passes
  * (shutdown_timeout; DEADLINE_NONE to wait).  Joins the workers. */
 void pool_stop(int fast, msec_t deadline);
+/*
+ * From a worker's session, once a trusted PROXY header named the real
+ * client: take a share of the pool for that address.  0 taken (or not in a
+ * worker), -1 when the address already has its preauth_per_client share:
+ * the session then goes back to the queue (session_run returns 2).
+ */
+int pool_claim_share(const struct server_conf *sc,
+                     const struct sockaddr_storage *real);
+
 /* Sessions in workers + queued. */
 size_t pool_busy(void);
 

@@ -21,6 +21,7 @@
 
 #include "conf.h"
 #include "log.h"
+#include "pool.h"
 #include "proto.h"
 #include "proxy_protocol.h"
 #include "relay.h"
@@ -253,12 +254,72 @@ session_addr_text(const struct sockaddr_storage *ss, socklen_t len,
     }
 }
 
-/* Read a PROXY protocol header when the listener expects one. */
+/* The header's addresses: the Proxy-Protocol-* facts always, the client's
+ * address only when the sender is trusted. */
+static void
+apply_header(struct session *s, const struct sockaddr_storage *src,
+             socklen_t srclen, const struct sockaddr_storage *dst,
+             socklen_t dstlen, int trusted)
+{
+    char addr[ADDR_TEXT_MAX], port[8];
+
+    /* as NGINX: the Proxy-Protocol-* auth headers say what the header
+     * claimed, trusted or not; only Client-IP and the rest depend on
+     * set_real_ip_from */
+    session_addr_text(src, srclen, addr, sizeof(addr), port, sizeof(port));
+    s->pp_addr = strdup(addr);
+    s->pp_port = strdup(port);
+    session_addr_text(dst, dstlen, addr, sizeof(addr), port, sizeof(port));
+    s->pp_server_addr = strdup(addr);
+    s->pp_server_port = strdup(port);
+    if (trusted) {
+        memcpy(&s->peer, src, sizeof(*src));
+        s->peerlen = srclen;
+        session_addr_text(src, srclen, s->client_ip, sizeof(s->client_ip),
+                          s->client_port, sizeof(s->client_port));
+    }
+}
+
+/* A session back from the queue: the header it read, the bytes after it. */
+static void
+phase_resume(struct session *s, struct pool_resume *r)
+{
+    apply_header(s, &r->src, r->srclen, &r->dst, r->dstlen, 1);
+    memcpy(s->client.in.data, r->data, r->len);
+    s->client.in.last = r->len;
+}
+
+/* What a session that must wait again keeps: the header and the bytes
+ * read after it.  NULL when out of memory (the session then ends). */
+static struct pool_resume *
+make_resume(const struct session *s, const struct proxy_header *h)
+{
+    size_t n = buf_len(&s->client.in);
+    struct pool_resume *r = malloc(sizeof(*r) + n);
+
+    if (r == NULL) {
+        return NULL;
+    }
+    r->src = h->src;
+    r->srclen = h->srclen;
+    r->dst = h->dst;
+    r->dstlen = h->dstlen;
+    r->len = n;
+    memcpy(r->data, buf_head(&s->client.in), n);
+    return r;
+}
+
+/*
+ * Read a PROXY protocol header when the listener expects one.  0 go on,
+ * -1 end the session, 1 wait again in the queue (*requeue_r is set): the
+ * real client's address already has its share of the workers.
+ */
 static int
-phase_proxy_header(struct session *s)
+phase_proxy_header(struct session *s, struct pool_resume **requeue_r)
 {
     struct proxy_header h;
     char err[256];
+    int trusted;
 
     if (!s->lc->proxy_protocol) {
         return 0;
@@ -272,32 +333,20 @@ phase_proxy_header(struct session *s)
     if (h.kind != PROXY_ADDR) {
         return 0;
     }
-    {
-        char addr[ADDR_TEXT_MAX], port[8];
-
-        /* as NGINX: the Proxy-Protocol-* auth headers say what the header
-         * claimed, trusted or not; only Client-IP and the rest depend on
-         * set_real_ip_from */
-        session_addr_text(&h.src, h.srclen, addr, sizeof(addr), port,
-                          sizeof(port));
-        s->pp_addr = strdup(addr);
-        s->pp_port = strdup(port);
-        session_addr_text(&h.dst, h.dstlen, addr, sizeof(addr), port,
-                          sizeof(port));
-        s->pp_server_addr = strdup(addr);
-        s->pp_server_port = strdup(port);
-    }
-    if (!addr_rules_match(&s->sc->set_real_ip_from,
-                          (const struct sockaddr *)&s->peer, NULL)) {
+    trusted = addr_rules_match(&s->sc->set_real_ip_from,
+                               (const struct sockaddr *)&s->peer, NULL);
+    if (!trusted) {
         /* a header from an untrusted source does not change the address */
+        apply_header(s, &h.src, h.srclen, &h.dst, h.dstlen, 0);
         session_log(s, LOG_LV_INFO,
                     "PROXY protocol header from untrusted source ignored");
         return 0;
     }
-    memcpy(&s->peer, &h.src, sizeof(h.src));
-    s->peerlen = h.srclen;
-    session_addr_text(&h.src, h.srclen, s->client_ip, sizeof(s->client_ip),
-                      s->client_port, sizeof(s->client_port));
+    if (pool_claim_share(s->sc, &h.src) != 0) {
+        *requeue_r = make_resume(s, &h);
+        return *requeue_r != NULL ? 1 : -1;
+    }
+    apply_header(s, &h.src, h.srclen, &h.dst, h.dstlen, 1);
     return 0;
 }
 
@@ -613,11 +662,12 @@ session_free(struct session *s, const struct proto_ops *ops)
 int
 session_run(int fd, const struct sockaddr *peer, socklen_t peerlen,
             struct conf *conf, const struct server_conf *sc,
-            const struct listen_conf *lc, uint64_t id, msec_t accepted)
+            const struct listen_conf *lc, uint64_t id, msec_t accepted,
+            struct pool_resume **resume_io)
 {
     struct session s;
     const struct proto_ops *ops = proto_ops_get(sc->protocol);
-    int relayed = 0;
+    int result = 0;             /* what session_run returns */
 
     memset(&s, 0, sizeof(s));
     s.id = id;
@@ -638,7 +688,28 @@ session_run(int fd, const struct sockaddr *peer, socklen_t peerlen,
     s.client.deadline = accepted + sc->timeout;
     session_addresses(&s);
 
-    if (phase_proxy_header(&s) != 0 || phase_access(&s) != 0) {
+    if (*resume_io != NULL) {
+        phase_resume(&s, *resume_io);
+        free(*resume_io);
+        *resume_io = NULL;
+    } else {
+        int rc = phase_proxy_header(&s, resume_io);
+
+        if (rc == 1) {
+            /* wait again under the real address: the item keeps the socket
+             * and the conf reference */
+            session_log(&s, LOG_LV_DEBUG, "client's address has its share "
+                        "of the workers, waiting again");
+            s.client.fd = -1;
+            conf_ref(s.conf);
+            result = 2;
+            goto done;
+        }
+        if (rc != 0) {
+            goto done;
+        }
+    }
+    if (phase_access(&s) != 0) {
         goto done;
     }
     session_log(&s, LOG_LV_INFO, "client %s connected to %s:%s",
@@ -664,9 +735,9 @@ session_run(int fd, const struct sockaddr *peer, socklen_t peerlen,
     if (relay_add(&s) != 0) {
         session_log(&s, LOG_LV_ERR, "cannot hand the session to the relay");
     } else {
-        relayed = 1;
+        result = 1;
     }
 done:
     session_free(&s, ops);
-    return relayed;
+    return result;
 }

@@ -65,12 +65,21 @@ struct session {
     const char *action;                 /* "while ..." part of log lines */
 };
 
-/* The worker's entry point; takes ownership of fd and the conf reference,
- * frees everything.  Returns 1 when the pair went to the relay (which now
- * counts it in conn_active), 0 when the session ended here. */
+struct pool_resume;
+
+/*
+ * The worker's entry point; takes ownership of fd and the conf reference and
+ * frees everything.  *resume_io: in, NULL or a session waiting again with its
+ * PROXY header read (taken and freed); out, set when the session must wait
+ * again under its real address (see pool_claim_share).  Returns 0 when the
+ * session ended here, 1 when the pair went to the relay (which now counts it
+ * in conn_active), 2 when it must be queued again (fd and conf reference
+ * stay the caller's).
+ */
 int session_run(int fd, const struct sockaddr *peer, socklen_t peerlen,
-                 struct conf *conf, const struct server_conf *sc,
-                 const struct listen_conf *lc, uint64_t id, msec_t accepted);
+                struct conf *conf, const struct server_conf *sc,
+                const struct listen_conf *lc, uint64_t id, msec_t accepted,
+                struct pool_resume **resume_io);
 
 /* Log with the session's context appended, as NGINX does:
  * "MESSAGE while ACTION, client: A, server: B, login: "u", upstream: C". */

@@ -547,3 +547,35 @@ def test_proxy_protocol_balancer_not_one_client(postern, env):
             assert b.cmd("NOOP") == b"250 2.0.0 OK\r\n"
         assert a.cmd("NOOP") == b"250 2.0.0 OK\r\n"
     assert "client 192.0.2.2 connected" in p.log_text()
+
+
+def test_proxy_protocol_share_counts_the_real_address(postern, env):
+    """Behind a trusted balancer, preauth_per_client (1 here: 4 workers)
+    counts the real client: a second silent session of the same real
+    address waits in the queue, another address is served at once, and the
+    waiting one is served when the first ends."""
+    port, listen = pp_listen()
+    p = start(postern, env, listen=listen,
+              smtp={"set_real_ip_from": ["127.0.0.1"], "timeout": "30s"})
+    first = harness.LineClient(port, timeout=5)
+    try:
+        first.send(smtp_util.proxy_v1("192.0.2.1", "192.0.2.100", 1000, 25))
+        assert first.readline().startswith(b"220 ")
+        with harness.LineClient(port, timeout=10) as same:
+            same.send(smtp_util.proxy_v1("192.0.2.1", "192.0.2.100", 1001, 25))
+            same.sock.settimeout(1.5)
+            with pytest.raises(socket.timeout):
+                same.readline()          # waits: 192.0.2.1 has its share
+            with harness.LineClient(port, timeout=5) as other:
+                other.send(smtp_util.proxy_v1("192.0.2.2", "192.0.2.100",
+                                              1002, 25))
+                assert other.readline().startswith(b"220 ")
+            first.close()
+            first = None
+            same.sock.settimeout(10)
+            assert same.readline().startswith(b"220 ")
+            assert same.cmd("NOOP") == b"250 2.0.0 OK\r\n"
+    finally:
+        if first is not None:
+            first.close()
+    assert "waiting again" in p.log_text()
