@@ -20,13 +20,12 @@ struct listen_conf;
 /*
  * A session that read its PROXY header from a trusted balancer and found its
  * real address over preauth_per_client: it waits in the queue again under
- * that address, with the bytes it read after the header.
+ * that address.  Nothing after the header was read (proxy_protocol_read
+ * takes only the header's bytes), so the addresses are all it keeps.
  */
 struct pool_resume {
     struct sockaddr_storage src, dst;  /* from the header */
     socklen_t srclen, dstlen;
-    size_t len;                        /* bytes read after the header */
-    unsigned char data[];
 };
 
 struct pool_item {

@@ -15,6 +15,8 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <poll.h>
 
 #include "buf.h"
 #include "conn.h"
@@ -450,50 +452,69 @@ proxy_protocol_v1_build(const struct sockaddr *src,
     return n;
 }
 
-/* Fill c->in until the parser decides; consume only the header. */
+/*
+ * Read exactly the header's bytes from the socket: peek at what has
+ * arrived, and take only bytes that belong to the header.  What follows
+ * it (a TLS ClientHello, a pipelined command) stays in the socket for
+ * whoever reads next, plain or GnuTLS; c->in is not used.  While the
+ * header is incomplete every byte that arrived is part of it, so those are
+ * taken and the wait for more is a plain poll() bounded by c->deadline.
+ */
 int
 proxy_protocol_read(struct conn *c, struct proxy_header *h,
                     char *err, size_t errlen)
 {
+    unsigned char hdr[PROXY_MAX_HEADER];
+    size_t have = 0;
     const char *why = "";
-    ssize_t n;
-    int rc;
 
-    /* bounded: every pass either returns or adds at least one byte to a
-     * finite buffer, and conn_fill gives up at c->deadline */
     for (;;) {
-        rc = proxy_protocol_parse(buf_head(&c->in), buf_len(&c->in), h,
-                                  &why);
-        if (rc == PROXY_OK) {
-            buf_consume(&c->in, h->len);
-            return 0;
-        }
-        if (rc == PROXY_INVALID) {
-            snprintf(err, errlen, "invalid PROXY protocol header: %s", why);
-            return -1;
-        }
-        if (buf_room(&c->in) == 0) {
-            if (c->in.pos == 0) {
-                snprintf(err, errlen, "PROXY protocol header longer than "
-                         "the input buffer (%zu bytes)", c->in.size);
-                return -1;
-            }
-            buf_compact(&c->in);
-        }
-        n = conn_fill(c);
+        struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+        ssize_t n = recv(c->fd, hdr + have, sizeof(hdr) - have, MSG_PEEK);
+        int rc;
+
         if (n == 0) {
             snprintf(err, errlen, "client closed the connection while "
                      "sending the PROXY protocol header");
             return -1;
         }
-        if (n < 0) {
-            if (errno == ETIMEDOUT) {
-                snprintf(err, errlen, "client timed out while sending the "
-                         "PROXY protocol header");
-            } else {
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+            snprintf(err, errlen, "reading the PROXY protocol header "
+                     "failed: %s", strerror(errno));
+            return -1;
+        }
+        if (n > 0) {
+            rc = proxy_protocol_parse(hdr, have + (size_t)n, h, &why);
+            if (rc == PROXY_INVALID) {
+                snprintf(err, errlen, "invalid PROXY protocol header: %s", why);
+                return -1;
+            }
+            /* take the header's bytes, or all that came while incomplete */
+            size_t take = rc == PROXY_OK ? h->len - have : (size_t)n;
+            if (recv(c->fd, hdr + have, take, 0) != (ssize_t)take) {
                 snprintf(err, errlen, "reading the PROXY protocol header "
                          "failed: %s", strerror(errno));
+                return -1;
             }
+            have += take;
+            if (rc == PROXY_OK) {
+                return 0;
+            }
+            if (have == sizeof(hdr)) {
+                snprintf(err, errlen, "PROXY protocol header longer than "
+                         "%zu bytes", sizeof(hdr));
+                return -1;
+            }
+        }
+        rc = poll(&pfd, 1, clock_left(c->deadline));
+        if (rc == 0) {
+            snprintf(err, errlen, "client timed out while sending the "
+                     "PROXY protocol header");
+            return -1;
+        }
+        if (rc < 0 && errno != EINTR) {
+            snprintf(err, errlen, "reading the PROXY protocol header "
+                     "failed: %s", strerror(errno));
             return -1;
         }
     }

@@ -280,22 +280,12 @@ apply_header(struct session *s, const struct sockaddr_storage *src,
     }
 }
 
-/* A session back from the queue: the header it read, the bytes after it. */
-static void
-phase_resume(struct session *s, struct pool_resume *r)
-{
-    apply_header(s, &r->src, r->srclen, &r->dst, r->dstlen, 1);
-    memcpy(s->client.in.data, r->data, r->len);
-    s->client.in.last = r->len;
-}
-
-/* What a session that must wait again keeps: the header and the bytes
- * read after it.  NULL when out of memory (the session then ends). */
+/* What a session that must wait again keeps: the header's addresses.
+ * NULL when out of memory (the session then ends). */
 static struct pool_resume *
-make_resume(const struct session *s, const struct proxy_header *h)
+make_resume(const struct proxy_header *h)
 {
-    size_t n = buf_len(&s->client.in);
-    struct pool_resume *r = malloc(sizeof(*r) + n);
+    struct pool_resume *r = malloc(sizeof(*r));
 
     if (r == NULL) {
         return NULL;
@@ -304,8 +294,6 @@ make_resume(const struct session *s, const struct proxy_header *h)
     r->srclen = h->srclen;
     r->dst = h->dst;
     r->dstlen = h->dstlen;
-    r->len = n;
-    memcpy(r->data, buf_head(&s->client.in), n);
     return r;
 }
 
@@ -343,7 +331,7 @@ phase_proxy_header(struct session *s, struct pool_resume **requeue_r)
         return 0;
     }
     if (pool_claim_share(s->sc, &h.src) != 0) {
-        *requeue_r = make_resume(s, &h);
+        *requeue_r = make_resume(&h);
         return *requeue_r != NULL ? 1 : -1;
     }
     apply_header(s, &h.src, h.srclen, &h.dst, h.dstlen, 1);
@@ -689,8 +677,11 @@ session_run(int fd, const struct sockaddr *peer, socklen_t peerlen,
     session_addresses(&s);
 
     if (*resume_io != NULL) {
-        phase_resume(&s, *resume_io);
-        free(*resume_io);
+        /* back from the queue: the header was read before */
+        struct pool_resume *r = *resume_io;
+
+        apply_header(&s, &r->src, r->srclen, &r->dst, r->dstlen, 1);
+        free(r);
         *resume_io = NULL;
     } else {
         int rc = phase_proxy_header(&s, resume_io);

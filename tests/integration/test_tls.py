@@ -1155,3 +1155,45 @@ def test_close_notify_at_the_end(start, certs):
         tls.close()
     # after a login, postern relays; the backend's close ends in a
     # close_notify too
+
+
+# --------------------------------------------------------------------------
+# implicit TLS behind a PROXY protocol balancer
+
+def test_proxy_header_and_client_hello_in_one_packet(start, certs):
+    """A balancer sends the PROXY header and the client's ClientHello
+    together: no byte of the ClientHello may be taken with the header."""
+    srv = tls_server(certs, "imap")
+    srv["listen"] += " proxy_protocol"
+    srv["set_real_ip_from"] = ["127.0.0.1"]
+    p = start(srv)
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = ctx.wrap_bio(inc, out, server_hostname="localhost")
+    with pytest.raises(ssl.SSLWantReadError):
+        tls.do_handshake()
+    hello = out.read()
+    hdr = b"PROXY TCP4 192.0.2.9 127.0.0.1 40009 993\r\n"
+    with socket.create_connection(("127.0.0.1", p.port), timeout=10) as s:
+        s.sendall(hdr + hello)
+        greeting = b""
+        for _ in range(200):
+            data = s.recv(65536)
+            assert data, "postern closed the connection"
+            inc.write(data)
+            try:
+                if not greeting:
+                    tls.do_handshake()
+                greeting += tls.read(4096)
+            except ssl.SSLWantReadError:
+                pass
+            pending = out.read()
+            if pending:
+                s.sendall(pending)
+            if greeting.endswith(b"\r\n"):
+                break
+        assert greeting.startswith(b"* OK"), greeting
+    harness.wait_for(lambda: "client 192.0.2.9 connected" in p.log_text(),
+                     10, what="the real address in the log")
