@@ -129,14 +129,25 @@ auth_query(const struct server_conf *sc, const struct auth_request *rq,
 {
     if (sc->auth_file != NULL || sc->auth_file_data != NULL) {
         auth_file_query(sc, rq, r);
-        return;
-    }
-    if (sc->auth_http != NULL) {
+    } else if (sc->auth_http != NULL) {
         auth_http_query(sc, rq, r);
+    } else {
+        auth_result_init(r);
+        auth_result_tempfail(r, "no auth_http or auth_file for this server");
         return;
     }
-    auth_result_init(r);
-    auth_result_tempfail(r, "no auth_http or auth_file for this server");
+    /* IMAP and POP3 backends are logged in to with a password: after APOP,
+     * CRAM-MD5 or EXTERNAL the client never sent one, so the service must */
+    if (r->status == AUTH_OK && rq->protocol != PROTO_SMTP
+        && (rq->method == AUTH_METHOD_APOP || rq->method == AUTH_METHOD_CRAM_MD5
+            || rq->method == AUTH_METHOD_EXTERNAL)
+        && r->pass.len == 0) {
+        auth_result_free(r);
+        auth_result_init(r);
+        auth_result_tempfail(r, "auth service sent no password for the %s "
+                             "backend after %s", proto_name(rq->protocol),
+                             auth_method_name(rq->method));
+    }
 }
 
 /* Free everything a result holds; the password is wiped first. */

@@ -176,21 +176,6 @@ sb_free(struct sbuf *b)
     memset(b, 0, sizeof(*b));
 }
 
-/* The Auth-Protocol value. */
-static const char *
-protocol_name(enum proto p)
-{
-    switch (p) {
-    case PROTO_IMAP:
-        return "imap";
-    case PROTO_POP3:
-        return "pop3";
-    case PROTO_SMTP:
-        return "smtp";
-    }
-    return "imap";
-}
-
 /* Build the request text (see auth_http.h). */
 int
 auth_http_build_request(const struct server_conf *sc,
@@ -252,8 +237,8 @@ auth_http_build_request(const struct server_conf *sc,
     if (salt.len > 0) {
         sb_header_raw(&b, "Auth-Salt", salt.data, salt.len);
     }
-    sb_header_raw(&b, "Auth-Protocol", protocol_name(rq->protocol),
-                  strlen(protocol_name(rq->protocol)));
+    sb_header_raw(&b, "Auth-Protocol", proto_name(rq->protocol),
+                  strlen(proto_name(rq->protocol)));
     snprintf(num, sizeof(num), "%d", rq->attempt > 0 ? rq->attempt : 1);
     sb_header_raw(&b, "Auth-Login-Attempt", num, strlen(num));
     sb_header_text(&b, "Client-IP", rq->client_ip);

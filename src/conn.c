@@ -30,7 +30,7 @@ conn_init(struct conn *c, int fd, size_t bufsize)
     int fl;
 
     memset(c, 0, sizeof(*c));
-    c->fd = fd;
+    c->fd = -1;
     c->deadline = DEADLINE_NONE;
     if (fd >= 0) {
         fl = fcntl(fd, F_GETFL);
@@ -38,7 +38,11 @@ conn_init(struct conn *c, int fd, size_t bufsize)
             return -1;
         }
     }
-    return buf_init(&c->in, bufsize);
+    if (buf_init(&c->in, bufsize) != 0) {
+        return -1;
+    }
+    c->fd = fd;
+    return 0;
 }
 
 /* Close: close_notify for TLS (best effort, never waits), then the fd. */

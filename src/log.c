@@ -42,6 +42,7 @@ struct target {
     int facility, severity;     /* T_SYSLOG; severity -1: from the line */
     char *tag;
     int nohostname;
+    char host[256];             /* T_SYSLOG: looked up once */
 };
 
 struct log {
@@ -212,6 +213,9 @@ parse_syslog(struct target *t, const char *spec, char *err, size_t errlen)
     if (!have_server) {
         snprintf(err, errlen, "syslog needs server=");
         goto out;
+    }
+    if (!t->nohostname && gethostname(t->host, sizeof(t->host) - 1) != 0) {
+        str_lcpy(t->host, "localhost", sizeof(t->host));
     }
     if (t->tag == NULL && (t->tag = strdup("postern")) == NULL) {
         snprintf(err, errlen, "out of memory");
@@ -485,7 +489,6 @@ log_vwrite(const struct log *lg, enum log_level lv, uint64_t conn,
             }
             break;
         case T_SYSLOG: {
-            char host[256] = "";
             char stamp[32];
             int sev = t->severity >= 0 ? t->severity : (int)lv;
             int m;
@@ -494,13 +497,10 @@ log_vwrite(const struct log *lg, enum log_level lv, uint64_t conn,
             if (fd < 0) {
                 break;
             }
-            if (!t->nohostname) {
-                gethostname(host, sizeof(host) - 1);
-            }
             strftime(stamp, sizeof(stamp), "%b %e %H:%M:%S", &tm);
             /* syslog gets the message without the timestamp NGINX puts first */
             m = snprintf(sysline, sizeof(sysline), "<%d>%s %s%s%s: %.*s",
-                         t->facility * 8 + sev, stamp, host,
+                         t->facility * 8 + sev, stamp, t->host,
                          t->nohostname ? "" : " ", t->tag,
                          (int)(n - 1 - 20), line + 20);
             if (m > 0) {

@@ -302,6 +302,8 @@ decode_answer(struct session *s, const unsigned char *p, size_t n,
         return SASL_IO;
     }
     if (base64_decode(p, n, out->data, &out->len) != 0) {
+        /* a failed decode may have written bytes without setting the length */
+        out->len = n / 4 * 3 + 1;
         blob_wipe(out);
         session_log(s, LOG_LV_INFO, "client sent invalid base64 encoding");
         return SASL_BAD;

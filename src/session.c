@@ -221,6 +221,9 @@ session_starttls(struct session *s)
     }
     s->action = old;
     s->tls = 1;
+    /* nothing of before TLS counts after it */
+    s->attempts = 0;
+    s->errors = 0;
     return 0;
 }
 
@@ -499,7 +502,10 @@ phase_login(struct session *s, const struct proto_ops *ops)
         s->action = "in auth state";
         rc = ops->auth_error(s, &s->auth);
         session_clear_creds(s);
-        if (rc != SESS_OK) {
+        /* as NGINX: only a refusal with Auth-Wait lets the client try again;
+         * without it (or with 0), or after a temporary failure, the
+         * connection ends once the reply is sent */
+        if (rc != SESS_OK || s->auth.status != AUTH_FAIL || s->auth.wait <= 0) {
             return SESS_CLOSE;
         }
     }
@@ -670,7 +676,6 @@ session_run(int fd, const struct sockaddr *peer, socklen_t peerlen,
     if (conn_init(&s.client, fd, client_buffer_size(sc)) != 0) {
         log_write(sc->error_log, LOG_LV_ERR, id, "out of memory for a session");
         close(fd);
-        s.client.fd = -1;
         goto done;
     }
     s.client.deadline = accepted + sc->timeout;

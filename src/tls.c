@@ -53,7 +53,6 @@
 
 #define TICKET_KEY_SIZE 64
 #define MAX_KEY_FILE (1024 * 1024)       /* certificate, key, CA, CRL */
-#define BYE_WAIT_MS 100
 
 /* A server's TLS context: built once, read by every worker. */
 struct tls_server {
@@ -1061,36 +1060,22 @@ tls_pending(const struct conn *c)
     return gnutls_record_check_pending(c->tls);
 }
 
-/* close_notify, best effort: waits at most BYE_WAIT_MS for room. */
+/* close_notify, best effort, without waiting. */
 int
 tls_bye(struct conn *c)
 {
-    struct pollfd pfd;
-    msec_t until = clock_now() + BYE_WAIT_MS;
-    int ret, left;
+    int ret;
 
     if (c->tls == NULL) {
         return 0;
     }
-    for (;;) {
+    /* one non-blocking attempt: the alert is a few bytes and the socket
+     * almost always has room; waiting here would stall a whole relay
+     * thread (every pair on it) for one peer */
+    do {
         ret = gnutls_bye(c->tls, GNUTLS_SHUT_WR);
-        if (ret == 0) {
-            return 0;
-        }
-        if (ret != GNUTLS_E_AGAIN && ret != GNUTLS_E_INTERRUPTED) {
-            return -1;
-        }
-        left = clock_left(until);
-        if (left == 0) {
-            return -1;
-        }
-        pfd.fd = c->fd;
-        pfd.events = gnutls_record_get_direction(c->tls) ? POLLOUT : POLLIN;
-        pfd.revents = 0;
-        if (poll(&pfd, 1, left) < 0 && errno != EINTR) {
-            return -1;
-        }
-    }
+    } while (ret == GNUTLS_E_INTERRUPTED);
+    return ret == 0 ? 0 : -1;
 }
 
 /* Deinit the session. */

@@ -309,9 +309,11 @@ def none_decide(headers):
     to = smtp_util.unescape(headers.get("Auth-SMTP-To", ""))
     if "nobody@" in to:
         return [("Auth-Status", "User unknown here"),
-                ("Auth-Error-Code", "550 5.1.1"), ("Auth-Wait", "0")]
+                ("Auth-Error-Code", "550 5.1.1"), ("Auth-Wait", "1")]
     if "gone@" in to:
         return [("Auth-Status", "Go away")]
+    if "zero@" in to:
+        return [("Auth-Status", "Not now"), ("Auth-Wait", "0")]
     return [("Auth-Status", "OK"), ("Auth-Server", "127.0.0.1"),
             ("Auth-Port", str(none_decide.port))]
 
@@ -386,6 +388,19 @@ def test_smtp_auth_none_refused_closes(postern, env, auth_stub):
         assert c.cmd("RCPT TO:<gone@example.test>") == b"535 5.7.0 Go away\r\n"
         assert c.closed_by_peer()
     assert stub.requests[0]["Auth-SMTP-From"] == "MAIL FROM:<>"
+
+
+def test_smtp_auth_wait_zero_closes(postern, env, auth_stub):
+    """As NGINX: only a positive Auth-Wait lets the client try again."""
+    none_decide.port = env["postfix"].port
+    stub = auth_stub(with_imap(none_decide, env))
+    p = start(postern, env, smtp={"smtp_auth": ["none"]}, auth=stub.url)
+    with harness.LineClient(p.port) as c:
+        c.readline()
+        c.cmd("HELO client.example")
+        c.cmd("MAIL FROM:<>")
+        assert c.cmd("RCPT TO:<zero@example.test>").endswith(b" Not now\r\n")
+        assert c.closed_by_peer()
 
 
 def test_smtp_auth_none_swaks_authsvc(postern, env):
