@@ -39,6 +39,9 @@ struct auth_request {
     /* PROXY protocol (NULL unless the client came with a header) */
     const char *pp_addr, *pp_port, *pp_server_addr, *pp_server_port;
     const char *server_ip;  /* local address of the client connection */
+    msec_t deadline;        /* the session's (`timeout`); 0: none.  No wait
+                             * for the service, WAIT rounds included, may
+                             * outlast it */
 };
 
 enum auth_status {

@@ -632,6 +632,9 @@ one_round(const struct server_conf *sc, const struct auth_request *rq,
         goto done;
     }
     deadline = clock_now() + sc->auth_http_timeout;
+    if (rq->deadline > 0 && rq->deadline < deadline) {
+        deadline = rq->deadline;
+    }
     fd = connect_peer(sc->auth_http, deadline, err, sizeof(err));
     if (fd < 0) {
         auth_result_tempfail(r, "auth http server %s: %s", peer, err);
@@ -734,6 +737,11 @@ auth_http_query(const struct server_conf *sc, const struct auth_request *rq,
         ms = (r->wait > AUTH_HTTP_MAX_WAIT_SEC ? AUTH_HTTP_MAX_WAIT_SEC
               : r->wait) * 1000;
         auth_result_free(r);
+        if (rq->deadline > 0 && clock_now() + ms >= rq->deadline) {
+            auth_result_tempfail(r, "auth http server %s answered WAIT "
+                                 "beyond the session's timeout", peer);
+            return;
+        }
         if (ms > 0) {
             msec_t until = clock_now() + ms;
             int left;

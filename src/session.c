@@ -418,6 +418,7 @@ ask_auth(struct session *s, struct auth_request *rq, struct tls_info *ti)
     rq->pp_port = s->pp_port;
     rq->pp_server_addr = s->pp_server_addr;
     rq->pp_server_port = s->pp_server_port;
+    rq->deadline = s->client.deadline;
     if (s->tls && tls_get_info(&s->client, ti) == 0) {
         rq->ssl = 1;
         rq->ssl_protocol = ti->protocol;
