@@ -629,21 +629,6 @@ done:
 
 /* ---- the backend ------------------------------------------------------ */
 
-/* A backend line made fit for a log line: no CR/LF, bounded. */
-static void
-log_text(const unsigned char *line, size_t len, char *out, size_t outlen)
-{
-    size_t n = 0;
-
-    while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) {
-        len--;
-    }
-    for (size_t i = 0; i < len && n + 1 < outlen; i++) {
-        out[n++] = (line[i] < 0x20 || line[i] == 0x7f) ? '?' : (char)line[i];
-    }
-    out[n] = '\0';
-}
-
 /* Read one backend line; -1 (logged) on EOF, error, timeout, too long. */
 static int
 backend_line(struct session *s, unsigned char **line_r, size_t *len_r)
@@ -710,7 +695,7 @@ backend_refused(struct session *s, const unsigned char *pre, size_t prelen,
 {
     char text[IMAP_LOG_LINE_MAX];
 
-    log_text(line, len, text, sizeof(text));
+    str_log_text(line, len, text, sizeof(text));
     if (!s->sc->proxy_pass_error_message) {
         session_log(s, LOG_LV_ERR, "upstream sent invalid response: \"%s\"",
                     text);

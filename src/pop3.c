@@ -319,23 +319,6 @@ reset_state(struct pop3_session *ps)
     ps->state = POP3_ST_START;
 }
 
-/* A copy of a slice on the heap; 0 / -1. */
-static int
-str_copy(struct str *dst, struct str src)
-{
-    dst->data = malloc(src.len + 1);
-    if (dst->data == NULL) {
-        dst->len = 0;
-        return -1;
-    }
-    if (src.len > 0) {
-        memcpy(dst->data, src.data, src.len);
-    }
-    dst->data[src.len] = '\0';
-    dst->len = src.len;
-    return 0;
-}
-
 /* ---- commands ---- */
 
 /* USER name: remember it for PASS (RFC 1939 7). */
@@ -350,7 +333,7 @@ cmd_user(struct session *s, struct pop3_session *ps,
         return NEXT_INVALID;
     }
     str_wipe_free(&ps->user);
-    if (str_copy(&ps->user, cmd->args[0]) != 0) {
+    if (str_set(&ps->user, cmd->args[0]) != 0) {
         session_log(s, LOG_LV_ERR, "out of memory in USER");
         send_lit(s, pop3_internal);
         return NEXT_CLOSE;
@@ -429,7 +412,7 @@ cmd_auth(struct session *s, struct pop3_session *ps,
      * buffer, which the exchange reads on: take a copy, wipe the original.
      */
     if (cmd->nargs == 2) {
-        if (str_copy(&initial, cmd->args[1]) != 0) {
+        if (str_set(&initial, cmd->args[1]) != 0) {
             session_log(s, LOG_LV_ERR, "out of memory in AUTH");
             send_lit(s, pop3_internal);
             return NEXT_CLOSE;
@@ -544,7 +527,7 @@ pop3_greet(struct session *s)
         rc = session_sendf(s, "%s" CRLF, pop3_greeting);
         return rc == 0 ? SESS_OK : SESS_CLOSE;
     }
-    if (session_make_salt(s) != 0 || str_copy(&ps->apop_salt, s->salt) != 0) {
+    if (session_make_salt(s) != 0 || str_set(&ps->apop_salt, s->salt) != 0) {
         session_log(s, LOG_LV_ERR, "cannot make the APOP timestamp");
         send_lit(s, pop3_internal);
         return SESS_CLOSE;
@@ -693,19 +676,6 @@ line_trim(const unsigned char *p, size_t len)
     return len;
 }
 
-/* A backend line as printable text for the log: no CR/LF, no controls. */
-static void
-log_text(const unsigned char *p, size_t len, char *out, size_t outlen)
-{
-    size_t o = 0;
-
-    len = line_trim(p, len);
-    for (size_t i = 0; i < len && o + 1 < outlen; i++) {
-        out[o++] = (p[i] >= 0x20 && p[i] < 0x7f) ? (char)p[i] : '?';
-    }
-    out[o] = '\0';
-}
-
 /*
  * Read one backend reply line and check that it is "+OK".  On anything
  * else answer the client as NGINX does (the backend's own line with
@@ -736,7 +706,7 @@ backend_expect_ok(struct session *s, unsigned char **line_r, size_t *len_r)
         return 0;
     }
 
-    log_text(*line_r, *len_r, text, sizeof(text));
+    str_log_text(*line_r, *len_r, text, sizeof(text));
     if (!s->sc->proxy_pass_error_message) {
         session_log(s, LOG_LV_ERR, "upstream sent invalid response: \"%s\"",
                     text);

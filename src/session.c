@@ -70,24 +70,6 @@ session_log(const struct session *s, enum log_level lv, const char *fmt, ...)
     log_write(lg, lv, s->id, "%s%s", msg, ctx);
 }
 
-/* Copy a slice into a heap str. */
-static int
-str_set(struct str *dst, struct str src)
-{
-    str_wipe_free(dst);
-    if (src.data == NULL) {
-        return 0;
-    }
-    dst->data = malloc(src.len + 1);
-    if (dst->data == NULL) {
-        return -1;
-    }
-    memcpy(dst->data, src.data, src.len);
-    dst->data[src.len] = '\0';
-    dst->len = src.len;
-    return 0;
-}
-
 /* Set the credentials of this attempt. */
 int
 session_set_creds(struct session *s, enum auth_method m, struct str login,

@@ -243,32 +243,6 @@ smtp_conf_free(struct server_conf *sc)
 
 /* ---- helpers ---- */
 
-/* Client or backend bytes made fit for a log line: the final line end
- * dropped, other CR/LF as '_' (NGINX), other controls as '?', at most
- * outlen - 1 bytes. */
-static void
-log_safe(const unsigned char *p, size_t n, char *out, size_t outlen)
-{
-    size_t k = 0;
-
-    while (n > 0 && (p[n - 1] == '\n' || p[n - 1] == '\r')) {
-        n--;
-    }
-
-    for (size_t i = 0; i < n && k + 1 < outlen; i++) {
-        unsigned char c = p[i];
-
-        if (c == '\r' || c == '\n') {
-            out[k++] = '_';
-        } else if (c < 0x20 || c == 0x7f) {
-            out[k++] = '?';
-        } else {
-            out[k++] = (char)c;
-        }
-    }
-    out[k] = '\0';
-}
-
 /* Log a refused command line as NGINX does, at info.  The rest of an AUTH
  * line may be credentials: only "AUTH MECH" is shown. */
 static void
@@ -288,7 +262,7 @@ log_rejected(struct session *s, const char *what, const unsigned char *p,
             n = (size_t)(sp - p);
         }
     }
-    log_safe(p, n, text, sizeof(text));
+    str_log_text(p, n, text, sizeof(text));
     session_log(s, LOG_LV_INFO, "%s: \"%s\"", what, text);
 }
 
@@ -297,23 +271,6 @@ static int
 reply(struct session *s, const char *text)
 {
     return session_send(s, text, strlen(text));
-}
-
-/* Replace a session str with a heap copy of src. */
-static int
-str_store(struct str *dst, struct str src)
-{
-    unsigned char *p = malloc(src.len + 1);
-
-    if (p == NULL) {
-        return -1;
-    }
-    memcpy(p, src.data, src.len);
-    p[src.len] = '\0';
-    str_wipe_free(dst);
-    dst->data = p;
-    dst->len = src.len;
-    return 0;
 }
 
 /* 1 if s begins with the literal, case-insensitively. */
@@ -384,7 +341,7 @@ smtp_helo(struct session *s, struct smtp_state *st, const struct smtp_cmd *cmd)
     if (cmd->nargs != 1) {
         return reply(s, SMTP_INVALID_ARGUMENT) == 0 ? CMD_NEXT : CMD_CLOSE;
     }
-    if (str_store(&s->smtp_helo, cmd->args[0]) != 0) {
+    if (str_set(&s->smtp_helo, cmd->args[0]) != 0) {
         session_log(s, LOG_LV_ERR, "out of memory");
         reply(s, SMTP_INTERNAL_ERROR);
         return CMD_CLOSE;
@@ -477,7 +434,7 @@ smtp_mail(struct session *s, struct smtp_state *st, const struct smtp_cmd *cmd)
         || (cmd->args[0].len == 5 && cmd->nargs == 1)) {
         return reply(s, SMTP_INVALID_ARGUMENT) == 0 ? CMD_NEXT : CMD_CLOSE;
     }
-    if (str_store(&s->smtp_from, cmd->text) != 0) {
+    if (str_set(&s->smtp_from, cmd->text) != 0) {
         session_log(s, LOG_LV_ERR, "out of memory");
         reply(s, SMTP_INTERNAL_ERROR);
         return CMD_CLOSE;
@@ -495,7 +452,7 @@ smtp_rcpt(struct session *s, struct smtp_state *st, const struct smtp_cmd *cmd)
         || (cmd->args[0].len == 3 && cmd->nargs == 1)) {
         return reply(s, SMTP_INVALID_ARGUMENT) == 0 ? CMD_NEXT : CMD_CLOSE;
     }
-    if (str_store(&s->smtp_to, cmd->text) != 0) {
+    if (str_set(&s->smtp_to, cmd->text) != 0) {
         session_log(s, LOG_LV_ERR, "out of memory");
         reply(s, SMTP_INTERNAL_ERROR);
         return CMD_CLOSE;
@@ -777,13 +734,13 @@ backend_reply(struct session *s, struct smtp_reply *r)
             return 0;
         }
         if (rc == SMTP_PARSE_INVALID) {
-            log_safe(buf_head(in), buf_len(in), text, sizeof(text));
+            str_log_text(buf_head(in), buf_len(in), text, sizeof(text));
             session_log(s, LOG_LV_ERR, "upstream sent invalid response: \"%s\"",
                         text);
             return -1;
         }
         if (buf_room(in) == 0 && in->pos == 0) {
-            log_safe(buf_head(in), buf_len(in), text, sizeof(text));
+            str_log_text(buf_head(in), buf_len(in), text, sizeof(text));
             session_log(s, LOG_LV_ERR,
                         "upstream sent too long response line: \"%s\"", text);
             return -1;
@@ -836,7 +793,7 @@ backend_fail(struct session *s, const struct smtp_reply *r)
     char text[256];
 
     if (r != NULL) {
-        log_safe(r->text.data, r->text.len, text, sizeof(text));
+        str_log_text(r->text.data, r->text.len, text, sizeof(text));
         if (s->sc->proxy_pass_error_message) {
             session_log(s, LOG_LV_INFO,
                         "upstream sent invalid response: \"%s\"", text);

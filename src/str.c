@@ -42,6 +42,50 @@ str_dup0(struct str s)
     return p;
 }
 
+/* Replace *dst by a heap copy of src. */
+int
+str_set(struct str *dst, struct str src)
+{
+    str_wipe_free(dst);
+    if (src.data == NULL) {
+        return 0;
+    }
+    dst->data = malloc(src.len + 1);
+    if (dst->data == NULL) {
+        return -1;
+    }
+    memcpy(dst->data, src.data, src.len);
+    dst->data[src.len] = '\0';
+    dst->len = src.len;
+    return 0;
+}
+
+/* Make a wire line safe to log. */
+void
+str_log_text(const unsigned char *p, size_t n, char *out, size_t outlen)
+{
+    size_t k = 0;
+
+    if (outlen == 0) {
+        return;
+    }
+    while (n > 0 && (p[n - 1] == '\n' || p[n - 1] == '\r')) {
+        n--;
+    }
+    for (size_t i = 0; i < n && k + 1 < outlen; i++) {
+        unsigned char c = p[i];
+
+        if (c == '\r' || c == '\n') {
+            out[k++] = '_';
+        } else if (c < 0x20 || c == 0x7f) {
+            out[k++] = '?';
+        } else {
+            out[k++] = (char)c;
+        }
+    }
+    out[k] = '\0';
+}
+
 /* 1 if any byte could break a line-based protocol, a header or a log line. */
 int
 str_has_ctl(struct str s)

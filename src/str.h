@@ -28,6 +28,15 @@ int str_eq(struct str s, const char *lit);
 /* A new NUL-terminated heap copy of s; NULL on allocation failure. */
 char *str_dup0(struct str s);
 
+/* Set *dst to a NUL-terminated heap copy of src (STR_NULL when src.data is
+ * NULL); what *dst held is wiped and freed first.  0 / -1 ENOMEM (then
+ * *dst is STR_NULL). */
+int str_set(struct str *dst, struct str src);
+
+/* A wire line made fit for a log line: the line end dropped, CR and LF
+ * inside it shown as '_', other control bytes as '?'; cut to outlen - 1. */
+void str_log_text(const unsigned char *p, size_t n, char *out, size_t outlen);
+
 /* 1 if s contains CR, LF or NUL (unfit for a header, log or command line). */
 int str_has_ctl(struct str s);
 
