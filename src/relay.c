@@ -70,9 +70,13 @@ struct relay_thread {
     size_t n, cap;
     atomic_size_t count;         /* pairs incl. incoming, for balancing */
     int stop;
-    const struct conf *dl_keep;  /* deadline request */
+    /* shutdown_timeout after a reload or at a graceful stop: pairs of any
+     * configuration but dl_keep (all pairs when NULL) end by dl_at.  Kept,
+     * not consumed, so that pairs handed over later get it too. */
+    const struct conf *dl_keep;
     msec_t dl_at;
-    int dl_pending;
+    int dl_set;
+    int dl_new;                  /* not yet applied to the pairs held */
 };
 
 static struct relay_thread *threads;
@@ -271,7 +275,17 @@ pair_has_pending(const struct pair *p)
         || (conn_pending(&p->be.c) > 0 && p->down.last < p->down.size);
 }
 
-/* Take the pairs workers handed over, and any deadline request. */
+/* A pair of an older configuration ends by the thread's deadline; an
+ * earlier deadline it already has stands (lock held). */
+static void
+pair_apply_deadline(const struct relay_thread *t, struct pair *p)
+{
+    if ((t->dl_keep == NULL || p->conf != t->dl_keep) && t->dl_at < p->deadline) {
+        p->deadline = t->dl_at;
+    }
+}
+
+/* Take the pairs workers handed over, and apply the deadline request. */
 static void
 take_incoming(struct relay_thread *t)
 {
@@ -281,13 +295,14 @@ take_incoming(struct relay_thread *t)
     pthread_mutex_lock(&t->lock);
     in = t->incoming;
     t->incoming = NULL;
-    if (t->dl_pending) {
+    if (t->dl_new) {
         for (size_t i = 0; i < t->n; i++) {
-            if (t->dl_keep == NULL || t->pairs[i]->conf != t->dl_keep) {
-                t->pairs[i]->deadline = t->dl_at;
-            }
+            pair_apply_deadline(t, t->pairs[i]);
         }
-        t->dl_pending = 0;
+        t->dl_new = 0;
+    }
+    for (struct pair *p = in; p != NULL && t->dl_set; p = p->next) {
+        pair_apply_deadline(t, p);
     }
     pthread_mutex_unlock(&t->lock);
     while (in != NULL) {
@@ -575,7 +590,8 @@ relay_set_deadline(const struct conf *keep, long long deadline_ms)
         pthread_mutex_lock(&t->lock);
         t->dl_keep = keep;
         t->dl_at = deadline_ms;
-        t->dl_pending = 1;
+        t->dl_set = 1;
+        t->dl_new = 1;
         pthread_mutex_unlock(&t->lock);
         relay_wake(t);
     }

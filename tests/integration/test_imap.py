@@ -13,6 +13,7 @@ import imaplib
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import threading
@@ -1072,3 +1073,37 @@ def test_auth_server_host_name_and_backend_user(imap_px, authsvc, dovecot):
                      % dovecot.imap_port, p.log_text()), p.log_text()
     assert re.search(r"Login: user=<carol>.*method=PLAIN",
                      harness.tail(dovecot.log, 2000))
+
+
+def test_reload_shutdown_timeout_ends_old_sessions_only(imap_px):
+    """After a reload, a relayed session of the old configuration ends once
+    shutdown_timeout passes; one begun under the new configuration goes on."""
+    fb = FakeBackend("ok")
+    try:
+        p = imap_px("file", top={"shutdown_timeout": "1s"}, file_extra=[
+            ("dave", "{PLAIN}dave-pw", "127.0.0.1:%d" % fb.port)])
+        with Raw(p.port) as old, Raw(p.port, source="127.0.0.2") as mid:
+            assert old.run("a", "LOGIN dave dave-pw")[0].startswith(b"a OK")
+            p.write_conf()
+            p.kill(signal.SIGHUP)
+            harness.wait_for(lambda: "reconfigured" in p.log_text(), 10,
+                             what="the reload")
+            # begun before the reload, relayed only after it: still old
+            assert mid.run("m", "LOGIN dave dave-pw")[0].startswith(b"m OK")
+            mid.sock.settimeout(10)
+            while mid.sock.recv(4096):
+                pass
+            with Raw(p.port) as new:
+                assert new.run("b", "LOGIN dave dave-pw")[0].startswith(
+                    b"b OK")
+                # the old pair is ended by the relay within shutdown_timeout
+                old.sock.settimeout(10)
+                while old.sock.recv(4096):
+                    pass
+                # the new one still relays (the fake backend echoes)
+                new.send(b"still here\r\n")
+                new.sock.settimeout(5)
+                assert b"still here" in new.sock.recv(4096)
+    finally:
+        fb.stop()
+    assert "reason=shutdown" in p.log_text()
