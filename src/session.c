@@ -156,12 +156,13 @@ session_sendf(struct session *s, const char *fmt, ...)
 }
 
 /*
- * After tls_accept() refused the client certificate (EPERM), tell the
+ * After tls_accept() refused the client (EACCES: no certificate, EPERM: a
+ * certificate that failed verification), tell the
  * client over TLS with the protocol's reply, as NGINX does (its no_cert and
  * cert_error texts), before the session closes.
  */
 static void
-cert_refused_reply(struct session *s, int error, const char *err)
+cert_refused_reply(struct session *s, int error)
 {
     static const char *const no_cert[] = {
         [PROTO_IMAP] = "* BYE No required SSL certificate\r\n",
@@ -175,12 +176,11 @@ cert_refused_reply(struct session *s, int error, const char *err)
     };
     const char *line;
 
-    if (error != EPERM || s->client.tls == NULL) {
+    if ((error != EACCES && error != EPERM) || s->client.tls == NULL) {
         return;
     }
-    /* tls.h names the two cases by their log texts */
-    line = strstr(err, "no required SSL certificate") != NULL
-           ? no_cert[s->sc->protocol] : cert_error[s->sc->protocol];
+    line = error == EACCES ? no_cert[s->sc->protocol]
+                           : cert_error[s->sc->protocol];
     (void)session_send(s, line, strlen(line));
 }
 
@@ -197,7 +197,7 @@ session_starttls(struct session *s)
         int error = errno;
 
         session_log(s, LOG_LV_INFO, "%s", err);
-        cert_refused_reply(s, error, err);
+        cert_refused_reply(s, error);
         s->action = old;
         return -1;
     }
@@ -354,7 +354,7 @@ phase_tls(struct session *s)
         int error = errno;
 
         session_log(s, LOG_LV_INFO, "%s", err);
-        cert_refused_reply(s, error, err);
+        cert_refused_reply(s, error);
         return -1;
     }
     s->tls = 1;

@@ -783,7 +783,7 @@ verify_client(gnutls_session_t s, struct tls_sess *ss, char *err,
     if (peers == NULL || n == 0) {
         if (ts->verify == VERIFY_ON) {
             snprintf(err, errlen, "client sent no required SSL certificate");
-            return -1;
+            return -2;
         }
         return 0;
     }
@@ -934,10 +934,11 @@ tls_accept(struct conn *c, const struct server_conf *sc, char *err,
         }
     }
     c->tls = s;
-    if (verify_client(s, ss, err, errlen) < 0) {
+    ret = verify_client(s, ss, err, errlen);
+    if (ret < 0) {
         /* c->tls stays set: the caller may tell the client, as NGINX
          * does, and conn_close() frees the session */
-        errno = EPERM;
+        errno = ret == -2 ? EACCES : EPERM;
         return -1;
     }
     return 0;

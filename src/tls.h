@@ -32,11 +32,11 @@ char *tls_priority_from_openssl(const char *ciphers,
 
 /* Server handshake on c (blocking until c->deadline).  Sets c->tls.
  * 0 / -1 with err and errno: ETIMEDOUT (deadline), EIO (handshake failed,
- * including a client whose ALPN list lacks imap/pop3/smtp), or EPERM: the
- * handshake succeeded but ssl_verify_client refuses the client certificate
- * ("client sent no required SSL certificate", "client SSL certificate
- * verify error: (...)"); then c->tls stays set, so the caller may send the
- * protocol's error reply over TLS before conn_close() frees it. */
+ * including a client whose ALPN list lacks imap/pop3/smtp), or, when the
+ * handshake succeeded but ssl_verify_client refuses the client: EACCES (no
+ * certificate sent) or EPERM (the certificate failed verification); then
+ * c->tls stays set, so the caller may send the protocol's error reply over
+ * TLS before conn_close() frees it. */
 int tls_accept(struct conn *c, const struct server_conf *sc,
                char *err, size_t errlen);
 
