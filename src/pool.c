@@ -225,6 +225,18 @@ pool_claim_share(const struct server_conf *sc,
     return rc;
 }
 
+/* The worker's session no longer owns its client fd. */
+void
+pool_release_fd(void)
+{
+    if (worker_self < 0) {
+        return;
+    }
+    pthread_mutex_lock(&pool.lock);
+    pool.busy_fd[worker_self] = -1;
+    pthread_mutex_unlock(&pool.lock);
+}
+
 /* Put a session back at the end of the queue (lock held); 0 / -1 full. */
 static int
 queue_requeue(const struct pool_item *it)

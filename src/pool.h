@@ -59,6 +59,11 @@ void pool_stop(int fast, msec_t deadline);
 int pool_claim_share(const struct server_conf *sc,
                      const struct sockaddr_storage *real);
 
+/* From a worker's session, just before its client fd is closed or handed
+ * to the relay: from now on a stop must not shutdown() that fd number (it
+ * may soon belong to another connection).  No-op outside a worker. */
+void pool_release_fd(void);
+
 /* Sessions in workers + queued. */
 size_t pool_busy(void);
 

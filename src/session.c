@@ -711,12 +711,14 @@ session_run(int fd, const struct sockaddr *peer, socklen_t peerlen,
     str_wipe_free(&s.passwd);
     str_wipe_free(&s.salt);
     str_wipe_free(&s.auth.pass);
+    pool_release_fd();
     if (relay_add(&s) != 0) {
         session_log(&s, LOG_LV_ERR, "cannot hand the session to the relay");
     } else {
         result = 1;
     }
 done:
+    pool_release_fd();
     session_free(&s, ops);
     return result;
 }
