@@ -79,6 +79,29 @@ parse_u64(const char *s, size_t n, uint64_t *r)
     return 0;
 }
 
+/* The next blank-separated word of *p into tok (NUL-terminated): 1 found,
+ * 0 at the end, -1 longer than toklen - 1.  *p moves past it. */
+static int
+next_token(const char **p, char *tok, size_t toklen)
+{
+    size_t n;
+
+    while (**p == ' ' || **p == '\t') {
+        (*p)++;
+    }
+    if (**p == '\0') {
+        return 0;
+    }
+    n = strcspn(*p, " \t");
+    if (n >= toklen) {
+        return -1;
+    }
+    memcpy(tok, *p, n);
+    tok[n] = '\0';
+    *p += n;
+    return 1;
+}
+
 /*
  * NGINX time syntax: components NUMBER UNIT, units y M w d h m s ms, each
  * at most once and from the largest down ("1h30m", "1d 12h").  A bare
@@ -500,22 +523,15 @@ conf_parse_listen(const char *s, struct listen_conf *l, char *err,
         return -1;
     }
     for (;;) {
-        size_t n;
+        int t = next_token(&p, tok, sizeof(tok));
 
-        while (*p == ' ' || *p == '\t') {
-            p++;
-        }
-        if (*p == '\0') {
+        if (t == 0) {
             break;
         }
-        n = strcspn(p, " \t");
-        if (n >= sizeof(tok)) {
+        if (t < 0) {
             snprintf(err, errlen, "parameter too long");
             goto fail;
         }
-        memcpy(tok, p, n);
-        tok[n] = '\0';
-        p += n;
         if (first) {
             if (listen_address(tok, l, err, errlen) != 0) {
                 goto fail;
@@ -892,23 +908,16 @@ conf_parse_resolver(const char *s, struct resolver_conf *r, char *err,
     }
     r->enabled = 1;
     for (;;) {
-        size_t n;
+        int t = next_token(&p, tok, sizeof(tok));
         int v;
 
-        while (*p == ' ' || *p == '\t') {
-            p++;
-        }
-        if (*p == '\0') {
+        if (t == 0) {
             break;
         }
-        n = strcspn(p, " \t");
-        if (n >= sizeof(tok)) {
+        if (t < 0) {
             snprintf(err, errlen, "parameter too long");
             goto fail;
         }
-        memcpy(tok, p, n);
-        tok[n] = '\0';
-        p += n;
         if (strncmp(tok, "valid=", 6) == 0) {
             msec_t ms;
 
