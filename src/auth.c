@@ -5,10 +5,6 @@
  * Touches secrets: auth_result_free() wipes the password a service
  * returned.  No shared state, no locks.
  */
-#ifdef HAVE_CONFIG_H
-#include "config.h"
-#endif
-
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -11,10 +11,6 @@
  * from many threads without locks (crypt_rn keeps its state in a per-call
  * buffer).
  */
-#ifdef HAVE_CONFIG_H
-#include "config.h"
-#endif
-
 #include <arpa/inet.h>
 #include <crypt.h>
 #include <errno.h>

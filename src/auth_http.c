@@ -11,10 +11,6 @@
  * poll() and one deadline per request (auth_http_timeout).  No shared
  * state, no locks: each call owns everything it touches.
  */
-#ifdef HAVE_CONFIG_H
-#include "config.h"
-#endif
-
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>

@@ -5,10 +5,6 @@
  * and secrets (passwords pass through escape_mail_auth; callers wipe the
  * output).  Pure functions: no state, no locks.
  */
-#ifdef HAVE_CONFIG_H
-#include "config.h"
-#endif
-
 #include <stdlib.h>
 
 #include "escape.h"

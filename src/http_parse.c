@@ -7,10 +7,6 @@
  * HTTP_MAX_HEADERS headers, HTTP_MAX_TOTAL for the whole head.  Pure: no
  * I/O, no allocation, no locks; state lives in struct http_response.
  */
-#ifdef HAVE_CONFIG_H
-#include "config.h"
-#endif
-
 #include <string.h>
 
 #include "http_parse.h"

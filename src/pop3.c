@@ -10,8 +10,6 @@
  * Locks: none; the per-server texts (struct pop3_conf) are built once at
  * configuration time and only read afterwards.
  */
-#include "config.h"
-
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

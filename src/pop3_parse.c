@@ -15,8 +15,6 @@
  * A bad line is skipped up to its LF before it is reported, so the next
  * parse starts on a line boundary.
  */
-#include "config.h"
-
 #include <string.h>
 
 #include "pop3_parse.h"

@@ -7,8 +7,6 @@
  * unbounded, and never puts input bytes into its error texts.  No secrets,
  * no locks: all state lives in the caller's buffers.
  */
-#include "config.h"
-
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>

@@ -11,8 +11,6 @@
  * copy an entry in or out, never across a query).  ares_library_init runs
  * once under pthread_once.
  */
-#include "config.h"
-
 #include <arpa/inet.h>
 #include <ares.h>
 #include <errno.h>

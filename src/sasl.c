@@ -9,8 +9,6 @@
  * Locks: none; the decoders are pure, sasl_exchange() works on one session
  * owned by the calling worker.
  */
-#include "config.h"
-
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>

@@ -7,10 +7,6 @@
  * Checks: a refused file has a message "fuzz:LINE: ..." or "fuzz: ...";
  * an OK result has a server and a port.
  */
-#ifdef HAVE_CONFIG_H
-#include "config.h"
-#endif
-
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

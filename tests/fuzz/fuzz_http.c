@@ -12,10 +12,6 @@
  * - an OK result has a server and a port; a refusal's message holds no
  *   control byte.
  */
-#ifdef HAVE_CONFIG_H
-#include "config.h"
-#endif
-
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

@@ -4,8 +4,6 @@
  * report the same commands, arguments must be slices of the line, and the
  * caller never has to hold more than one bounded line.
  */
-#include "config.h"
-
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

@@ -7,8 +7,6 @@
  * - an INVALID prefix stays INVALID when more bytes follow;
  * - addresses of an OK header, written back as v1, parse to the same ones.
  */
-#include "config.h"
-
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

@@ -3,8 +3,6 @@
  * base64 (which must accept exactly the canonical encodings, so that
  * encode(decode(x)) == x), the PLAIN message and the CRAM-MD5 answer.
  */
-#include "config.h"
-
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

@@ -7,8 +7,6 @@
  * linker takes neither session.o nor conn.o from libpostern.a); the client
  * bytes arrive in chunks of a chosen size, down to one byte.
  */
-#include "config.h"
-
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>

@@ -2,8 +2,6 @@
  * test_pop3_parse.c - the POP3 command parser, fed whole, byte by byte and
  * in odd chunks: commands, arguments, line ends, bounds and junk.
  */
-#include "config.h"
-
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -2,8 +2,6 @@
  * test_proxy_protocol.c - PROXY protocol v1/v2 parser (whole and byte by
  * byte), the v1 writer, and proxy_protocol_read() over a socketpair.
  */
-#include "config.h"
-
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>

@@ -9,8 +9,6 @@
  * DNSSTUB path compiled in.  Without /usr/bin/python3 the test is skipped.
  * Everything started here is stopped by pid.
  */
-#include "config.h"
-
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>

@@ -2,8 +2,6 @@
  * test_resolver_name.c - the RFC 1034 host name check applied to PTR
  * answers and Auth-Server names, and the `resolver` server syntax.
  */
-#include "config.h"
-
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <string.h>

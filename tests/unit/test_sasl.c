@@ -8,8 +8,6 @@
  * so that the exchange is tested without sockets.  Defining them here also
  * keeps the linker from taking session.o / conn.o from libpostern.a.
  */
-#include "config.h"
-
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
