@@ -840,7 +840,9 @@ tls_accept(struct conn *c, const struct server_conf *sc, char *err,
     gnutls_datum_t proto, tk;
     struct pollfd pfd;
     int ret, one = 1, left;
-    unsigned flags = GNUTLS_SERVER | GNUTLS_NONBLOCK;
+    /* NO_SIGNAL: a record sent to a peer that has gone must be an error,
+     * never a SIGPIPE, whatever the process does with that signal */
+    unsigned flags = GNUTLS_SERVER | GNUTLS_NONBLOCK | GNUTLS_NO_SIGNAL;
 
     if (ts == NULL) {
         snprintf(err, errlen, "TLS is not configured for this server");

@@ -340,7 +340,7 @@ cli_run(int fd, struct cli *cl)
         CHECK(gnutls_certificate_set_x509_key_file(cred, cl->cert, cl->key,
                                                    GNUTLS_X509_FMT_PEM));
     }
-    CHECK(gnutls_init(&s, GNUTLS_CLIENT));
+    CHECK(gnutls_init(&s, GNUTLS_CLIENT | GNUTLS_NO_SIGNAL));
     CHECK(gnutls_priority_set_direct(s, cl->prio ? cl->prio : "NORMAL",
                                      NULL));
     CHECK(gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, cred));
