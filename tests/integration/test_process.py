@@ -327,10 +327,10 @@ def test_term_fast_stop(postern_config):
     p.start()
     with harness.LineClient(p.port) as c:
         assert c.readline().startswith(b"* OK")
-        t0 = time.monotonic()
         p.kill(signal.SIGTERM)
+        # the silent session would hold on for its 60 s timeout: exiting
+        # within the wait's bound means TERM ended it
         status = p.wait_exit(10)
-        assert time.monotonic() - t0 < 5, "TERM waited for the session"
         assert c.closed_by_peer(5)
     assert status == 0, p.logs()
     assert not os.path.exists(p.pidfile)
@@ -369,10 +369,12 @@ def test_quit_shutdown_timeout(postern_config):
     p.start()
     with harness.LineClient(p.port) as c:
         assert c.readline().startswith(b"* OK")
-        t0 = time.monotonic()
         p.kill(signal.SIGQUIT)
+        # a graceful stop waits for the session, which would take its 60 s
+        # timeout: exiting within the wait's bound means shutdown_timeout
+        # ended it
         status = p.wait_exit(15)
-        assert time.monotonic() - t0 < 8, "shutdown_timeout not applied"
+        assert c.closed_by_peer(5)
     assert status == 0, p.logs()
 
 
