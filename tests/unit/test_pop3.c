@@ -161,29 +161,14 @@ session_log(const struct session *s, enum log_level lv, const char *fmt, ...)
     va_end(ap);
 }
 
-static int
-dup_str(struct str *dst, struct str src)
-{
-    str_wipe_free(dst);
-    dst->data = malloc(src.len + 1);
-    if (dst->data == NULL) {
-        return -1;
-    }
-    if (src.len) {
-        memcpy(dst->data, src.data, src.len);
-    }
-    dst->data[src.len] = '\0';
-    dst->len = src.len;
-    return 0;
-}
-
 int
 session_set_creds(struct session *s, enum auth_method m, struct str login,
                   struct str passwd, struct str salt)
 {
     s->method = m;
-    if (dup_str(&s->login, login) || dup_str(&s->passwd, passwd)
-        || dup_str(&s->salt, salt)) {
+    /* as the real one: the salt only when there is one */
+    if (str_set(&s->login, login) || str_set(&s->passwd, passwd)
+        || (salt.data != NULL && str_set(&s->salt, salt))) {
         return -1;
     }
     return 0;
@@ -206,7 +191,7 @@ session_error(struct session *s)
 int
 session_make_salt(struct session *s)
 {
-    return dup_str(&s->salt, STR_LIT("<42.1700000000@mail.example.org>"));
+    return str_set(&s->salt, STR_LIT("<42.1700000000@mail.example.org>"));
 }
 
 int

@@ -102,30 +102,15 @@ session_log(const struct session *s, enum log_level lv, const char *fmt, ...)
     (void)fmt;
 }
 
-static int
-dup_str(struct str *dst, struct str src)
-{
-    str_wipe_free(dst);
-    dst->data = malloc(src.len + 1);
-    if (dst->data == NULL) {
-        return -1;
-    }
-    if (src.len) {
-        memcpy(dst->data, src.data, src.len);
-    }
-    dst->data[src.len] = '\0';
-    dst->len = src.len;
-    return 0;
-}
-
 int
 session_set_creds(struct session *s, enum auth_method m, struct str login,
                   struct str passwd, struct str salt)
 {
     s->method = m;
     creds_set++;
-    if (dup_str(&s->login, login) || dup_str(&s->passwd, passwd)
-        || dup_str(&s->salt, salt)) {
+    /* as the real one: the salt only when there is one */
+    if (str_set(&s->login, login) || str_set(&s->passwd, passwd)
+        || (salt.data != NULL && str_set(&s->salt, salt))) {
         return -1;
     }
     return 0;
@@ -142,7 +127,7 @@ session_clear_creds(struct session *s)
 int
 session_make_salt(struct session *s)
 {
-    return dup_str(&s->salt,
+    return str_set(&s->salt,
                    STR_LIT("<1896.697170952@postoffice.example.net>"));
 }
 
