@@ -980,10 +980,18 @@ def test_past_worker_connections_client_told_busy(imap_px):
 
     def attempt():
         """True when the third connection was told busy; False when an
-        earlier connection (the harness's readiness probe) still counted."""
-        held = [socket.create_connection(("127.0.0.1", p.port), timeout=10)
-                for _ in range(2)]
+        earlier connection (the harness's readiness probe, or one from the
+        previous attempt) still counted, so the count started above zero."""
+        held = []
         try:
+            # the first is served: its greeting proves the worker holds it
+            held.append(socket.create_connection(("127.0.0.1", p.port),
+                                                 timeout=10))
+            if not held[0].recv(100).startswith(b"* OK"):
+                return False
+            # the second waits in the queue behind it
+            held.append(socket.create_connection(("127.0.0.1", p.port),
+                                                 timeout=10))
             third = socket.create_connection(("127.0.0.1", p.port),
                                              timeout=10)
             try:
@@ -993,9 +1001,14 @@ def test_past_worker_connections_client_told_busy(imap_px):
                 assert third.recv(100) == b""
             finally:
                 third.close()
-            # and the first of the two is served
-            assert held[0].recv(100).startswith(b"* OK")
-            return True
+            # the acceptor answers in order: had the second been refused
+            # too, its reply would be waiting by now
+            held[1].setblocking(False)
+            try:
+                early = held[1].recv(100)
+            except BlockingIOError:
+                early = None
+            return early is None
         finally:
             for s in held:
                 s.close()
