@@ -472,9 +472,10 @@ proxy_protocol_read(struct conn *c, struct proxy_header *h,
         int rc;
 
         if (n == 0) {
-            snprintf(err, errlen, "client closed the connection while "
-                     "sending the PROXY protocol header");
-            return -1;
+            snprintf(err, errlen, "client closed the connection %s the "
+                     "PROXY protocol header", have == 0 ? "before" : "while "
+                     "sending");
+            return have == 0 ? PROXY_READ_CLOSED : -1;
         }
         if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
             snprintf(err, errlen, "reading the PROXY protocol header "

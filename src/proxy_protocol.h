@@ -81,12 +81,14 @@ int proxy_protocol_v1_build(const struct sockaddr *src,
                             char *out, size_t outlen);
 
 /*
- * For the worker: read a header from c with conn_fill() until c->deadline.
- * Only the header is consumed from c->in; bytes the client sent after it
- * stay there for the protocol.  Returns 0 with *h filled, or -1 with a
- * reason for the log in err (invalid header, timed out, closed, too long
- * for the input buffer, read error).
+ * For the worker: read a header from c's socket until c->deadline, taking
+ * exactly the header's bytes; whatever the client sent after it stays in
+ * the socket for the protocol (plain or TLS).  Returns 0 with *h filled;
+ * PROXY_READ_CLOSED when the peer closed before sending a byte (a health
+ * check's connect, not worth an error); -1 with a reason for the log in err
+ * (invalid header, timed out, closed midway, too long, read error).
  */
+#define PROXY_READ_CLOSED (-2)
 int proxy_protocol_read(struct conn *c, struct proxy_header *h,
                         char *err, size_t errlen);
 

@@ -298,7 +298,13 @@ phase_proxy_header(struct session *s, struct pool_resume **requeue_r)
         return 0;
     }
     s->action = "reading PROXY protocol";
-    if (proxy_protocol_read(&s->client, &h, err, sizeof(err)) != 0) {
+    switch (proxy_protocol_read(&s->client, &h, err, sizeof(err))) {
+    case 0:
+        break;
+    case PROXY_READ_CLOSED:
+        session_log(s, LOG_LV_INFO, "%s", err);
+        return -1;
+    default:
         session_log(s, LOG_LV_ERR, "broken header: %s", err);
         return -1;
     }

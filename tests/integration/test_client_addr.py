@@ -427,9 +427,27 @@ def test_proxy_protocol_broken(postern, env, junk):
               smtp={"set_real_ip_from": ["127.0.0.1"]})
     with harness.LineClient(port) as c:
         c.send(junk)
-        assert smtp_util.drain(c) == b""       # closed, no greeting             # no greeting
+        assert smtp_util.drain(c) == b""       # closed, no greeting
     harness.wait_for(lambda: "broken header" in p.log_text(), 5,
                      what="the log line")
+
+
+def test_proxy_protocol_health_check_is_not_an_error(postern, env):
+    """A balancer's health check connects and closes without a byte: that
+    is logged at info, never as a broken header."""
+    port, listen = pp_listen()
+    p = start(postern, env, listen=listen,
+              smtp={"set_real_ip_from": ["127.0.0.1"]})
+    for _ in range(3):
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    harness.wait_for(lambda: p.log_text().count(
+        "closed the connection before the PROXY protocol header") >= 3, 5,
+        what="the log lines")
+    log = p.log_text()
+    assert re.search(r"\[info\] .*closed the connection before the PROXY",
+                     log)
+    assert "broken header" not in log
+    assert "[error]" not in log
 
 
 def test_proxy_protocol_access_uses_real_address(postern, env):
