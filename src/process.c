@@ -23,7 +23,37 @@
 
 static int ready_fd = -1;
 
-/* The pid a pid file names, if that process is alive. */
+/*
+ * Whether pid runs the same program as we do.  A pid file that outlived
+ * its process (postern, once it has dropped root, may not be allowed to
+ * remove it) can name a pid the system has since given to something else;
+ * `-s stop` must not signal that, nor the next start refuse over it.
+ * Where /proc cannot say, the process counts as ours.
+ */
+static int
+same_program(pid_t pid)
+{
+    char path[64], theirs[32], ours[32];
+    ssize_t a, b;
+    int fd;
+
+    snprintf(path, sizeof(path), "/proc/%ld/comm", (long)pid);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return 1;
+    }
+    a = read(fd, theirs, sizeof(theirs));
+    close(fd);
+    fd = open("/proc/self/comm", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return 1;
+    }
+    b = read(fd, ours, sizeof(ours));
+    close(fd);
+    return a <= 0 || b <= 0 || (a == b && memcmp(theirs, ours, (size_t)a) == 0);
+}
+
+/* The pid a pid file names, if that process is alive and is a postern. */
 pid_t
 pidfile_read(const char *path, char *err, size_t errlen)
 {
@@ -49,8 +79,8 @@ pidfile_read(const char *path, char *err, size_t errlen)
         snprintf(err, errlen, "invalid PID number \"%s\" in \"%s\"", text, path);
         return 0;
     }
-    if (kill((pid_t)pid, 0) != 0 && errno == ESRCH) {
-        snprintf(err, errlen, "no process %ld named in \"%s\"", pid, path);
+    if ((kill((pid_t)pid, 0) != 0 && errno == ESRCH) || !same_program((pid_t)pid)) {
+        snprintf(err, errlen, "no postern process %ld named in \"%s\"", pid, path);
         return 0;
     }
     return (pid_t)pid;
@@ -85,15 +115,32 @@ pidfile_write(const char *path, char *err, size_t errlen)
     return 0;
 }
 
-/* Remove the pid file if it is still ours. */
+/*
+ * Remove the pid file if it is still ours.  After the switch to `user` a
+ * root-only directory keeps the file: that is logged, and harmless, since
+ * the next start and `-s` see that it names no running postern.
+ */
 void
 pidfile_remove(const char *path)
 {
-    char ignored[256];
+    char why[256];
+    pid_t pid;
 
-    if (path != NULL && pidfile_read(path, ignored, sizeof(ignored)) == getpid()) {
-        unlink(path);
+    if (path == NULL) {
+        return;
     }
+    pid = pidfile_read(path, why, sizeof(why));
+    if (pid == getpid()) {
+        if (unlink(path) == 0) {
+            return;
+        }
+        snprintf(why, sizeof(why), "unlink() \"%s\" failed (%s)", path,
+                 strerror(errno));
+    } else if (pid != 0 || (access(path, F_OK) != 0 && errno == ENOENT)) {
+        return;                     /* gone, or not ours */
+    }
+    log_g(LOG_LV_NOTICE, "pid file not removed: %s; it is replaced at the "
+          "next start", why);
 }
 
 /* Detach; the parent exits with the child's start-up status. */

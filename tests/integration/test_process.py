@@ -434,6 +434,36 @@ def test_s_without_running_instance(postern_config):
     assert p.pidfile in output(r), output(r)
 
 
+def test_pid_file_naming_another_program_is_stale(postern_config):
+    """A pid file that outlived its postern may name a pid since given to
+    another program: -s does not signal it, and a start replaces it."""
+    p = simple(postern_config)
+    with open(p.pidfile, "w") as f:
+        f.write("%d\n" % os.getpid())          # alive, and not a postern
+    r = p.run("-s", "stop")
+    assert r.returncode != 0
+    assert "no postern process %d" % os.getpid() in output(r), output(r)
+    p.start()
+    with open(p.pidfile) as f:
+        assert int(f.read()) == p.pid
+
+
+def test_pid_file_kept_after_user_switch_is_harmless(postern_config):
+    """With `user` set, postern cannot remove its pid file from a directory
+    only root may write: it says so, and the next start is not refused."""
+    p = simple(postern_config, top={"user": "nobody nogroup"})
+    p.start()
+    r = p.run("-s", "stop")
+    assert r.returncode == 0, output(r)
+    assert p.wait_exit(15) == 0, p.logs()
+    assert os.path.exists(p.pidfile)            # p.dir: root's, mode 755
+    assert re.search(r"\[notice\] .*pid file not removed: unlink\(\) "
+                     r".*Permission denied", p.log_text()), p.log_text()
+    p.start()
+    assert greeting(p.port).startswith(b"* OK")
+    p.stop()
+
+
 # --------------------------------------------------------------------------
 # daemon mode
 
