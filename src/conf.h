@@ -65,6 +65,9 @@ struct listen_conf {
     int so_keepalive;                /* -1 unset, 0 off, 1 on/idle:intvl:cnt */
     int keepidle, keepintvl, keepcnt;/* 0: system default */
     int line;                        /* config line, for messages */
+    struct sockaddr_storage *more;   /* a host name's further addresses */
+    size_t nmore;                    /* (split into entries of their own) */
+    unsigned alias:1;                /* such an entry: -T prints it once */
 };
 
 struct addr_rule {                   /* set_real_ip_from, access */

@@ -748,6 +748,39 @@ listen_free(void *field, void *base)
     sc->nlisten = 0;
 }
 
+/*
+ * A host name's further addresses become entries of their own after
+ * sc->listen[i] (room for them is there), each an alias that -T does not
+ * print again.  0, or -1 out of memory.
+ */
+static int
+listen_split(struct server_conf *sc, size_t i)
+{
+    struct listen_conf *first = &sc->listen[i];
+
+    for (size_t k = 0; k < first->nmore; k++) {
+        struct listen_conf *l = &sc->listen[sc->nlisten];
+
+        *l = *first;
+        l->more = NULL;
+        l->nmore = 0;
+        l->alias = 1;
+        l->addr = first->more[k];
+        l->addrlen = l->addr.ss_family == AF_INET
+                     ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+        l->text = strdup(first->text);
+        l->host = strdup(first->host);
+        sc->nlisten++;
+        if (l->text == NULL || l->host == NULL) {
+            return -1;
+        }
+    }
+    free(first->more);
+    first->more = NULL;
+    first->nmore = 0;
+    return 0;
+}
+
 /* listen: the libconfig value into the field. */
 static int
 listen_parse(struct conf_ctx *ctx, const struct conf_setting *set,
@@ -756,6 +789,7 @@ listen_parse(struct conf_ctx *ctx, const struct conf_setting *set,
     struct server_conf *sc = base;
     struct strlist l;
     char msg[256];
+    size_t cap;
     int rc = -1;
 
     if (get_strings(ctx, set, cs, &l) != 0) {
@@ -765,12 +799,14 @@ listen_parse(struct conf_ctx *ctx, const struct conf_setting *set,
         strlist_free(&l);
         return conf_fail(ctx, cs, set->name, "empty value");
     }
-    if ((sc->listen = calloc(l.n, sizeof(*sc->listen))) == NULL) {
+    cap = l.n;
+    if ((sc->listen = calloc(cap, sizeof(*sc->listen))) == NULL) {
         conf_fail(ctx, cs, set->name, "out of memory");
         goto out;
     }
     for (size_t i = 0; i < l.n; i++) {
         char *v = l.v[i], *abs = NULL;
+        struct listen_conf one;
 
         /* a relative UNIX socket path is taken from the file's directory */
         if (strncmp(v, "unix:", 5) == 0 && v[5] != '/' && v[5] != '\0') {
@@ -783,14 +819,31 @@ listen_parse(struct conf_ctx *ctx, const struct conf_setting *set,
             snprintf(abs, n, "unix:%s/%s", ctx->dir, v + 5);
             v = abs;
         }
-        rc = conf_parse_listen(v, &sc->listen[i], msg, sizeof(msg));
+        rc = conf_parse_listen(v, &one, msg, sizeof(msg));
         free(abs);
         if (rc != 0) {
             conf_fail(ctx, cs, set->name, "%s", msg);
             goto out;
         }
-        sc->listen[i].line = (int)config_setting_source_line(cs);
-        sc->nlisten++;
+        rc = -1;
+        if (sc->nlisten + 1 + one.nmore > cap) {
+            size_t ncap = sc->nlisten + 1 + one.nmore + (l.n - i - 1);
+            struct listen_conf *nv = realloc(sc->listen, ncap * sizeof(*nv));
+
+            if (nv == NULL) {
+                listen_conf_free(&one);
+                conf_fail(ctx, cs, set->name, "out of memory");
+                goto out;
+            }
+            sc->listen = nv;
+            cap = ncap;
+        }
+        one.line = (int)config_setting_source_line(cs);
+        sc->listen[sc->nlisten++] = one;
+        if (listen_split(sc, sc->nlisten - 1) != 0) {
+            conf_fail(ctx, cs, set->name, "out of memory");
+            goto out;
+        }
     }
     rc = 0;
 
@@ -812,8 +865,10 @@ listen_dump(FILE *out, int indent, const struct conf_setting *set,
     dump_begin(out, indent, set);
     fputc('[', out);
     for (size_t i = 0; i < sc->nlisten; i++) {
-        fputs(i ? ", " : " ", out);
-        conf_dump_string(out, sc->listen[i].text);
+        if (!sc->listen[i].alias) {
+            fputs(i ? ", " : " ", out);
+            conf_dump_string(out, sc->listen[i].text);
+        }
     }
     fputs(" ];\n", out);
 }

@@ -260,13 +260,26 @@ on_off(const char *v)
     return -1;
 }
 
-/* Resolve host (a name or an address) into ss with port. */
+/* The port of an IPv4 or IPv6 address. */
+static void
+set_port(struct sockaddr_storage *ss, unsigned short port)
+{
+    if (ss->ss_family == AF_INET) {
+        ((struct sockaddr_in *)ss)->sin_port = htons(port);
+    } else {
+        ((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
+    }
+}
+
+/*
+ * Resolve a listen host name: the first address into l->addr, the others
+ * (without repeats) into l->more, as NGINX binds every address of a name.
+ */
 static int
-resolve_host(const char *host, unsigned short port,
-             struct sockaddr_storage *ss, socklen_t *len_r,
-             char *err, size_t errlen)
+resolve_host(const char *host, struct listen_conf *l, char *err, size_t errlen)
 {
     struct addrinfo hints, *res = NULL;
+    size_t n = 0;
     int rc;
 
     memset(&hints, 0, sizeof(hints));
@@ -281,12 +294,35 @@ resolve_host(const char *host, unsigned short port,
         }
         return -1;
     }
-    memcpy(ss, res->ai_addr, res->ai_addrlen);
-    *len_r = res->ai_addrlen;
-    if (ss->ss_family == AF_INET) {
-        ((struct sockaddr_in *)ss)->sin_port = htons(port);
-    } else {
-        ((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
+    for (const struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
+        n++;
+    }
+    l->more = n > 1 ? calloc(n - 1, sizeof(*l->more)) : NULL;
+    if (n > 1 && l->more == NULL) {
+        freeaddrinfo(res);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    memcpy(&l->addr, res->ai_addr, res->ai_addrlen);
+    l->addrlen = res->ai_addrlen;
+    set_port(&l->addr, l->port);
+    for (const struct addrinfo *ai = res->ai_next; ai != NULL; ai = ai->ai_next) {
+        struct sockaddr_storage ss;
+        int seen;
+
+        if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6) {
+            continue;
+        }
+        memset(&ss, 0, sizeof(ss));
+        memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
+        set_port(&ss, l->port);
+        seen = memcmp(&ss, &l->addr, sizeof(ss)) == 0;
+        for (size_t k = 0; k < l->nmore && !seen; k++) {
+            seen = memcmp(&ss, &l->more[k], sizeof(ss)) == 0;
+        }
+        if (!seen) {
+            l->more[l->nmore++] = ss;
+        }
     }
     freeaddrinfo(res);
     return 0;
@@ -443,8 +479,7 @@ listen_address(const char *a, struct listen_conf *l, char *err, size_t errlen)
         sin6->sin6_family = AF_INET6;
         sin6->sin6_port = htons(l->port);
         l->addrlen = sizeof(*sin6);
-    } else if (resolve_host(hbuf, l->port, &l->addr, &l->addrlen,
-                            err, errlen) != 0) {
+    } else if (resolve_host(hbuf, l, err, errlen) != 0) {
         return -1;
     }
     l->host = strdup(hbuf);
@@ -503,7 +538,20 @@ listen_option(const char *o, struct listen_conf *l, char *err, size_t errlen)
     return 0;
 }
 
-/* Parse one `listen` value.  0 / -1 with err; free with listen_conf_free. */
+/* Whether one of n addresses is of family. */
+static int
+has_family(const struct sockaddr_storage *v, size_t n, int family)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (v[i].ss_family == family) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Parse one `listen` value.  0 / -1 with err; free with listen_conf_free.
+ * A host name with several addresses leaves the others in l->more. */
 int
 conf_parse_listen(const char *s, struct listen_conf *l, char *err,
                   size_t errlen)
@@ -545,7 +593,9 @@ conf_parse_listen(const char *s, struct listen_conf *l, char *err,
         snprintf(err, errlen, "empty value");
         goto fail;
     }
-    if (l->ipv6only >= 0 && l->addr.ss_family != AF_INET6) {
+    if (l->ipv6only >= 0 && l->addr.ss_family != AF_INET6
+        && !has_family(l->more, l->nmore, AF_INET6))
+    {
         snprintf(err, errlen, "ipv6only needs an IPv6 address");
         goto fail;
     }
@@ -566,8 +616,11 @@ listen_conf_free(struct listen_conf *l)
 {
     free(l->text);
     free(l->host);
+    free(l->more);
     l->text = NULL;
     l->host = NULL;
+    l->more = NULL;
+    l->nmore = 0;
 }
 
 /*

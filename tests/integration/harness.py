@@ -761,6 +761,7 @@ class Postern:
         self.error_log = os.path.join(self.dir, "error.log")
         self.stderr_path = os.path.join(self.dir, "stderr.log")
         self.log_level = log_level
+        self.env = None             # the process environment, if not ours
         self.proc = None
         self.ports = []
         self.servers = []
@@ -841,7 +842,7 @@ class Postern:
         LOGS["postern error.log"] = self.error_log
         LOGS["postern stderr"] = self.stderr_path
         self.stderr_file = open(self.stderr_path, "ab")
-        self.proc = spawn(self.command(*args), "postern",
+        self.proc = spawn(self.command(*args), "postern", env=self.env,
                           stdout=self.stderr_file, stderr=subprocess.STDOUT)
         if wait:
             try:

@@ -10,6 +10,7 @@ import os
 import pwd
 import re
 import socket
+import subprocess
 
 import harness
 
@@ -152,3 +153,43 @@ def test_listen_ipv6_and_unix(postern_config):
     p.stop()
     # the socket file goes with the listener
     assert not os.path.exists(sock_path)
+
+
+NSS_WRAPPER = "/usr/lib/x86_64-linux-gnu/libnss_wrapper.so"
+
+
+def test_listen_host_name_binds_every_address(postern_config):
+    """A listen host name with several addresses binds each of them, as
+    NGINX does; -T prints the setting once, as written.  The name comes
+    from a hosts file through nss_wrapper (libnss-wrapper)."""
+    assert os.path.exists(NSS_WRAPPER), "tests/setup-debian.sh installs it"
+    p = postern_config([{"protocol": "imap"}], auth=nowhere_auth())
+    hosts = os.path.join(p.dir, "hosts")
+    with open(hosts, "w") as f:
+        f.write("127.0.0.2 multi.postern.test\n"
+                "127.0.0.3 multi.postern.test\n"
+                "::1 multi.postern.test\n")
+    port = harness.free_port()
+    p.servers = [{"protocol": "imap",
+                  "listen": "multi.postern.test:%d" % port}]
+    p.ports = [None]
+    p.write_conf()
+    env = dict(os.environ, NSS_WRAPPER_HOSTS=hosts,
+               LD_PRELOAD=NSS_WRAPPER,
+               # the wrapper is preloaded ahead of the sanitizer runtimes
+               ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", "")
+               + ":verify_asan_link_order=0")
+    p.env = env
+    r = subprocess.run(p.command("-T"), env=env, capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("multi.postern.test:%d" % port) == 1, r.stdout
+    p.start()
+    for addr in ("127.0.0.2", "127.0.0.3", "::1"):
+        harness.wait_port(port, 10, p.proc, host=addr)
+        with socket.create_connection((addr, port), timeout=10) as c:
+            assert greeting_of(c).startswith(b"* OK"), addr
+    # and only those
+    with socket.socket() as s:
+        s.settimeout(5)
+        assert s.connect_ex(("127.0.0.1", port)) != 0
