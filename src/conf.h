@@ -93,9 +93,11 @@ struct auth_http_url {
     char *uri;                       /* "/" by default */
 };
 
+#define RESOLVER_MAX_SERVERS 16     /* addresses in one `resolver` */
+
 struct resolver_conf {
     int enabled;                     /* "off" -> 0 */
-    struct strlist servers;          /* "ADDRESS[:PORT]" as written */
+    struct strlist servers;          /* "ADDRESS[:PORT]", names resolved */
     int valid_sec;                   /* -1: use the TTL */
     int ipv4, ipv6;
 };

@@ -944,6 +944,66 @@ resolver_addr_ok(const char *a)
     return 1;
 }
 
+/*
+ * A resolver given by name is looked up once, when the file is loaded, and
+ * each of its addresses becomes a server (as NGINX does): the DNS client
+ * then never depends on the system's resolver.  a is "NAME[:PORT]", already
+ * checked by resolver_addr_ok.
+ */
+static int
+resolver_add_name(const char *a, struct resolver_conf *r, char *err,
+                  size_t errlen)
+{
+    char host[256], text[INET6_ADDRSTRLEN + 16];
+    const char *colon = strchr(a, ':');
+    size_t n = colon ? (size_t)(colon - a) : strlen(a);
+    struct addrinfo hints, *res = NULL;
+    int rc;
+
+    memcpy(host, a, n);
+    host[n] = '\0';
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_DGRAM;
+    rc = getaddrinfo(host, NULL, &hints, &res);
+    if (rc != 0 || res == NULL) {
+        snprintf(err, errlen, "host \"%s\" not found: %s", host,
+                 rc != 0 ? gai_strerror(rc) : "no address");
+        rc = -1;
+        goto out;
+    }
+    for (const struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
+        char num[INET6_ADDRSTRLEN];
+        const void *bin = ai->ai_family == AF_INET
+            ? (const void *)&((const struct sockaddr_in *)ai->ai_addr)->sin_addr
+            : (const void *)&((const struct sockaddr_in6 *)ai->ai_addr)->sin6_addr;
+        int dup = 0;
+
+        if ((ai->ai_family != AF_INET && ai->ai_family != AF_INET6)
+            || inet_ntop(ai->ai_family, bin, num, sizeof(num)) == NULL)
+        {
+            continue;
+        }
+        snprintf(text, sizeof(text), ai->ai_family == AF_INET6 ? "[%s]%s%s"
+                 : "%s%s%s", num, colon ? ":" : "", colon ? colon + 1 : "");
+        for (size_t i = 0; i < r->servers.n && !dup; i++) {
+            dup = strcmp(r->servers.v[i], text) == 0;
+        }
+        if (!dup && strlist_add(&r->servers, text) != 0) {
+            snprintf(err, errlen, "out of memory");
+            rc = -1;
+            goto out;
+        }
+    }
+    rc = 0;
+
+out:
+    if (res != NULL) {
+        freeaddrinfo(res);
+    }
+    return rc;
+}
+
 /* Parse `resolver` (see conf_int.h). */
 int
 conf_parse_resolver(const char *s, struct resolver_conf *r, char *err,
@@ -992,8 +1052,22 @@ conf_parse_resolver(const char *s, struct resolver_conf *r, char *err,
                 r->ipv6 = v;
             }
         } else if (resolver_addr_ok(tok)) {
-            if (strlist_add(&r->servers, tok) != 0) {
-                snprintf(err, errlen, "out of memory");
+            unsigned char bin[4];
+            char host[INET_ADDRSTRLEN];
+            size_t hl = strcspn(tok, ":");
+            int literal = tok[0] == '[';
+
+            if (!literal && hl < sizeof(host)) {
+                memcpy(host, tok, hl);
+                host[hl] = '\0';
+                literal = inet_pton(AF_INET, host, bin) == 1;
+            }
+            if (literal ? strlist_add(&r->servers, tok) != 0
+                        : resolver_add_name(tok, r, err, errlen) != 0)
+            {
+                if (literal) {
+                    snprintf(err, errlen, "out of memory");
+                }
                 goto fail;
             }
         } else {
@@ -1003,6 +1077,11 @@ conf_parse_resolver(const char *s, struct resolver_conf *r, char *err,
     }
     if (r->servers.n == 0) {
         snprintf(err, errlen, "no resolver address");
+        goto fail;
+    }
+    if (r->servers.n > RESOLVER_MAX_SERVERS) {
+        snprintf(err, errlen, "more than %d resolver addresses",
+                 RESOLVER_MAX_SERVERS);
         goto fail;
     }
     if (!r->ipv4 && !r->ipv6) {

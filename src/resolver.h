@@ -34,7 +34,6 @@
 #include "conf.h"
 
 #define RESOLVER_NAME_MAX 253       /* text form, without a trailing dot */
-#define RESOLVER_MAX_SERVERS 16
 #define RESOLVER_TTL_MAX 86400      /* seconds */
 #define RESOLVER_NEG_TTL 10         /* failures, when valid= is unset */
 #define RESOLVER_CACHE_SLOTS 1024
