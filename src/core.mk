@@ -6,3 +6,9 @@ libpostern_a_SOURCES += \
 	src/pool.c src/pool.h src/acceptor.c src/listener.c src/listener.h \
 	src/relay.c src/relay.h src/process.c src/process.h \
 	src/conf.h src/auth.h src/sasl.h src/tls.h
+
+# sized strings and the text builder (str.c, core)
+check_PROGRAMS += tests/unit/test_str
+tests_unit_test_str_SOURCES = tests/unit/test_str.c
+tests_unit_test_str_LDADD = $(POSTERN_LIBS)
+TESTS += tests/unit/test_str

@@ -86,51 +86,34 @@ static const struct {
     { AUTH_M_EXTERNAL, "AUTH=EXTERNAL" },
 };
 
-/* Append " word" to a line being built in a buffer sized beforehand. */
-static void
-cap_add(char *line, size_t *n, const char *word)
-{
-    size_t len = strlen(word);
-
-    line[(*n)++] = ' ';
-    memcpy(line + *n, word, len);
-    *n += len;
-}
-
-/* Build one CAPABILITY line; with_auth adds the AUTH= list, extra the end. */
+/* Build one CAPABILITY line; with_auth adds the AUTH= list, extra the end.
+ * A heap C string (imap_conf_free frees it) with its length; NULL on ENOMEM. */
 static char *
 cap_build(const struct server_conf *sc, int with_auth, const char *extra,
           size_t *len_r)
 {
-    size_t size = sizeof("* CAPABILITY\r\n") + strlen(extra), n, i;
-    char *line;
+    struct str_builder b = STR_BUILDER_INIT;
+    struct str line;
 
-    for (i = 0; i < sc->imap_capabilities.n; i++) {
-        size += 1 + strlen(sc->imap_capabilities.v[i]);
+    str_builder_puts(&b, "* CAPABILITY");
+    for (size_t i = 0; i < sc->imap_capabilities.n; i++) {
+        str_builder_puts(&b, " ");
+        str_builder_puts(&b, sc->imap_capabilities.v[i]);
     }
-    for (i = 0; i < sizeof(imap_auth_names) / sizeof(imap_auth_names[0]); i++) {
-        size += 1 + strlen(imap_auth_names[i].name);
-    }
-    line = malloc(size);
-    if (line == NULL) {
-        return NULL;
-    }
-    n = strlen("* CAPABILITY");
-    memcpy(line, "* CAPABILITY", n);
-    for (i = 0; i < sc->imap_capabilities.n; i++) {
-        cap_add(line, &n, sc->imap_capabilities.v[i]);
-    }
-    for (i = 0; with_auth && i < sizeof(imap_auth_names)
-                                 / sizeof(imap_auth_names[0]); i++) {
+    for (size_t i = 0; with_auth && i < sizeof(imap_auth_names)
+                                        / sizeof(imap_auth_names[0]); i++) {
         if (sc->imap_auth & imap_auth_names[i].bit) {
-            cap_add(line, &n, imap_auth_names[i].name);
+            str_builder_puts(&b, " ");
+            str_builder_puts(&b, imap_auth_names[i].name);
         }
     }
-    memcpy(line + n, extra, strlen(extra));
-    n += strlen(extra);
-    memcpy(line + n, "\r\n", 3);
-    *len_r = n + 2;
-    return line;
+    str_builder_puts(&b, extra);
+    str_builder_puts(&b, "\r\n");
+    if (str_builder_take(&b, &line) != 0) {
+        return NULL;
+    }
+    *len_r = line.len;
+    return (char *)line.data;
 }
 
 static void imap_conf_free(struct server_conf *sc);

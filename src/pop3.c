@@ -120,71 +120,16 @@ static const struct {
 
 /* ---- configuration time ---- */
 
-/* A growing text for the replies built at configuration time. */
-struct text {
-    char *data;
-    size_t len, size;
-    int failed;
-};
-
-/* Append n bytes; remembers an allocation failure. */
-static void
-text_add(struct text *t, const char *s, size_t n)
-{
-    if (t->failed) {
-        return;
-    }
-    if (t->len + n + 1 > t->size) {
-        size_t size = (t->size ? t->size * 2 : 128);
-        char *p;
-
-        while (size < t->len + n + 1) {
-            size *= 2;
-        }
-        p = realloc(t->data, size);
-        if (p == NULL) {
-            t->failed = 1;
-            return;
-        }
-        t->data = p;
-        t->size = size;
-    }
-    memcpy(t->data + t->len, s, n);
-    t->len += n;
-    t->data[t->len] = '\0';
-}
-
-static void
-text_puts(struct text *t, const char *s)
-{
-    text_add(t, s, strlen(s));
-}
-
-/* Move a finished text into a str; -1 if building it failed. */
-static int
-text_take(struct text *t, struct str *out)
-{
-    if (t->failed || t->data == NULL) {
-        free(t->data);
-        *t = (struct text){ NULL, 0, 0, 0 };
-        return -1;
-    }
-    out->data = (unsigned char *)t->data;
-    out->len = t->len;
-    *t = (struct text){ NULL, 0, 0, 0 };
-    return 0;
-}
-
 /* The CAPA reply: configured capabilities (without USER under "starttls
  * only"), a SASL line unless told not to, STLS when asked. */
 static int
 build_capa(const struct server_conf *sc, unsigned mechs, int with_user,
            int with_sasl, int with_stls, struct str *out)
 {
-    struct text t = { NULL, 0, 0, 0 };
+    struct str_builder b = STR_BUILDER_INIT;
     int any = 0;
 
-    text_puts(&t, "+OK Capability list follows" CRLF);
+    str_builder_puts(&b, "+OK Capability list follows" CRLF);
     for (size_t i = 0; i < sc->pop3_capabilities.n; i++) {
         const char *cap = sc->pop3_capabilities.v[i];
 
@@ -192,43 +137,43 @@ build_capa(const struct server_conf *sc, unsigned mechs, int with_user,
                                     (unsigned char *)cap }, "USER")) {
             continue;
         }
-        text_puts(&t, cap);
-        text_puts(&t, CRLF);
+        str_builder_puts(&b, cap);
+        str_builder_puts(&b, CRLF);
     }
     if (with_sasl) {
         for (size_t i = 0; i < NMECHS; i++) {
             if (mechs & pop3_mechs[i].bit) {
-                text_puts(&t, any ? " " : "SASL ");
-                text_puts(&t, pop3_mechs[i].name);
+                str_builder_puts(&b, any ? " " : "SASL ");
+                str_builder_puts(&b, pop3_mechs[i].name);
                 any = 1;
             }
         }
         if (any) {
-            text_puts(&t, CRLF);
+            str_builder_puts(&b, CRLF);
         }
     }
     if (with_stls) {
-        text_puts(&t, "STLS" CRLF);
+        str_builder_puts(&b, "STLS" CRLF);
     }
-    text_puts(&t, "." CRLF);
-    return text_take(&t, out);
+    str_builder_puts(&b, "." CRLF);
+    return str_builder_take(&b, out);
 }
 
 /* The reply to AUTH without a mechanism (RFC 1734 style, as NGINX). */
 static int
 build_auth_list(unsigned mechs, struct str *out)
 {
-    struct text t = { NULL, 0, 0, 0 };
+    struct str_builder b = STR_BUILDER_INIT;
 
-    text_puts(&t, "+OK methods supported:" CRLF);
+    str_builder_puts(&b, "+OK methods supported:" CRLF);
     for (size_t i = 0; i < NMECHS; i++) {
         if (mechs & pop3_mechs[i].bit) {
-            text_puts(&t, pop3_mechs[i].name);
-            text_puts(&t, CRLF);
+            str_builder_puts(&b, pop3_mechs[i].name);
+            str_builder_puts(&b, CRLF);
         }
     }
-    text_puts(&t, "." CRLF);
-    return text_take(&t, out);
+    str_builder_puts(&b, "." CRLF);
+    return str_builder_take(&b, out);
 }
 
 /* Free what pop3_conf_init built. */

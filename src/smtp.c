@@ -96,26 +96,14 @@ typedef enum cmd_rc (*smtp_handler)(struct session *s, struct smtp_state *st,
 static int
 build_reply(const char *const *lines, size_t n, struct str *out)
 {
-    size_t len = 0, k = 0;
+    struct str_builder b = STR_BUILDER_INIT;
 
     for (size_t i = 0; i < n; i++) {
-        len += 4 + strlen(lines[i]) + 2;
+        str_builder_puts(&b, i + 1 < n ? "250-" : "250 ");
+        str_builder_puts(&b, lines[i]);
+        str_builder_puts(&b, "\r\n");
     }
-    out->data = malloc(len + 1);
-    if (out->data == NULL) {
-        return -1;
-    }
-    for (size_t i = 0; i < n; i++) {
-        size_t l = strlen(lines[i]);
-
-        memcpy(out->data + k, i + 1 < n ? "250-" : "250 ", 4);
-        memcpy(out->data + k + 4, lines[i], l);
-        memcpy(out->data + k + 4 + l, "\r\n", 2);
-        k += 4 + l + 2;
-    }
-    out->data[k] = '\0';
-    out->len = k;
-    return 0;
+    return str_builder_take(&b, out);
 }
 
 /* A heap "PREFIX TEXT SUFFIX" as a str. */
@@ -123,15 +111,12 @@ static int
 build_line(const char *prefix, const char *text, const char *suffix,
            struct str *out)
 {
-    size_t len = strlen(prefix) + strlen(text) + strlen(suffix);
+    struct str_builder b = STR_BUILDER_INIT;
 
-    out->data = malloc(len + 1);
-    if (out->data == NULL) {
-        return -1;
-    }
-    snprintf((char *)out->data, len + 1, "%s%s%s", prefix, text, suffix);
-    out->len = len;
-    return 0;
+    str_builder_puts(&b, prefix);
+    str_builder_puts(&b, text);
+    str_builder_puts(&b, suffix);
+    return str_builder_take(&b, out);
 }
 
 /* 1 if a configured word would break a reply line. */

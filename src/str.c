@@ -1,8 +1,11 @@
 /*
- * str.c - sized strings and the handling of secrets in memory.
+ * str.c - sized strings, a text builder and the handling of secrets in
+ * memory.
  * Touches secrets (mem_wipe, mem_eq_const); no locks.
  */
 
+#include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <strings.h>
 
@@ -147,4 +150,69 @@ str_lcpy(char *dst, const char *src, size_t size)
         dst[c] = '\0';
     }
     return n;
+}
+
+/* Grow by doubling (from 128 bytes: a reply fits in one or two steps) so
+ * that the copying stays linear in the length of the text; keeps a NUL
+ * after the text at all times. */
+void
+str_builder_add(struct str_builder *b, const char *s, size_t n)
+{
+    if (b->failed) {
+        return;
+    }
+    if (n > SIZE_MAX - 1 - b->len) {
+        errno = ENOMEM;
+        b->failed = 1;
+        return;
+    }
+    if (b->len + n + 1 > b->size) {
+        size_t size = b->size ? b->size : 128;
+        char *p;
+
+        while (size < b->len + n + 1) {
+            /* past half of SIZE_MAX, ask for exactly what is needed */
+            size = size <= SIZE_MAX / 2 ? size * 2 : b->len + n + 1;
+        }
+        p = realloc(b->data, size);
+        if (p == NULL) {
+            b->failed = 1;
+            return;
+        }
+        b->data = p;
+        b->size = size;
+    }
+    if (n > 0) {
+        memcpy(b->data + b->len, s, n);
+    }
+    b->len += n;
+    b->data[b->len] = '\0';
+}
+
+/* Append a C string. */
+void
+str_builder_puts(struct str_builder *b, const char *s)
+{
+    str_builder_add(b, s, strlen(s));
+}
+
+/* Hand over the buffer as it is: no copy, the spare room stays allocated
+ * (the texts are few and built once). */
+int
+str_builder_take(struct str_builder *b, struct str *out)
+{
+    int rc = -1;
+
+    /* an empty builder has no buffer yet: make the "" callers may print */
+    str_builder_add(b, "", 0);
+    *out = STR_NULL;
+    if (!b->failed) {
+        out->data = (unsigned char *)b->data;
+        out->len = b->len;
+        b->data = NULL;
+        rc = 0;
+    }
+    free(b->data);
+    *b = STR_BUILDER_INIT;
+    return rc;
 }

@@ -53,4 +53,29 @@ int mem_eq_const(const void *a, size_t alen, const void *b, size_t blen);
  * Callers check `>= size` for truncation. */
 size_t str_lcpy(char *dst, const char *src, size_t size);
 
+/* A growing heap text for the replies built at configuration time.  Adds
+ * never fail outright: the first failure is remembered in failed, so the
+ * caller checks once, at str_builder_take().  Not for secrets: growing
+ * leaves the old copies in freed memory unwiped. */
+struct str_builder {
+    char *data;
+    size_t len, size;
+    int failed;
+};
+
+/* An empty builder; nothing is allocated before the first add. */
+#define STR_BUILDER_INIT ((struct str_builder){ NULL, 0, 0, 0 })
+
+/* Append n bytes of s; on ENOMEM (or a length that would overflow) set
+ * failed and ignore this and every later add. */
+void str_builder_add(struct str_builder *b, const char *s, size_t n);
+
+/* Append the C string s. */
+void str_builder_puts(struct str_builder *b, const char *s);
+
+/* Move the text into *out (heap, NUL-terminated after out->len bytes, so
+ * also a C string; "" when nothing was added) and reset b for reuse.
+ * 0, or -1 if an add failed: then *out is STR_NULL and the text freed. */
+int str_builder_take(struct str_builder *b, struct str *out);
+
 #endif
