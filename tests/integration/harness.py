@@ -26,6 +26,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -975,6 +976,138 @@ class LineClient:
 
     def __exit__(self, *exc):
         self.close()
+
+
+# --------------------------------------------------------------------------
+# base of the small in-process fake servers (imap_util, pop3_util, smtp_util)
+
+class FakeServer:
+    """A scripted TCP server on a free port of 127.0.0.1, in this process.
+
+    The constructor binds, listens and starts the accept loop in a daemon
+    thread; every accepted connection gets its own daemon thread, which
+    calls handle(conn, index) (index: 0, 1, ... in accept order) with
+    conn's timeout set to conn_timeout.  A subclass sets its own attributes
+    first, then calls FakeServer.__init__, and overrides handle (and, for
+    a per-connection record made in accept order, on_accept).
+
+    Kept for tests: .port, .accepted (connections so far), .peers (their
+    addresses), .lock (an RLock for the subclass's records too).
+
+    stop() (also on leaving a with block) ends the accept loop, closes the
+    listening socket, shuts down and closes every connection still open
+    (so handlers blocked in recv() see EOF) and joins the threads; every
+    wait in it is bounded, so it always returns."""
+
+    backlog = 16
+    accept_timeout = 0.2     # each accept() wait; stop() acts within this
+    conn_timeout = 10.0      # each accepted socket's timeout
+    join_timeout = 5.0       # stop()'s wait for each group of threads
+    lifetime = 1200.0        # the accept loop ends by itself after this
+
+    def __init__(self):
+        self.lock = threading.RLock()
+        self.accepted = 0
+        self.peers = []
+        self.stopping = False
+        self._open = []          # accepted sockets not closed yet
+        self._threads = []       # connection threads
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self.sock.bind(("127.0.0.1", 0))
+            self.sock.listen(self.backlog)
+            self.sock.settimeout(self.accept_timeout)
+        except OSError:
+            self.sock.close()
+            raise
+        self.port = self.sock.getsockname()[1]
+        self.thread = threading.Thread(
+            target=self._serve, daemon=True,
+            name="%s:%d accept" % (type(self).__name__, self.port))
+        self.thread.start()
+
+    def on_accept(self, index, peer):
+        """Called in the accept thread, in accept order, with self.lock
+        held, before connection index's handle() starts."""
+
+    def handle(self, conn, index):
+        """Serve one connection; conn is closed after it returns."""
+        raise NotImplementedError
+
+    def drain(self, conn, limit=100000):
+        """Read and drop what conn receives until EOF (at most limit
+        reads); timeouts and errors propagate to the caller."""
+        for _ in range(limit):
+            if not conn.recv(4096):
+                return
+
+    def _serve(self):
+        deadline = time.monotonic() + self.lifetime
+        while not self.stopping and time.monotonic() < deadline:
+            try:
+                c, peer = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            with self.lock:
+                if self.stopping:
+                    c.close()
+                    return
+                index = self.accepted
+                self.accepted += 1
+                self.peers.append(peer)
+                self._open.append(c)
+                self.on_accept(index, peer)
+                t = threading.Thread(
+                    target=self._connection, args=(c, index), daemon=True,
+                    name="%s:%d conn %d" % (type(self).__name__, self.port,
+                                            index))
+                self._threads.append(t)
+            t.start()
+        with self.lock:
+            self.sock.close()
+
+    def _connection(self, c, index):
+        try:
+            c.settimeout(self.conn_timeout)
+            self.handle(c, index)
+        finally:
+            self._close(c)
+
+    def _close(self, c):
+        with self.lock:
+            if c in self._open:
+                self._open.remove(c)
+            c.close()
+
+    def stop(self):
+        self.stopping = True
+        if self.thread is not threading.current_thread():
+            self.thread.join(self.join_timeout)
+        with self.lock:
+            self.sock.close()
+            # under the lock: a handler thread closes its socket (and frees
+            # the descriptor) under it too
+            for c in self._open:
+                try:
+                    c.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                c.close()
+            self._open = []
+            threads = list(self._threads)
+        deadline = time.monotonic() + self.join_timeout
+        for t in threads:
+            if t is not threading.current_thread():
+                t.join(max(0.0, deadline - time.monotonic()))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
 
 
 def backends_missing(*programs):

@@ -8,7 +8,6 @@ import hashlib
 import hmac
 import base64
 import socket
-import threading
 import time
 
 import harness
@@ -106,7 +105,7 @@ def closed_port():
     return s, s.getsockname()[1]
 
 
-class FakeBackend:
+class FakeBackend(harness.FakeServer):
     """A tiny scripted IMAP server on a free loopback port.
 
     mode:
@@ -119,45 +118,31 @@ class FakeBackend:
       "silent"    accepts and never says anything
     Everything received is kept in .received (bytes), per connection."""
 
+    conn_timeout = 30
+
     def __init__(self, mode):
         self.mode = mode
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
         self.received = []
-        self.stopping = False
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
+        super().__init__()
 
-    def _serve(self):
-        while not self.stopping:
-            try:
-                c, _a = self.sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            idx = len(self.received)
-            self.received.append(b"")
-            threading.Thread(target=self._one, args=(c, idx),
-                             daemon=True).start()
+    def on_accept(self, index, peer):
+        self.received.append(b"")
 
     def _recv_line(self, c, idx):
         data = b""
-        while not data.endswith(b"\n"):
+        for _ in range(65536):
             d = c.recv(1)
             if not d:
                 raise EOFError
             data += d
-        self.received[idx] += data
-        return data
+            if data.endswith(b"\n"):
+                self.received[idx] += data
+                return data
+        raise ValueError("line too long")
 
     def _recv_n(self, c, idx, n):
         data = b""
-        while len(data) < n:
+        while len(data) < n:        # each pass takes a byte or raises
             d = c.recv(n - len(data))
             if not d:
                 raise EOFError
@@ -165,14 +150,12 @@ class FakeBackend:
         self.received[idx] += data
         return data
 
-    def _one(self, c, idx):
-        c.settimeout(30)
+    def handle(self, c, idx):
         try:
             if self.mode == "preauth":
                 c.sendall(b"* PREAUTH [CAPABILITY IMAP4rev1] logged in\r\n")
             elif self.mode == "silent":
-                while c.recv(4096):
-                    pass
+                self.drain(c)
                 return
             elif self.mode == "garbage":
                 c.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n")
@@ -180,25 +163,27 @@ class FakeBackend:
                 c.sendall(b"* OK fake ready\r\n")
             if self.mode in ("preauth", "garbage"):
                 # read whatever comes until the peer closes
-                while c.recv(4096):
-                    pass
+                self.drain(c)
                 return
             line = self._recv_line(c, idx)        # TAG LOGIN {n}
             tag = line.split(b" ", 1)[0]
-            while line.rstrip().endswith(b"}"):
+            for _ in range(100):
+                if not line.rstrip().endswith(b"}"):
+                    break
                 n = int(line.rstrip()[:-1].rsplit(b"{", 1)[1].rstrip(b"+"))
                 c.sendall(b"+ go\r\n")
                 self._recv_n(c, idx, n)
                 line = self._recv_line(c, idx)
+            else:
+                raise ValueError("too many literals")
             if self.mode == "refuse":
                 c.sendall(tag + b" NO [AUTHENTICATIONFAILED] Backend says "
                           b"no.\r\n")
-                while c.recv(4096):
-                    pass
+                self.drain(c)
                 return
             c.sendall(b"* CAPABILITY IMAP4rev1 FAKE\r\n" + tag
                       + b" OK logged in\r\n")
-            while True:
+            for _ in range(1000000):
                 d = c.recv(65536)
                 if not d:
                     return
@@ -206,13 +191,6 @@ class FakeBackend:
                 c.sendall(d)
         except (OSError, EOFError, ValueError):
             pass
-        finally:
-            c.close()
-
-    def stop(self):
-        self.stopping = True
-        self.thread.join(5)
-        self.sock.close()
 
 
 def log_lines(text, pattern):

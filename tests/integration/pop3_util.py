@@ -10,9 +10,7 @@ import base64
 import hashlib
 import hmac
 import shutil
-import socket
 import subprocess
-import threading
 
 import harness
 
@@ -76,55 +74,39 @@ class Pop3Raw(harness.LineClient):
         return self.cmd("PASS " + password)
 
 
-class FakeBackend:
+class FakeBackend(harness.FakeServer):
     """A tiny scripted POP3 backend on a free loopback port.
 
     greeting: the first line sent (bytes, CRLF added), or None to close at
     once without a word.  replies: command verb (upper case) -> reply line.
-    Every line received is recorded in .received (bytes, CRLF stripped).
+    Every line received is recorded in .received (bytes, CRLF stripped);
+    .accepted counts the connections.
     """
+
+    conn_timeout = 10
 
     def __init__(self, greeting=b"+OK fake ready", replies=None):
         self.greeting = greeting
         self.replies = dict(replies or {})
         self.received = []
-        self.accepted = 0
-        self.lock = threading.Lock()
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.stopping = False
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
+        super().__init__()
 
-    def _serve(self):
-        while not self.stopping:
-            try:
-                c, _ = self.sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            with self.lock:
-                self.accepted += 1
-            threading.Thread(target=self._one, args=(c,), daemon=True).start()
-
-    def _one(self, c):
-        c.settimeout(10)
+    def handle(self, c, index):
         try:
             if self.greeting is None:
                 return
             c.sendall(self.greeting + b"\r\n")
             buf = b""
             for _ in range(100):
-                while b"\n" not in buf:
+                for _ in range(1000):
+                    if b"\n" in buf:
+                        break
                     data = c.recv(4096)
                     if not data:
                         return
                     buf += data
+                else:
+                    return
                 line, buf = buf.split(b"\n", 1)
                 line = line.rstrip(b"\r")
                 with self.lock:
@@ -138,13 +120,6 @@ class FakeBackend:
                     return
         except OSError:
             pass
-        finally:
-            c.close()
-
-    def stop(self):
-        self.stopping = True
-        self.sock.close()
-        self.thread.join(5)
 
 
 def closed_port():
@@ -241,43 +216,25 @@ class AuthSvcWith(harness.AuthSvc):
             harness.spawn = orig
 
 
-class ScriptedAuth:
+class ScriptedAuth(harness.FakeServer):
     """A raw auth service: answers every request with the same bytes
     (response), and keeps each request as received (bytes) in .requests.
     For response handling authsvc.py cannot produce (header case, bare LF,
     missing or malformed headers)."""
 
+    conn_timeout = 10
+
     def __init__(self, response):
         self.response = response
         self.requests = []
-        self.lock = threading.Lock()
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
+        super().__init__()
         self.url = "http://127.0.0.1:%d/auth" % self.port
-        self.stopping = False
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
 
-    def _serve(self):
-        while not self.stopping:
-            try:
-                c, _ = self.sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            threading.Thread(target=self._one, args=(c,), daemon=True).start()
-
-    def _one(self, c):
-        c.settimeout(10)
+    def handle(self, c, index):
         buf = b""
         try:
             while b"\r\n\r\n" not in buf and len(buf) < 65536:
-                data = c.recv(4096)
+                data = c.recv(4096)     # each pass grows buf or ends
                 if not data:
                     break
                 buf += data
@@ -286,10 +243,3 @@ class ScriptedAuth:
             c.sendall(self.response)
         except OSError:
             pass
-        finally:
-            c.close()
-
-    def stop(self):
-        self.stopping = True
-        self.sock.close()
-        self.thread.join(5)

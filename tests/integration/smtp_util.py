@@ -82,14 +82,17 @@ def unescape(value):
 # --------------------------------------------------------------------------
 # a fake SMTP backend that records what it receives
 
-class FakeSMTP:
+class FakeSMTP(harness.FakeServer):
     """A minimal SMTP server on 127.0.0.1 that records every line.
 
     ehlo: capability lines after the name (e.g. ["AUTH PLAIN"]).
     auth_ok: the (user, password) AUTH PLAIN accepts.
-    expect_proxy: the first line is a PROXY header, kept in .proxy_lines.
-    Sessions are dicts in .sessions: {"lines": [...], "data": [bytes],
-    "proxy": line or None}."""
+    expect_proxy: the first line is a PROXY header, kept in the session's
+    "proxy".
+    Sessions are dicts in .sessions, in accept order: {"lines": [...],
+    "data": [bytes], "proxy": line or None}."""
+
+    conn_timeout = 20
 
     def __init__(self, ehlo=("PIPELINING", "8BITMIME"), auth_ok=None,
                  expect_proxy=False):
@@ -97,33 +100,13 @@ class FakeSMTP:
         self.auth_ok = auth_ok
         self.expect_proxy = expect_proxy
         self.sessions = []
-        self.lock = threading.Lock()
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.stopping = False
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
+        super().__init__()
 
-    def _serve(self):
-        while not self.stopping:
-            try:
-                c, _peer = self.sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            threading.Thread(target=self._session, args=(c,),
-                             daemon=True).start()
+    def on_accept(self, index, peer):
+        self.sessions.append({"lines": [], "data": [], "proxy": None})
 
-    def _session(self, c):
-        rec = {"lines": [], "data": [], "proxy": None}
-        with self.lock:
-            self.sessions.append(rec)
-        c.settimeout(20)
+    def handle(self, c, index):
+        rec = self.sessions[index]
         f = c.makefile("rb")
 
         def send(text):
@@ -132,7 +115,7 @@ class FakeSMTP:
             if self.expect_proxy:
                 rec["proxy"] = f.readline(256)
             send("220 fake.example ESMTP\r\n")
-            while True:
+            for _ in range(10000):
                 line = f.readline(65536)
                 if not line:
                     return
@@ -162,11 +145,15 @@ class FakeSMTP:
                 elif verb == b"DATA":
                     send("354 go ahead\r\n")
                     body = b""
-                    while not body.endswith(b"\r\n.\r\n"):
+                    for _ in range(1000000):
+                        if body.endswith(b"\r\n.\r\n"):
+                            break
                         chunk = f.readline(1 << 20)
                         if not chunk:
                             return
                         body += chunk
+                    else:
+                        return
                     rec["data"].append(body)
                     send("250 2.0.0 queued\r\n")
                 elif verb == b"QUIT":
@@ -180,16 +167,10 @@ class FakeSMTP:
             pass
         finally:
             f.close()
-            c.close()
 
     def wait_sessions(self, n=1, timeout=10):
         return harness.wait_for(lambda: len(self.sessions) >= n, timeout,
                                 what="%d backend session(s)" % n)
-
-    def stop(self):
-        self.stopping = True
-        self.sock.close()
-        self.thread.join(5)
 
 
 # --------------------------------------------------------------------------
