@@ -10,7 +10,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -83,12 +82,6 @@ accept_all(const struct listener_set *set, const struct listener *l)
                 nanosleep(&ts, NULL);
             }
             return;
-        }
-        if (it.peer.ss_family != AF_UNIX) {
-            int one = 1;
-
-            /* replies are small writes; none may wait for a delayed ACK */
-            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         }
         it.fd = fd;
         it.id = ++acc.next_id;

@@ -7,7 +7,6 @@
  * relay thread).
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -23,21 +22,15 @@
 #include "str.h"
 #include "tls.h"
 
-/* Take ownership of fd and give it an input buffer. */
+/* Take ownership of fd and give it an input buffer.  The fd is already
+ * non-blocking (accept4 and socket with SOCK_NONBLOCK): no fcntl round
+ * trips per connection. */
 int
 conn_init(struct conn *c, int fd, size_t bufsize)
 {
-    int fl;
-
     memset(c, 0, sizeof(*c));
     c->fd = -1;
     c->deadline = DEADLINE_NONE;
-    if (fd >= 0) {
-        fl = fcntl(fd, F_GETFL);
-        if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
-            return -1;
-        }
-    }
     if (buf_init(&c->in, bufsize) != 0) {
         return -1;
     }

@@ -28,7 +28,7 @@ struct conn {
     int eof;               /* peer closed its side */
 };
 
-/* Take ownership of fd (made non-blocking); in-buffer of bufsize bytes.
+/* Take ownership of fd (opened non-blocking); in-buffer of bufsize bytes.
  * On failure (-1) c->fd is -1 and fd is still the caller's to close. */
 int conn_init(struct conn *c, int fd, size_t bufsize);
 /* Close (sending close_notify if TLS, best effort, never waiting) and

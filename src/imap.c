@@ -706,19 +706,163 @@ starts_with_word(const unsigned char *line, size_t len, const char *word)
            && (line[n] == ' ' || line[n] == '\r' || line[n] == '\n');
 }
 
+/* Whether s can be sent as an IMAP quoted string (RFC 3501: 7-bit, no
+ * NUL, CR or LF; double quote and backslash are escaped). */
+static int
+imap_quotable(struct str s)
+{
+    for (size_t i = 0; i < s.len; i++) {
+        if (s.data[i] == 0 || s.data[i] > 0x7f || s.data[i] == '\r'
+            || s.data[i] == '\n')
+        {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Append s as a quoted string at out; returns the bytes written (at most
+ * 2 * s.len + 2). */
+static size_t
+imap_quote(unsigned char *out, struct str s)
+{
+    size_t n = 0;
+
+    out[n++] = '"';
+    for (size_t i = 0; i < s.len; i++) {
+        if (s.data[i] == '"' || s.data[i] == '\\') {
+            out[n++] = '\\';
+        }
+        out[n++] = s.data[i];
+    }
+    out[n++] = '"';
+    return n;
+}
+
+/* Whether the greeting's "[CAPABILITY ...]" response code names word. */
+static int
+greeting_has_cap(const unsigned char *line, size_t len, const char *word)
+{
+    static const char code[] = "[CAPABILITY ";
+    size_t wl = strlen(word), i = 0, end;
+
+    while (i + sizeof(code) - 1 <= len
+           && strncasecmp((const char *)line + i, code, sizeof(code) - 1) != 0) {
+        i++;
+    }
+    if (i + sizeof(code) - 1 > len) {
+        return 0;
+    }
+    i += sizeof(code) - 1;
+    for (end = i; end < len && line[end] != ']'; end++) {
+    }
+    while (i < end) {
+        size_t w = i;
+
+        while (w < end && line[w] != ' ') {
+            w++;
+        }
+        if (w - i == wl && strncasecmp((const char *)line + i, word, wl) == 0) {
+            return 1;
+        }
+        i = w + 1;
+    }
+    return 0;
+}
+
 /*
- * Log in to the backend as NGINX does, with synchronizing literals so
- * that no byte of the user name or password needs quoting:
+ * The whole LOGIN command in one write when no continuation is needed:
+ * quoted strings when both are quotable, else non-synchronizing literals
+ * when the greeting announced LITERAL+ (RFC 7888).  NGINX always waits
+ * for two "+" continuations; this saves those two round trips.  Returns 1
+ * sent, 0 not possible (use synchronizing literals), -1 error.
+ */
+static int
+imap_login_one_write(struct session *s, const char *tag, struct str user,
+                     struct str pass, int literal_plus)
+{
+    size_t taglen = strlen(tag);
+    size_t size = taglen + 2 * (user.len + pass.len) + 64, n;
+    unsigned char *cmd;
+    int quoted = imap_quotable(user) && imap_quotable(pass), rc;
+
+    if (!quoted && !literal_plus) {
+        return 0;
+    }
+    if ((cmd = malloc(size)) == NULL) {
+        session_log(s, LOG_LV_ERR, "out of memory");
+        return -1;
+    }
+    memcpy(cmd, tag, taglen);
+    memcpy(cmd + taglen, " LOGIN ", 7);
+    n = taglen + 7;
+    if (quoted) {
+        n += imap_quote(cmd + n, user);
+        cmd[n++] = ' ';
+        n += imap_quote(cmd + n, pass);
+    } else {
+        n += (size_t)snprintf((char *)cmd + n, size - n, "{%zu+}\r\n", user.len);
+        memcpy(cmd + n, user.data, user.len);
+        n += user.len;
+        n += (size_t)snprintf((char *)cmd + n, size - n, " {%zu+}\r\n", pass.len);
+        memcpy(cmd + n, pass.data, pass.len);
+        n += pass.len;
+    }
+    memcpy(cmd + n, "\r\n", 2);
+    n += 2;
+    rc = backend_write(s, cmd, n) == 0 ? 1 : -1;
+    mem_wipe(cmd, n);
+    free(cmd);
+    return rc;
+}
+
+/*
+ * LOGIN with synchronizing literals, as NGINX: each literal waits for the
+ * backend's "+".  1 sent, 2 the backend refused (the client was answered),
+ * -1 error.
+ */
+static int
+imap_login_literals(struct session *s, const char *tag, struct str user,
+                    struct str pass)
+{
+    char cmd[IMAP_TAG_MAX + 64];
+    unsigned char *line;
+    size_t len;
+
+    snprintf(cmd, sizeof(cmd), "%s LOGIN {%zu}\r\n", tag, user.len);
+    if (backend_write(s, cmd, strlen(cmd)) != 0
+        || backend_line(s, &line, &len) != 0) {
+        return -1;
+    }
+    if (line[0] != '+') {
+        backend_refused(s, NULL, 0, line, len);
+        return 2;
+    }
+    s->action = "sending user name to upstream";
+    snprintf(cmd, sizeof(cmd), " {%zu}\r\n", pass.len);
+    if (backend_write2(s, user, cmd) != 0 || backend_line(s, &line, &len) != 0) {
+        return -1;
+    }
+    if (line[0] != '+') {
+        backend_refused(s, NULL, 0, line, len);
+        return 2;
+    }
+    s->action = "sending password to upstream";
+    return backend_write2(s, pass, "\r\n") == 0 ? 1 : -1;
+}
+
+/*
+ * Log in to the backend with the client's own tag, so that the backend's
+ * tagged answer is the answer to the client's LOGIN / AUTHENTICATE:
  *
  *   S: * OK ...
- *   C: TAG LOGIN {n}          S: + ...
- *   C: USER {m}               S: + ...
+ *   C: TAG LOGIN "USER" "PASSWORD"      (one write: both quotable), or
+ *   C: TAG LOGIN {n+} USER {m+} PASS    (one write: LITERAL+), or else as
+ *   C: TAG LOGIN {n}          S: + ...  NGINX does, with synchronizing
+ *   C: USER {m}               S: + ...  literals, which need no quoting
  *   C: PASSWORD
  *   S: [* CAPABILITY ...]     (untagged lines, relayed)
  *   S: TAG OK ...             (relayed: it answers the client's command)
- *
- * The client's own tag is used, so the backend's tagged answer is the
- * answer to the client's LOGIN / AUTHENTICATE.
  */
 static enum sess_rc
 imap_backend_login(struct session *s)
@@ -729,9 +873,8 @@ imap_backend_login(struct session *s)
     struct str pass = s->auth.pass.len > 0 ? s->auth.pass : s->passwd;
     unsigned char *line, *fwd = NULL;
     size_t len, fwdlen = 0, fwdsize = s->backend.in.size, taglen = strlen(tag);
-    char cmd[IMAP_TAG_MAX + 64];
     enum sess_rc rc = SESS_CLOSE;
-    int i;
+    int i, sent;
 
     if (s->auth.pass.len == 0 && (s->method == AUTH_METHOD_CRAM_MD5
                                   || s->method == AUTH_METHOD_EXTERNAL))
@@ -753,32 +896,16 @@ imap_backend_login(struct session *s)
     }
 
     s->action = "sending LOGIN command to upstream";
-    snprintf(cmd, sizeof(cmd), "%s LOGIN {%zu}\r\n", tag, user.len);
-    if (backend_write(s, cmd, strlen(cmd)) != 0) {
+    sent = imap_login_one_write(s, tag, user, pass,
+                                greeting_has_cap(line, len, "LITERAL+"));
+    if (sent == 0) {
+        sent = imap_login_literals(s, tag, user, pass);
+    }
+    if (sent < 0) {
         goto internal;
     }
-    if (backend_line(s, &line, &len) != 0) {
-        goto internal;
-    }
-    if (line[0] != '+') {
-        return backend_refused(s, NULL, 0, line, len);
-    }
-
-    s->action = "sending user name to upstream";
-    snprintf(cmd, sizeof(cmd), " {%zu}\r\n", pass.len);
-    if (backend_write2(s, user, cmd) != 0) {
-        goto internal;
-    }
-    if (backend_line(s, &line, &len) != 0) {
-        goto internal;
-    }
-    if (line[0] != '+') {
-        return backend_refused(s, NULL, 0, line, len);
-    }
-
-    s->action = "sending password to upstream";
-    if (backend_write2(s, pass, "\r\n") != 0) {
-        goto internal;
+    if (sent == 2) {
+        return SESS_CLOSE;          /* refused, and answered */
     }
 
     /* Untagged lines (CAPABILITY from Gmail, Dovecot...), then the answer. */

@@ -433,7 +433,7 @@ log_vwrite(const struct log *lg, enum log_level lv, uint64_t conn,
     struct tm tm;
     size_t head, n;
     int r;
-    long tid = (long)syscall(SYS_gettid);
+    static _Thread_local long tid;
 
     if (lg == NULL) {
         /* before any configuration: stderr, notice and above */
@@ -442,6 +442,9 @@ log_vwrite(const struct log *lg, enum log_level lv, uint64_t conn,
         }
     } else if ((int)lv > log_max_level(lg)) {
         return;
+    }
+    if (tid == 0) {
+        tid = (long)syscall(SYS_gettid);     /* once per thread */
     }
     clock_gettime(CLOCK_REALTIME, &ts);
     localtime_r(&ts.tv_sec, &tm);

@@ -458,6 +458,7 @@ relay_add(struct session *s)
     struct pair *p = calloc(1, sizeof(*p));
     struct relay_thread *t = &threads[0];
     char c = 1;
+    int was_empty;
 
     if (p == NULL) {
         return -1;
@@ -500,8 +501,11 @@ relay_add(struct session *s)
     pthread_mutex_lock(&t->lock);
     p->next = t->incoming;
     t->incoming = p;
+    was_empty = p->next == NULL;
     pthread_mutex_unlock(&t->lock);
-    if (write(t->wake[1], &c, 1) < 0) {
+    /* a non-empty list has had its wake-up written and not yet taken: the
+     * thread takes this pair with it, one write per batch is enough */
+    if (was_empty && write(t->wake[1], &c, 1) < 0) {
         /* pipe full: the thread is being woken anyway */
     }
     return 0;

@@ -600,6 +600,10 @@ log_logged_in(struct session *s)
     socklen_t len = sizeof(a);
     char bl[ADDR_TEXT_MAX] = "?", br[ADDR_TEXT_MAX] = "?";
 
+    s->action = NULL;
+    if ((int)LOG_LV_INFO > log_max_level(s->sc->error_log)) {
+        return;                     /* not worth two system calls */
+    }
     if (getsockname(s->backend.fd, (struct sockaddr *)&a, &len) == 0) {
         net_addr_text((struct sockaddr *)&a, len, bl, sizeof(bl), 1);
     }
@@ -607,7 +611,6 @@ log_logged_in(struct session *s)
     if (getpeername(s->backend.fd, (struct sockaddr *)&a, &len) == 0) {
         net_addr_text((struct sockaddr *)&a, len, br, sizeof(br), 1);
     }
-    s->action = NULL;
     /* NGINX's order: the context first, then both socket pairs */
     log_write(s->sc->error_log, LOG_LV_INFO, s->id,
               "client logged in, client: %s, server: %s:%s, login: \"%.*s\", "

@@ -839,7 +839,7 @@ tls_accept(struct conn *c, const struct server_conf *sc, char *err,
     gnutls_session_t s = NULL;
     gnutls_datum_t proto, tk;
     struct pollfd pfd;
-    int ret, one = 1, left;
+    int ret, left;
     /* NO_SIGNAL: a record sent to a peer that has gone must be an error,
      * never a SIGPIPE, whatever the process does with that signal */
     unsigned flags = GNUTLS_SERVER | GNUTLS_NONBLOCK | GNUTLS_NO_SIGNAL;
@@ -849,10 +849,8 @@ tls_accept(struct conn *c, const struct server_conf *sc, char *err,
         errno = EINVAL;
         return -1;
     }
-    /* small handshake records must not wait for delayed ACKs; fails
-     * harmlessly on a UNIX socket */
-    (void)setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-
+    /* TCP_NODELAY (small handshake records must not wait for delayed
+     * ACKs) came with the socket from its listener */
     ss = calloc(1, sizeof(*ss));
     if (ss == NULL) {
         snprintf(err, errlen, "out of memory");

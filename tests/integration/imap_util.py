@@ -116,12 +116,15 @@ class FakeBackend(harness.FakeServer):
       "ok"        a normal greeting, then an untagged CAPABILITY and "TAG OK"
                   to LOGIN; echoes whatever comes after
       "silent"    accepts and never says anything
+    literal_plus: the greeting announces LITERAL+ (and a {n+} literal then
+    gets no "+" continuation).
     Everything received is kept in .received (bytes), per connection."""
 
     conn_timeout = 30
 
-    def __init__(self, mode):
+    def __init__(self, mode, literal_plus=False):
         self.mode = mode
+        self.literal_plus = literal_plus
         self.received = []
         super().__init__()
 
@@ -159,19 +162,23 @@ class FakeBackend(harness.FakeServer):
                 return
             elif self.mode == "garbage":
                 c.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+            elif self.literal_plus:
+                c.sendall(b"* OK [CAPABILITY IMAP4rev1 LITERAL+] fake ready\r\n")
             else:
                 c.sendall(b"* OK fake ready\r\n")
             if self.mode in ("preauth", "garbage"):
                 # read whatever comes until the peer closes
                 self.drain(c)
                 return
-            line = self._recv_line(c, idx)        # TAG LOGIN {n}
+            line = self._recv_line(c, idx)        # TAG LOGIN ...
             tag = line.split(b" ", 1)[0]
             for _ in range(100):
                 if not line.rstrip().endswith(b"}"):
                     break
-                n = int(line.rstrip()[:-1].rsplit(b"{", 1)[1].rstrip(b"+"))
-                c.sendall(b"+ go\r\n")
+                spec = line.rstrip()[:-1].rsplit(b"{", 1)[1]
+                n = int(spec.rstrip(b"+"))
+                if not spec.endswith(b"+"):
+                    c.sendall(b"+ go\r\n")
                 self._recv_n(c, idx, n)
                 line = self._recv_line(c, idx)
             else:

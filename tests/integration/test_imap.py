@@ -720,12 +720,40 @@ def test_backend_misbehaves(imap_px, authsvc, kind, mode):
     assert re.search(r"\[error\].*upstream sent invalid response.*"
                      r"upstream: 127\.0\.0\.1:%d" % fb.port, text), text
     if mode == "refuse":
-        # it was given the login with literals, and nothing after
-        assert fb.received[0] == b"a LOGIN {4}\r\ndave {7}\r\ndave-pw\r\n"
+        # it was given the login in one line, and nothing after
+        assert fb.received[0] == b'a LOGIN "dave" "dave-pw"\r\n'
+
         assert "Backend says no." in text
     else:
         # no LOGIN (and so no password) for a backend that greets wrongly
         assert all(b"dave" not in r for r in fb.received)
+
+
+@pytest.mark.parametrize("password,literal_plus,sent", [
+    # quotable: one line, quoted-specials escaped (RFC 3501 quoted)
+    (b'q"uo\\te', False, b'b LOGIN "erin" "q\\"uo\\\\te"\r\n'),
+    # 8-bit: non-synchronizing literals in one write when LITERAL+ is there
+    ("p\u00e4ss".encode(), True,
+     b"b LOGIN {4+}\r\nerin {5+}\r\np\xc3\xa4ss\r\n"),
+    # ... else NGINX's synchronizing literals, one "+" wait each
+    ("p\u00e4ss".encode(), False,
+     b"b LOGIN {4}\r\nerin {5}\r\np\xc3\xa4ss\r\n"),
+])
+def test_backend_login_command(imap_px, password, literal_plus, sent):
+    """What the backend is sent for the client's LOGIN: as few round trips
+    as the credentials and the backend's greeting allow."""
+    fb = FakeBackend("refuse", literal_plus=literal_plus)
+    try:
+        p = imap_px("file", file_extra=[
+            ("erin", "{PLAIN}" + password.decode(), "127.0.0.1:%d" % fb.port)])
+        with Raw(p.port) as c:
+            c.send(b"b LOGIN erin {%d+}\r\n%s\r\n" % (len(password),
+                                                         password))
+            # the fake refuses only once it has read the whole command
+            assert c.read_all(10) == INTERNAL
+        assert fb.received[0] == sent
+    finally:
+        fb.stop()
 
 
 def test_backend_refusal_passed_on(imap_px):

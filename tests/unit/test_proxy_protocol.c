@@ -487,7 +487,7 @@ test_read(void)
     size_t n;
 
     /* whole header plus the client's next line in one write */
-    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0) {
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) != 0) {
         ok(0, "socketpair");
         return;
     }
@@ -509,7 +509,7 @@ test_read(void)
     close(sv[1]);
 
     /* v2 with TLVs, one byte at a time, then more client bytes */
-    socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+    socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv);
     conn_init(&c, sv[0], 4096);
     c.deadline = clock_now() + 10000;
     memcpy(pl, inet_block, 12);
@@ -532,7 +532,7 @@ test_read(void)
     close(sv[1]);
 
     /* not a PROXY header */
-    socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+    socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv);
     conn_init(&c, sv[0], 4096);
     c.deadline = clock_now() + 5000;
     ok(write(sv[1], "A1 LOGIN a b\r\n", 14) == 14, "read bad: wrote");
@@ -543,7 +543,7 @@ test_read(void)
     close(sv[1]);
 
     /* silent client: the deadline is honoured */
-    socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+    socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv);
     conn_init(&c, sv[0], 4096);
     t0 = clock_now();
     c.deadline = t0 + 200;
@@ -558,7 +558,7 @@ test_read(void)
     close(sv[1]);
 
     /* closed half-way */
-    socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+    socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv);
     conn_init(&c, sv[0], 4096);
     c.deadline = clock_now() + 5000;
     ok(write(sv[1], "PROXY TCP4 1.2", 14) == 14, "read eof: wrote part");
@@ -569,7 +569,7 @@ test_read(void)
     conn_close(&c);
 
     /* a v2 header declaring more than postern's bound (PROXY_V2_MAX) */
-    socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+    socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv);
     conn_init(&c, sv[0], 64);
     c.deadline = clock_now() + 5000;
     memcpy(b, "\r\n\r\n\0\r\nQUIT\n", 12);
