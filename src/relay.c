@@ -139,9 +139,10 @@ pipe_fill(struct pair *p, struct side *src, struct pipebuf *b)
             b->last += (size_t)n;
             progress = 1;
             src->rd_wants_write = 0;
-            if ((size_t)n < want) {
+            if ((size_t)n < want && src->c.tls == NULL) {
                 /* the socket is drained: another read() now would only
-                 * say EAGAIN; poll() tells when there is more */
+                 * say EAGAIN; poll() tells when there is more.  (A TLS
+                 * read returns one record at most: short says nothing.) */
                 src->readable = 0;
             }
             continue;
@@ -382,7 +383,9 @@ relay_main(void *arg)
         }
         if (rc > 0 && (pfd[0].revents & POLLIN)) {
             char drain[64];
-            while (read(t->wake[0], drain, sizeof(drain)) > 0) {
+
+            /* a short read has emptied the pipe: no read to see EAGAIN */
+            while (read(t->wake[0], drain, sizeof(drain)) == (ssize_t)sizeof(drain)) {
             }
         }
         now = clock_now();
