@@ -12,7 +12,6 @@
  * state, no locks: each call owns everything it touches.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -510,7 +509,6 @@ connect_peer(const struct auth_http_url *u, msec_t deadline, char *err,
 {
     char host[256];
     size_t n;
-    int fd, fl;
 
     n = strlen(u->host);
     if (u->is_unix) {
@@ -532,17 +530,8 @@ connect_peer(const struct auth_http_url *u, msec_t deadline, char *err,
         snprintf(err, errlen, "host name too long");
         return -1;
     }
-    fd = net_connect(host, u->port, deadline, err, errlen);
-    if (fd < 0) {
-        return -1;
-    }
-    fl = fcntl(fd, F_GETFL);
-    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
-        snprintf(err, errlen, "fcntl() failed (%s)", strerror(errno));
-        close(fd);
-        return -1;
-    }
-    return fd;
+    /* non-blocking already (net_connect opens it so) */
+    return net_connect(host, u->port, deadline, err, errlen);
 }
 
 /* Wait for an event until the deadline: 1 ready, 0 timed out, -1 error. */

@@ -69,8 +69,8 @@ size_t conn_pending(const struct conn *c);
 /* Half-close the write side (TLS: close_notify, then shutdown(SHUT_WR)). */
 int conn_shutdown_write(struct conn *c);
 
-/* Connect to host:port (an address or a name) until deadline; fd or -1,
- * with a text reason in err. */
+/* Connect to host:port (an address or a name) until deadline; a
+ * non-blocking fd or -1, with a text reason in err. */
 int net_connect(const char *host, unsigned short port, msec_t deadline,
                 char *err, size_t errlen);
 /* "1.2.3.4:143" / "[::1]:143" / "unix:/path" for a sockaddr. */

@@ -162,6 +162,23 @@ queue_remove(size_t i)
     pool.len--;
 }
 
+/* Whether a worker may take it now (lock held): its address is under its
+ * share of the workers, or it is a balancer's, counted once its header is
+ * read. */
+static int
+item_eligible(const struct pool_item *it)
+{
+    unsigned char key[17];
+    const struct addr_count *c;
+
+    if (it->resume == NULL && behind_balancer(it)) {
+        return 1;
+    }
+    addr_key(it->resume != NULL ? &it->resume->src : &it->peer, key);
+    c = count_find(key, 0);
+    return c == NULL || c->n < it->sc->preauth_per_client;
+}
+
 /* Take the first eligible item (lock held); 1 if one was taken, with the
  * share it counts under in *cl. */
 static int
@@ -172,7 +189,6 @@ queue_take(struct pool_item *out, struct claim *cl)
     for (size_t i = 0; i < pool.len; i++) {
         struct pool_item *it = &pool.q[(pool.head + i) % pool.cap];
         unsigned char key[17];
-        struct addr_count *c;
         int exempt;
 
         if (now >= it->accepted + it->sc->timeout) {
@@ -183,12 +199,11 @@ queue_take(struct pool_item *out, struct claim *cl)
             i--;
             continue;
         }
-        addr_key(it->resume != NULL ? &it->resume->src : &it->peer, key);
-        exempt = it->resume == NULL && behind_balancer(it);
-        c = count_find(key, 0);
-        if (!exempt && c != NULL && c->n >= it->sc->preauth_per_client) {
+        if (!item_eligible(it)) {
             continue;
         }
+        exempt = it->resume == NULL && behind_balancer(it);
+        addr_key(it->resume != NULL ? &it->resume->src : &it->peer, key);
         *out = *it;
         queue_remove(i);
         cl->held = 0;
@@ -358,7 +373,12 @@ pool_push(const struct pool_item *it)
     }
     pool.q[(pool.head + pool.len) % pool.cap] = *it;
     pool.len++;
-    pthread_cond_signal(&pool.work);
+    /* an item over its address's share waits for a share to come free
+     * (whose worker signals then): waking an idle worker now would only
+     * have it find nothing it may take */
+    if (item_eligible(it)) {
+        pthread_cond_signal(&pool.work);
+    }
     pthread_mutex_unlock(&pool.lock);
     return 0;
 }
