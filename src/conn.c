@@ -125,6 +125,19 @@ conn_pending(const struct conn *c)
     return c->tls != NULL ? tls_pending(c) : 0;
 }
 
+/* The reason for a failed call (see conn.h). */
+const char *
+conn_strerror(const struct conn *c, int e)
+{
+    if (e == ETIMEDOUT) {
+        return "timed out";
+    }
+    if (e == EIO && c->tls != NULL && tls_last_error(c)[0] != '\0') {
+        return tls_last_error(c);
+    }
+    return strerror(e);
+}
+
 /* Pass a half-close on. */
 int
 conn_shutdown_write(struct conn *c)

@@ -66,6 +66,9 @@ ssize_t conn_read_nb(struct conn *c, void *dst, size_t len, int *want_write_r);
 ssize_t conn_write_nb(struct conn *c, const void *src, size_t len, int *want_read_r);
 /* Bytes decrypted inside the TLS library, invisible to poll(). */
 size_t conn_pending(const struct conn *c);
+/* The reason for a failed call with errno e, for a log line: "timed out",
+ * the TLS error behind an EIO, else strerror(e). */
+const char *conn_strerror(const struct conn *c, int e);
 /* Half-close the write side (TLS: close_notify, then shutdown(SHUT_WR)). */
 int conn_shutdown_write(struct conn *c);
 

@@ -447,7 +447,8 @@ read_more(struct session *s)
     } else if (errno == ETIMEDOUT) {
         session_log(s, LOG_LV_INFO, "client timed out");
     } else {
-        session_log(s, LOG_LV_INFO, "client read failed: %s", strerror(errno));
+        session_log(s, LOG_LV_INFO, "client read failed: %s",
+                    conn_strerror(&s->client, errno));
     }
     return -1;
 }

@@ -523,7 +523,7 @@ fill(struct session *s, struct pop3_session *ps)
         session_log(s, LOG_LV_INFO, "client timed out");
     } else {
         session_log(s, LOG_LV_INFO, "client connection failed: %s",
-                    strerror(errno));
+                    conn_strerror(&s->client, errno));
     }
     return -1;
 }

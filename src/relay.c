@@ -58,6 +58,7 @@ struct pair {
     char upstream[ADDR_TEXT_MAX];
     char login[128];
     const char *reason;          /* set when the pair must end */
+    char detail[160];            /* what failed, for a read/write error */
     struct pair *next;           /* incoming list */
 };
 
@@ -89,9 +90,11 @@ pair_end(struct relay_thread *t, struct pair *p)
     msec_t dur = clock_now() - p->start;
 
     log_write(p->sc->error_log, LOG_LV_INFO, p->id,
-              "proxied session done, reason=%s bytes_in=%llu bytes_out=%llu "
-              "duration=%lld.%03lld, client: %s, login: \"%s\", upstream: %s",
-              p->reason ? p->reason : "closed", p->up.total, p->down.total,
+              "proxied session done, reason=%s%s%s%s bytes_in=%llu "
+              "bytes_out=%llu duration=%lld.%03lld, client: %s, login: \"%s\", "
+              "upstream: %s",
+              p->reason ? p->reason : "closed", p->detail[0] ? " (" : "",
+              p->detail, p->detail[0] ? ")" : "", p->up.total, p->down.total,
               (long long)(dur / 1000), (long long)(dur % 1000),
               p->client_ip, p->login, p->upstream);
     conn_close(&p->cl.c);
@@ -158,6 +161,7 @@ pipe_fill(struct pair *p, struct side *src, struct pipebuf *b)
             break;
         }
         p->reason = src == &p->cl ? "client read error" : "upstream read error";
+        str_lcpy(p->detail, conn_strerror(&src->c, errno), sizeof(p->detail));
         return -1;
     }
     return progress;
@@ -190,6 +194,7 @@ pipe_flush(struct pair *p, struct side *dst, struct pipebuf *b)
             break;
         }
         p->reason = dst == &p->cl ? "client write error" : "upstream write error";
+        str_lcpy(p->detail, conn_strerror(&dst->c, errno), sizeof(p->detail));
         return -1;
     }
     if (b->pos == b->last) {

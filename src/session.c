@@ -131,7 +131,7 @@ session_send(struct session *s, const char *data, size_t len)
 {
     if (conn_write_all(&s->client, data, len) != 0) {
         session_log(s, LOG_LV_INFO, "client write failed: %s",
-                    errno == ETIMEDOUT ? "timed out" : strerror(errno));
+                    conn_strerror(&s->client, errno));
         return -1;
     }
     return 0;

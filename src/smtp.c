@@ -309,8 +309,9 @@ read_command(struct session *s, struct smtp_state *st, struct smtp_cmd *cmd)
             return -1;
         }
         if (n < 0) {
-            session_log(s, LOG_LV_INFO, "client %s",
-                        errno == ETIMEDOUT ? "timed out" : strerror(errno));
+            session_log(s, LOG_LV_INFO, errno == ETIMEDOUT ? "client %s"
+                        : "client read failed: %s",
+                        conn_strerror(&s->client, errno));
             return -1;
         }
     }

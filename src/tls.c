@@ -74,6 +74,7 @@ struct tls_sess {
     const struct tls_server *ts;
     int alpn_offered, alpn_ok;
     char verify[160];                         /* Auth-SSL-Verify */
+    char error[160];                          /* tls_last_error() */
 };
 
 static pthread_once_t base_once = PTHREAD_ONCE_INIT;
@@ -962,6 +963,7 @@ static ssize_t
 record_error(struct conn *c, ssize_t ret, int *dir_write_r, const char *op)
 {
     gnutls_session_t s = c->tls;
+    struct tls_sess *ss;
 
     if (ret == GNUTLS_E_AGAIN || ret == GNUTLS_E_INTERRUPTED) {
         if (dir_write_r != NULL) {
@@ -973,15 +975,30 @@ record_error(struct conn *c, ssize_t ret, int *dir_write_r, const char *op)
     if (ret == 0 || ret == GNUTLS_E_PREMATURE_TERMINATION) {
         return 0;
     }
+    /* the caller logs it, with the session's context */
+    ss = gnutls_session_get_ptr(s);
     if (ret == GNUTLS_E_FATAL_ALERT_RECEIVED) {
-        log_g(LOG_LV_INFO, "SSL alert \"%s\" received while %s, fd %d",
-              gnutls_alert_get_name(gnutls_alert_get(s)), op, c->fd);
+        snprintf(ss->error, sizeof(ss->error), "SSL alert \"%s\" received "
+                 "while %s", gnutls_alert_get_name(gnutls_alert_get(s)), op);
     } else {
-        log_g(LOG_LV_INFO, "SSL %s failed: %s, fd %d", op,
-              gnutls_strerror((int)ret), c->fd);
+        snprintf(ss->error, sizeof(ss->error), "SSL %s failed: %s", op,
+                 gnutls_strerror((int)ret));
     }
     errno = EIO;
     return -1;
+}
+
+/* Why the last record call failed (see tls.h). */
+const char *
+tls_last_error(const struct conn *c)
+{
+    const struct tls_sess *ss;
+
+    if (c->tls == NULL) {
+        return "";
+    }
+    ss = gnutls_session_get_ptr(c->tls);
+    return ss->error;
 }
 
 /* Read decrypted bytes (see tls.h). */

@@ -42,12 +42,16 @@ int tls_accept(struct conn *c, const struct server_conf *sc,
 
 /* Record I/O on a non-blocking fd, as conn.h's nb calls:
  * >0 bytes, 0 EOF (close_notify or TCP close), -1 errno EAGAIN (with
- * *dir_write_r = 1 when GnuTLS waits to write) or EIO (logged at info).
+ * *dir_write_r = 1 when GnuTLS waits to write) or EIO (the reason kept
+ * for tls_last_error()).
  * After tls_send() fails with EAGAIN the caller must call it again with
  * the same bytes (GnuTLS may have encrypted part of them already). */
 ssize_t tls_recv(struct conn *c, void *dst, size_t len, int *dir_write_r);
 ssize_t tls_send(struct conn *c, const void *src, size_t len, int *dir_write_r);
 size_t tls_pending(const struct conn *c);
+/* Why the last record call failed with EIO ("SSL alert ... received",
+ * "SSL reading failed: ..."), for the caller's log line; "" if none. */
+const char *tls_last_error(const struct conn *c);
 int tls_bye(struct conn *c);           /* send close_notify, best effort */
 void tls_free(struct conn *c);         /* deinit the session; c->tls = NULL */
 

@@ -219,6 +219,48 @@ def test_handshake_failures_logged(start, certs):
                      10, what="a handshake failure")
 
 
+def _bogus_record(tls_sock):
+    """Write an application-data record no key can decrypt, under the TLS
+    layer of an established connection."""
+    os.write(tls_sock.fileno(), b"\x17\x03\x03\x00\x20" + b"\x5a" * 32)
+
+
+@pytest.mark.parametrize("when", ["before login", "in the relay"])
+def test_bad_record_logged_with_its_session(start, certs, dovecot, when):
+    """A record that fails to decrypt ends the session with GnuTLS's reason
+    in a line that names the session and the client (not a bare fd)."""
+    p = start(tls_server(certs, "imap"), log_level="info")
+    ctx = certs.client_context()
+    raw = socket.create_connection(("127.0.0.1", p.port), timeout=10)
+    with ctx.wrap_socket(raw, server_hostname="localhost") as c:
+        f = c.makefile("rb")
+        assert f.readline().startswith(b"* OK")
+        if when == "in the relay":
+            c.sendall(b"a LOGIN alice %s\r\n" % PW["alice"].encode())
+            for _ in range(20):
+                if f.readline().startswith(b"a OK"):
+                    break
+            else:
+                pytest.fail("no login")
+        _bogus_record(c)
+        c.settimeout(10)
+        try:
+            while c.recv(4096):
+                pass
+        except (ssl.SSLError, OSError):
+            pass
+    if when == "before login":
+        pattern = (r"\[info\] \d+#\d+: \*\d+ client read failed: SSL "
+                   r"reading failed: .*client: 127\.0\.0\.1")
+    else:
+        pattern = (r"\[info\] \d+#\d+: \*\d+ proxied session done, "
+                   r"reason=client read error \(SSL reading failed: [^)]+\)"
+                   r".*client: 127\.0\.0\.1")
+    harness.wait_for(lambda: re.search(pattern, p.log_text()), 10,
+                     what="the log line")
+    assert not re.search(r"SSL .*, fd \d+", p.log_text())
+
+
 # --------------------------------------------------------------------------
 # STARTTLS with Python's clients; capabilities before and after
 
