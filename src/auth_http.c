@@ -32,96 +32,30 @@
 #define AUTH_HTTP_MAX_WAIT_ROUNDS 5
 #define AUTH_HTTP_MAX_WAIT_SEC    60
 
-/* A growing text buffer that may hold a password: wiped when it moves. */
-struct sbuf {
-    char *data;
-    size_t len, cap;
-    int failed;
-};
-
-/* Make room for more bytes plus a NUL; on failure only set b->failed. */
-static void
-sb_reserve(struct sbuf *b, size_t more)
-{
-    size_t cap;
-    char *p;
-
-    if (b->failed) {
-        return;
-    }
-    if (more > ((size_t)-1) / 4 - b->len) {
-        b->failed = 1;
-        return;
-    }
-    if (b->len + more + 1 <= b->cap) {
-        return;
-    }
-    cap = b->cap ? b->cap : 1024;
-    while (cap < b->len + more + 1) {
-        cap *= 2;
-    }
-    /* not realloc: the old block may hold a password and must be wiped */
-    p = malloc(cap);
-    if (p == NULL) {
-        b->failed = 1;
-        return;
-    }
-    if (b->data != NULL) {
-        memcpy(p, b->data, b->len);
-        mem_wipe(b->data, b->cap);
-        free(b->data);
-    }
-    b->data = p;
-    b->cap = cap;
-}
-
-/* Append bytes. */
-static void
-sb_add(struct sbuf *b, const void *p, size_t n)
-{
-    sb_reserve(b, n);
-    if (b->failed) {
-        return;
-    }
-    if (n > 0) {
-        memcpy(b->data + b->len, p, n);
-    }
-    b->len += n;
-    b->data[b->len] = '\0';
-}
-
-/* Append a C string. */
-static void
-sb_adds(struct sbuf *b, const char *s)
-{
-    sb_add(b, s, strlen(s));
-}
-
 /* "Name: value\r\n" with value as it is (the caller proved it clean). */
 static void
-sb_header_raw(struct sbuf *b, const char *name, const void *v, size_t n)
+header_raw(struct str_builder *b, const char *name, const void *v, size_t n)
 {
-    sb_adds(b, name);
-    sb_add(b, ": ", 2);
-    sb_add(b, v, n);
-    sb_add(b, "\r\n", 2);
+    str_builder_puts(b, name);
+    str_builder_add(b, ": ", 2);
+    str_builder_add(b, v, n);
+    str_builder_add(b, "\r\n", 2);
 }
 
 /* "Name: escaped-value\r\n": for anything a client chose. */
 static void
-sb_header_escaped(struct sbuf *b, const char *name, struct str v)
+header_escaped(struct str_builder *b, const char *name, struct str v)
 {
+    unsigned char *out;
     size_t n;
 
-    sb_adds(b, name);
-    sb_add(b, ": ", 2);
+    str_builder_puts(b, name);
+    str_builder_add(b, ": ", 2);
     n = escape_mail_auth_len(v);
-    sb_reserve(b, n + 2);
-    if (b->failed) {
-        return;
+    if ((out = str_builder_extend(b, n)) != NULL) {
+        escape_mail_auth(v, (char *)out);
     }
-    b->len += escape_mail_auth(v, b->data + b->len);
-    sb_add(b, "\r\n", 2);
+    str_builder_add(b, "\r\n", 2);
 }
 
 /*
@@ -130,12 +64,12 @@ sb_header_escaped(struct sbuf *b, const char *name, struct str v)
  * NUL, which the SMTP parser guarantees; escaped otherwise.
  */
 static void
-sb_header_smtp(struct sbuf *b, const char *name, struct str v)
+header_smtp(struct str_builder *b, const char *name, struct str v)
 {
     if (escape_is_clean(v.data, v.len)) {
-        sb_header_raw(b, name, v.data, v.len);
+        header_raw(b, name, v.data, v.len);
     } else {
-        sb_header_escaped(b, name, v);
+        header_escaped(b, name, v);
     }
 }
 
@@ -144,7 +78,7 @@ sb_header_smtp(struct sbuf *b, const char *name, struct str v)
  * it when clean, escaped otherwise, skipped when unset.
  */
 static void
-sb_header_text(struct sbuf *b, const char *name, const char *v)
+header_text(struct str_builder *b, const char *name, const char *v)
 {
     struct str s;
 
@@ -154,21 +88,10 @@ sb_header_text(struct sbuf *b, const char *name, const char *v)
     s.data = (unsigned char *)v;
     s.len = strlen(v);
     if (escape_is_clean(s.data, s.len)) {
-        sb_header_raw(b, name, s.data, s.len);
+        header_raw(b, name, s.data, s.len);
     } else {
-        sb_header_escaped(b, name, s);
+        header_escaped(b, name, s);
     }
-}
-
-/* Discard a buffer, wiping it. */
-static void
-sb_free(struct sbuf *b)
-{
-    if (b->data != NULL) {
-        mem_wipe(b->data, b->cap);
-        free(b->data);
-    }
-    memset(b, 0, sizeof(*b));
 }
 
 /* Build the request text (see auth_http.h). */
@@ -178,7 +101,8 @@ auth_http_build_request(const struct server_conf *sc,
                         size_t *len_r, char *err, size_t errlen)
 {
     const struct auth_http_url *u = sc->auth_http;
-    struct sbuf b = { NULL, 0, 0, 0 };
+    struct str_builder b = STR_BUILDER_INIT;
+    struct str text;
     struct str salt = STR_NULL;
     const char *uri;
     char num[32];
@@ -209,71 +133,71 @@ auth_http_build_request(const struct server_conf *sc,
         }
     }
 
-    sb_adds(&b, "GET ");
-    sb_adds(&b, uri);
-    sb_adds(&b, " HTTP/1.0\r\n");
+    str_builder_puts(&b, "GET ");
+    str_builder_puts(&b, uri);
+    str_builder_puts(&b, " HTTP/1.0\r\n");
 
-    sb_adds(&b, "Host: ");
+    str_builder_puts(&b, "Host: ");
     if (u->is_unix || u->host == NULL) {
-        sb_adds(&b, "localhost");
+        str_builder_puts(&b, "localhost");
     } else if (strchr(u->host, ':') != NULL && u->host[0] != '[') {
-        sb_adds(&b, "[");
-        sb_adds(&b, u->host);
-        sb_adds(&b, "]");
+        str_builder_puts(&b, "[");
+        str_builder_puts(&b, u->host);
+        str_builder_puts(&b, "]");
     } else {
-        sb_adds(&b, u->host);
+        str_builder_puts(&b, u->host);
     }
-    sb_adds(&b, "\r\n");
+    str_builder_puts(&b, "\r\n");
 
-    sb_header_raw(&b, "Auth-Method", auth_method_name(rq->method),
+    header_raw(&b, "Auth-Method", auth_method_name(rq->method),
                   strlen(auth_method_name(rq->method)));
-    sb_header_escaped(&b, "Auth-User", rq->user);
-    sb_header_escaped(&b, "Auth-Pass", rq->pass);
+    header_escaped(&b, "Auth-User", rq->user);
+    header_escaped(&b, "Auth-Pass", rq->pass);
     if (salt.len > 0) {
-        sb_header_raw(&b, "Auth-Salt", salt.data, salt.len);
+        header_raw(&b, "Auth-Salt", salt.data, salt.len);
     }
-    sb_header_raw(&b, "Auth-Protocol", proto_name(rq->protocol),
+    header_raw(&b, "Auth-Protocol", proto_name(rq->protocol),
                   strlen(proto_name(rq->protocol)));
     snprintf(num, sizeof(num), "%d", rq->attempt > 0 ? rq->attempt : 1);
-    sb_header_raw(&b, "Auth-Login-Attempt", num, strlen(num));
-    sb_header_text(&b, "Client-IP", rq->client_ip);
+    header_raw(&b, "Auth-Login-Attempt", num, strlen(num));
+    header_text(&b, "Client-IP", rq->client_ip);
     if (rq->client_host != NULL && *rq->client_host != '\0') {
         struct str h;
 
         h.data = (unsigned char *)rq->client_host;
         h.len = strlen(rq->client_host);
-        sb_header_escaped(&b, "Client-Host", h);
+        header_escaped(&b, "Client-Host", h);
     }
 
-    sb_header_text(&b, "Proxy-Protocol-Addr", rq->pp_addr);
-    sb_header_text(&b, "Proxy-Protocol-Port", rq->pp_port);
-    sb_header_text(&b, "Proxy-Protocol-Server-Addr", rq->pp_server_addr);
-    sb_header_text(&b, "Proxy-Protocol-Server-Port", rq->pp_server_port);
+    header_text(&b, "Proxy-Protocol-Addr", rq->pp_addr);
+    header_text(&b, "Proxy-Protocol-Port", rq->pp_port);
+    header_text(&b, "Proxy-Protocol-Server-Addr", rq->pp_server_addr);
+    header_text(&b, "Proxy-Protocol-Server-Port", rq->pp_server_port);
 
     if (rq->protocol == PROTO_SMTP) {
         /* with "none" all three, as NGINX; otherwise those known so far */
         int all = rq->method == AUTH_METHOD_NONE;
 
         if (all || rq->smtp_helo.len > 0) {
-            sb_header_smtp(&b, "Auth-SMTP-Helo", rq->smtp_helo);
+            header_smtp(&b, "Auth-SMTP-Helo", rq->smtp_helo);
         }
         if (all || rq->smtp_from.len > 0) {
-            sb_header_smtp(&b, "Auth-SMTP-From", rq->smtp_from);
+            header_smtp(&b, "Auth-SMTP-From", rq->smtp_from);
         }
         if (all || rq->smtp_to.len > 0) {
-            sb_header_smtp(&b, "Auth-SMTP-To", rq->smtp_to);
+            header_smtp(&b, "Auth-SMTP-To", rq->smtp_to);
         }
     }
 
     if (rq->ssl) {
-        sb_adds(&b, "Auth-SSL: on\r\n");
-        sb_header_text(&b, "Auth-SSL-Protocol", rq->ssl_protocol);
-        sb_header_text(&b, "Auth-SSL-Cipher", rq->ssl_cipher);
-        sb_header_text(&b, "Auth-SSL-Verify", rq->ssl_verify);
-        sb_header_text(&b, "Auth-SSL-Subject", rq->ssl_subject);
-        sb_header_text(&b, "Auth-SSL-Issuer", rq->ssl_issuer);
-        sb_header_text(&b, "Auth-SSL-Serial", rq->ssl_serial);
-        sb_header_text(&b, "Auth-SSL-Fingerprint", rq->ssl_fingerprint);
+        str_builder_puts(&b, "Auth-SSL: on\r\n");
+        header_text(&b, "Auth-SSL-Protocol", rq->ssl_protocol);
+        header_text(&b, "Auth-SSL-Cipher", rq->ssl_cipher);
+        header_text(&b, "Auth-SSL-Verify", rq->ssl_verify);
+        header_text(&b, "Auth-SSL-Subject", rq->ssl_subject);
+        header_text(&b, "Auth-SSL-Issuer", rq->ssl_issuer);
+        header_text(&b, "Auth-SSL-Serial", rq->ssl_serial);
+        header_text(&b, "Auth-SSL-Fingerprint", rq->ssl_fingerprint);
         if (sc->auth_http_pass_client_cert && rq->ssl_cert != NULL
             && *rq->ssl_cert != '\0') {
             struct str c;
@@ -281,22 +205,21 @@ auth_http_build_request(const struct server_conf *sc,
             /* PEM has line breaks: always escaped, as NGINX does */
             c.data = (unsigned char *)rq->ssl_cert;
             c.len = strlen(rq->ssl_cert);
-            sb_header_escaped(&b, "Auth-SSL-Cert", c);
+            header_escaped(&b, "Auth-SSL-Cert", c);
         }
     }
 
     if (sc->auth_http_header_block != NULL) {
-        sb_adds(&b, sc->auth_http_header_block);
+        str_builder_puts(&b, sc->auth_http_header_block);
     }
-    sb_adds(&b, "\r\n");
+    str_builder_puts(&b, "\r\n");
 
-    if (b.failed) {
-        sb_free(&b);
+    if (str_builder_take(&b, &text) != 0) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    *req_r = b.data;
-    *len_r = b.len;
+    *req_r = (char *)text.data;
+    *len_r = text.len;
     return 0;
 }
 

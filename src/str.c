@@ -152,35 +152,54 @@ str_lcpy(char *dst, const char *src, size_t size)
     return n;
 }
 
-/* Grow by doubling (from 128 bytes: a reply fits in one or two steps) so
- * that the copying stays linear in the length of the text; keeps a NUL
- * after the text at all times. */
-void
-str_builder_add(struct str_builder *b, const char *s, size_t n)
+/*
+ * Make room for n more bytes and a NUL; 0, or -1 with failed set.  Grows
+ * by doubling (from 128 bytes: a reply fits in one or two steps) so that
+ * copying stays linear.  Not realloc: the old block may hold a password
+ * and is wiped before it is freed.
+ */
+static int
+builder_reserve(struct str_builder *b, size_t n)
 {
+    size_t size;
+    char *p;
+
     if (b->failed) {
-        return;
+        return -1;
     }
     if (n > SIZE_MAX - 1 - b->len) {
         errno = ENOMEM;
         b->failed = 1;
-        return;
+        return -1;
     }
-    if (b->len + n + 1 > b->size) {
-        size_t size = b->size ? b->size : 128;
-        char *p;
+    if (b->len + n + 1 <= b->size) {
+        return 0;
+    }
+    size = b->size ? b->size : 128;
+    while (size < b->len + n + 1) {
+        /* past half of SIZE_MAX, ask for exactly what is needed */
+        size = size <= SIZE_MAX / 2 ? size * 2 : b->len + n + 1;
+    }
+    if ((p = malloc(size)) == NULL) {
+        b->failed = 1;
+        return -1;
+    }
+    if (b->data != NULL) {
+        memcpy(p, b->data, b->len + 1);
+        mem_wipe(b->data, b->size);
+        free(b->data);
+    }
+    b->data = p;
+    b->size = size;
+    return 0;
+}
 
-        while (size < b->len + n + 1) {
-            /* past half of SIZE_MAX, ask for exactly what is needed */
-            size = size <= SIZE_MAX / 2 ? size * 2 : b->len + n + 1;
-        }
-        p = realloc(b->data, size);
-        if (p == NULL) {
-            b->failed = 1;
-            return;
-        }
-        b->data = p;
-        b->size = size;
+/* Append n bytes of s. */
+void
+str_builder_add(struct str_builder *b, const char *s, size_t n)
+{
+    if (builder_reserve(b, n) != 0) {
+        return;
     }
     if (n > 0) {
         memcpy(b->data + b->len, s, n);
@@ -196,23 +215,46 @@ str_builder_puts(struct str_builder *b, const char *s)
     str_builder_add(b, s, strlen(s));
 }
 
+/* Append n bytes for the caller to write; NULL after a failure. */
+unsigned char *
+str_builder_extend(struct str_builder *b, size_t n)
+{
+    unsigned char *p;
+
+    if (builder_reserve(b, n) != 0) {
+        return NULL;
+    }
+    p = (unsigned char *)b->data + b->len;
+    b->len += n;
+    b->data[b->len] = '\0';
+    return p;
+}
+
+/* Wipe and free what b holds; b is empty again. */
+void
+str_builder_free(struct str_builder *b)
+{
+    if (b->data != NULL) {
+        mem_wipe(b->data, b->size);
+        free(b->data);
+    }
+    *b = STR_BUILDER_INIT;
+}
+
 /* Hand over the buffer as it is: no copy, the spare room stays allocated
- * (the texts are few and built once). */
+ * (the texts are few, or short-lived). */
 int
 str_builder_take(struct str_builder *b, struct str *out)
 {
-    int rc = -1;
-
     /* an empty builder has no buffer yet: make the "" callers may print */
     str_builder_add(b, "", 0);
     *out = STR_NULL;
-    if (!b->failed) {
-        out->data = (unsigned char *)b->data;
-        out->len = b->len;
-        b->data = NULL;
-        rc = 0;
+    if (b->failed) {
+        str_builder_free(b);
+        return -1;
     }
-    free(b->data);
+    out->data = (unsigned char *)b->data;
+    out->len = b->len;
     *b = STR_BUILDER_INIT;
-    return rc;
+    return 0;
 }

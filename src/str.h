@@ -53,10 +53,11 @@ int mem_eq_const(const void *a, size_t alen, const void *b, size_t blen);
  * Callers check `>= size` for truncation. */
 size_t str_lcpy(char *dst, const char *src, size_t size);
 
-/* A growing heap text for the replies built at configuration time.  Adds
- * never fail outright: the first failure is remembered in failed, so the
- * caller checks once, at str_builder_take().  Not for secrets: growing
- * leaves the old copies in freed memory unwiped. */
+/* A growing heap text: the replies built at configuration time, the auth
+ * service request.  Adds never fail outright: the first failure is
+ * remembered in failed, so the caller checks once, at str_builder_take().
+ * Growing leaves no copy behind (the old block is wiped), so a builder may
+ * hold a password; str_builder_free() wipes too. */
 struct str_builder {
     char *data;
     size_t len, size;
@@ -73,9 +74,15 @@ void str_builder_add(struct str_builder *b, const char *s, size_t n);
 /* Append the C string s. */
 void str_builder_puts(struct str_builder *b, const char *s);
 
+/* Append n bytes the caller then writes (exactly n); NULL once failed. */
+unsigned char *str_builder_extend(struct str_builder *b, size_t n);
+
 /* Move the text into *out (heap, NUL-terminated after out->len bytes, so
  * also a C string; "" when nothing was added) and reset b for reuse.
  * 0, or -1 if an add failed: then *out is STR_NULL and the text freed. */
 int str_builder_take(struct str_builder *b, struct str *out);
+
+/* Wipe and free the text; b is empty and reusable. */
+void str_builder_free(struct str_builder *b);
 
 #endif

@@ -126,6 +126,13 @@ conn_write_all(struct conn *c, const void *data, size_t len)
     return 0;
 }
 
+const char *
+conn_strerror(const struct conn *c, int e)
+{
+    (void)c;
+    return strerror(e);
+}
+
 int
 session_send(struct session *s, const char *data, size_t len)
 {
