@@ -70,30 +70,6 @@ session_log(const struct session *s, enum log_level lv, const char *fmt, ...)
     log_write(lg, lv, s->id, "%s%s", msg, ctx);
 }
 
-/* Set the credentials of this attempt. */
-int
-session_set_creds(struct session *s, enum auth_method m, struct str login,
-                  struct str passwd, struct str salt)
-{
-    s->method = m;
-    if (str_set(&s->login, login) != 0 || str_set(&s->passwd, passwd) != 0
-        || (salt.data != NULL && str_set(&s->salt, salt) != 0)) {
-        session_clear_creds(s);
-        return -1;
-    }
-    return 0;
-}
-
-/* Forget the attempt: nothing of it survives into the next one. */
-void
-session_clear_creds(struct session *s)
-{
-    str_wipe_free(&s->login);
-    str_wipe_free(&s->passwd);
-    str_wipe_free(&s->salt);
-    s->method = AUTH_METHOD_PLAIN;
-}
-
 /* Count a protocol error against max_errors. */
 int
 session_error(struct session *s)

@@ -4,7 +4,8 @@
  * "starttls only", errors and max_errors, auth_error, backend login.
  *
  * The session and connection functions are fakes defined here (so the
- * linker takes neither session.o nor conn.o from libpostern.a); the client
+ * linker takes neither session.o nor conn.o from libpostern.a; the
+ * credentials are the real session_creds.o); the client
  * bytes arrive in chunks of a chosen size, down to one byte.
  */
 #include <errno.h>
@@ -166,27 +167,6 @@ session_log(const struct session *s, enum log_level lv, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(last_log, sizeof(last_log), fmt, ap);
     va_end(ap);
-}
-
-int
-session_set_creds(struct session *s, enum auth_method m, struct str login,
-                  struct str passwd, struct str salt)
-{
-    s->method = m;
-    /* as the real one: the salt only when there is one */
-    if (str_set(&s->login, login) || str_set(&s->passwd, passwd)
-        || (salt.data != NULL && str_set(&s->salt, salt))) {
-        return -1;
-    }
-    return 0;
-}
-
-void
-session_clear_creds(struct session *s)
-{
-    str_wipe_free(&s->login);
-    str_wipe_free(&s->passwd);
-    str_wipe_free(&s->salt);
 }
 
 int
