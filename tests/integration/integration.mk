@@ -29,4 +29,4 @@ EXTRA_DIST += tests/integration/test_tls.py tests/integration/tls_util.py
 TESTS += tests/integration/test_pop3.py tests/integration/test_auth_service.py
 EXTRA_DIST += tests/integration/test_pop3.py tests/integration/test_auth_service.py tests/integration/pop3_util.py
 TESTS += tests/integration/test_lifecycle.py
-EXTRA_DIST += tests/integration/test_lifecycle.py
+EXTRA_DIST += tests/integration/test_lifecycle.py tests/integration/nss_wrapper.tsan.supp

@@ -176,9 +176,16 @@ def test_listen_host_name_binds_every_address(postern_config):
     p.write_conf()
     env = dict(os.environ, NSS_WRAPPER_HOSTS=hosts,
                LD_PRELOAD=NSS_WRAPPER,
-               # the wrapper is preloaded ahead of the sanitizer runtimes
+               # sanitizer runtimes refuse a libc opened with RTLD_DEEPBIND,
+               # and the wrapper is preloaded ahead of them
+               NSS_WRAPPER_DISABLE_DEEPBIND="1",
                ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", "")
-               + ":verify_asan_link_order=0")
+               + ":verify_asan_link_order=0",
+               # the wrapper's own locking is not ours to judge
+               TSAN_OPTIONS=os.environ.get("TSAN_OPTIONS", "")
+               + ":suppressions=" + os.path.join(
+                   os.path.dirname(os.path.abspath(__file__)),
+                   "nss_wrapper.tsan.supp"))
     p.env = env
     r = subprocess.run(p.command("-T"), env=env, capture_output=True,
                        text=True, timeout=30)
