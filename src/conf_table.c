@@ -107,33 +107,6 @@ conf_dump_string(FILE *out, const char *s)
     fputc('"', out);
 }
 
-/* Print a time in exact units, largest first. */
-void
-conf_dump_time(FILE *out, msec_t ms)
-{
-    static const struct {
-        const char *unit;
-        int64_t ms;
-    } units[] = {
-        { "y", 365LL * 86400000 }, { "M", 30LL * 86400000 },
-        { "w", 7LL * 86400000 }, { "d", 86400000 }, { "h", 3600000 },
-        { "m", 60000 }, { "s", 1000 }, { "ms", 1 },
-    };
-
-    fputc('"', out);
-    if (ms <= 0) {
-        fputc('0', out);
-    }
-    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]) && ms > 0; i++) {
-        if (ms >= units[i].ms) {
-            fprintf(out, "%lld%s", (long long)(ms / units[i].ms),
-                    units[i].unit);
-            ms %= units[i].ms;
-        }
-    }
-    fputc('"', out);
-}
-
 /* Print the indent and "name = ". */
 static void
 dump_begin(FILE *out, int indent, const struct conf_setting *set)

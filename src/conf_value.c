@@ -102,6 +102,19 @@ next_token(const char **p, char *tok, size_t toklen)
     return 1;
 }
 
+/* NGINX's time units, largest first: the order a value must use, and the
+ * order conf_dump_time() prints in. */
+static const struct {
+    const char *unit;
+    int64_t ms;
+} time_units[] = {
+    { "y", 365LL * 86400000 }, { "M", 30LL * 86400000 },
+    { "w", 7LL * 86400000 }, { "d", 86400000 }, { "h", 3600000 },
+    { "m", 60000 }, { "s", 1000 }, { "ms", 1 },
+};
+
+#define N_TIME_UNITS (sizeof(time_units) / sizeof(time_units[0]))
+
 /*
  * NGINX time syntax: components NUMBER UNIT, units y M w d h m s ms, each
  * at most once and from the largest down ("1h30m", "1d 12h").  A bare
@@ -111,17 +124,6 @@ next_token(const char **p, char *tok, size_t toklen)
 int
 conf_parse_time(const char *s, int unit_is_sec, msec_t *ms_r)
 {
-    static const struct {
-        const char *unit;
-        int64_t ms;
-    } units[] = {
-        { "y", 365LL * 86400000 }, { "M", 30LL * 86400000 },
-        { "w", 7LL * 86400000 }, { "d", 86400000 }, { "h", 3600000 },
-        { "ms", 1 }, /* before "m" so that "ms" is not read as minutes */
-        { "m", 60000 }, { "s", 1000 },
-    };
-    /* rank of each unit, largest first: y M w d h m s ms */
-    static const int rank[] = { 0, 1, 2, 3, 4, 7, 5, 6 };
     int64_t total = 0;
     int last = -1, parts = 0;
     const char *p = s;
@@ -132,7 +134,7 @@ conf_parse_time(const char *s, int unit_is_sec, msec_t *ms_r)
     for (;;) {
         const char *num;
         uint64_t v;
-        size_t i;
+        size_t i, u;
 
         while (*p == ' ' || *p == '\t') {
             p++;
@@ -169,29 +171,30 @@ conf_parse_time(const char *s, int unit_is_sec, msec_t *ms_r)
             *ms_r = (msec_t)v;
             return 0;
         }
-        for (i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-            size_t ul = strlen(units[i].unit);
-
-            if (strncmp(p, units[i].unit, ul) == 0) {
-                p += ul;
-                break;
+        /* the longest unit that matches: "ms" is not minutes */
+        for (i = 0, u = N_TIME_UNITS; i < N_TIME_UNITS; i++) {
+            if (strncmp(p, time_units[i].unit, strlen(time_units[i].unit)) == 0
+                && (u == N_TIME_UNITS
+                    || strlen(time_units[i].unit) > strlen(time_units[u].unit))) {
+                u = i;
             }
         }
-        if (i == sizeof(units) / sizeof(units[0])) {
+        if (u == N_TIME_UNITS) {
             return -1;                       /* unknown unit */
         }
-        if (unit_is_sec && units[i].ms == 1) {
+        p += strlen(time_units[u].unit);
+        if (unit_is_sec && time_units[u].ms == 1) {
             return -1;
         }
-        if (rank[i] <= last) {
+        if ((int)u <= last) {
             return -1;                       /* repeated or out of order */
         }
-        last = rank[i];
-        if (v > (uint64_t)(INT64_MAX / units[i].ms)
-            || (int64_t)v * units[i].ms > INT64_MAX - total) {
+        last = (int)u;
+        if (v > (uint64_t)(INT64_MAX / time_units[u].ms)
+            || (int64_t)v * time_units[u].ms > INT64_MAX - total) {
             return -1;
         }
-        total += (int64_t)v * units[i].ms;
+        total += (int64_t)v * time_units[u].ms;
         parts++;
         if (*p != '\0' && *p != ' ' && *p != '\t'
             && !(*p >= '0' && *p <= '9')) {
@@ -203,6 +206,24 @@ conf_parse_time(const char *s, int unit_is_sec, msec_t *ms_r)
     }
     *ms_r = total;
     return 0;
+}
+
+/* Print a time as conf_parse_time() reads it, in exact units. */
+void
+conf_dump_time(FILE *out, msec_t ms)
+{
+    fputc('"', out);
+    if (ms <= 0) {
+        fputc('0', out);
+    }
+    for (size_t i = 0; i < N_TIME_UNITS && ms > 0; i++) {
+        if (ms >= time_units[i].ms) {
+            fprintf(out, "%lld%s", (long long)(ms / time_units[i].ms),
+                    time_units[i].unit);
+            ms %= time_units[i].ms;
+        }
+    }
+    fputc('"', out);
 }
 
 /* NGINX size syntax: bytes, or a number with k/K or m/M. */
