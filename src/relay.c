@@ -58,6 +58,7 @@ struct pair {
     char upstream[ADDR_TEXT_MAX];
     char login[128];
     const char *reason;          /* set when the pair must end */
+    int pending;                 /* this turn: GnuTLS holds bytes to move */
     char detail[160];            /* what failed, for a read/write error */
     struct pair *next;           /* incoming list */
 };
@@ -374,7 +375,9 @@ relay_main(void *arg)
             if (end < next) {
                 next = end;
             }
-            busy |= pair_has_pending(p);
+            /* asked once per turn: poll() does not change it */
+            p->pending = pair_has_pending(p);
+            busy |= p->pending;
             pfd[np].fd = p->cl.c.fd;
             pfd[np].events = side_events(&p->cl, &p->up, &p->down);
             pfd[np + 1].fd = p->be.c.fd;
@@ -404,7 +407,7 @@ relay_main(void *arg)
                 p->cl.readable |= side_readable(&p->cl, pc->revents);
                 p->be.readable |= side_readable(&p->be, pb->revents);
             }
-            if ((rc > 0 && (pc->revents | pb->revents)) || pair_has_pending(p)) {
+            if ((rc > 0 && (pc->revents | pb->revents)) || p->pending) {
                 if (((pc->revents | pb->revents) & (POLLERR | POLLNVAL))
                     && !((pc->revents | pb->revents) & (POLLIN | POLLHUP))) {
                     p->reason = "socket error";
