@@ -650,21 +650,17 @@ backend_write(struct session *s, const void *data, size_t len)
 static int
 backend_write2(struct session *s, struct str a, const char *b)
 {
-    size_t blen = strlen(b);
-    unsigned char *line = malloc(a.len + blen + 1);
-    int rc;
+    struct str_builder line = STR_BUILDER_INIT;
+    int rc = -1;
 
-    if (line == NULL) {
+    str_builder_add(&line, (const char *)a.data, a.len);
+    str_builder_puts(&line, b);
+    if (line.failed) {
         session_log(s, LOG_LV_ERR, "out of memory");
-        return -1;
+    } else {
+        rc = backend_write(s, line.data, line.len);
     }
-    if (a.len > 0) {
-        memcpy(line, a.data, a.len);
-    }
-    memcpy(line + a.len, b, blen);
-    rc = backend_write(s, line, a.len + blen);
-    mem_wipe(line, a.len + blen);
-    free(line);
+    str_builder_free(&line);
     return rc;
 }
 
@@ -722,22 +718,18 @@ imap_quotable(struct str s)
     return 1;
 }
 
-/* Append s as a quoted string at out; returns the bytes written (at most
- * 2 * s.len + 2). */
-static size_t
-imap_quote(unsigned char *out, struct str s)
+/* Append s to b as a quoted string. */
+static void
+imap_quote(struct str_builder *b, struct str s)
 {
-    size_t n = 0;
-
-    out[n++] = '"';
+    str_builder_add(b, "\"", 1);
     for (size_t i = 0; i < s.len; i++) {
         if (s.data[i] == '"' || s.data[i] == '\\') {
-            out[n++] = '\\';
+            str_builder_add(b, "\\", 1);
         }
-        out[n++] = s.data[i];
+        str_builder_add(b, (const char *)s.data + i, 1);
     }
-    out[n++] = '"';
-    return n;
+    str_builder_add(b, "\"", 1);
 }
 
 /* Whether the greeting's "[CAPABILITY ...]" response code names word. */
@@ -782,38 +774,35 @@ static int
 imap_login_one_write(struct session *s, const char *tag, struct str user,
                      struct str pass, int literal_plus)
 {
-    size_t taglen = strlen(tag);
-    size_t size = taglen + 2 * (user.len + pass.len) + 64, n;
-    unsigned char *cmd;
-    int quoted = imap_quotable(user) && imap_quotable(pass), rc;
+    struct str_builder b = STR_BUILDER_INIT;
+    char num[32];
+    int rc;
 
-    if (!quoted && !literal_plus) {
+    if (imap_quotable(user) && imap_quotable(pass)) {
+        str_builder_puts(&b, tag);
+        str_builder_puts(&b, " LOGIN ");
+        imap_quote(&b, user);
+        str_builder_puts(&b, " ");
+        imap_quote(&b, pass);
+    } else if (literal_plus) {
+        snprintf(num, sizeof(num), " LOGIN {%zu+}\r\n", user.len);
+        str_builder_puts(&b, tag);
+        str_builder_puts(&b, num);
+        str_builder_add(&b, (const char *)user.data, user.len);
+        snprintf(num, sizeof(num), " {%zu+}\r\n", pass.len);
+        str_builder_puts(&b, num);
+        str_builder_add(&b, (const char *)pass.data, pass.len);
+    } else {
         return 0;
     }
-    if ((cmd = malloc(size)) == NULL) {
+    str_builder_add(&b, "\r\n", 2);
+    if (b.failed) {
         session_log(s, LOG_LV_ERR, "out of memory");
-        return -1;
-    }
-    memcpy(cmd, tag, taglen);
-    memcpy(cmd + taglen, " LOGIN ", 7);
-    n = taglen + 7;
-    if (quoted) {
-        n += imap_quote(cmd + n, user);
-        cmd[n++] = ' ';
-        n += imap_quote(cmd + n, pass);
+        rc = -1;
     } else {
-        n += (size_t)snprintf((char *)cmd + n, size - n, "{%zu+}\r\n", user.len);
-        memcpy(cmd + n, user.data, user.len);
-        n += user.len;
-        n += (size_t)snprintf((char *)cmd + n, size - n, " {%zu+}\r\n", pass.len);
-        memcpy(cmd + n, pass.data, pass.len);
-        n += pass.len;
+        rc = backend_write(s, b.data, b.len) == 0 ? 1 : -1;
     }
-    memcpy(cmd + n, "\r\n", 2);
-    n += 2;
-    rc = backend_write(s, cmd, n) == 0 ? 1 : -1;
-    mem_wipe(cmd, n);
-    free(cmd);
+    str_builder_free(&b);           /* wipes the password */
     return rc;
 }
 
