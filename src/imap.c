@@ -634,36 +634,6 @@ backend_line(struct session *s, unsigned char **line_r, size_t *len_r)
     return -1;
 }
 
-/* Write to the backend; -1 (logged) on failure. */
-static int
-backend_write(struct session *s, const void *data, size_t len)
-{
-    if (conn_write_all(&s->backend, data, len) != 0) {
-        session_log(s, LOG_LV_ERR, "upstream write failed: %s",
-                    errno == ETIMEDOUT ? "timed out" : strerror(errno));
-        return -1;
-    }
-    return 0;
-}
-
-/* Write a + b to the backend in one piece; the copy is wiped (secrets). */
-static int
-backend_write2(struct session *s, struct str a, const char *b)
-{
-    struct str_builder line = STR_BUILDER_INIT;
-    int rc = -1;
-
-    str_builder_add(&line, (const char *)a.data, a.len);
-    str_builder_puts(&line, b);
-    if (line.failed) {
-        session_log(s, LOG_LV_ERR, "out of memory");
-    } else {
-        rc = backend_write(s, line.data, line.len);
-    }
-    str_builder_free(&line);
-    return rc;
-}
-
 /*
  * The backend did not answer as it should.  As NGINX: with
  * proxy_pass_error_message its lines go to the client (logged at info),
@@ -795,12 +765,13 @@ imap_login_one_write(struct session *s, const char *tag, struct str user,
     } else {
         return 0;
     }
-    str_builder_add(&b, "\r\n", 2);
     if (b.failed) {
         session_log(s, LOG_LV_ERR, "out of memory");
         rc = -1;
     } else {
-        rc = backend_write(s, b.data, b.len) == 0 ? 1 : -1;
+        rc = session_backend_send(s, "", (struct str){ b.len,
+                                  (unsigned char *)b.data }, "\r\n") == 0
+             ? 1 : -1;
     }
     str_builder_free(&b);           /* wipes the password */
     return rc;
@@ -820,7 +791,7 @@ imap_login_literals(struct session *s, const char *tag, struct str user,
     size_t len;
 
     snprintf(cmd, sizeof(cmd), "%s LOGIN {%zu}\r\n", tag, user.len);
-    if (backend_write(s, cmd, strlen(cmd)) != 0
+    if (session_backend_send(s, cmd, STR_NULL, "") != 0
         || backend_line(s, &line, &len) != 0) {
         return -1;
     }
@@ -830,7 +801,7 @@ imap_login_literals(struct session *s, const char *tag, struct str user,
     }
     s->action = "sending user name to upstream";
     snprintf(cmd, sizeof(cmd), " {%zu}\r\n", pass.len);
-    if (backend_write2(s, user, cmd) != 0 || backend_line(s, &line, &len) != 0) {
+    if (session_backend_send(s, "", user, cmd) != 0 || backend_line(s, &line, &len) != 0) {
         return -1;
     }
     if (line[0] != '+') {
@@ -838,7 +809,7 @@ imap_login_literals(struct session *s, const char *tag, struct str user,
         return 2;
     }
     s->action = "sending password to upstream";
-    return backend_write2(s, pass, "\r\n") == 0 ? 1 : -1;
+    return session_backend_send(s, "", pass, "\r\n") == 0 ? 1 : -1;
 }
 
 /*

@@ -668,35 +668,6 @@ backend_expect_ok(struct session *s, unsigned char **line_r, size_t *len_r)
     return -1;
 }
 
-/* Send "VERB arg CRLF" to the backend; the line is wiped after. */
-static int
-backend_send(struct session *s, const char *verb, struct str arg)
-{
-    size_t vlen = strlen(verb);
-    size_t n = vlen + 1 + arg.len + 2;
-    char *line = malloc(n);
-    int rc;
-
-    if (line == NULL) {
-        session_log(s, LOG_LV_ERR, "out of memory");
-        return -1;
-    }
-    memcpy(line, verb, vlen);
-    line[vlen] = ' ';
-    if (arg.len > 0) {
-        memcpy(line + vlen + 1, arg.data, arg.len);
-    }
-    memcpy(line + vlen + 1 + arg.len, CRLF, 2);
-    rc = conn_write_all(&s->backend, line, n);
-    mem_wipe(line, n);
-    free(line);
-    if (rc != 0) {
-        session_log(s, LOG_LV_ERR, "upstream connection failed: %s",
-                    strerror(errno));
-    }
-    return rc;
-}
-
 /* Greeting, USER, PASS on the backend; its final "+OK" goes to the client. */
 static enum sess_rc
 pop3_backend_login(struct session *s)
@@ -719,7 +690,7 @@ pop3_backend_login(struct session *s)
     }
 
     s->action = "sending user name to upstream";
-    if (backend_send(s, "USER", user) != 0) {
+    if (session_backend_send(s, "USER ", user, CRLF) != 0) {
         send_lit(s, pop3_internal);
         return SESS_CLOSE;
     }
@@ -728,7 +699,7 @@ pop3_backend_login(struct session *s)
     }
 
     s->action = "sending password to upstream";
-    if (backend_send(s, "PASS", pass) != 0) {
+    if (session_backend_send(s, "PASS ", pass, CRLF) != 0) {
         send_lit(s, pop3_internal);
         return SESS_CLOSE;
     }

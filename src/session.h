@@ -111,5 +111,9 @@ int session_starttls(struct session *s);
 int session_send(struct session *s, const char *data, size_t len);
 int session_sendf(struct session *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* Write PREFIX VALUE SUFFIX to the backend in one piece (a login line: the
+ * copy is wiped); 0 or -1 (logged at error, "upstream write failed"). */
+int session_backend_send(struct session *s, const char *prefix,
+                         struct str value, const char *suffix);
 
 #endif

@@ -745,32 +745,6 @@ backend_reply(struct session *s, struct smtp_reply *r)
     }
 }
 
-/* Write "PREFIX VALUE\r\n" to the backend; -1 is logged. */
-static int
-backend_line(struct session *s, const char *prefix, struct str value)
-{
-    size_t plen = strlen(prefix), len = plen + value.len + 2;
-    char *line = malloc(len);
-    int rc;
-
-    if (line == NULL) {
-        session_log(s, LOG_LV_ERR, "out of memory");
-        return -1;
-    }
-    memcpy(line, prefix, plen);
-    if (value.len > 0) {
-        memcpy(line + plen, value.data, value.len);
-    }
-    memcpy(line + plen + value.len, "\r\n", 2);
-    rc = conn_write_all(&s->backend, line, len);
-    if (rc != 0) {
-        session_log(s, LOG_LV_ERR, "upstream write failed: %s",
-                    errno == ETIMEDOUT ? "timed out" : strerror(errno));
-    }
-    free(line);
-    return rc;
-}
-
 /* The backend let us down: the client gets its reply (with
  * proxy_pass_error_message) or a 451, and the session ends. */
 static enum sess_rc
@@ -801,7 +775,7 @@ backend_step(struct session *s, const char *action, const char *prefix,
 {
     *bad_reply_r = 0;
     s->action = action;
-    if (backend_line(s, prefix, value) != 0 || backend_reply(s, r) != 0) {
+    if (session_backend_send(s, prefix, value, "\r\n") != 0 || backend_reply(s, r) != 0) {
         return -1;
     }
     if (want1 != 0 && r->code != want1 && r->code != want2) {

@@ -135,6 +135,20 @@ conn_strerror(const struct conn *c, int e)
 }
 
 int
+session_backend_send(struct session *s, const char *prefix, struct str value,
+                     const char *suffix)
+{
+    (void)s;
+    out_add(backend_out, &backend_out_len, prefix, strlen(prefix));
+    if (value.len > 0) {
+        out_add(backend_out, &backend_out_len, (const char *)value.data,
+                value.len);
+    }
+    out_add(backend_out, &backend_out_len, suffix, strlen(suffix));
+    return 0;
+}
+
+int
 session_send(struct session *s, const char *data, size_t len)
 {
     (void)s;
