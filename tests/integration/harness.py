@@ -208,7 +208,7 @@ def chown_tree(path, uid, gid):
             os.lchown(os.path.join(root, n), uid, gid)
 
 
-def have(*programs):
+def missing(*programs):
     """The missing ones of programs (absolute paths or names on PATH)."""
     return [p for p in programs
             if not (os.path.isabs(p) and os.access(p, os.X_OK))
@@ -1114,11 +1114,11 @@ def backends_missing(*programs):
     """Skip (or fail under POSTERN_REQUIRE_BACKENDS=1) if programs are
     missing; call from a fixture."""
     import pytest
-    missing = have(*programs)
+    absent = missing(*programs)
     msg = None
-    if missing:
+    if absent:
         msg = "not installed: %s (see tests/setup-debian.sh)" % \
-            ", ".join(missing)
+            ", ".join(absent)
     elif os.geteuid() != 0:
         msg = "the Dovecot/Postfix fixtures need root"
     if msg:

@@ -261,6 +261,15 @@ def read_reply(c):
             return out
 
 
+def ehlo_auth_plain(c, user, password):
+    """After the greeting: EHLO, then AUTH PLAIN with an initial response;
+    the reply line to AUTH."""
+    c.send("EHLO x\r\n")
+    read_reply(c)
+    ir = base64.b64encode(b"\0%s\0%s" % (user.encode(), password.encode()))
+    return c.cmd("AUTH PLAIN " + ir.decode())
+
+
 def imap_fetch_all(port, user, password, message_id=None):
     """The messages of user's INBOX (those with message_id, if given)
     through postern's IMAP, as bytes."""

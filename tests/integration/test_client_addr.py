@@ -13,7 +13,7 @@ import pytest
 
 import harness
 import smtp_util
-from smtp_util import read_reply
+from smtp_util import ehlo_auth_plain, read_reply
 
 NAME = "proxy.example.test"
 PW = harness.USERS
@@ -181,11 +181,8 @@ def test_resolver_slow(postern, env, dns):
     rq = Requests(env["authsvc"])
     with harness.LineClient(p.port, timeout=10) as c:
         c.readline()
-        c.send("EHLO x\r\n")
-        read_reply(c)
-        ir = base64.b64encode(b"\0alice\0alice-pw").decode()
         # the socket timeout (10s) bounds the wait; 30s would be the stub's
-        assert c.cmd("AUTH PLAIN " + ir) == b"235 2.0.0 OK\r\n"
+        assert ehlo_auth_plain(c, "alice", "alice-pw") == b"235 2.0.0 OK\r\n"
     assert "Client-Host" not in rq.one()
 
 
@@ -257,11 +254,8 @@ def test_resolver_ipv6_client(postern_config, env, dns):
     c.sock, c.buf = s, b""
     with c:
         c.readline()
-        c.send("EHLO x\r\n")
-        read_reply(c)
-        ir = base64.b64encode(b"\0alice\0alice-pw").decode()
         # (no XCLIENT: this Postfix is IPv4-only and refuses IPV6: ADDRs)
-        assert c.cmd("AUTH PLAIN " + ir) == b"235 2.0.0 OK\r\n"
+        assert ehlo_auth_plain(c, "alice", "alice-pw") == b"235 2.0.0 OK\r\n"
     h = rq.one()
     assert h["Client-IP"] == "::1"
     assert h["Client-Host"] == "good6.example.test"
@@ -283,10 +277,7 @@ def test_resolver_uses_proxy_address(postern, env, dns):
     with harness.LineClient(port, timeout=20) as c:
         c.send(smtp_util.proxy_v1("192.0.2.7", "127.0.0.1", 40000, port))
         c.readline()
-        c.send("EHLO x\r\n")
-        read_reply(c)
-        ir = base64.b64encode(b"\0alice\0alice-pw").decode()
-        assert c.cmd("AUTH PLAIN " + ir) == b"235 2.0.0 OK\r\n"
+        assert ehlo_auth_plain(c, "alice", "alice-pw") == b"235 2.0.0 OK\r\n"
     h = rq.one()
     assert h["Client-IP"] == "192.0.2.7"
     assert h["Client-Host"] == "lb-client.example.test"
@@ -403,10 +394,7 @@ def test_proxy_protocol_untrusted(postern, env, version):
     with harness.LineClient(port) as c:
         c.send(hdr)
         c.readline()
-        c.send("EHLO x\r\n")
-        read_reply(c)
-        ir = base64.b64encode(b"\0alice\0alice-pw").decode()
-        assert c.cmd("AUTH PLAIN " + ir) == b"235 2.0.0 OK\r\n"
+        assert ehlo_auth_plain(c, "alice", "alice-pw") == b"235 2.0.0 OK\r\n"
     h = rq.one()
     assert h["Client-IP"] == "127.0.0.1"
     # as NGINX: the claim itself is passed on, for the service to judge

@@ -20,7 +20,7 @@ import pytest
 
 import harness
 import smtp_util
-from smtp_util import read_reply
+from smtp_util import ehlo_auth_plain, read_reply
 
 NAME = "proxy.example.test"
 PW = harness.USERS
@@ -204,10 +204,7 @@ def test_wrong_password(postern, env):
     p = start(postern, env)
     with harness.LineClient(p.port) as c:
         c.readline()
-        c.send("EHLO x\r\n")
-        read_reply(c)
-        ir = base64.b64encode(b"\0alice\0wrong").decode()
-        assert c.cmd("AUTH PLAIN " + ir) == \
+        assert ehlo_auth_plain(c, "alice", "wrong") == \
             b"535 5.7.0 Invalid login or password\r\n"
         # no Auth-Wait: the session ends, as in NGINX
         assert c.closed_by_peer()
@@ -221,10 +218,7 @@ def test_wrong_password_error_code(postern, env):
         "/auth", "/error-code"))
     with harness.LineClient(p.port) as c:
         c.readline()
-        c.send("EHLO x\r\n")
-        read_reply(c)
-        ir = base64.b64encode(b"\0alice\0alice-pw").decode()
-        assert c.cmd("AUTH PLAIN " + ir) == \
+        assert ehlo_auth_plain(c, "alice", "alice-pw") == \
             b"535 5.7.8 Authentication failed\r\n"
         assert c.closed_by_peer()
 
@@ -233,11 +227,9 @@ def test_auth_wait_allows_retry(postern, env):
     p = start(postern, env, auth=env["authsvc"].url.replace("/auth", "/wait"))
     with harness.LineClient(p.port) as c:
         c.readline()
-        c.send("EHLO x\r\n")
-        read_reply(c)
-        ir = base64.b64encode(b"\0alice\0alice-pw").decode()
-        assert c.cmd("AUTH PLAIN " + ir).startswith(b"535 ")
+        assert ehlo_auth_plain(c, "alice", "alice-pw").startswith(b"535 ")
         # Auth-Wait: the client may try again in the same session
+        ir = base64.b64encode(b"\0alice\0alice-pw").decode()
         assert c.cmd("AUTH PLAIN " + ir).startswith(b"535 ")
 
 
@@ -245,7 +237,7 @@ def test_auth_wait_allows_retry(postern, env):
 # real clients: curl and swaks
 
 def test_curl_smtp(postern, env, tmp_path):
-    if harness.have("curl"):
+    if harness.missing("curl"):
         pytest.skip("curl not installed")
     p = start(postern, env)
     msg = harness.make_message("curl smtp", to="bob@example.test")
@@ -265,7 +257,7 @@ def test_curl_smtp(postern, env, tmp_path):
 
 @pytest.mark.parametrize("auth", ["PLAIN", "LOGIN", "CRAM-MD5"])
 def test_swaks(postern, env, tmp_path, auth):
-    if harness.have("swaks"):
+    if harness.missing("swaks"):
         pytest.skip("swaks not installed")
     p = start(postern, env, smtp={
         "smtp_auth": ["plain", "login", "cram-md5"],
@@ -405,7 +397,7 @@ def test_smtp_auth_wait_zero_closes(postern, env, auth_stub):
 
 def test_smtp_auth_none_swaks_authsvc(postern, env):
     """swaks without AUTH, the auth service's "*" entry naming Postfix."""
-    if harness.have("swaks"):
+    if harness.missing("swaks"):
         pytest.skip("swaks not installed")
     svc = env["authsvc"]
     users = dict(svc.users)
@@ -476,10 +468,7 @@ def test_proxy_smtp_auth(postern, env, auth_stub, fake_smtp):
     # the backend refuses: the client is not told 235
     with harness.LineClient(p.port) as c:
         c.readline()
-        c.send("EHLO x\r\n")
-        read_reply(c)
-        ir = base64.b64encode(b"\0bob\0bob-pw").decode()
-        assert c.cmd("AUTH PLAIN " + ir) == \
+        assert ehlo_auth_plain(c, "bob", "bob-pw") == \
             b"451 4.3.2 Internal server error\r\n"
         assert c.closed_by_peer()
     assert re.search(r'upstream sent invalid response: "535 5.7.8 Bad '
@@ -503,10 +492,7 @@ def test_proxy_smtp_auth_to_postfix_without_sasl(postern, env):
     p = start(postern, env, smtp={"proxy_smtp_auth": True, "xclient": False})
     with harness.LineClient(p.port) as c:
         c.readline()
-        c.send("EHLO x\r\n")
-        read_reply(c)
-        ir = base64.b64encode(b"\0alice\0alice-pw").decode()
-        assert c.cmd("AUTH PLAIN " + ir) == \
+        assert ehlo_auth_plain(c, "alice", "alice-pw") == \
             b"451 4.3.2 Internal server error\r\n"
 
 

@@ -38,7 +38,7 @@ from tls_util import s_client
 
 @pytest.fixture(scope="module")
 def certs():
-    missing = harness.have("openssl")
+    missing = harness.missing("openssl")
     if missing:
         pytest.skip("openssl is not installed")
     d = harness.make_tmpdir("certs")
@@ -460,7 +460,7 @@ def curl(*args, timeout=30):
 
 @pytest.fixture
 def curl_ok():
-    if harness.have("curl"):
+    if harness.missing("curl"):
         pytest.skip("curl is not installed")
 
 
@@ -603,7 +603,7 @@ def test_openssl_s_client_starttls(start, certs, dovecot, proto):
 
 @pytest.mark.parametrize("proto", ["imap", "pop3", "smtp"])
 def test_gnutls_cli_starttls(start, certs, dovecot, proto):
-    if harness.have("gnutls-cli"):
+    if harness.missing("gnutls-cli"):
         pytest.skip("gnutls-cli is not installed")
     p = start(tls_server(certs, proto, ssl_listen=False, starttls="on"))
     session = {"imap": IMAP_SESSION, "pop3": POP3_SESSION,
