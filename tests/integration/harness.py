@@ -15,6 +15,7 @@ are.
 """
 
 import atexit
+import collections
 import json
 import os
 import pwd
@@ -57,11 +58,22 @@ class HarnessError(Exception):
 # --------------------------------------------------------------------------
 # small helpers
 
+_given_ports = collections.deque(maxlen=4096)
+
+
 def free_port():
-    """A TCP port on 127.0.0.1 that nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port on 127.0.0.1 that nobody listens on right now, and that
+    this process has not been given lately: the kernel may hand out a port
+    it just freed again, and two ports taken for one configuration (say
+    Dovecot's IMAP and POP3 listeners) must differ."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _given_ports:
+            _given_ports.append(port)
+            return port
+    raise HarnessError("no fresh free port in 100 tries")
 
 
 def make_tmpdir(tag):
