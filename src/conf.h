@@ -185,7 +185,7 @@ struct conf {
     struct log *error_log;           /* top-level log */
     struct strlist error_log_spec;   /* its error_log values, for -T */
     int worker_threads;
-    int relay_threads;
+    int relay_threads;           /* 0: "auto", one per online CPU */
     int worker_connections;
     int worker_rlimit_nofile;        /* -1 unset */
     msec_t shutdown_timeout;         /* -1 unset */

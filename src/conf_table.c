@@ -314,6 +314,40 @@ int_dump(FILE *out, int indent, const struct conf_setting *set,
     fprintf(out, "%d;\n", v);
 }
 
+/* relay_threads: an int, or "auto" (stored as 0): one thread per online
+ * CPU, resolved when the threads start, as NGINX's worker_processes auto. */
+static int
+threads_parse(struct conf_ctx *ctx, const struct conf_setting *set,
+              const config_setting_t *cs, void *field, void *base)
+{
+    const char *s;
+
+    if (config_setting_type(cs) != CONFIG_TYPE_STRING) {
+        return int_parse(ctx, set, cs, field, base);
+    }
+    s = config_setting_get_string(cs);
+    if (strcmp(s, "auto") != 0) {
+        return conf_fail(ctx, cs, set->name,
+                         "invalid value \"%s\", expected %s", s,
+                         set->type->expect);
+    }
+    *(int *)field = 0;
+    return 0;
+}
+
+/* relay_threads: "auto" or the number, for -T. */
+static void
+threads_dump(FILE *out, int indent, const struct conf_setting *set,
+             const void *field, const void *base)
+{
+    if (*(const int *)field == 0) {
+        dump_begin(out, indent, set);
+        fputs("\"auto\";\n", out);
+        return;
+    }
+    int_dump(out, indent, set, field, base);
+}
+
 /* ---- string, path -------------------------------------------------- */
 
 /* string: the libconfig value into the field. */
@@ -1414,6 +1448,8 @@ static const struct conf_type
     t_sslflag = TYPE("flag", "a flag (true, false, \"on\" or \"off\")",
                      ssl_flag_parse, no_free, flag_dump),
     t_int = TYPE("int", "an integer", int_parse, no_free, int_dump),
+    t_threads = TYPE("int or \"auto\"", "an integer or \"auto\"",
+                     threads_parse, no_free, threads_dump),
     t_string = TYPE("string", "a string", string_parse, string_free,
                     string_dump),
     t_path = TYPE("path", "a string (a file name)", path_parse, string_free,
@@ -1477,7 +1513,7 @@ const struct conf_setting conf_settings[] = {
       offsetof(struct server_conf, error_log_spec), 0, 0, 0, 0 },
     { "worker_threads", &t_int, SC_TOP, "32", "32", T(worker_threads),
       1, 10000, 0, 0 },
-    { "relay_threads", &t_int, SC_TOP, "1", "1", T(relay_threads),
+    { "relay_threads", &t_threads, SC_TOP, "1", "1", T(relay_threads),
       1, 1024, 0, 0 },
     { "worker_connections", &t_int, SC_TOP, "1024", "1024",
       T(worker_connections), 1, 10000000, 0, 0 },

@@ -178,6 +178,19 @@ drain_relay(msec_t until)
     }
 }
 
+/* relay_threads, with "auto" (0) as the number of online CPUs. */
+static int
+relay_thread_count(const struct conf *c)
+{
+    long ncpu;
+
+    if (c->relay_threads > 0) {
+        return c->relay_threads;
+    }
+    ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    return ncpu < 1 ? 1 : ncpu > 1024 ? 1024 : (int)ncpu;
+}
+
 /* Run until TERM/INT/QUIT. */
 static int
 serve(struct conf **cur, const struct options *opt)
@@ -186,7 +199,7 @@ serve(struct conf **cur, const struct options *opt)
     char err[1024];
     struct listener_set *ls;
     size_t nlisten = 0;
-    int sig, fast = 1;
+    int sig, fast = 1, nrelay = relay_thread_count(*cur);
 
     if (open_logs(*cur, err, sizeof(err)) != 0) {
         fprintf(stderr, "postern: [emerg] %s\n", err);
@@ -238,7 +251,7 @@ serve(struct conf **cur, const struct options *opt)
         return 1;
     }
 
-    if (relay_start((*cur)->relay_threads) != 0
+    if (relay_start(nrelay) != 0
         || pool_start((*cur)->worker_threads, (size_t)(*cur)->worker_connections) != 0
         || acceptor_start(ls) != 0) {
         pidfile_remove((*cur)->pid);
@@ -246,7 +259,7 @@ serve(struct conf **cur, const struct options *opt)
         return 1;
     }
     log_g(LOG_LV_NOTICE, "postern/%s started: %zu listeners, %d workers, %d relay threads",
-          PACKAGE_VERSION, nlisten, (*cur)->worker_threads, (*cur)->relay_threads);
+          PACKAGE_VERSION, nlisten, (*cur)->worker_threads, nrelay);
     process_ready(0);
 
     sigdelset(&set, SIGPIPE);

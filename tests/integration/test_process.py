@@ -142,6 +142,17 @@ def test_T_dumps_configuration(postern_config):
     assert "127.0.0.1:%d" % p.port in r.stdout
 
 
+def test_relay_threads_auto_is_one_per_cpu(postern_config):
+    p = simple(postern_config, top={"relay_threads": "auto"})
+    r = p.run("-T")
+    assert r.returncode == 0, output(r)
+    assert 'relay_threads = "auto";' in r.stdout
+    p.start()
+    assert greeting(p.port).startswith(b"* OK"), p.logs()
+    assert re.search(r"started: .* %d relay threads" % os.cpu_count(),
+                     p.log_text()), p.logs()
+
+
 BAD_CONFIGS = {
     # name: (postern_config kwargs, text on the offending line)
     "unknown top-level setting": (
@@ -151,6 +162,8 @@ BAD_CONFIGS = {
         "no_such_thing"),
     "wrong type": ({"top": {"worker_threads": "many"}}, "worker_threads"),
     "out of range": ({"top": {"worker_threads": 0}}, "worker_threads"),
+    "relay_threads neither a number nor auto": (
+        {"top": {"relay_threads": "many"}}, "relay_threads"),
     "wrong scope": ({"mail": {"daemon": True}}, "daemon"),
     "bad protocol": (
         {"servers": [{"protocol": "nntp"}]}, "nntp"),

@@ -116,7 +116,9 @@ static const struct row {
     { "error_log", "[\"stderr info\", \"log/e.log\"]", "\"stderr loud\"",
       "~loud" },
     { "worker_threads", "4", "0", "0 is out of range 1..10000" },
-    { "relay_threads", "2", "\"2\"", "expected an integer" },
+    { "relay_threads", "\"auto\"", "\"2\"",
+      "invalid value \"2\", expected an integer or \"auto\"" },
+    { "relay_threads", "2", "true", "expected an integer or \"auto\"" },
     { "worker_connections", "10", "-5", "-5 is out of range 1..10000000" },
     { "worker_rlimit_nofile", "4096", "0", "0 is out of range 1..2147483647" },
     { "shutdown_timeout", "\"10s\"", "\"10x\"", "invalid time \"10x\"" },
@@ -671,6 +673,7 @@ test_dump(void)
 
     c = load_ok("daemon = \"off\";\nuser = \"mail nogroup\";\n"
                 "worker_rlimit_nofile = 8192;\nshutdown_timeout = 90000;\n"
+                "relay_threads = \"auto\";\n"
                 "mail = {\n"
                 "    auth_http = \"http://[::1]:9000/auth\";\n"
                 "    auth_http_header = ( [\"X-Q\", \"a \\\"quoted\\\" \\\\ "
@@ -713,6 +716,9 @@ test_dump(void)
        "size dumped");
     ok(a != NULL && strstr(a, "user = \"mail nogroup\";") != NULL,
        "user dumped");
+    ok(a != NULL && strstr(a, "relay_threads = \"auto\";") != NULL,
+       "relay_threads \"auto\" dumped");
+    is_int(d->relay_threads, 0, "relay_threads \"auto\" loads back");
     ok(a != NULL && strstr(a, "resolver = \"127.0.0.1:5353 valid=60s ipv4=on "
                            "ipv6=off\";") != NULL, "resolver dumped");
     is_str(d->servers[0].auth_http_header.value[0], "a \"quoted\" \\ value",
