@@ -4,7 +4,7 @@
 # tests/fuzz/fuzz_auth_file.c) are registered by tests/fuzz/targets.mk.
 libpostern_a_SOURCES += \
 	src/auth.c src/auth.h src/auth_impl.h \
-	src/auth_http.c src/auth_http.h \
+	src/auth_http.c src/auth_http.h src/keepalive.c src/keepalive.h \
 	src/http_parse.c src/http_parse.h \
 	src/escape.c src/escape.h \
 	src/auth_file.c src/auth_file.h

@@ -1,21 +1,24 @@
 /*
  * auth_http.c - the NGINX auth protocol client (ngx_mail_auth_http_module's
  * protocol): one HTTP/1.0 GET per login attempt, the answer in response
- * headers.
+ * headers; on a new connection each time, as NGINX does, or on one kept
+ * open from an earlier attempt (auth_http_keepalive).
  *
  * Handles untrusted input twice: client values go out in request headers
  * (escaped so no byte can start a new header line) and the auth service's
  * response comes back through http_parse.c with hard bounds.  Handles
  * secrets: the request text and the response buffer hold passwords and are
  * wiped before they are freed; nothing here logs.  Blocking I/O with
- * poll() and one deadline per request (auth_http_timeout).  No shared
- * state, no locks: each call owns everything it touches.
+ * poll() and one deadline per request (auth_http_timeout).  Shared state:
+ * only the server's stack of idle connections (auth_http_keepalive,
+ * keepalive.c, which locks it); everything else each call owns.
  */
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -26,6 +29,7 @@
 #include "conn.h"
 #include "escape.h"
 #include "http_parse.h"
+#include "keepalive.h"
 #include "str.h"
 
 /* "Auth-Status: WAIT" rounds before we give up, and the longest pause. */
@@ -148,6 +152,11 @@ auth_http_build_request(const struct server_conf *sc,
         str_builder_puts(&b, u->host);
     }
     str_builder_puts(&b, "\r\n");
+    if (sc->auth_http_keepalive > 0) {
+        /* HTTP/1.0 keep-alive: the request stays NGINX's, and a server
+         * that does not know the header simply closes as before */
+        str_builder_puts(&b, "Connection: keep-alive\r\n");
+    }
 
     header_raw(&b, "Auth-Method", auth_method_name(rq->method),
                   strlen(auth_method_name(rq->method)));
@@ -304,6 +313,63 @@ show(struct str v, char *out, size_t outlen)
         out[i] = (c < 0x20 || c >= 0x7f) ? '?' : (char)c;
     }
     out[n] = '\0';
+}
+
+/* 1 if the comma-separated header value v lists token (any case). */
+static int
+has_token(struct str v, const char *token)
+{
+    size_t i = 0, n = strlen(token);
+
+    while (i < v.len) {
+        size_t start, end;
+
+        while (i < v.len && (v.data[i] == ' ' || v.data[i] == '\t'
+                             || v.data[i] == ',')) {
+            i++;
+        }
+        start = i;
+        while (i < v.len && v.data[i] != ',') {
+            i++;
+        }
+        end = i;
+        while (end > start && (v.data[end - 1] == ' '
+                               || v.data[end - 1] == '\t')) {
+            end--;
+        }
+        if (end - start == n
+            && strncasecmp((const char *)v.data + start, token, n) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Whether the connection may carry another request (see auth_http.h). */
+int
+auth_http_reusable(const struct http_response *hr, const unsigned char *buf,
+                   size_t *total_r)
+{
+    struct str conn, clen;
+    long body;
+
+    *total_r = 0;
+    if (hr->done != HTTP_PARSE_OK
+        || !http_header_get(hr, buf, "Connection", &conn)
+        || !has_token(conn, "keep-alive") || has_token(conn, "close")
+        || http_header_get(hr, buf, "Transfer-Encoding", &clen)) {
+        return 0;
+    }
+    if ((hr->status >= 100 && hr->status < 200) || hr->status == 204
+        || hr->status == 304) {
+        body = 0;
+    } else if (!http_header_get(hr, buf, "Content-Length", &clen)
+               || (body = parse_number(clen, 5)) < 0
+               || (size_t)body > HTTP_MAX_TOTAL - hr->header_end) {
+        return 0;               /* ends at close, or too long to read */
+    }
+    *total_r = hr->header_end + (size_t)body;
+    return 1;
 }
 
 /* Turn a parsed response into a result (see auth_http.h). */
@@ -518,20 +584,120 @@ send_all(int fd, const char *p, size_t len, msec_t deadline)
     return 0;
 }
 
-/* One request and its answer; the verdict says whether to ask again. */
+/* What became of one request on one connection. */
+enum exchange_rc {
+    EXCHANGE_OK,            /* a response head (and its body when kept) */
+    EXCHANGE_FAILED,        /* *r says why */
+    EXCHANGE_STALE          /* a reused connection closed before answering */
+};
+
+/*
+ * Send req on fd and read the response head into buf (*len_r bytes) until
+ * the deadline.  When keep is set, also read the body up to *keep_r's end
+ * and leave *keep_r 1 only if the connection may carry another request.
+ */
+static enum exchange_rc
+exchange(int fd, int reused, const char *req, size_t reqlen, msec_t deadline,
+         struct http_response *hr, unsigned char *buf, size_t *len_r,
+         int *keep_r, const char *peer, struct auth_result *r)
+{
+    size_t len = 0, total = 0;
+    ssize_t n;
+    int w, head = 0;
+
+    if (send_all(fd, req, reqlen, deadline) < 0) {
+        if (reused && errno != ETIMEDOUT) {
+            return EXCHANGE_STALE;
+        }
+        if (errno == ETIMEDOUT) {
+            auth_result_tempfail(r, "auth http server %s timed out", peer);
+        } else {
+            auth_result_tempfail(r, "auth http server %s: send() failed "
+                                 "(%s)", peer, strerror(errno));
+        }
+        return EXCHANGE_FAILED;
+    }
+    http_parse_init(hr);
+    for (;;) {
+        n = recv(fd, buf + len, HTTP_MAX_TOTAL - len, 0);
+        if (n > 0) {
+            len += (size_t)n;
+            *len_r = len;
+            if (!head) {
+                if (http_parse(hr, buf, len) == HTTP_PARSE_AGAIN) {
+                    continue;
+                }
+                head = 1;
+                if (!*keep_r || !auth_http_reusable(hr, buf, &total)) {
+                    *keep_r = 0;
+                    return EXCHANGE_OK;
+                }
+            }
+            if (len >= total) {
+                *keep_r = len == total;     /* bytes past it: not ours */
+                return EXCHANGE_OK;
+            }
+            continue;
+        }
+        if (n == 0 || (n < 0 && errno == ECONNRESET)) {
+            if (reused && len == 0) {
+                return EXCHANGE_STALE;
+            }
+            if (head) {                     /* the body was cut short */
+                *keep_r = 0;
+                return EXCHANGE_OK;
+            }
+            auth_result_tempfail(r, "auth http server %s closed the "
+                                 "connection before a complete response",
+                                 peer);
+            return EXCHANGE_FAILED;
+        }
+        if (errno == EINTR) {
+            continue;
+        }
+        if (errno != EAGAIN && errno != EWOULDBLOCK) {
+            auth_result_tempfail(r, "auth http server %s: recv() failed "
+                                 "(%s)", peer, strerror(errno));
+            return EXCHANGE_FAILED;
+        }
+        w = wait_fd(fd, POLLIN, deadline);
+        if (w == 0 && head) {
+            *keep_r = 0;
+            return EXCHANGE_OK;
+        }
+        if (w == 0) {
+            auth_result_tempfail(r, "auth http server %s timed out", peer);
+            return EXCHANGE_FAILED;
+        }
+        if (w < 0) {
+            auth_result_tempfail(r, "auth http server %s: poll() failed "
+                                 "(%s)", peer, strerror(errno));
+            return EXCHANGE_FAILED;
+        }
+    }
+}
+
+/*
+ * One request and its answer; the verdict says whether to ask again.  With
+ * auth_http_keepalive the request goes on an idle connection when there is
+ * one; if that connection turns out closed before any answer byte, the
+ * request is sent once more on a new connection (a GET that got no answer
+ * is safe to repeat, RFC 9112 section 9.3.1).
+ */
 static enum auth_http_verdict
 one_round(const struct server_conf *sc, const struct auth_request *rq,
           const char *peer, struct auth_result *r)
 {
+    struct keepalive *idle = sc->auth_http->idle;
     enum auth_http_verdict verdict = AUTH_HTTP_DONE;
+    enum exchange_rc rc = EXCHANGE_STALE;
     struct http_response *hr = NULL;
     unsigned char *buf = NULL;
     char *req = NULL;
     size_t reqlen = 0, len = 0;
     char err[256];
     msec_t deadline;
-    ssize_t n;
-    int fd = -1, w;
+    int fd = -1, keep = 0, reused, tries;
 
     if (auth_http_build_request(sc, rq, &req, &reqlen, err, sizeof(err))
         < 0) {
@@ -543,67 +709,37 @@ one_round(const struct server_conf *sc, const struct auth_request *rq,
     if (rq->deadline > 0 && rq->deadline < deadline) {
         deadline = rq->deadline;
     }
-    fd = connect_peer(sc->auth_http, deadline, err, sizeof(err));
-    if (fd < 0) {
-        auth_result_tempfail(r, "auth http server %s: %s", peer, err);
-        goto done;
-    }
-    if (send_all(fd, req, reqlen, deadline) < 0) {
-        if (errno == ETIMEDOUT) {
-            auth_result_tempfail(r, "auth http server %s timed out", peer);
-        } else {
-            auth_result_tempfail(r, "auth http server %s: send() failed "
-                                 "(%s)", peer, strerror(errno));
-        }
-        goto done;
-    }
-    mem_wipe(req, reqlen);
-
     hr = malloc(sizeof(*hr));
     buf = malloc(HTTP_MAX_TOTAL);
     if (hr == NULL || buf == NULL) {
         auth_result_tempfail(r, "out of memory");
         goto done;
     }
-    http_parse_init(hr);
-    for (;;) {
-        n = recv(fd, buf + len, HTTP_MAX_TOTAL - len, 0);
-        if (n > 0) {
-            len += (size_t)n;
-            if (http_parse(hr, buf, len) != HTTP_PARSE_AGAIN) {
-                break;
-            }
-            continue;
+    for (tries = 0; rc == EXCHANGE_STALE && tries < 2; tries++) {
+        if (fd >= 0) {
+            close(fd);
         }
-        if (n == 0) {
-            auth_result_tempfail(r, "auth http server %s closed the "
-                                 "connection before a complete response",
-                                 peer);
+        fd = (idle != NULL && tries == 0) ? keepalive_take(idle) : -1;
+        reused = fd >= 0;
+        if (fd < 0) {
+            fd = connect_peer(sc->auth_http, deadline, err, sizeof(err));
+        }
+        if (fd < 0) {
+            auth_result_tempfail(r, "auth http server %s: %s", peer, err);
             goto done;
         }
-        if (errno == EINTR) {
-            continue;
-        }
-        if (errno != EAGAIN && errno != EWOULDBLOCK) {
-            auth_result_tempfail(r, "auth http server %s: recv() failed "
-                                 "(%s)", peer, strerror(errno));
-            goto done;
-        }
-        w = wait_fd(fd, POLLIN, deadline);
-        if (w == 0) {
-            auth_result_tempfail(r, "auth http server %s timed out", peer);
-            goto done;
-        }
-        if (w < 0) {
-            auth_result_tempfail(r, "auth http server %s: poll() failed "
-                                 "(%s)", peer, strerror(errno));
-            goto done;
-        }
+        keep = idle != NULL;
+        rc = exchange(fd, reused, req, reqlen, deadline, hr, buf, &len,
+                      &keep, peer, r);
     }
-    verdict = auth_http_interpret(hr, buf, rq, peer, r);
+    if (rc == EXCHANGE_OK) {
+        verdict = auth_http_interpret(hr, buf, rq, peer, r);
+    }
 
 done:
-    if (fd >= 0) {
+    if (fd >= 0 && keep && rc == EXCHANGE_OK) {
+        keepalive_give(idle, fd);
+    } else if (fd >= 0) {
         close(fd);
     }
     if (req != NULL) {

@@ -41,6 +41,17 @@ enum auth_http_verdict auth_http_interpret(const struct http_response *hr,
                                            const char *peer,
                                            struct auth_result *r);
 
+/*
+ * Whether the connection a complete response head buf came on may carry
+ * the next request: the response says "Connection: keep-alive" (the
+ * request asks for it in HTTP/1.0) without "close", has no
+ * Transfer-Encoding, and its body has a known end that fits the response
+ * buffer: none (1xx, 204, 304) or Content-Length.  1 with the response's
+ * whole length (head and body) in *total_r; 0 if not.
+ */
+int auth_http_reusable(const struct http_response *hr,
+                       const unsigned char *buf, size_t *total_r);
+
 /* "host:port", "[v6]:port" or "unix:/path" for log reasons. */
 void auth_http_peer_name(const struct auth_http_url *u, char *out,
                          size_t outlen);

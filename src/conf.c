@@ -24,6 +24,7 @@
 #include "auth.h"
 #include "conf.h"
 #include "conf_int.h"
+#include "keepalive.h"
 #include "log.h"
 #include "proto.h"
 #include "str.h"
@@ -298,6 +299,11 @@ settle_auth(struct conf_ctx *ctx, struct server_conf *sc,
     if (sc->auth_http == NULL && sc->auth_file == NULL) {
         return conf_fail(ctx, sg, "auth_http", "missing, a server needs "
                          "auth_http or auth_file");
+    }
+    if (sc->auth_http != NULL && sc->auth_http_keepalive > 0
+        && (sc->auth_http->idle = keepalive_new(sc->auth_http_keepalive))
+           == NULL) {
+        return conf_fail(ctx, sg, "auth_http_keepalive", "out of memory");
     }
     return 0;
 }

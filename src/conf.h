@@ -22,6 +22,7 @@
 #include "clock.h"
 
 struct log;
+struct keepalive;
 
 enum proto { PROTO_IMAP, PROTO_POP3, PROTO_SMTP };
 
@@ -91,6 +92,7 @@ struct auth_http_url {
     char *host;                      /* HOST (without port) or unix path */
     unsigned short port;
     char *uri;                       /* "/" by default */
+    struct keepalive *idle;          /* auth_http_keepalive sockets, or NULL */
 };
 
 #define RESOLVER_MAX_SERVERS 16     /* addresses in one `resolver` */
@@ -127,6 +129,7 @@ struct server_conf {
     char *auth_http_header_block;    /* "Name: value\r\n..." built once */
     msec_t auth_http_timeout;
     int auth_http_pass_client_cert;
+    int auth_http_keepalive;         /* idle connections kept; 0: none */
     unsigned imap_auth, pop3_auth, smtp_auth;   /* AUTH_M_* sets */
     char *auth_file;                 /* absolute path, NULL unless set */
 

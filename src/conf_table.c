@@ -1559,6 +1559,8 @@ const struct conf_setting conf_settings[] = {
       S(auth_http_timeout), 0, TMAX, 0, 0 },
     { "auth_http_pass_client_cert", &t_flag, SRVSCOPE, "false", "false",
       S(auth_http_pass_client_cert), 0, 0, 0, 0 },
+    { "auth_http_keepalive", &t_int, SRVSCOPE, "0", "0", S(auth_http_keepalive),
+      0, 1024, 0, 0 },
     { "imap_auth", &t_methods, SRVSCOPE, "[\"plain\"]", "[\"plain\"]",
       S(imap_auth), 0, 0, 0,
       AUTH_M_PLAIN | AUTH_M_LOGIN | AUTH_M_CRAM_MD5 | AUTH_M_EXTERNAL },

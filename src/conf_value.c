@@ -21,6 +21,7 @@
 
 #include "conf.h"
 #include "conf_int.h"
+#include "keepalive.h"
 #include "str.h"
 
 /* The name of a protocol, as written in `protocol`. */
@@ -916,6 +917,7 @@ auth_http_url_free(struct auth_http_url *u)
     free(u->text);
     free(u->host);
     free(u->uri);
+    keepalive_free(u->idle);
     memset(u, 0, sizeof(*u));
 }
 

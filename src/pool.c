@@ -316,11 +316,10 @@ worker_main(void *arg)
         if (rc == 2 && (pool.stopping || queue_requeue(&it) != 0)) {
             item_drop(&it, "no room to wait again for a worker, client closed");
         }
-        /* a share came free: one idle worker may now take a queued item
-         * (waking them all would only make them fight for the lock) */
-        if (pool.len > 0) {
-            pthread_cond_signal(&pool.work);
-        }
+        /* no signal for the share that came free: releasing one share makes
+         * at most one queued item eligible, and this worker, holding the
+         * lock, looks at the queue next and takes it; an eligible item
+         * queued earlier had its own signal from pool_push */
     }
     pthread_mutex_unlock(&pool.lock);
     return NULL;
@@ -366,6 +365,8 @@ pool_start(int nthreads, size_t capacity)
 int
 pool_push(const struct pool_item *it)
 {
+    int eligible;
+
     pthread_mutex_lock(&pool.lock);
     if (pool.len == pool.cap || pool.stopping) {
         pthread_mutex_unlock(&pool.lock);
@@ -374,12 +375,15 @@ pool_push(const struct pool_item *it)
     pool.q[(pool.head + pool.len) % pool.cap] = *it;
     pool.len++;
     /* an item over its address's share waits for a share to come free
-     * (whose worker signals then): waking an idle worker now would only
+     * (whose worker then takes it): waking an idle worker now would only
      * have it find nothing it may take */
-    if (item_eligible(it)) {
+    eligible = item_eligible(it);
+    pthread_mutex_unlock(&pool.lock);
+    /* signalled after the unlock, so the woken worker does not find the
+     * lock still held and sleep on it once more */
+    if (eligible) {
         pthread_cond_signal(&pool.work);
     }
-    pthread_mutex_unlock(&pool.lock);
     return 0;
 }
 

@@ -3,7 +3,7 @@
 for postern's integration tests.  Python 3 standard library only.
 
     authsvc.py PORT USERS.json [LOGFILE] [--log FILE] [--control FILE]
-               [--unix PATH] [--fail-wait N]
+               [--unix PATH] [--fail-wait N] [--keepalive]
 
 PORT 0 lets the kernel choose; the port (or the unix socket path) is
 printed as the first line on stdout once the service accepts connections.
@@ -31,11 +31,16 @@ escaping requires.  A refusal is "Auth-Status: Invalid login or password",
 with "Auth-Wait: N" only under --fail-wait N (without it NGINX and postern
 close the session after the error).
 
+With --keepalive, a request asking "Connection: keep-alive" gets it (the
+answer says so, with Content-Length: 0) and the connection stays open for
+the next request; without it, every connection is closed after one answer.
+
 Every request is appended to the --log file as one JSON line (a slow one
 when it arrives, with "result": "SLOW"):
     {"time": ..., "path": "/auth", "mode": "normal",
      "headers": {"Auth-Method": "plain", ...}, "user": "alice",
-     "result": "OK"}
+     "result": "OK", "conn": 1}
+("conn" numbers the connection the request came on.)
 ("headers" holds every request header as received; "user" the decoded
 login; "pass" is never decoded into the log.)
 
@@ -98,6 +103,7 @@ class Service:
         self.fail_wait = fail_wait
         self.lock = threading.Lock()
         self.count = 0
+        self.conns = 0
         self.waited = False
 
     def load_users(self):
@@ -143,6 +149,11 @@ class Service:
             self.count += 1
             return self.count
 
+    def next_conn(self):
+        with self.lock:
+            self.conns += 1
+            return self.conns
+
 
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.0"
@@ -150,6 +161,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, fmt, *args):  # quiet: the JSON log is the record
         pass
+
+    def setup(self):
+        super().setup()
+        self.conn_id = self.server.service.next_conn()
 
     def address_string(self):  # unix sockets have no client address
         if isinstance(self.client_address, tuple):
@@ -167,6 +182,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def reply(self, headers, status="200 OK"):
         lines = ["HTTP/1.0 " + status]
         lines += ["%s: %s" % (k, v) for k, v in headers]
+        if not self.close_connection:   # --keepalive and the client asked
+            lines += ["Connection: keep-alive", "Content-Length: 0"]
         self.send_raw("\r\n".join(lines) + "\r\n\r\n")
 
     def do_GET(self):  # noqa: N802 (http.server's naming)
@@ -186,7 +203,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         for k, v in self.headers.items():
             headers[k] = v
         record = {"time": time.time(), "path": self.path, "mode": mode,
-                  "headers": headers, "n": number}
+                  "headers": headers, "n": number, "conn": self.conn_id}
         try:
             record["user"] = unescape(
                 self.headers.get("Auth-User", "")).decode("utf-8",
@@ -214,11 +231,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if mode == "garbled":
             record["result"] = "GARBLED"
             svc.log(record)
+            self.close_connection = True
             self.send_raw(b"SMTP? \x00\x01 this is not HTTP\r\n\r\n")
             return
         if mode == "http500":
             record["result"] = "HTTP500"
             svc.log(record)
+            self.close_connection = True
             self.send_raw("HTTP/1.0 500 Internal Server Error\r\n"
                           "Content-Type: text/plain\r\n\r\nbroken\r\n")
             return
@@ -330,7 +349,13 @@ def main():
     ap.add_argument("--unix", help="listen on this unix socket instead")
     ap.add_argument("--fail-wait", type=int, default=None,
                     help="send Auth-Wait: N with every refusal")
+    ap.add_argument("--keepalive", action="store_true",
+                    help="keep connections open when a request asks")
     args = ap.parse_args()
+    if args.keepalive:
+        # http.server keeps a connection open for "Connection: keep-alive"
+        # only when it speaks HTTP/1.1
+        Handler.protocol_version = "HTTP/1.1"
 
     service = Service(args.users, args.log or args.logfile, args.control,
                       args.fail_wait)

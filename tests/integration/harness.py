@@ -598,7 +598,8 @@ class AuthSvc:
         self.proc = None
         self.port = None
 
-    def start(self):
+    def start(self, port=0):
+        """Start on port (0: the kernel picks one)."""
         if not os.path.exists(AUTHSVC):
             raise HarnessError("%s is missing" % AUTHSVC)
         self.dir = make_tmpdir("authsvc")
@@ -607,7 +608,8 @@ class AuthSvc:
         self.log = os.path.join(self.dir, "requests.log")
         LOGS["authsvc requests"] = self.log
         self.stderr = os.path.join(self.dir, "stderr.log")
-        self.proc = spawn([PYTHON, AUTHSVC, "0", self.users_file, self.log],
+        self.proc = spawn([PYTHON, AUTHSVC, str(port), self.users_file,
+                           self.log],
                           "authsvc", stdout=subprocess.PIPE,
                           stderr=open(self.stderr, "wb"))
         line = self._read_port_line(10)

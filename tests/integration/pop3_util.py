@@ -204,14 +204,14 @@ class AuthSvcWith(harness.AuthSvc):
         super().__init__(users)
         self.extra_args = list(args)
 
-    def start(self):
+    def start(self, port=0):
         orig = harness.spawn
 
         def spawn(argv, label, **kw):
             return orig(list(argv) + self.extra_args, label, **kw)
         harness.spawn = spawn
         try:
-            return super().start()
+            return super().start(port)
         finally:
             harness.spawn = orig
 

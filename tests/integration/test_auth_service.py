@@ -44,6 +44,18 @@ def failwait_svc(dovecot):
     s.stop()
 
 
+@pytest.fixture
+def keepalive_svc(dovecot):
+    """An authsvc.py that keeps connections open when asked."""
+    s = AuthSvcWith(authsvc_users(dovecot), ["--keepalive"])
+    try:
+        s.start()
+    except (harness.HarnessError, TimeoutError) as e:
+        pytest.fail(str(e), pytrace=False)
+    yield s
+    s.stop()
+
+
 def both(postern, auth, mail=None, **kw):
     """postern with an IMAP server (ports[0]) and a POP3 server
     (ports[1])."""
@@ -300,6 +312,50 @@ def test_refusal_without_wait_closes(postern, svc):
         _u, r = c.tagged('LOGIN bob "wrong"')
         assert r == b"a1 NO Invalid login or password\r\n"
         assert c.closed_by_peer(5)
+
+
+@pytest.mark.parametrize("keepalive", [0, 4])
+def test_auth_http_keepalive(postern, keepalive_svc, dovecot, keepalive):
+    p = both(postern, keepalive_svc.url,
+             mail={"auth_http_keepalive": keepalive})
+    for i in range(3):
+        c = imaplib.IMAP4("127.0.0.1", imap_port(p), timeout=10)
+        c.login("alice", USERS["alice"])
+        c.logout()
+    c = poplib.POP3("127.0.0.1", pop3_port(p), timeout=10)
+    c.user("bob")
+    c.pass_(USERS["bob"])
+    c.quit()
+    reqs = wait_requests(keepalive_svc, 4)
+    assert [r["result"] for r in reqs] == ["OK"] * 4
+    conns = [r["conn"] for r in reqs]
+    asked = [headers_of(r).get("Connection") for r in reqs]
+    if keepalive:
+        # each server (IMAP, POP3) keeps its own idle connections
+        assert asked == ["keep-alive"] * 4
+        assert conns[0] == conns[1] == conns[2] != conns[3], conns
+    else:
+        # NGINX's way: a connection per request, closed by the service
+        assert asked == [None] * 4
+        assert len(set(conns)) == 4, conns
+
+
+def test_auth_http_keepalive_service_restarted(postern, keepalive_svc,
+                                               dovecot):
+    """Kept connections die with the service; the next login opens a new
+    one to the restarted service."""
+    p = both(postern, keepalive_svc.url, mail={"auth_http_keepalive": 4})
+    c = imaplib.IMAP4("127.0.0.1", imap_port(p), timeout=10)
+    c.login("alice", USERS["alice"])
+    c.logout()
+    port = keepalive_svc.port
+    keepalive_svc.stop()
+    keepalive_svc.start(port)
+    c = imaplib.IMAP4("127.0.0.1", imap_port(p), timeout=10)
+    c.login("alice", USERS["alice"])
+    c.logout()
+    reqs = wait_requests(keepalive_svc, 1)
+    assert reqs[-1]["result"] == "OK"
 
 
 def test_auth_http_header(postern, svc):

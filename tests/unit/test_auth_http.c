@@ -4,7 +4,10 @@
  * (every malformation is a TEMPFAIL with the auth server named), and
  * auth_http_query() against a scripted server on 127.0.0.1 and on a unix
  * socket: success, refusal, WAIT, timeout, connection refused, early
- * close, garbage, a response trickled byte by byte.
+ * close, garbage, a response trickled byte by byte; with
+ * auth_http_keepalive, which answers let a connection be reused, and
+ * requests over kept connections (reuse, a body skipped, a kept connection
+ * the server closed while idle or before answering).
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -22,6 +25,7 @@
 #include "clock.h"
 #include "conf.h"
 #include "http_parse.h"
+#include "keepalive.h"
 #include "str.h"
 #include "tap.h"
 
@@ -205,6 +209,192 @@ run(struct script *s, const struct auth_request *rq, struct auth_result *r)
     t0 = clock_now() - t0;
     pthread_join(th, NULL);
     return (long)t0;
+}
+
+/* --- keep-alive: requests over kept connections ---------------------- */
+
+enum kact { K_KEEP, K_CLOSE, K_DROP };  /* after reading a request */
+
+struct kscript {
+    int fd;                     /* listening socket */
+    int n;                      /* requests to read */
+    enum kact act[4];
+    const char *reply;          /* the answer to each */
+    int accepts;                /* connections accepted */
+    char got[8192];             /* the last request */
+};
+
+/* Serve n requests, reading each on the open connection or a new one. */
+static void *
+serve_keep(void *arg)
+{
+    struct kscript *s = arg;
+    int i, c = -1;
+
+    for (i = 0; i < s->n; i++) {
+        size_t len = 0;
+        ssize_t n;
+
+        if (c < 0) {
+            if ((c = accept(s->fd, NULL, NULL)) < 0) {
+                break;
+            }
+            s->accepts++;
+        }
+        s->got[0] = '\0';
+        while (len < sizeof(s->got) - 1 && strstr(s->got, "\r\n\r\n") == NULL) {
+            if ((n = read(c, s->got + len, sizeof(s->got) - 1 - len)) <= 0) {
+                break;
+            }
+            len += (size_t)n;
+            s->got[len] = '\0';
+        }
+        if (s->act[i] != K_DROP
+            && write(c, s->reply, strlen(s->reply)) < 0) {
+            s->act[i] = K_CLOSE;
+        }
+        if (s->act[i] != K_KEEP) {
+            close(c);
+            c = -1;
+        }
+    }
+    if (c >= 0) {
+        close(c);
+    }
+    return NULL;
+}
+
+/* Run nq queries against a keep-alive script; the statuses in st[]. */
+static void
+run_keep(struct kscript *s, int nq, const struct auth_request *rq, int *st)
+{
+    struct auth_result r;
+    pthread_t th;
+
+    if (pthread_create(&th, NULL, serve_keep, s) != 0) {
+        exit(2);
+    }
+    for (int i = 0; i < nq; i++) {
+        auth_http_query(&sc, rq, &r);
+        st[i] = r.status;
+        auth_result_free(&r);
+    }
+    pthread_join(th, NULL);
+}
+
+/* auth_http_reusable() on a response text: the total, or -1 if not. */
+static long
+reusable(const char *text)
+{
+    static struct http_response hr;
+    size_t total;
+
+    http_parse_init(&hr);
+    http_parse(&hr, (const unsigned char *)text, strlen(text));
+    if (!auth_http_reusable(&hr, (const unsigned char *)text, &total)) {
+        return -1;
+    }
+    return (long)total;
+}
+
+/* Keep-alive: which answers keep the connection, and live reuse. */
+static void
+test_keepalive(const struct auth_request *rq)
+{
+    static const char ok204[] = "HTTP/1.1 204 No Content\r\n"
+        "Connection: keep-alive\r\nAuth-Status: OK\r\n"
+        "Auth-Server: 127.0.0.1\r\nAuth-Port: 1143\r\n\r\n";
+    static const char body[] = "HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\n"
+        "Content-Length: 5\r\nAuth-Status: OK\r\n"
+        "Auth-Server: 127.0.0.1\r\nAuth-Port: 1143\r\n\r\nhello";
+    static const char plain[] = "HTTP/1.0 200 OK\r\nAuth-Status: OK\r\n"
+        "Auth-Server: 127.0.0.1\r\nAuth-Port: 1143\r\n\r\n";
+    struct kscript k;
+    unsigned short port;
+    int st[2];
+
+    is_int(reusable(ok204), (long)strlen(ok204), "204 keep-alive: reusable");
+    is_int(reusable(body), (long)strlen(body),
+           "Content-Length body: reusable, body counted");
+    is_int(reusable(plain), -1, "no Connection header: not reusable");
+    is_int(reusable("HTTP/1.1 204 No Content\r\nConnection: keep-alive, "
+                    "close\r\n\r\n"), -1, "keep-alive, close: not reusable");
+    is_int(reusable("HTTP/1.1 200 OK\r\nConnection: keep-alive\r\n\r\n"), -1,
+           "200 without Content-Length: not reusable (ends at close)");
+    is_int(reusable("HTTP/1.1 200 OK\r\nConnection: keep-alive\r\n"
+                    "Transfer-Encoding: chunked\r\nContent-Length: 0\r\n\r\n"),
+           -1, "Transfer-Encoding: not reusable");
+    is_int(reusable("HTTP/1.1 200 OK\r\nConnection: keep-alive\r\n"
+                    "Content-Length: 99999\r\n\r\n"), -1,
+           "a body longer than the buffer: not reusable");
+    is_int(reusable("HTTP/1.1 200 OK\r\nConnection: keep-alive\r\n"
+                    "Content-Length: 1x\r\n\r\n"), -1,
+           "a bad Content-Length: not reusable");
+
+    sc.auth_http_keepalive = 4;
+    url.idle = keepalive_new(4);
+    ok(strstr(build(rq), "\r\nConnection: keep-alive\r\n") != NULL,
+       "keep-alive asked for in the request");
+    ok(strncmp(build(rq), "GET /auth HTTP/1.0\r\n", 20) == 0,
+       "the request line stays HTTP/1.0");
+
+    memset(&k, 0, sizeof(k));
+    k.fd = listen_tcp(&port);
+    url.port = port;
+    k.n = 2;
+    k.act[0] = k.act[1] = K_KEEP;
+    k.reply = ok204;
+    run_keep(&k, 2, rq, st);
+    ok(st[0] == AUTH_OK && st[1] == AUTH_OK, "kept: both answered OK");
+    is_int(k.accepts, 1, "kept: the second request reused the connection");
+
+    k.accepts = 0;
+    k.reply = body;
+    run_keep(&k, 2, rq, st);
+    ok(st[0] == AUTH_OK && st[1] == AUTH_OK, "body skipped: both OK");
+    is_int(k.accepts, 1, "body skipped: one connection");
+
+    k.accepts = 0;
+    k.reply = plain;
+    k.act[0] = k.act[1] = K_CLOSE;
+    run_keep(&k, 2, rq, st);
+    ok(st[0] == AUTH_OK && st[1] == AUTH_OK,
+       "server without keep-alive: both OK");
+    is_int(k.accepts, 2, "server without keep-alive: a connection each");
+
+    k.accepts = 0;
+    k.reply = ok204;
+    k.act[0] = K_CLOSE;         /* says keep-alive, closes anyway */
+    k.act[1] = K_KEEP;
+    run_keep(&k, 2, rq, st);
+    ok(st[0] == AUTH_OK && st[1] == AUTH_OK,
+       "kept connection closed while idle: both OK");
+    is_int(k.accepts, 2, "closed while idle: a new connection");
+
+    k.accepts = 0;
+    k.n = 3;
+    k.act[0] = K_KEEP;
+    k.act[1] = K_DROP;          /* reads the second request, no answer */
+    k.act[2] = K_CLOSE;
+    run_keep(&k, 2, rq, st);
+    ok(st[0] == AUTH_OK && st[1] == AUTH_OK,
+       "kept connection closed before answering: sent again, OK");
+    is_int(k.accepts, 2, "sent again on a new connection");
+
+    k.accepts = 0;
+    k.n = 3;
+    k.act[0] = K_KEEP;
+    k.act[1] = K_DROP;
+    k.act[2] = K_DROP;          /* the new connection is dropped too */
+    run_keep(&k, 2, rq, st);
+    ok(st[0] == AUTH_OK && st[1] == AUTH_TEMPFAIL,
+       "dropped again on the new connection: TEMPFAIL, no third try");
+    is_int(k.accepts, 2, "dropped again: two connections only");
+
+    close(k.fd);
+    keepalive_free(url.idle);
+    url.idle = NULL;
+    sc.auth_http_keepalive = 0;
 }
 
 int
@@ -627,6 +817,9 @@ main(void)
         auth_result_free(&r);
         url.is_unix = 0;
     }
+
+    url.host = "127.0.0.1";
+    test_keepalive(&rq);
 
     /* auth_query() picks auth_http when there is no auth_file */
     memset(&s, 0, sizeof(s));

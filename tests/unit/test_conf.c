@@ -145,6 +145,7 @@ static const struct row {
       "( [\"X Key\", \"v\"] )", "invalid header name \"X Key\"" },
     { "auth_http_timeout", "\"250ms\"", "[1]",
       "expected a time (\"60s\", \"1h30m\" or a number)" },
+    { "auth_http_keepalive", "16", "1025", "1025 is out of range 0..1024" },
     { "auth_http_pass_client_cert", "\"on\"", "\"yes\"",
       "invalid value \"yes\", expected \"on\" or \"off\"" },
     { "imap_auth", "[\"plain\", \"login\", \"cram-md5\", \"external\"]",
