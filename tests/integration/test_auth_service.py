@@ -32,14 +32,21 @@ def svc(authsvc, dovecot):
     return reset_authsvc(authsvc, dovecot)
 
 
-@pytest.fixture
-def failwait_svc(dovecot):
-    """A second authsvc.py that sends Auth-Wait: 1 with every refusal."""
-    s = AuthSvcWith(authsvc_users(dovecot), ["--fail-wait", "1"])
+def extra_authsvc(dovecot, args):
+    """A second authsvc.py with the Dovecot users and extra options,
+    started (the test fails if it does not start); the caller stops it."""
+    s = AuthSvcWith(authsvc_users(dovecot), args)
     try:
         s.start()
     except (harness.HarnessError, TimeoutError) as e:
         pytest.fail(str(e), pytrace=False)
+    return s
+
+
+@pytest.fixture
+def failwait_svc(dovecot):
+    """A second authsvc.py that sends Auth-Wait: 1 with every refusal."""
+    s = extra_authsvc(dovecot, ["--fail-wait", "1"])
     yield s
     s.stop()
 
@@ -47,11 +54,7 @@ def failwait_svc(dovecot):
 @pytest.fixture
 def keepalive_svc(dovecot):
     """An authsvc.py that keeps connections open when asked."""
-    s = AuthSvcWith(authsvc_users(dovecot), ["--keepalive"])
-    try:
-        s.start()
-    except (harness.HarnessError, TimeoutError) as e:
-        pytest.fail(str(e), pytrace=False)
+    s = extra_authsvc(dovecot, ["--keepalive"])
     yield s
     s.stop()
 

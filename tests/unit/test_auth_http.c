@@ -218,7 +218,7 @@ enum kact { K_KEEP, K_CLOSE, K_DROP };  /* after reading a request */
 struct kscript {
     int fd;                     /* listening socket */
     int n;                      /* requests to read */
-    enum kact act[4];
+    enum kact act[3];
     const char *reply;          /* the answer to each */
     int accepts;                /* connections accepted */
     char got[8192];             /* the last request */
@@ -309,6 +309,28 @@ test_keepalive(const struct auth_request *rq)
         "Auth-Server: 127.0.0.1\r\nAuth-Port: 1143\r\n\r\nhello";
     static const char plain[] = "HTTP/1.0 200 OK\r\nAuth-Status: OK\r\n"
         "Auth-Server: 127.0.0.1\r\nAuth-Port: 1143\r\n\r\n";
+    /* two queries each; what the server does after reading each request */
+    static const struct kcase {
+        const char *what, *reply;
+        int n;                  /* requests the server reads */
+        enum kact act[3];
+        int second;             /* the second query's status */
+        int accepts;            /* connections the server accepted */
+    } cases[] = {
+        { "kept (204)", ok204, 2, { K_KEEP, K_KEEP }, AUTH_OK, 1 },
+        { "kept (a body skipped)", body, 2, { K_KEEP, K_KEEP }, AUTH_OK, 1 },
+        { "server without keep-alive", plain, 2, { K_CLOSE, K_CLOSE },
+          AUTH_OK, 2 },
+        /* says keep-alive, closes anyway: seen closed at the next take */
+        { "kept connection closed while idle", ok204, 2,
+          { K_CLOSE, K_KEEP }, AUTH_OK, 2 },
+        /* reads the second request and closes unanswered: sent again */
+        { "kept connection closed before answering", ok204, 3,
+          { K_KEEP, K_DROP, K_CLOSE }, AUTH_OK, 2 },
+        /* the new connection is dropped too: no third try */
+        { "dropped again on the new connection", ok204, 3,
+          { K_KEEP, K_DROP, K_DROP }, AUTH_TEMPFAIL, 2 },
+    };
     struct kscript k;
     unsigned short port;
     int st[2];
@@ -341,55 +363,17 @@ test_keepalive(const struct auth_request *rq)
     memset(&k, 0, sizeof(k));
     k.fd = listen_tcp(&port);
     url.port = port;
-    k.n = 2;
-    k.act[0] = k.act[1] = K_KEEP;
-    k.reply = ok204;
-    run_keep(&k, 2, rq, st);
-    ok(st[0] == AUTH_OK && st[1] == AUTH_OK, "kept: both answered OK");
-    is_int(k.accepts, 1, "kept: the second request reused the connection");
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const struct kcase *c = &cases[i];
 
-    k.accepts = 0;
-    k.reply = body;
-    run_keep(&k, 2, rq, st);
-    ok(st[0] == AUTH_OK && st[1] == AUTH_OK, "body skipped: both OK");
-    is_int(k.accepts, 1, "body skipped: one connection");
-
-    k.accepts = 0;
-    k.reply = plain;
-    k.act[0] = k.act[1] = K_CLOSE;
-    run_keep(&k, 2, rq, st);
-    ok(st[0] == AUTH_OK && st[1] == AUTH_OK,
-       "server without keep-alive: both OK");
-    is_int(k.accepts, 2, "server without keep-alive: a connection each");
-
-    k.accepts = 0;
-    k.reply = ok204;
-    k.act[0] = K_CLOSE;         /* says keep-alive, closes anyway */
-    k.act[1] = K_KEEP;
-    run_keep(&k, 2, rq, st);
-    ok(st[0] == AUTH_OK && st[1] == AUTH_OK,
-       "kept connection closed while idle: both OK");
-    is_int(k.accepts, 2, "closed while idle: a new connection");
-
-    k.accepts = 0;
-    k.n = 3;
-    k.act[0] = K_KEEP;
-    k.act[1] = K_DROP;          /* reads the second request, no answer */
-    k.act[2] = K_CLOSE;
-    run_keep(&k, 2, rq, st);
-    ok(st[0] == AUTH_OK && st[1] == AUTH_OK,
-       "kept connection closed before answering: sent again, OK");
-    is_int(k.accepts, 2, "sent again on a new connection");
-
-    k.accepts = 0;
-    k.n = 3;
-    k.act[0] = K_KEEP;
-    k.act[1] = K_DROP;
-    k.act[2] = K_DROP;          /* the new connection is dropped too */
-    run_keep(&k, 2, rq, st);
-    ok(st[0] == AUTH_OK && st[1] == AUTH_TEMPFAIL,
-       "dropped again on the new connection: TEMPFAIL, no third try");
-    is_int(k.accepts, 2, "dropped again: two connections only");
+        k.accepts = 0;
+        k.reply = c->reply;
+        k.n = c->n;
+        memcpy(k.act, c->act, sizeof(c->act));
+        run_keep(&k, 2, rq, st);
+        ok(st[0] == AUTH_OK && st[1] == c->second, "%s: answers", c->what);
+        is_int(k.accepts, c->accepts, "%s: connections", c->what);
+    }
 
     close(k.fd);
     keepalive_free(url.idle);
