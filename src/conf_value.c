@@ -293,20 +293,17 @@ set_port(struct sockaddr_storage *ss, unsigned short port)
     }
 }
 
-/*
- * Resolve a listen host name: the first address into l->addr, the others
- * (without repeats) into l->more, as NGINX binds every address of a name.
- */
-static int
-resolve_host(const char *host, struct listen_conf *l, char *err, size_t errlen)
+/* Every address of a host name (IPv4 and IPv6), looked up at load time;
+ * the list (freeaddrinfo) or NULL with a reason in err. */
+static struct addrinfo *
+lookup_name(const char *host, int socktype, char *err, size_t errlen)
 {
     struct addrinfo hints, *res = NULL;
-    size_t n = 0;
     int rc;
 
     memset(&hints, 0, sizeof(hints));
     hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_socktype = socktype;
     rc = getaddrinfo(host, NULL, &hints, &res);
     if (rc != 0 || res == NULL) {
         snprintf(err, errlen, "host \"%s\" not found: %s", host,
@@ -314,6 +311,22 @@ resolve_host(const char *host, struct listen_conf *l, char *err, size_t errlen)
         if (res != NULL) {
             freeaddrinfo(res);
         }
+        return NULL;
+    }
+    return res;
+}
+
+/*
+ * Resolve a listen host name: the first address into l->addr, the others
+ * (without repeats) into l->more, as NGINX binds every address of a name.
+ */
+static int
+resolve_host(const char *host, struct listen_conf *l, char *err, size_t errlen)
+{
+    struct addrinfo *res = lookup_name(host, SOCK_STREAM, err, errlen);
+    size_t n = 0;
+
+    if (res == NULL) {
         return -1;
     }
     for (const struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
@@ -980,20 +993,13 @@ resolver_add_name(const char *a, struct resolver_conf *r, char *err,
     char host[256], text[INET6_ADDRSTRLEN + 16];
     const char *colon = strchr(a, ':');
     size_t n = colon ? (size_t)(colon - a) : strlen(a);
-    struct addrinfo hints, *res = NULL;
+    struct addrinfo *res;
     int rc;
 
     memcpy(host, a, n);
     host[n] = '\0';
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_DGRAM;
-    rc = getaddrinfo(host, NULL, &hints, &res);
-    if (rc != 0 || res == NULL) {
-        snprintf(err, errlen, "host \"%s\" not found: %s", host,
-                 rc != 0 ? gai_strerror(rc) : "no address");
-        rc = -1;
-        goto out;
+    if ((res = lookup_name(host, SOCK_DGRAM, err, errlen)) == NULL) {
+        return -1;
     }
     for (const struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
         char num[INET6_ADDRSTRLEN];
@@ -1021,9 +1027,7 @@ resolver_add_name(const char *a, struct resolver_conf *r, char *err,
     rc = 0;
 
 out:
-    if (res != NULL) {
-        freeaddrinfo(res);
-    }
+    freeaddrinfo(res);
     return rc;
 }
 

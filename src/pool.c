@@ -163,18 +163,19 @@ queue_remove(size_t i)
 }
 
 /* Whether a worker may take it now (lock held): its address is under its
- * share of the workers, or it is a balancer's, counted once its header is
- * read. */
+ * share of the workers, or it is a balancer's (*exempt_r), counted once
+ * its header is read.  The address it counts under goes into key. */
 static int
-item_eligible(const struct pool_item *it)
+item_eligible(const struct pool_item *it, unsigned char key[17],
+              int *exempt_r)
 {
-    unsigned char key[17];
     const struct addr_count *c;
 
-    if (it->resume == NULL && behind_balancer(it)) {
+    addr_key(it->resume != NULL ? &it->resume->src : &it->peer, key);
+    *exempt_r = it->resume == NULL && behind_balancer(it);
+    if (*exempt_r) {
         return 1;
     }
-    addr_key(it->resume != NULL ? &it->resume->src : &it->peer, key);
     c = count_find(key, 0);
     return c == NULL || c->n < it->sc->preauth_per_client;
 }
@@ -199,11 +200,9 @@ queue_take(struct pool_item *out, struct claim *cl)
             i--;
             continue;
         }
-        if (!item_eligible(it)) {
+        if (!item_eligible(it, key, &exempt)) {
             continue;
         }
-        exempt = it->resume == NULL && behind_balancer(it);
-        addr_key(it->resume != NULL ? &it->resume->src : &it->peer, key);
         *out = *it;
         queue_remove(i);
         cl->held = 0;
@@ -365,7 +364,8 @@ pool_start(int nthreads, size_t capacity)
 int
 pool_push(const struct pool_item *it)
 {
-    int eligible;
+    unsigned char key[17];
+    int eligible, exempt;
 
     pthread_mutex_lock(&pool.lock);
     if (pool.len == pool.cap || pool.stopping) {
@@ -377,7 +377,7 @@ pool_push(const struct pool_item *it)
     /* an item over its address's share waits for a share to come free
      * (whose worker then takes it): waking an idle worker now would only
      * have it find nothing it may take */
-    eligible = item_eligible(it);
+    eligible = item_eligible(it, key, &exempt);
     pthread_mutex_unlock(&pool.lock);
     /* signalled after the unlock, so the woken worker does not find the
      * lock still held and sleep on it once more */

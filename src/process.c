@@ -23,6 +23,21 @@
 
 static int ready_fd = -1;
 
+/* The first bytes of a /proc comm file into buf: their count, or -1. */
+static ssize_t
+read_comm(const char *path, char *buf, size_t len)
+{
+    ssize_t n;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0) {
+        return -1;
+    }
+    n = read(fd, buf, len);
+    close(fd);
+    return n;
+}
+
 /*
  * Whether pid runs the same program as we do.  A pid file that outlived
  * its process (postern, once it has dropped root, may not be allowed to
@@ -35,21 +50,10 @@ same_program(pid_t pid)
 {
     char path[64], theirs[32], ours[32];
     ssize_t a, b;
-    int fd;
 
     snprintf(path, sizeof(path), "/proc/%ld/comm", (long)pid);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        return 1;
-    }
-    a = read(fd, theirs, sizeof(theirs));
-    close(fd);
-    fd = open("/proc/self/comm", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        return 1;
-    }
-    b = read(fd, ours, sizeof(ours));
-    close(fd);
+    a = read_comm(path, theirs, sizeof(theirs));
+    b = read_comm("/proc/self/comm", ours, sizeof(ours));
     return a <= 0 || b <= 0 || (a == b && memcmp(theirs, ours, (size_t)a) == 0);
 }
 

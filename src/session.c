@@ -726,7 +726,9 @@ session_run(int fd, const struct sockaddr *peer, socklen_t peerlen,
         result = 1;
     }
 done:
-    pool_release_fd();
+    if (result != 1) {
+        pool_release_fd();          /* before session_free closes the fd */
+    }
     session_free(&s, ops);
     return result;
 }

@@ -198,14 +198,11 @@ builder_reserve(struct str_builder *b, size_t n)
 void
 str_builder_add(struct str_builder *b, const char *s, size_t n)
 {
-    if (builder_reserve(b, n) != 0) {
-        return;
+    unsigned char *p = str_builder_extend(b, n);
+
+    if (p != NULL && n > 0) {
+        memcpy(p, s, n);
     }
-    if (n > 0) {
-        memcpy(b->data + b->len, s, n);
-    }
-    b->len += n;
-    b->data[b->len] = '\0';
 }
 
 /* Append a C string. */
