@@ -12,3 +12,9 @@ check_PROGRAMS += tests/unit/test_str
 tests_unit_test_str_SOURCES = tests/unit/test_str.c
 tests_unit_test_str_LDADD = $(POSTERN_LIBS)
 TESTS += tests/unit/test_str
+
+# the allocator's thresholds (process.c, core)
+check_PROGRAMS += tests/unit/test_process
+tests_unit_test_process_SOURCES = tests/unit/test_process.c
+tests_unit_test_process_LDADD = $(POSTERN_LIBS)
+TESTS += tests/unit/test_process

@@ -334,6 +334,7 @@ main(int argc, char **argv)
     if (opt.signal != NULL) {
         return send_signal(opt.conf, opt.signal);
     }
+    (void)process_tune_malloc();    /* before GnuTLS and the threads */
     if (tls_global_init() != 0) {
         fprintf(stderr, "postern: [emerg] GnuTLS initialisation failed\n");
         return 1;

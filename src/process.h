@@ -1,6 +1,7 @@
 /*
  * process.h - the process around the threads: daemonising, the pid file,
- * the open-file limit and dropping privileges.  Main thread only.
+ * the open-file limit, the allocator's thresholds and dropping privileges.
+ * Main thread only.
  */
 #ifndef POSTERN_PROCESS_H
 #define POSTERN_PROCESS_H
@@ -27,6 +28,16 @@ void process_ready(int status);
 int process_set_nofile(int n, char *err, size_t errlen);
 /* Warn when 2 fds per connection plus listeners exceed the limit. */
 void process_check_nofile(int worker_connections, size_t nlisteners);
+
+/* Blocks below this come from the allocator's heaps, larger ones are
+ * mapped; free memory at a heap's top is kept up to the trim threshold. */
+#define PROCESS_MMAP_THRESHOLD (512 * 1024)
+#define PROCESS_TRIM_THRESHOLD (1024 * 1024)
+/* Keep freed session buffers for the next session instead of returning
+ * them to the kernel each time (glibc's mallopt; see process.c).  Call
+ * before any thread starts.  1 when set, 0 when not (no mallopt, or
+ * GLIBC_TUNABLES sets malloc tunables). */
+int process_tune_malloc(void);
 
 /* Drop to user (and group; NULL: the user's primary group):
  * setgroups -> setresgid -> setresuid, then check it cannot be undone. */
