@@ -10,7 +10,8 @@ libpostern_a_SOURCES += \
 	src/auth_file.c src/auth_file.h
 
 check_PROGRAMS += tests/unit/test_escape tests/unit/test_http_parse \
-	tests/unit/test_auth_file tests/unit/test_auth_http
+	tests/unit/test_auth_file tests/unit/test_auth_http \
+	tests/unit/test_keepalive
 tests_unit_test_escape_SOURCES = tests/unit/test_escape.c
 tests_unit_test_escape_LDADD = $(POSTERN_LIBS)
 tests_unit_test_http_parse_SOURCES = tests/unit/test_http_parse.c
@@ -19,7 +20,10 @@ tests_unit_test_auth_file_SOURCES = tests/unit/test_auth_file.c
 tests_unit_test_auth_file_LDADD = $(POSTERN_LIBS)
 tests_unit_test_auth_http_SOURCES = tests/unit/test_auth_http.c
 tests_unit_test_auth_http_LDADD = $(POSTERN_LIBS)
+tests_unit_test_keepalive_SOURCES = tests/unit/test_keepalive.c
+tests_unit_test_keepalive_LDADD = $(POSTERN_LIBS)
 TESTS += tests/unit/test_escape tests/unit/test_http_parse \
-	tests/unit/test_auth_file tests/unit/test_auth_http
+	tests/unit/test_auth_file tests/unit/test_auth_http \
+	tests/unit/test_keepalive
 
 EXTRA_DIST += tests/integration/authsvc.py
