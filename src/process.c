@@ -262,11 +262,11 @@ process_check_nofile(int worker_connections, size_t nlisteners)
  * backend's input, proxy_buffer twice for the relay, the auth answer, a
  * TLS session) and frees them when it ends.  glibc hands the free memory
  * at the top of a thread's heap back to the kernel as soon as it passes
- * 128 KiB (M_TRIM_THRESHOLD): one madvise(MADV_DONTNEED) per TLS login and
- * one per four plain logins in bench/, each a TLB shootdown on every CPU,
- * and the next session faults the same pages back in.  Keeping up to
- * 1 MiB free per heap ends that (madvise calls 0, page faults per session
- * 1.1 -> 0.2 over TLS).  Fixing the thresholds switches off glibc's own
+ * 128 KiB (M_TRIM_THRESHOLD): about one madvise(MADV_DONTNEED) per TLS
+ * login and one per four to eight plain logins in bench/, each a TLB
+ * shootdown on every CPU, and the next session faults the same pages back
+ * in.  Keeping up to 1 MiB free per heap ends that (madvise calls 0, page
+ * faults per TLS login 1.5 -> 0.04; docs/benchmarks.md, fifth round).  Fixing the thresholds switches off glibc's own
  * sliding mmap threshold, so it is set too: blocks under 512 KiB (every
  * buffer unless proxy_buffer is 512k or more) come from the heaps, larger
  * ones are mapped and unmapped as before.  The cost is bounded: at most
