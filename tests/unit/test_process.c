@@ -86,11 +86,17 @@ main(void)
     printf("# untuned: %ld page faults in %d sessions (%ld pages each)\n",
            untuned, ROUNDS, per_round);
 
+#ifndef __GLIBC__
     if (!process_tune_malloc()) {
-        printf("# no mallopt() thresholds in this C library\n");
+        printf("1..0 # SKIP no mallopt() thresholds in this C library\n");
+        return 0;
+    }
+#else
+    if (!ok(process_tune_malloc() == 1,
+            "thresholds set when GLIBC_TUNABLES names no malloc setting")) {
         return tap_done();
     }
-    ok(1, "thresholds set when GLIBC_TUNABLES names no malloc setting");
+#endif
     tuned = faults_in_thread();
     ok(tuned >= 0 && tuned < per_round,
        "freed buffers kept: %ld page faults in %d sessions (untuned %ld)",
