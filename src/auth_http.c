@@ -604,6 +604,7 @@ exchange(int fd, int reused, const char *req, size_t reqlen, msec_t deadline,
     size_t len = 0, total = 0;
     ssize_t n;
     int w, head = 0;
+    int wait = 1;       /* only just asked: a recv() now would say EAGAIN */
 
     if (send_all(fd, req, reqlen, deadline) < 0) {
         if (reused && errno != ETIMEDOUT) {
@@ -619,6 +620,23 @@ exchange(int fd, int reused, const char *req, size_t reqlen, msec_t deadline,
     }
     http_parse_init(hr);
     for (;;) {
+        if (wait) {
+            w = wait_fd(fd, POLLIN, deadline);
+            if (w == 0 && head) {
+                *keep_r = 0;
+                return EXCHANGE_OK;
+            }
+            if (w == 0) {
+                auth_result_tempfail(r, "auth http server %s timed out", peer);
+                return EXCHANGE_FAILED;
+            }
+            if (w < 0) {
+                auth_result_tempfail(r, "auth http server %s: poll() failed "
+                                     "(%s)", peer, strerror(errno));
+                return EXCHANGE_FAILED;
+            }
+            wait = 0;
+        }
         n = recv(fd, buf + len, HTTP_MAX_TOTAL - len, 0);
         if (n > 0) {
             len += (size_t)n;
@@ -660,20 +678,7 @@ exchange(int fd, int reused, const char *req, size_t reqlen, msec_t deadline,
                                  "(%s)", peer, strerror(errno));
             return EXCHANGE_FAILED;
         }
-        w = wait_fd(fd, POLLIN, deadline);
-        if (w == 0 && head) {
-            *keep_r = 0;
-            return EXCHANGE_OK;
-        }
-        if (w == 0) {
-            auth_result_tempfail(r, "auth http server %s timed out", peer);
-            return EXCHANGE_FAILED;
-        }
-        if (w < 0) {
-            auth_result_tempfail(r, "auth http server %s: poll() failed "
-                                 "(%s)", peer, strerror(errno));
-            return EXCHANGE_FAILED;
-        }
+        wait = 1;
     }
 }
 

@@ -26,6 +26,8 @@ struct conn {
     struct buf in;         /* bytes read, not yet consumed */
     msec_t deadline;       /* absolute; blocking calls fail with ETIMEDOUT after */
     int eof;               /* peer closed its side */
+    int awaiting;          /* we spoke last: nothing to read until the peer
+                            * answers, so conn_fill polls before reading */
 };
 
 /* Take ownership of fd (opened non-blocking); in-buffer of bufsize bytes.
@@ -41,7 +43,9 @@ void conn_close(struct conn *c);
  * ETIMEDOUT, ENOBUFS when c->in is full, EIO for TLS errors, ...).
  */
 ssize_t conn_fill(struct conn *c);
-int conn_write_all(struct conn *c, const void *data, size_t len);  /* 0 / -1 */
+/* Write all bytes; on success the next conn_fill waits for the answer
+ * before its first read (c->awaiting).  0 / -1 */
+int conn_write_all(struct conn *c, const void *data, size_t len);
 
 /*
  * Read one line ending in LF into *line_r (a slice of c->in, including the

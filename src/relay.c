@@ -228,6 +228,14 @@ pair_io(struct pair *p)
             || (d = pipe_flush(p, &p->cl, &p->down)) < 0) {
             return -1;
         }
+        /* both sides ended and everything is out: closing sends the FINs,
+         * no shutdown() calls first */
+        if (p->cl.eof && p->be.eof && p->up.pos == p->up.last
+            && p->down.pos == p->down.last) {
+            /* the side whose EOF was passed on first closed first */
+            p->reason = p->cl.shut ? "upstream closed" : "client closed";
+            return -1;
+        }
         /* half-close: pass an EOF on once everything before it is out */
         if (p->cl.eof && !p->be.shut && p->up.pos == p->up.last) {
             conn_shutdown_write(&p->be.c);
@@ -236,10 +244,6 @@ pair_io(struct pair *p)
         if (p->be.eof && !p->cl.shut && p->down.pos == p->down.last) {
             conn_shutdown_write(&p->cl.c);
             p->cl.shut = 1;
-        }
-        if (p->cl.shut && p->be.shut) {
-            p->reason = p->be.eof && !p->cl.eof ? "upstream closed" : "client closed";
-            return -1;
         }
         if (!(a || b || c || d)) {
             break;

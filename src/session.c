@@ -561,6 +561,7 @@ phase_backend(struct session *s, const struct proto_ops *ops)
         return SESS_CLOSE;
     }
     s->backend.deadline = s->client.deadline;
+    s->backend.awaiting = 1;        /* the server speaks first */
     if (s->sc->proxy_protocol) {
         char hdr[128];
         int n = proxy_protocol_v1_build((struct sockaddr *)&s->peer,
@@ -577,14 +578,39 @@ phase_backend(struct session *s, const struct proto_ops *ops)
     return ops->backend_login(s);
 }
 
-/* Text of the local and peer addresses of the client socket. */
+/* Whether a listening address accepts on every local address. */
+static int
+listen_is_wildcard(const struct listen_conf *lc)
+{
+    if (lc->addr.ss_family == AF_INET) {
+        return ((const struct sockaddr_in *)&lc->addr)->sin_addr.s_addr
+               == htonl(INADDR_ANY);
+    }
+    if (lc->addr.ss_family == AF_INET6) {
+        return IN6_IS_ADDR_UNSPECIFIED(
+            &((const struct sockaddr_in6 *)&lc->addr)->sin6_addr);
+    }
+    return 0;
+}
+
+/* Text of the local and peer addresses of the client socket.  Every
+ * `listen` has a socket of its own, so only a wildcard one needs
+ * getsockname() to learn which local address the client reached. */
 static void
 session_addresses(struct session *s)
 {
+    int known = s->lc != NULL && !listen_is_wildcard(s->lc)
+                && s->lc->addrlen <= sizeof(s->local);
+
     session_addr_text(&s->peer, s->peerlen, s->client_ip, sizeof(s->client_ip),
                       s->client_port, sizeof(s->client_port));
     s->locallen = sizeof(s->local);
-    if (getsockname(s->client.fd, (struct sockaddr *)&s->local, &s->locallen) == 0) {
+    if (known) {
+        memcpy(&s->local, &s->lc->addr, s->lc->addrlen);
+        s->locallen = s->lc->addrlen;
+    }
+    if (known
+        || getsockname(s->client.fd, (struct sockaddr *)&s->local, &s->locallen) == 0) {
         session_addr_text(&s->local, s->locallen, s->server_ip,
                           sizeof(s->server_ip), s->server_port,
                           sizeof(s->server_port));

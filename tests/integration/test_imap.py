@@ -876,6 +876,15 @@ def test_relay_proxy_timeout(imap_px):
         assert c.closed_by_peer(15)
 
 
+def session_done_line(p):
+    """The relay's summary line of the one proxied session, once written."""
+    def line():
+        return next((ln for ln in p.log_text().splitlines()
+                     if "proxied session done" in ln), None)
+    return harness.wait_for(line, 5, what="the session's summary line:\n"
+                            + p.log_text())
+
+
 def test_relay_half_close(imap_px, kind):
     p = imap_px(kind)
     with login_raw(p.port) as c:
@@ -883,6 +892,22 @@ def test_relay_half_close(imap_px, kind):
         c.sock.shutdown(socket.SHUT_WR)
         data = c.read_all(10)
         assert b"* BYE" in data and b"Z OK" in data, data
+    # either EOF may reach the relay first (Dovecot closes after LOGOUT)
+    assert re.search(r"reason=(client|upstream) closed bytes_in=10 ",
+                     session_done_line(p))
+
+
+def test_relay_upstream_closes_first(imap_px, kind):
+    """LOGOUT: Dovecot answers and closes, postern passes the EOF on, and
+    only then does the client close; every byte arrives before the EOF."""
+    p = imap_px(kind)
+    with login_raw(p.port) as c:
+        c.send("Z LOGOUT\r\n")
+        data = c.read_all(10)
+        # read_all stops at the EOF: the tagged answer came before it
+        assert b"* BYE" in data and data.splitlines()[-1].startswith(b"Z OK"), data
+    line = session_done_line(p)
+    assert "reason=upstream closed" in line, line
 
 
 def test_logged_in_log_line(imap_px, kind, dovecot):
