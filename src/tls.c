@@ -49,10 +49,14 @@
 #include "log.h"
 #include "str.h"
 #include "tls.h"
+#include "tls_flight.h"
 #include "tls_int.h"
 
 #define TICKET_KEY_SIZE 64
 #define MAX_KEY_FILE (1024 * 1024)       /* certificate, key, CA, CRL */
+/* Room for a server flight: certificate chains of a few KiB fit; a larger
+ * flight is sent in more than one piece (tls_flight.c) */
+#define FLIGHT_BUF (16 * 1024)
 
 /* A server's TLS context: built once, read by every worker. */
 struct tls_server {
@@ -75,6 +79,7 @@ struct tls_sess {
     int alpn_offered, alpn_ok;
     char verify[160];                         /* Auth-SSL-Verify */
     char error[160];                          /* tls_last_error() */
+    struct tls_flight flight;                 /* the transport's send side */
 };
 
 static pthread_once_t base_once = PTHREAD_ONCE_INIT;
@@ -830,6 +835,20 @@ handshake_error(gnutls_session_t s, int ret, char *err, size_t errlen)
     }
 }
 
+/* The reason a gathered flight could not be sent (errno set by the
+ * flush; ETIMEDOUT stays for the caller). */
+static void
+flight_error(char *err, size_t errlen)
+{
+    if (errno == ETIMEDOUT) {
+        snprintf(err, errlen, "SSL handshake timed out");
+    } else {
+        snprintf(err, errlen, "SSL handshake failed: sending failed (%s)",
+                 strerror(errno));
+        errno = EIO;
+    }
+}
+
 /* Server handshake on c (see tls.h). */
 int
 tls_accept(struct conn *c, const struct server_conf *sc, char *err,
@@ -841,6 +860,7 @@ tls_accept(struct conn *c, const struct server_conf *sc, char *err,
     gnutls_datum_t proto, tk;
     struct pollfd pfd;
     int ret, left;
+    unsigned char flight[FLIGHT_BUF];   /* the handshake's records, gathered */
     /* NO_SIGNAL: a record sent to a peer that has gone must be an error,
      * never a SIGPIPE, whatever the process does with that signal */
     unsigned flags = GNUTLS_SERVER | GNUTLS_NONBLOCK | GNUTLS_NO_SIGNAL;
@@ -899,7 +919,12 @@ tls_accept(struct conn *c, const struct server_conf *sc, char *err,
     gnutls_handshake_set_hook_function(s, GNUTLS_HANDSHAKE_CLIENT_HELLO,
                                        GNUTLS_HOOK_PRE, alpn_hook);
     gnutls_handshake_set_timeout(s, 0);     /* c->deadline rules */
-    gnutls_transport_set_int(s, c->fd);
+    /* reads straight from the socket; writes through the flight, which
+     * gathers each flight of the handshake into one send */
+    tls_flight_init(&ss->flight, c->fd);
+    gnutls_transport_set_ptr2(s, (gnutls_transport_ptr_t)(long)c->fd, &ss->flight);
+    gnutls_transport_set_vec_push_function(s, tls_flight_push);
+    tls_flight_gather(&ss->flight, flight, sizeof(flight));
 
     for (;;) {
         ret = gnutls_handshake(s);
@@ -914,6 +939,7 @@ tls_accept(struct conn *c, const struct server_conf *sc, char *err,
                 && ret != GNUTLS_E_PULL_ERROR && ret != GNUTLS_E_PUSH_ERROR) {
                 (void)gnutls_alert_send_appropriate(s, ret);
             }
+            (void)tls_flight_flush(&ss->flight, c->deadline);   /* the alert */
             errno = EIO;
             goto fail_logged;
         }
@@ -926,6 +952,11 @@ tls_accept(struct conn *c, const struct server_conf *sc, char *err,
         if (ret != GNUTLS_E_AGAIN && ret != GNUTLS_E_INTERRUPTED) {
             continue;                   /* a warning alert: go on */
         }
+        /* about to wait for the client: it needs the whole flight first */
+        if (tls_flight_flush(&ss->flight, c->deadline) != 0) {
+            flight_error(err, errlen);
+            goto fail_logged;
+        }
         pfd.fd = c->fd;
         pfd.events = gnutls_record_get_direction(s) ? POLLOUT : POLLIN;
         pfd.revents = 0;
@@ -934,6 +965,11 @@ tls_accept(struct conn *c, const struct server_conf *sc, char *err,
             goto fail_logged;
         }
     }
+    if (tls_flight_flush(&ss->flight, c->deadline) != 0) {
+        flight_error(err, errlen);
+        goto fail_logged;
+    }
+    tls_flight_direct(&ss->flight);     /* `flight` is about to go */
     c->tls = s;
     ret = verify_client(s, ss, err, errlen);
     if (ret < 0) {
