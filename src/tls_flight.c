@@ -15,13 +15,20 @@
 
 #include "tls_flight.h"
 
+/* Back to direct writes; the lent buffer is no longer touched. */
+void
+tls_flight_direct(struct tls_flight *f)
+{
+    f->buf = NULL;
+    f->len = f->cap = 0;
+}
+
 /* Direct writes to fd. */
 void
 tls_flight_init(struct tls_flight *f, int fd)
 {
     f->fd = fd;
-    f->buf = NULL;
-    f->len = f->cap = 0;
+    tls_flight_direct(f);
 }
 
 /* Gather into the caller's buffer. */
@@ -31,14 +38,6 @@ tls_flight_gather(struct tls_flight *f, unsigned char *buf, size_t cap)
     f->buf = buf;
     f->cap = cap;
     f->len = 0;
-}
-
-/* Back to direct writes; the lent buffer is no longer touched. */
-void
-tls_flight_direct(struct tls_flight *f)
-{
-    f->buf = NULL;
-    f->len = f->cap = 0;
 }
 
 /* Send gathered bytes without waiting: 0 when all are out, else -1 with
