@@ -599,22 +599,20 @@ listen_is_wildcard(const struct listen_conf *lc)
 static void
 session_addresses(struct session *s)
 {
-    int known = s->lc != NULL && !listen_is_wildcard(s->lc)
-                && s->lc->addrlen <= sizeof(s->local);
-
     session_addr_text(&s->peer, s->peerlen, s->client_ip, sizeof(s->client_ip),
                       s->client_port, sizeof(s->client_port));
-    s->locallen = sizeof(s->local);
-    if (known) {
+    if (s->lc != NULL && !listen_is_wildcard(s->lc)) {
         memcpy(&s->local, &s->lc->addr, s->lc->addrlen);
         s->locallen = s->lc->addrlen;
+    } else {
+        s->locallen = sizeof(s->local);
+        if (getsockname(s->client.fd, (struct sockaddr *)&s->local,
+                        &s->locallen) != 0) {
+            return;             /* the server address stays unknown */
+        }
     }
-    if (known
-        || getsockname(s->client.fd, (struct sockaddr *)&s->local, &s->locallen) == 0) {
-        session_addr_text(&s->local, s->locallen, s->server_ip,
-                          sizeof(s->server_ip), s->server_port,
-                          sizeof(s->server_port));
-    }
+    session_addr_text(&s->local, s->locallen, s->server_ip, sizeof(s->server_ip),
+                      s->server_port, sizeof(s->server_port));
 }
 
 /* Log the successful login as NGINX does, with both socket pairs. */
