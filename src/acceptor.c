@@ -23,6 +23,7 @@
 #include "listener.h"
 #include "log.h"
 #include "pool.h"
+#include "process.h"
 #include "proto.h"
 
 static struct {
@@ -180,6 +181,7 @@ acceptor_start(struct listener_set *set)
         log_g(LOG_LV_EMERG, "pthread_create() failed for the acceptor");
         return -1;
     }
+    process_name_thread(acc.thread, "acceptor", -1);
     acc.running = 1;
     return 0;
 }

@@ -27,6 +27,7 @@
 #include "conf.h"
 #include "log.h"
 #include "pool.h"
+#include "process.h"
 #include "session.h"
 
 _Atomic long conn_active;
@@ -354,6 +355,7 @@ pool_start(int nthreads, size_t capacity)
             pool.nthreads = i;
             return -1;
         }
+        process_name_thread(pool.threads[i], "worker", i);
         pool.nthreads = i + 1;
     }
     pthread_attr_destroy(&attr);

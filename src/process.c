@@ -291,6 +291,25 @@ process_tune_malloc(void)
 }
 
 /* Become `user`, for good. */
+void
+process_name_thread(pthread_t thread, const char *role, int index)
+{
+#ifdef HAVE_PTHREAD_SETNAME_NP
+    char name[16];               /* Linux's limit, NUL included */
+
+    if (index < 0) {
+        snprintf(name, sizeof(name), "%s", role);
+    } else {
+        snprintf(name, sizeof(name), "%s %d", role, index);
+    }
+    pthread_setname_np(thread, name);
+#else
+    (void)thread;
+    (void)role;
+    (void)index;
+#endif
+}
+
 int
 process_drop_privileges(const char *user, const char *group, char *err,
                         size_t errlen)

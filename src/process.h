@@ -6,6 +6,7 @@
 #ifndef POSTERN_PROCESS_H
 #define POSTERN_PROCESS_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -38,6 +39,10 @@ void process_check_nofile(int worker_connections, size_t nlisteners);
  * before any thread starts.  1 when set, 0 when not (no mallopt, or
  * GLIBC_TUNABLES sets malloc tunables). */
 int process_tune_malloc(void);
+
+/* Name a thread "role index" (as `ps -L`, `top -H` and perf show it);
+ * nothing where the system cannot name threads. */
+void process_name_thread(pthread_t thread, const char *role, int index);
 
 /* Drop to user (and group; NULL: the user's primary group):
  * setgroups -> setresgid -> setresuid, then check it cannot be undone. */

@@ -25,6 +25,7 @@
 #include "conf.h"
 #include "log.h"
 #include "pool.h"
+#include "process.h"
 #include "relay.h"
 #include "session.h"
 
@@ -543,6 +544,7 @@ relay_start(int n)
             log_g(LOG_LV_EMERG, "cannot start relay thread %d: %s", i, strerror(errno));
             return -1;
         }
+        process_name_thread(t->thread, "relay", i);
         nthreads = i + 1;
     }
     return 0;

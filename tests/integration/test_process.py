@@ -153,6 +153,20 @@ def test_relay_threads_auto_is_one_per_cpu(postern_config):
                      p.log_text()), p.logs()
 
 
+def test_threads_are_named(postern_config):
+    """ps -L, top -H and perf show each thread's stage."""
+    p = simple(postern_config, top={"worker_threads": 3, "relay_threads": 2})
+    p.start()
+    assert greeting(p.port).startswith(b"* OK"), p.logs()
+    task = "/proc/%d/task" % p.pid
+    names = sorted(open(os.path.join(task, t, "comm")).read().strip()
+                   for t in os.listdir(task))
+    assert names.count("acceptor") == 1, names
+    for stage, n in (("worker", 3), ("relay", 2)):
+        assert [x for x in names if x.startswith(stage + " ")] == \
+            ["%s %d" % (stage, i) for i in range(n)], names
+
+
 BAD_CONFIGS = {
     # name: (postern_config kwargs, text on the offending line)
     "unknown top-level setting": (

@@ -56,7 +56,6 @@ main(void)
 {
     struct keepalive *k;
     struct pair a, b, c, d;
-    int fd;
 
     ok(keepalive_new(0) == NULL, "a stack of 0 is refused");
     k = keepalive_new(2);

@@ -7,7 +7,6 @@
  * (its own heap, as a worker has).  The sanitizers bring their own
  * allocators, which mallopt() does not steer: those builds skip.
  */
-#define _GNU_SOURCE
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
