@@ -5,7 +5,8 @@
 #     page, and every such entry is a setting of the table;
 #   - every setting the example names (set or commented out) exists;
 #   - the example loads (its /etc/postern/ files replaced by test files),
-#     and its `postern -T` output loads again.
+#     and its `postern -T` output loads again;
+#   - the built postern(8) names real paths, not @sysconfdir@.
 # Prints TAP.  Uses the helper tests/unit/conf_check.
 
 LC_ALL=C
@@ -113,6 +114,13 @@ ok $? "the dump has five servers (IMAP 143 993, POP3 110 995, SMTP 587)"
 st=$?
 sed 's/^/# /' "$tmp/reload.err"
 ok $st "the dump loads again"
+
+# postern(8) as built: configure's paths filled in, no @name@ left
+if [ -f "$builddir/man/postern.8" ]; then
+    grep -n '@[a-z]*@' "$builddir/man/postern.8" | sed 's/^/# left: /'
+    ! grep -q '@[a-z]*@' "$builddir/man/postern.8"
+    ok $? "postern(8) has its paths filled in"
+fi
 
 echo "1..$n"
 [ "$failed" -eq 0 ]
