@@ -1,8 +1,11 @@
 /*
  * acceptor.c - the acceptor thread: poll() over every listening socket,
  * accept, enforce worker_connections, and queue the connection for the
- * worker pool.  It never blocks on a client: when the queue is full the
- * protocol's busy line is sent with MSG_DONTWAIT and the socket closed.
+ * worker pool.  Where the greeting is the same for every client and
+ * nothing has to come first (proto_early_greeting), it sends the greeting
+ * as it queues the connection.  It never blocks on a client: the greeting
+ * and, when the queue is full, the protocol's busy line are sent with
+ * MSG_DONTWAIT (a fresh socket's buffer takes either whole).
  *
  * Locks: acc.lock guards the current listener set against a swap by the
  * main thread (reload); the thread is woken through a pipe.
@@ -61,6 +64,30 @@ refuse_busy(int fd, const struct listener *l)
     close(fd);
 }
 
+/* Send the greeting now when a worker would send the same bytes first
+ * thing: the client's answer is then on its way while the connection waits
+ * for a worker.  A client the access rules refuse is left to the worker,
+ * which logs the refusal and closes without a greeting, as before.  What
+ * was sent goes with the item; the worker sends the rest, if any. */
+static void
+greet_early(struct pool_item *it, const struct listener *l)
+{
+    size_t len;
+    const char *text = proto_early_greeting(l->sc, l->lc, &len);
+    int allow = 1;
+    ssize_t n;
+
+    if (text == NULL
+        || (addr_rules_match(&l->sc->access, (const struct sockaddr *)&it->peer,
+                             &allow) && !allow)) {
+        return;
+    }
+    n = send(it->fd, text, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n > 0) {
+        it->greeted = (size_t)n;
+    }
+}
+
 /* Accept every pending connection on one listener. */
 static void
 accept_all(const struct listener_set *set, const struct listener *l)
@@ -98,6 +125,7 @@ accept_all(const struct listener_set *set, const struct listener *l)
         }
         atomic_fetch_add(&conn_active, 1);
         it.conf = conf_ref(set->conf);
+        greet_early(&it, l);
         if (pool_push(&it) != 0) {
             log_write(l->sc->error_log, LOG_LV_WARN, it.id,
                       "all workers busy and the queue is full, client closed");

@@ -568,10 +568,20 @@ imap_greet(struct session *s)
     }
     imap_parser_init(&st->parser, s->client.in.size);
     s->proto_state = st;
-    if (session_send(s, imap_greeting, sizeof(imap_greeting) - 1) != 0) {
+    if (session_send_greeting(s, imap_greeting, sizeof(imap_greeting) - 1)
+        != 0) {
         return SESS_CLOSE;
     }
     return SESS_OK;
+}
+
+/* The same greeting for every client. */
+static const char *
+imap_fixed_greeting(const struct server_conf *sc, size_t *len)
+{
+    (void)sc;
+    *len = sizeof(imap_greeting) - 1;
+    return imap_greeting;
 }
 
 /* The reply for an internal or upstream error; the session ends. */
@@ -933,6 +943,7 @@ const struct proto_ops imap_ops = {
     .default_port = 143,
     .conf_init = imap_conf_init,
     .conf_free = imap_conf_free,
+    .fixed_greeting = imap_fixed_greeting,
     .greet = imap_greet,
     .dialogue = imap_dialogue,
     .auth_error = imap_auth_error,

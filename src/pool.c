@@ -302,8 +302,7 @@ worker_main(void *arg)
         pool.busy_fd[self] = it.fd;
         pthread_mutex_unlock(&pool.lock);
 
-        rc = session_run(it.fd, (struct sockaddr *)&it.peer, it.peerlen,
-                         it.conf, it.sc, it.lc, it.id, it.accepted, &it.resume);
+        rc = session_run(&it);
         if (rc == 0) {
             atomic_fetch_sub(&conn_active, 1);
         }

@@ -38,6 +38,7 @@ struct pool_item {
     uint64_t id;
     msec_t accepted;
     struct pool_resume *resume;        /* NULL unless waiting again */
+    size_t greeted;                    /* greeting bytes the acceptor sent */
 };
 
 /* Start nthreads workers with a queue of capacity items.  0 / -1. */

@@ -28,6 +28,7 @@
 #define CRLF "\r\n"
 
 static const char pop3_greeting[] = "+OK POP3 ready";
+static const char pop3_greeting_line[] = "+OK POP3 ready" CRLF;
 static const char pop3_ok[] = "+OK" CRLF;
 static const char pop3_invalid[] = "-ERR invalid command" CRLF;
 static const char pop3_cancelled[] = "-ERR authentication cancelled" CRLF;
@@ -444,6 +445,20 @@ cmd_stls(struct session *s, struct pop3_session *ps,
 
 /* ---- proto_ops ---- */
 
+/* Without APOP every client gets the same greeting; with it, each its own
+ * timestamp. */
+static const char *
+pop3_fixed_greeting(const struct server_conf *sc, size_t *len)
+{
+    const struct pop3_conf *pc = sc->proto_data;
+
+    if (pc->mechs & AUTH_M_APOP) {
+        return NULL;
+    }
+    *len = sizeof(pop3_greeting_line) - 1;
+    return pop3_greeting_line;
+}
+
 /* Send "+OK POP3 ready", with an APOP timestamp when APOP is enabled. */
 static enum sess_rc
 pop3_greet(struct session *s)
@@ -467,7 +482,8 @@ pop3_greet(struct session *s)
      * not, because clients take a timestamp as an offer of APOP.
      */
     if (!(pc->mechs & AUTH_M_APOP)) {
-        rc = session_sendf(s, "%s" CRLF, pop3_greeting);
+        rc = session_send_greeting(s, pop3_greeting_line,
+                                   sizeof(pop3_greeting_line) - 1);
         return rc == 0 ? SESS_OK : SESS_CLOSE;
     }
     if (session_make_salt(s) != 0 || str_set(&ps->apop_salt, s->salt) != 0) {
@@ -743,6 +759,7 @@ const struct proto_ops pop3_ops = {
     .default_port = 110,
     .conf_init = pop3_conf_init,
     .conf_free = pop3_conf_free,
+    .fixed_greeting = pop3_fixed_greeting,
     .greet = pop3_greet,
     .dialogue = pop3_dialogue,
     .auth_error = pop3_auth_error,

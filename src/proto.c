@@ -17,3 +17,14 @@ proto_ops_get(enum proto p)
     }
     return NULL;
 }
+
+/* See proto.h. */
+const char *
+proto_early_greeting(const struct server_conf *sc, const struct listen_conf *lc,
+                     size_t *len)
+{
+    if (sc->ssl || lc->ssl || lc->proxy_protocol) {
+        return NULL;
+    }
+    return proto_ops_get(sc->protocol)->fixed_greeting(sc, len);
+}

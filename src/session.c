@@ -669,42 +669,42 @@ session_free(struct session *s, const struct proto_ops *ops)
 
 /* The worker's entry: run one session to the relay or to its end. */
 int
-session_run(int fd, const struct sockaddr *peer, socklen_t peerlen,
-            struct conf *conf, const struct server_conf *sc,
-            const struct listen_conf *lc, uint64_t id, msec_t accepted,
-            struct pool_resume **resume_io)
+session_run(struct pool_item *it)
 {
     struct session s;
+    const struct server_conf *sc = it->sc;
     const struct proto_ops *ops = proto_ops_get(sc->protocol);
+    int fd = it->fd;
     int result = 0;             /* what session_run returns */
 
     memset(&s, 0, sizeof(s));
-    s.id = id;
-    s.conf = conf;
+    s.id = it->id;
+    s.conf = it->conf;
     s.sc = sc;
-    s.lc = lc;
-    s.start = accepted;
+    s.lc = it->lc;
+    s.start = it->accepted;
     s.backend.fd = -1;
     s.auth.wait = -1;
-    memcpy(&s.peer, peer, peerlen);
-    s.peerlen = peerlen;
+    memcpy(&s.peer, &it->peer, it->peerlen);
+    s.peerlen = it->peerlen;
+    s.greeted = it->greeted;
     if (conn_init(&s.client, fd, client_buffer_size(sc)) != 0) {
-        log_write(sc->error_log, LOG_LV_ERR, id, "out of memory for a session");
+        log_write(sc->error_log, LOG_LV_ERR, s.id, "out of memory for a session");
         close(fd);
         goto done;
     }
-    s.client.deadline = accepted + sc->timeout;
+    s.client.deadline = s.start + sc->timeout;
     session_addresses(&s);
 
-    if (*resume_io != NULL) {
+    if (it->resume != NULL) {
         /* back from the queue: the header was read before */
-        struct pool_resume *r = *resume_io;
+        struct pool_resume *r = it->resume;
 
         apply_header(&s, &r->src, r->srclen, &r->dst, r->dstlen, 1);
         free(r);
-        *resume_io = NULL;
+        it->resume = NULL;
     } else {
-        int rc = phase_proxy_header(&s, resume_io);
+        int rc = phase_proxy_header(&s, &it->resume);
 
         if (rc == 1) {
             /* wait again under the real address: the item keeps the socket

@@ -63,23 +63,21 @@ struct session {
 
     void *proto_state;                  /* protocol module's own state */
     const char *action;                 /* "while ..." part of log lines */
+    size_t greeted;                     /* greeting bytes the acceptor sent */
 };
 
-struct pool_resume;
+struct pool_item;
 
 /*
- * The worker's entry point; takes ownership of fd and the conf reference and
- * frees everything.  *resume_io: in, NULL or a session waiting again with its
- * PROXY header read (taken and freed); out, set when the session must wait
- * again under its real address (see pool_claim_share).  Returns 0 when the
- * session ended here, 1 when the pair went to the relay (which now counts it
- * in conn_active), 2 when it must be queued again (fd and conf reference
- * stay the caller's).
+ * The worker's entry point for a queued connection; takes ownership of its
+ * fd and conf reference and frees everything.  it->resume: in, NULL or a
+ * session waiting again with its PROXY header read (taken and freed); out,
+ * set when the session must wait again under its real address (see
+ * pool_claim_share).  Returns 0 when the session ended here, 1 when the
+ * pair went to the relay (which now counts it in conn_active), 2 when it
+ * must be queued again (fd and conf reference stay the item's).
  */
-int session_run(int fd, const struct sockaddr *peer, socklen_t peerlen,
-                struct conf *conf, const struct server_conf *sc,
-                const struct listen_conf *lc, uint64_t id, msec_t accepted,
-                struct pool_resume **resume_io);
+int session_run(struct pool_item *it);
 
 /* Log with the session's context appended, as NGINX does:
  * "MESSAGE while ACTION, client: A, server: B, login: "u", upstream: C". */
@@ -111,6 +109,16 @@ int session_starttls(struct session *s);
 int session_send(struct session *s, const char *data, size_t len);
 int session_sendf(struct session *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* Send the greeting less the bytes the acceptor sent of the same text
+ * (proto_early_greeting).  When it sent all, nothing is written and the
+ * first read is tried at once: the client's command has had time to
+ * arrive.  0 or -1 as session_send. */
+static inline int
+session_send_greeting(struct session *s, const char *text, size_t len)
+{
+    return s->greeted >= len ? 0
+                             : session_send(s, text + s->greeted, len - s->greeted);
+}
 /* Write PREFIX VALUE SUFFIX to the backend in one piece (a login line: the
  * copy is wiped); 0 or -1 (logged at error, "upstream write failed"). */
 int session_backend_send(struct session *s, const char *prefix,

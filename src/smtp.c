@@ -586,6 +586,20 @@ greeting_delay(struct session *s)
     return -1;
 }
 
+/* The greeting is the server's, unless smtp_greeting_delay must pass
+ * first (only a worker can watch for a client that talks too early). */
+static const char *
+smtp_fixed_greeting(const struct server_conf *sc, size_t *len)
+{
+    const struct smtp_conf *cf = sc->proto_data;
+
+    if (sc->smtp_greeting_delay > 0) {
+        return NULL;
+    }
+    *len = cf->greeting.len;
+    return (const char *)cf->greeting.data;
+}
+
 /* Allocate the state, wait out smtp_greeting_delay, greet. */
 static enum sess_rc
 smtp_greet(struct session *s)
@@ -603,8 +617,8 @@ smtp_greet(struct session *s)
     if (s->sc->smtp_greeting_delay > 0 && greeting_delay(s) != 0) {
         return SESS_CLOSE;
     }
-    if (session_send(s, (const char *)cf->greeting.data, cf->greeting.len)
-        != 0) {
+    if (session_send_greeting(s, (const char *)cf->greeting.data,
+                              cf->greeting.len) != 0) {
         return SESS_CLOSE;
     }
     return SESS_OK;
@@ -1029,6 +1043,7 @@ const struct proto_ops smtp_ops = {
     .default_port = 25,
     .conf_init = smtp_conf_init,
     .conf_free = smtp_conf_free,
+    .fixed_greeting = smtp_fixed_greeting,
     .greet = smtp_greet,
     .dialogue = smtp_dialogue,
     .auth_error = smtp_auth_error,

@@ -153,6 +153,104 @@ def test_relay_threads_auto_is_one_per_cpu(postern_config):
                      p.log_text()), p.logs()
 
 
+# --------------------------------------------------------------------------
+# the acceptor's greeting
+
+def hold_the_worker(port):
+    """Connect to an IMAP server and keep its one worker reading: a
+    command answered proves a worker, not the acceptor, has the session."""
+    c = harness.LineClient(port, timeout=10)
+    assert c.readline().startswith(b"* OK")
+    c.send("A CAPABILITY\r\n")
+    for _ in range(20):
+        if c.readline().startswith(b"A OK"):
+            return c
+    pytest.fail("no answer to CAPABILITY")
+
+
+def nothing_within(sock, seconds):
+    """True when sock received nothing for `seconds` (a wrong greeting
+    would come at once, so the wait only bounds the check)."""
+    sock.settimeout(seconds)
+    try:
+        sock.recv(100)
+    except socket.timeout:
+        return True
+    return False
+
+
+EARLY = {"imap": b"* OK IMAP4 ready\r\n", "pop3": b"+OK POP3 ready\r\n",
+         "smtp": b"220 proxy.example.test ESMTP ready\r\n"}
+
+
+@pytest.mark.parametrize("proto", sorted(EARLY))
+def test_greeting_while_every_worker_is_busy(postern_config, proto):
+    """A plain connection is greeted as it is queued: its client's first
+    command then waits in the socket for the worker, and is answered."""
+    p = simple(postern_config, servers=[{"protocol": "imap"},
+                                        {"protocol": proto}],
+               top={"worker_threads": 1},
+               mail={"server_name": "proxy.example.test", "timeout": "60s"})
+    p.start()
+    holder = hold_the_worker(p.ports[0])
+    with harness.LineClient(p.ports[1], timeout=10) as c:
+        assert c.readline() == EARLY[proto], p.logs()
+        c.send({"imap": "B NOOP\r\n", "pop3": "NOOP\r\n",
+                "smtp": "NOOP\r\n"}[proto])
+        holder.close()              # the worker comes free for it
+        assert c.readline().startswith(
+            {"imap": b"B OK", "pop3": b"+OK", "smtp": b"250"}[proto]), \
+            p.logs()
+    assert p.alive()
+
+
+NOT_EARLY = {
+    # name: (server settings, mail settings, what the client sends first)
+    "pop3 with APOP (a timestamp per client)": (
+        {"protocol": "pop3"}, {"pop3_auth": ["plain", "apop"]}, None),
+    "smtp_greeting_delay": (
+        {"protocol": "smtp", "smtp_greeting_delay": "100ms"}, {}, None),
+    "refused by access": (
+        {"protocol": "imap", "access": ["deny 127.0.0.1", "allow all"]}, {},
+        None),
+    "PROXY header first": (
+        {"protocol": "imap", "proxy_protocol": True}, {"set_real_ip_from":
+                                                      ["127.0.0.1"]},
+        b"PROXY TCP4 192.0.2.7 127.0.0.1 4000 143\r\n"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(NOT_EARLY))
+def test_no_early_greeting(postern_config, case):
+    """Where the greeting depends on the client or must wait, only the
+    worker greets: nothing comes while the one worker is busy."""
+    server, mail, first = NOT_EARLY[case]
+    server = dict(server)
+    if server.pop("proxy_protocol", False):
+        server["listen"] = "127.0.0.1:%d proxy_protocol" % harness.free_port()
+    p = simple(postern_config, servers=[{"protocol": "imap"}, server],
+               top={"worker_threads": 1}, mail=dict(mail, timeout="60s"))
+    p.start()
+    holder = hold_the_worker(p.ports[0])
+    c = socket.create_connection(("127.0.0.1", p.ports[1]), timeout=10)
+    try:
+        if first:
+            c.sendall(first)
+        assert nothing_within(c, 0.5), p.logs()
+        holder.close()
+        c.settimeout(10)
+        got = c.recv(200)
+        if case == "refused by access":
+            assert got == b"", got
+        else:
+            assert got[:1] in (b"*", b"+", b"2"), (got, p.logs())
+            if "APOP" in case:
+                assert re.match(rb"\+OK POP3 ready <[^>]+>\r\n$", got), got
+    finally:
+        c.close()
+    assert p.alive()
+
+
 def test_threads_are_named(postern_config):
     """ps -L, top -H and perf show each thread's stage."""
     p = simple(postern_config, top={"worker_threads": 3, "relay_threads": 2})

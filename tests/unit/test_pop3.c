@@ -267,6 +267,25 @@ test_conf(void)
     start("CAPA\r\n", 0, 512);
     ok(pop3_ops.greet(&sess) == SESS_OK, "greet");
     is_str(client_out, "+OK POP3 ready\r\n", "greeting without APOP");
+    {
+        size_t len = 0;
+        const char *g = pop3_ops.fixed_greeting(&sc, &len);
+
+        ok(g != NULL && len == 16 && memcmp(g, "+OK POP3 ready\r\n", 16) == 0,
+           "without APOP the acceptor may send the greeting");
+        start("", 0, 512);
+        sess.greeted = 4;
+        pop3_ops.greet(&sess);
+        is_str(client_out, "POP3 ready\r\n",
+               "the worker sends what the acceptor did not");
+        start("", 0, 512);
+        sess.greeted = len;
+        pop3_ops.greet(&sess);
+        is_int((long)client_out_len, 0, "nothing when the acceptor sent it all");
+    }
+    start("CAPA\r\n", 0, 512);
+    pop3_ops.greet(&sess);
+    client_out_len = 0;
     client_out_len = 0;
     client_out[0] = '\0';
     ok(pop3_ops.dialogue(&sess) == SESS_CLOSE, "CAPA then EOF closes");
@@ -286,6 +305,12 @@ test_conf(void)
            "AUTH lists mechanisms");
 
     setup_conf(AUTH_M_APOP, STARTTLS_OFF, 0);
+    {
+        size_t len = 0;
+
+        ok(pop3_ops.fixed_greeting(&sc, &len) == NULL,
+           "APOP: each client its own timestamp, the worker greets");
+    }
     start("CAPA\r\n", 0, 512);
     pop3_ops.greet(&sess);
     is_str(client_out,
