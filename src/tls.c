@@ -883,6 +883,14 @@ tls_accept(struct conn *c, const struct server_conf *sc, char *err,
     if (!ts->tickets) {
         flags |= GNUTLS_NO_TICKETS;
     }
+    /* TLS 1.3: the handshake returns once our Finished is out, so the
+     * greeting travels with the handshake instead of a round trip later
+     * ("0.5-RTT data": the greeting is public, and the first read verifies
+     * the client's Finished before it returns a byte).  Not when a client
+     * certificate is asked for: nothing is sent before it is checked. */
+    if (ts->verify == VERIFY_OFF) {
+        flags |= GNUTLS_ENABLE_EARLY_START;
+    }
     ret = gnutls_init(&s, flags);
     if (ret < 0) {
         free(ss);
@@ -1008,11 +1016,20 @@ record_error(struct conn *c, ssize_t ret, int *dir_write_r, const char *op)
         errno = EAGAIN;
         return -1;
     }
+    ss = gnutls_session_get_ptr(s);
+    if (gnutls_handshake_get_last_in(s) == GNUTLS_HANDSHAKE_CLIENT_HELLO) {
+        /* the handshake returned early (GNUTLS_ENABLE_EARLY_START) and
+         * the client's Finished has not come: its failure is the
+         * handshake's, and is told in the handshake's words */
+        handshake_error(s, ret == 0 ? GNUTLS_E_PREMATURE_TERMINATION : (int)ret,
+                        ss->error, sizeof(ss->error));
+        errno = EIO;
+        return -1;
+    }
     if (ret == 0 || ret == GNUTLS_E_PREMATURE_TERMINATION) {
         return 0;
     }
     /* the caller logs it, with the session's context */
-    ss = gnutls_session_get_ptr(s);
     if (ret == GNUTLS_E_FATAL_ALERT_RECEIVED) {
         snprintf(ss->error, sizeof(ss->error), "SSL alert \"%s\" received "
                  "while %s", gnutls_alert_get_name(gnutls_alert_get(s)), op);

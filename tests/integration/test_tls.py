@@ -217,6 +217,18 @@ def test_handshake_failures_logged(start, certs):
             pass
     harness.wait_for(lambda: p.log_text().count("SSL handshake failed") >= 1,
                      10, what="a handshake failure")
+    # TLS 1.3 with the greeting sent early: a client that leaves before its
+    # Finished, or refuses the certificate, failed its handshake all the same
+    WithheldFinished(p.port, certs.client_context()).close()
+    harness.wait_for(lambda: p.log_text().count(
+        "peer closed connection in SSL handshake") >= 2, 10,
+        what="the early handshake's log line")
+    with socket.create_connection(("127.0.0.1", p.port), timeout=10) as raw:
+        with pytest.raises(ssl.SSLError):
+            ssl.create_default_context().wrap_socket(   # the test CA unknown
+                raw, server_hostname="localhost")
+    harness.wait_for(lambda: p.log_text().count("SSL handshake failed") >= 2,
+                     10, what="the refused certificate's handshake failure")
 
 
 def _bogus_record(tls_sock):
@@ -818,6 +830,96 @@ def read_to_close(port, ctx, send=b"", implicit=True, timeout=10):
     finally:
         tls.close()
     return data
+
+
+class WithheldFinished:
+    """A TLS 1.3 client that runs its side of the handshake but keeps its
+    Finished message back: what the server sends now, it sent before it
+    could have verified the client (0.5-RTT data)."""
+
+    def __init__(self, port, ctx):
+        self.raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.inc, self.out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.tls = ctx.wrap_bio(self.inc, self.out,
+                                server_hostname="localhost")
+        try:
+            self.tls.do_handshake()
+        except ssl.SSLWantReadError:
+            pass
+        self.raw.sendall(self.out.read())          # the ClientHello
+        while True:                                # the server's flight
+            data = self.raw.recv(65536)
+            assert data, "server closed during the handshake"
+            self.inc.write(data)
+            try:
+                self.tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                continue
+        self.finished = self.out.read()            # held back
+        assert self.tls.version() == "TLSv1.3"
+
+    def read_before_finished(self, seconds):
+        """Plaintext the server sent within `seconds` without our Finished."""
+        self.raw.settimeout(seconds)
+        got = b""
+        try:
+            while b"\n" not in got:
+                try:
+                    got += self.tls.read(4096)
+                    continue
+                except ssl.SSLWantReadError:
+                    pass
+                data = self.raw.recv(65536)
+                if not data:
+                    break
+                self.inc.write(data)
+        except socket.timeout:
+            pass
+        return got
+
+    def send_finished(self):
+        self.raw.settimeout(10)
+        self.raw.sendall(self.finished)
+
+    def close(self):
+        self.raw.close()
+
+
+@pytest.mark.parametrize("proto", ["imap", "pop3", "smtp"])
+def test_greeting_travels_with_the_handshake(start, certs, proto):
+    """TLS 1.3 implicit TLS: the greeting leaves with the server's
+    handshake flight instead of a round trip after it; the client's
+    Finished is still checked before postern reads a command."""
+    greeting = {"imap": b"* OK", "pop3": b"+OK", "smtp": b"220 "}[proto]
+    p = start(tls_server(certs, proto))
+    c = WithheldFinished(p.port, certs.client_context())
+    try:
+        got = c.read_before_finished(10)
+        assert got.startswith(greeting), (got, p.logs())
+        c.send_finished()
+        c.tls.write({"imap": b"a NOOP\r\n", "pop3": b"NOOP\r\n",
+                     "smtp": b"NOOP\r\n"}[proto])
+        c.raw.sendall(c.out.read())
+        reply = c.read_before_finished(10)
+        assert reply.startswith({"imap": b"a OK", "pop3": b"+OK",
+                                 "smtp": b"250"}[proto]), (reply, p.logs())
+    finally:
+        c.close()
+    assert p.alive()
+
+
+def test_no_early_greeting_when_a_client_cert_is_asked(start, certs):
+    """With ssl_verify_client nothing goes out before the client's
+    certificate and Finished have been checked."""
+    p = start(verify_server(certs, "imap", verify="optional"))
+    c = WithheldFinished(p.port, certs.client_context(cert="client"))
+    try:
+        assert c.read_before_finished(0.5) == b"", p.logs()
+        c.send_finished()
+        assert c.read_before_finished(10).startswith(b"* OK"), p.logs()
+    finally:
+        c.close()
 
 
 def verify_server(certs, protocol, verify="on", **extra):
