@@ -290,7 +290,7 @@ process_tune_malloc(void)
     return 0;
 }
 
-/* Become `user`, for good. */
+/* See process.h: pthread_setname_np where there is one. */
 void
 process_name_thread(pthread_t thread, const char *role, int index)
 {
@@ -310,6 +310,7 @@ process_name_thread(pthread_t thread, const char *role, int index)
 #endif
 }
 
+/* Become `user`, for good. */
 int
 process_drop_privileges(const char *user, const char *group, char *err,
                         size_t errlen)
