@@ -27,8 +27,8 @@
 
 #define CRLF "\r\n"
 
-static const char pop3_greeting[] = "+OK POP3 ready";
-static const char pop3_greeting_line[] = "+OK POP3 ready" CRLF;
+#define POP3_GREETING "+OK POP3 ready"
+static const char pop3_greeting_line[] = POP3_GREETING CRLF;
 static const char pop3_ok[] = "+OK" CRLF;
 static const char pop3_invalid[] = "-ERR invalid command" CRLF;
 static const char pop3_cancelled[] = "-ERR authentication cancelled" CRLF;
@@ -491,7 +491,7 @@ pop3_greet(struct session *s)
         send_lit(s, pop3_internal);
         return SESS_CLOSE;
     }
-    rc = session_sendf(s, "%s %.*s" CRLF, pop3_greeting,
+    rc = session_sendf(s, POP3_GREETING " %.*s" CRLF,
                        (int)ps->apop_salt.len, (char *)ps->apop_salt.data);
     return rc == 0 ? SESS_OK : SESS_CLOSE;
 }

@@ -266,7 +266,8 @@ process_check_nofile(int worker_connections, size_t nlisteners)
  * login and one per four to eight plain logins in bench/, each a TLB
  * shootdown on every CPU, and the next session faults the same pages back
  * in.  Keeping up to 1 MiB free per heap ends that (madvise calls 0, page
- * faults per TLS login 1.5 -> 0.04; docs/benchmarks.md, fifth round).  Fixing the thresholds switches off glibc's own
+ * faults per TLS login 1.5 -> 0.04; docs/benchmarks.md, fifth round).
+ * Fixing the thresholds switches off glibc's own
  * sliding mmap threshold, so it is set too: blocks under 512 KiB (every
  * buffer unless proxy_buffer is 512k or more) come from the heaps, larger
  * ones are mapped and unmapped as before.  The cost is bounded: at most

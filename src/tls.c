@@ -1017,10 +1017,13 @@ record_error(struct conn *c, ssize_t ret, int *dir_write_r, const char *op)
         return -1;
     }
     ss = gnutls_session_get_ptr(s);
-    if (gnutls_handshake_get_last_in(s) == GNUTLS_HANDSHAKE_CLIENT_HELLO) {
+    if ((gnutls_session_get_flags(s) & GNUTLS_SFLAGS_EARLY_START)
+        && gnutls_handshake_get_last_in(s) == GNUTLS_HANDSHAKE_CLIENT_HELLO) {
         /* the handshake returned early (GNUTLS_ENABLE_EARLY_START) and
          * the client's Finished has not come: its failure is the
-         * handshake's, and is told in the handshake's words */
+         * handshake's, and is told in the handshake's words.  (Asking the
+         * flag keeps a refused TLS 1.2 renegotiation, whose ClientHello
+         * is the last message in too, out of this.) */
         handshake_error(s, ret == 0 ? GNUTLS_E_PREMATURE_TERMINATION : (int)ret,
                         ss->error, sizeof(ss->error));
         errno = EIO;
