@@ -144,6 +144,7 @@ acceptor_main(void *arg)
     size_t cap = 0;
 
     (void)arg;
+    process_name_self("acceptor", -1);
     while (!atomic_load(&acc.stop)) {
         struct listener_set *set;
         size_t n;
@@ -209,7 +210,6 @@ acceptor_start(struct listener_set *set)
         log_g(LOG_LV_EMERG, "pthread_create() failed for the acceptor");
         return -1;
     }
-    process_name_thread(acc.thread, "acceptor", -1);
     acc.running = 1;
     return 0;
 }

@@ -273,6 +273,7 @@ worker_main(void *arg)
     struct pool_item it;
     int rc;
 
+    process_name_self("worker", self);
     worker_self = self;
     pthread_mutex_lock(&pool.lock);
     for (;;) {
@@ -354,7 +355,6 @@ pool_start(int nthreads, size_t capacity)
             pool.nthreads = i;
             return -1;
         }
-        process_name_thread(pool.threads[i], "worker", i);
         pool.nthreads = i + 1;
     }
     pthread_attr_destroy(&attr);

@@ -11,6 +11,7 @@
 #ifdef HAVE_MALLOC_H
 #include <malloc.h>
 #endif
+#include <pthread.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -293,7 +294,7 @@ process_tune_malloc(void)
 
 /* See process.h: pthread_setname_np where there is one. */
 void
-process_name_thread(pthread_t thread, const char *role, int index)
+process_name_self(const char *role, int index)
 {
 #ifdef HAVE_PTHREAD_SETNAME_NP
     char name[16];               /* Linux's limit, NUL included */
@@ -303,9 +304,8 @@ process_name_thread(pthread_t thread, const char *role, int index)
     } else {
         snprintf(name, sizeof(name), "%s %d", role, index);
     }
-    pthread_setname_np(thread, name);
+    pthread_setname_np(pthread_self(), name);
 #else
-    (void)thread;
     (void)role;
     (void)index;
 #endif

@@ -1,12 +1,11 @@
 /*
  * process.h - the process around the threads: daemonising, the pid file,
- * the open-file limit, the allocator's thresholds and dropping privileges.
- * Main thread only.
+ * the open-file limit, the allocator's thresholds, dropping privileges and
+ * the threads' names.  Main thread only, but for process_name_self().
  */
 #ifndef POSTERN_PROCESS_H
 #define POSTERN_PROCESS_H
 
-#include <pthread.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -40,9 +39,10 @@ void process_check_nofile(int worker_connections, size_t nlisteners);
  * GLIBC_TUNABLES sets malloc tunables). */
 int process_tune_malloc(void);
 
-/* Name a thread "role index" (as `ps -L`, `top -H` and perf show it);
- * nothing where the system cannot name threads. */
-void process_name_thread(pthread_t thread, const char *role, int index);
+/* Name the calling thread "role index" (index < 0: "role"), as `ps -L`,
+ * `top -H` and perf show it; called first thing in each thread, so all it
+ * does is under its name.  Nothing where threads cannot be named. */
+void process_name_self(const char *role, int index);
 
 /* Drop to user (and group; NULL: the user's primary group):
  * setgroups -> setresgid -> setresuid, then check it cannot be undone. */

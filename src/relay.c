@@ -347,6 +347,7 @@ relay_main(void *arg)
     struct pollfd *pfd = NULL;
     size_t pcap = 0;
 
+    process_name_self("relay", (int)(t - threads));
     for (;;) {
         msec_t now, next = DEADLINE_NONE;
         int busy = 0, timeout, rc;
@@ -544,7 +545,6 @@ relay_start(int n)
             log_g(LOG_LV_EMERG, "cannot start relay thread %d: %s", i, strerror(errno));
             return -1;
         }
-        process_name_thread(t->thread, "relay", i);
         nthreads = i + 1;
     }
     return 0;

@@ -257,12 +257,15 @@ def test_threads_are_named(postern_config):
     p.start()
     assert greeting(p.port).startswith(b"* OK"), p.logs()
     task = "/proc/%d/task" % p.pid
-    names = sorted(open(os.path.join(task, t, "comm")).read().strip()
-                   for t in os.listdir(task))
-    assert names.count("acceptor") == 1, names
-    for stage, n in (("worker", 3), ("relay", 2)):
-        assert [x for x in names if x.startswith(stage + " ")] == \
-            ["%s %d" % (stage, i) for i in range(n)], names
+    want = ["acceptor", "relay 0", "relay 1", "worker 0", "worker 1",
+            "worker 2"]
+
+    def names():
+        # each thread names itself as it starts: wait until all have
+        got = sorted(open(os.path.join(task, t, "comm")).read().strip()
+                     for t in os.listdir(task))
+        return got if [x for x in got if x != "postern"] == want else None
+    harness.wait_for(names, 10, what="every thread's name")
 
 
 BAD_CONFIGS = {
