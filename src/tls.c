@@ -80,6 +80,7 @@ struct tls_sess {
     char verify[160];                         /* Auth-SSL-Verify */
     char error[160];                          /* tls_last_error() */
     struct tls_flight flight;                 /* the transport's send side */
+    int transport_errno;                      /* of the last failed call */
 };
 
 static pthread_once_t base_once = PTHREAD_ONCE_INIT;
@@ -814,6 +815,52 @@ verify_client(gnutls_session_t s, struct tls_sess *ss, char *err,
     return -1;
 }
 
+/* GnuTLS's pull: the socket, read directly (as GnuTLS's own would; the
+ * transport pointer is the session, for transport_errno below). */
+static ssize_t
+transport_pull(gnutls_transport_ptr_t ptr, void *buf, size_t len)
+{
+    const struct tls_sess *ss = ptr;
+
+    return recv(ss->flight.fd, buf, len, 0);
+}
+
+/* Its wait, should GnuTLS ever want one (GnuTLS's own would take the
+ * transport pointer for the fd): > 0 ready, 0 timed out, -1 failed. */
+static int
+transport_pull_timeout(gnutls_transport_ptr_t ptr, unsigned int ms)
+{
+    const struct tls_sess *ss = ptr;
+    struct pollfd pfd = { .fd = ss->flight.fd, .events = POLLIN };
+
+    return poll(&pfd, 1, ms == GNUTLS_INDEFINITE_TIMEOUT ? -1 : (int)ms);
+}
+
+/* GnuTLS asks for errno after each failed pull or push; keeping it lets a
+ * reset connection be logged as "Connection reset by peer" instead of
+ * GnuTLS's "Error in the pull function." */
+static int
+transport_errno(gnutls_transport_ptr_t ptr)
+{
+    struct tls_sess *ss = ptr;
+
+    ss->transport_errno = errno;
+    return errno;
+}
+
+/* The reason for GnuTLS error ret: the system's, when the socket failed. */
+static const char *
+error_reason(gnutls_session_t s, int ret)
+{
+    const struct tls_sess *ss = gnutls_session_get_ptr(s);
+
+    if ((ret == GNUTLS_E_PULL_ERROR || ret == GNUTLS_E_PUSH_ERROR)
+        && ss->transport_errno != 0) {
+        return strerror(ss->transport_errno);
+    }
+    return gnutls_strerror(ret);
+}
+
 /* Text for a failed handshake. */
 static void
 handshake_error(gnutls_session_t s, int ret, char *err, size_t errlen)
@@ -831,7 +878,7 @@ handshake_error(gnutls_session_t s, int ret, char *err, size_t errlen)
                  ((struct tls_sess *)gnutls_session_get_ptr(s))->ts->alpn);
     } else {
         snprintf(err, errlen, "SSL handshake failed: %s",
-                 gnutls_strerror(ret));
+                 error_reason(s, ret));
     }
 }
 
@@ -930,8 +977,11 @@ tls_accept(struct conn *c, const struct server_conf *sc, char *err,
     /* reads straight from the socket; writes through the flight, which
      * gathers each flight of the handshake into one send */
     tls_flight_init(&ss->flight, c->fd);
-    gnutls_transport_set_ptr2(s, (gnutls_transport_ptr_t)(long)c->fd, &ss->flight);
+    gnutls_transport_set_ptr2(s, ss, &ss->flight);
+    gnutls_transport_set_pull_function(s, transport_pull);
+    gnutls_transport_set_pull_timeout_function(s, transport_pull_timeout);
     gnutls_transport_set_vec_push_function(s, tls_flight_push);
+    gnutls_transport_set_errno_function(s, transport_errno);
     tls_flight_gather(&ss->flight, flight, sizeof(flight));
 
     for (;;) {
@@ -1038,7 +1088,7 @@ record_error(struct conn *c, ssize_t ret, int *dir_write_r, const char *op)
                  "while %s", gnutls_alert_get_name(gnutls_alert_get(s)), op);
     } else {
         snprintf(ss->error, sizeof(ss->error), "SSL %s failed: %s", op,
-                 gnutls_strerror((int)ret));
+                 error_reason(s, (int)ret));
     }
     errno = EIO;
     return -1;

@@ -22,6 +22,7 @@ import signal
 import smtplib
 import socket
 import ssl
+import struct
 import subprocess
 import tempfile
 import time
@@ -218,20 +219,29 @@ def test_handshake_failures_logged(start, certs):
     harness.wait_for(lambda: p.log_text().count("SSL handshake failed") >= 1,
                      10, what="a handshake failure")
     # TLS 1.3 with the greeting sent early: a client that leaves before its
-    # Finished, or refuses the certificate, failed its handshake all the
-    # same.  Whether postern reads the refusing client's alert or finds the
-    # connection gone while it writes the greeting is a race: either is
-    # told in the handshake's words, never as an ordinary close.
+    # Finished failed its handshake all the same.  It reads the greeting
+    # first, so that its close is a FIN (unread bytes would make it a
+    # reset); a reset is told with the system's reason, not GnuTLS's
+    # "Error in the pull function."
     def new_lines(mark, *words):
         def found():
             text = p.log_text()[mark:]
             return any(w in text for w in words) and text
         return found
 
-    mark = len(p.log_text())
-    WithheldFinished(p.port, certs.client_context()).close()
-    harness.wait_for(new_lines(mark, "peer closed connection in SSL handshake"),
-                     10, what="the early handshake's log line")
+    for leave, words in ((WithheldFinished.close,
+                          "peer closed connection in SSL handshake while"),
+                         (WithheldFinished.reset,
+                          "SSL handshake failed: Connection reset by peer")):
+        mark = len(p.log_text())
+        client = WithheldFinished(p.port, certs.client_context())
+        assert client.read_before_finished(10).startswith(b"* OK")
+        leave(client)
+        harness.wait_for(new_lines(mark, words), 10, what=words)
+    # A client that refuses the certificate: whether postern reads its
+    # alert or finds the connection gone while it writes the greeting is a
+    # race; either is told in the handshake's words, never as an ordinary
+    # close.
     mark = len(p.log_text())
     with socket.create_connection(("127.0.0.1", p.port), timeout=10) as raw:
         with pytest.raises(ssl.SSLError):
@@ -283,6 +293,28 @@ def test_bad_record_logged_with_its_session(start, certs, dovecot, when):
     harness.wait_for(lambda: re.search(pattern, p.log_text()), 10,
                      what="the log line")
     assert not re.search(r"SSL .*, fd \d+", p.log_text())
+
+
+def test_reset_logged_with_the_system_reason(start, certs, dovecot):
+    """A client that resets its TLS connection in the relay: the summary
+    gives the system's reason, as for a plain connection."""
+    p = start(tls_server(certs, "imap"), log_level="info")
+    raw = socket.create_connection(("127.0.0.1", p.port), timeout=10)
+    c = certs.client_context().wrap_socket(raw, server_hostname="localhost")
+    f = c.makefile("rb")
+    assert f.readline().startswith(b"* OK")
+    c.sendall(b"a LOGIN alice %s\r\n" % PW["alice"].encode())
+    for _ in range(20):
+        if f.readline().startswith(b"a OK"):
+            break
+    else:
+        pytest.fail("no login")
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    f.close()
+    c.close()
+    harness.wait_for(lambda: "reason=client read error (SSL reading failed: "
+                     "Connection reset by peer)" in p.log_text(), 10,
+                     what="the session's summary")
 
 
 # --------------------------------------------------------------------------
@@ -895,6 +927,12 @@ class WithheldFinished:
         self.raw.sendall(self.finished)
 
     def close(self):
+        self.raw.close()
+
+    def reset(self):
+        """Leave with a TCP reset (SO_LINGER 0) instead of a FIN."""
+        self.raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                            struct.pack("ii", 1, 0))
         self.raw.close()
 
 
