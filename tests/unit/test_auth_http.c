@@ -740,9 +740,11 @@ main(void)
     ms = run(&s, &rq, &r);
     is_int(r.status, AUTH_TEMPFAIL, "live: silent server: TEMPFAIL");
     snprintf(reason, sizeof(reason), "auth http server %s timed out", peer);
+    /* the reason tells that postern gave up before the server's close
+     * at 1500 ms; no upper bound on the time, which a loaded machine
+     * (the sanitizer builds) could stretch */
     is_str(r.log_reason, reason, "live: timeout reason");
-    ok(ms >= 250 && ms < 1200, "live: gave up after auth_http_timeout "
-       "(%ld ms)", ms);
+    ok(ms >= 250, "live: waited for auth_http_timeout (%ld ms)", ms);
     auth_result_free(&r);
     sc.auth_http_timeout = 5000;
     close(s.fd);

@@ -3,16 +3,29 @@
  * own, with socketpairs standing in for auth service connections: last
  * given is first taken, a full stack closes the extra socket, a socket the
  * peer closed or wrote to while idle is closed instead of handed out, and
- * freeing the stack closes what it holds.  Whether a socket was closed is
- * read at its peer (EOF or reset), never from a descriptor number that may
- * be reused.
+ * freeing the stack closes what it holds, and a socket idle longer than
+ * KEEPALIVE_IDLE_MS is closed.  Whether a socket was closed is read at its
+ * peer (EOF or reset), never from a descriptor number that may be reused.
+ *
+ * The test's own clock_now() stands in for src/clock.c's (the archive's
+ * member is not linked when the symbol is already defined), so the idle
+ * limit is crossed without waiting a minute.
  */
 #include <errno.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "keepalive.h"
 #include "tap.h"
+
+static msec_t fake_now = 1000000;
+
+msec_t
+clock_now(void)
+{
+    return fake_now;
+}
 
 struct pair {
     int ours, peer;     /* ours goes into the stack, the test keeps peer */
@@ -105,5 +118,35 @@ main(void)
     close(a.peer);
     close(c.peer);
     close(d.peer);
+
+    /* idle past the limit: closed at take time, not handed out */
+    k = keepalive_new(2);
+    if (!ok(k != NULL, "a new stack of 2")
+        || pair_open(&a) != 0 || pair_open(&b) != 0 || pair_open(&c) != 0) {
+        return tap_done();
+    }
+    keepalive_give(k, a.ours);
+    fake_now += KEEPALIVE_IDLE_MS;
+    is_int(keepalive_take(k), a.ours, "idle exactly the limit: still taken");
+    keepalive_give(k, a.ours);
+    fake_now += KEEPALIVE_IDLE_MS + 1;
+    is_int(keepalive_take(k), -1, "idle past the limit: not taken");
+    ok(closed_at_peer(&a), "and closed");
+
+    /* a burst's surplus at the bottom of the stack goes once it is past
+     * the limit, when another socket is given back */
+    keepalive_give(k, b.ours);
+    fake_now += KEEPALIVE_IDLE_MS + 1;
+    keepalive_give(k, c.ours);
+    ok(closed_at_peer(&b), "the stale bottom socket is closed on give");
+    ok(open_at_peer(&c), "the fresh one stays");
+    is_int(keepalive_take(k), c.ours, "and is taken");
+    is_int(keepalive_take(k), -1, "alone");
+    close(c.ours);
+    keepalive_free(k);
+
+    close(a.peer);
+    close(b.peer);
+    close(c.peer);
     return tap_done();
 }
