@@ -30,3 +30,5 @@ TESTS += tests/integration/test_pop3.py tests/integration/test_auth_service.py
 EXTRA_DIST += tests/integration/test_pop3.py tests/integration/test_auth_service.py tests/integration/pop3_util.py
 TESTS += tests/integration/test_lifecycle.py
 EXTRA_DIST += tests/integration/test_lifecycle.py tests/integration/nss_wrapper.tsan.supp
+TESTS += tests/integration/test_valgrind.py
+EXTRA_DIST += tests/integration/test_valgrind.py
