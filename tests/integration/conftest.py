@@ -75,27 +75,11 @@ def postfix(dovecot):
     pf.stop()
 
 
-def dovecot_users_for_authsvc(dc):
-    """The authsvc users file for the Dovecot fixture's users.
-
-    Each user maps to its password and to the Dovecot ports by protocol
-    (the format is described at the top of authsvc.py); a test that needs
-    SMTP adds "smtp" ports, or a "*" entry, with svc.write_users()."""
-    users = {}
-    for name, pw in dc.users.items():
-        users[name] = {
-            "pass": pw,
-            "server": "127.0.0.1",
-            "ports": {"imap": dc.imap_port, "pop3": dc.pop3_port},
-        }
-    return users
-
-
 @pytest.fixture(scope="module")
 def authsvc(dovecot):
     if not os.path.exists(harness.AUTHSVC):
         pytest.skip("tests/integration/authsvc.py is not there yet")
-    svc = harness.AuthSvc(dovecot_users_for_authsvc(dovecot))
+    svc = harness.AuthSvc(harness.authsvc_users(dovecot))
     try:
         svc.start()
     except (harness.HarnessError, TimeoutError) as e:

@@ -586,6 +586,18 @@ maximal_backoff_time = 10s
 AUTHSVC = os.path.join(HERE, "authsvc.py")
 
 
+def authsvc_users(dovecot, postfix=None):
+    """The auth service's users file for the Dovecot fixture's users: each
+    to its password and to the Dovecot ports by protocol, and to Postfix
+    for SMTP when postfix is given (the format is at the top of
+    authsvc.py)."""
+    ports = {"imap": dovecot.imap_port, "pop3": dovecot.pop3_port}
+    if postfix is not None:
+        ports["smtp"] = postfix.port
+    return {name: {"pass": pw, "server": "127.0.0.1", "ports": dict(ports)}
+            for name, pw in dovecot.users.items()}
+
+
 class AuthSvc:
     """tests/integration/authsvc.py on a free port with a users file.
 

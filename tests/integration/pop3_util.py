@@ -147,11 +147,7 @@ def wait_requests(svc, count, timeout=10.0):
 def authsvc_users(dovecot, **extra):
     """The authsvc users file for the Dovecot users (IMAP and POP3), plus
     extra entries name -> dict."""
-    users = {}
-    for name, pw in dovecot.users.items():
-        users[name] = {"pass": pw, "server": "127.0.0.1",
-                       "ports": {"imap": dovecot.imap_port,
-                                 "pop3": dovecot.pop3_port}}
+    users = harness.authsvc_users(dovecot)
     users.update(extra)
     return users
 

@@ -21,11 +21,7 @@ PW = harness.USERS
 
 @pytest.fixture(scope="module")
 def env(dovecot, postfix, authsvc):
-    users = {}
-    for name, pw in dovecot.users.items():
-        users[name] = {"pass": pw, "server": "127.0.0.1",
-                       "ports": {"imap": dovecot.imap_port,
-                                 "smtp": postfix.port}}
+    users = harness.authsvc_users(dovecot, postfix)
     authsvc.write_users(users)
     return {"dovecot": dovecot, "postfix": postfix, "authsvc": authsvc}
 

@@ -16,12 +16,7 @@ import harness
 
 @pytest.fixture
 def via_authsvc(postern, authsvc, dovecot, postfix):
-    users = {}
-    for name, pw in dovecot.users.items():
-        users[name] = {"pass": pw, "server": "127.0.0.1",
-                       "ports": {"imap": dovecot.imap_port,
-                                 "pop3": dovecot.pop3_port,
-                                 "smtp": postfix.port}}
+    users = harness.authsvc_users(dovecot, postfix)
     authsvc.write_users(users)
     return postern([{"protocol": "imap"}, {"protocol": "pop3"},
                     {"protocol": "smtp"}], auth=authsvc.url)

@@ -71,12 +71,7 @@ def dovecot():
 @pytest.fixture(scope="module")
 def users(authsvc, dovecot, postfix):
     """The auth service sends the test users to Dovecot and Postfix."""
-    u = {}
-    for name, pw in dovecot.users.items():
-        u[name] = {"pass": pw, "server": "127.0.0.1",
-                   "ports": {"imap": dovecot.imap_port,
-                             "pop3": dovecot.pop3_port,
-                             "smtp": postfix.port}}
+    u = harness.authsvc_users(dovecot, postfix)
     authsvc.write_users(u)
     return u
 
@@ -253,6 +248,23 @@ def test_handshake_failures_logged(start, certs):
     assert "client closed connection" not in p.log_text()[mark:], p.logs()
 
 
+def imaps_client(port, certs, login):
+    """An implicit-TLS IMAP connection past the greeting (and logged in as
+    alice when login): the TLS socket and a reader on it."""
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    c = certs.client_context().wrap_socket(raw, server_hostname="localhost")
+    f = c.makefile("rb")
+    assert f.readline().startswith(b"* OK")
+    if login:
+        c.sendall(b"a LOGIN alice %s\r\n" % PW["alice"].encode())
+        for _ in range(20):
+            if f.readline().startswith(b"a OK"):
+                break
+        else:
+            pytest.fail("no login")
+    return c, f
+
+
 def _bogus_record(tls_sock):
     """Write an application-data record no key can decrypt, under the TLS
     layer of an established connection."""
@@ -264,18 +276,8 @@ def test_bad_record_logged_with_its_session(start, certs, dovecot, when):
     """A record that fails to decrypt ends the session with GnuTLS's reason
     in a line that names the session and the client (not a bare fd)."""
     p = start(tls_server(certs, "imap"), log_level="info")
-    ctx = certs.client_context()
-    raw = socket.create_connection(("127.0.0.1", p.port), timeout=10)
-    with ctx.wrap_socket(raw, server_hostname="localhost") as c:
-        f = c.makefile("rb")
-        assert f.readline().startswith(b"* OK")
-        if when == "in the relay":
-            c.sendall(b"a LOGIN alice %s\r\n" % PW["alice"].encode())
-            for _ in range(20):
-                if f.readline().startswith(b"a OK"):
-                    break
-            else:
-                pytest.fail("no login")
+    c, f = imaps_client(p.port, certs, login=when == "in the relay")
+    with c, f:
         _bogus_record(c)
         c.settimeout(10)
         try:
@@ -299,16 +301,7 @@ def test_reset_logged_with_the_system_reason(start, certs, dovecot):
     """A client that resets its TLS connection in the relay: the summary
     gives the system's reason, as for a plain connection."""
     p = start(tls_server(certs, "imap"), log_level="info")
-    raw = socket.create_connection(("127.0.0.1", p.port), timeout=10)
-    c = certs.client_context().wrap_socket(raw, server_hostname="localhost")
-    f = c.makefile("rb")
-    assert f.readline().startswith(b"* OK")
-    c.sendall(b"a LOGIN alice %s\r\n" % PW["alice"].encode())
-    for _ in range(20):
-        if f.readline().startswith(b"a OK"):
-            break
-    else:
-        pytest.fail("no login")
+    c, f = imaps_client(p.port, certs, login=True)
     c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     f.close()
     c.close()

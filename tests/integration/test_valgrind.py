@@ -74,12 +74,7 @@ def certs():
 
 @pytest.fixture
 def guest(authsvc, dovecot, postfix, certs):
-    users = {}
-    for name, pw in dovecot.users.items():
-        users[name] = {"pass": pw, "server": "127.0.0.1",
-                       "ports": {"imap": dovecot.imap_port,
-                                 "pop3": dovecot.pop3_port,
-                                 "smtp": postfix.port}}
+    users = harness.authsvc_users(dovecot, postfix)
     authsvc.write_users(users)
     tls_port = harness.free_port()
     tls = {"protocol": "imap", "listen": "127.0.0.1:%d ssl" % tls_port}
