@@ -446,7 +446,9 @@ cmd_stls(struct session *s, struct pop3_session *ps,
 /* ---- proto_ops ---- */
 
 /* Without APOP every client gets the same greeting; with it, each its own
- * timestamp. */
+ * timestamp.  (NGINX also adds the timestamp when only CRAM-MD5 is on;
+ * postern does not, because clients take a timestamp as an offer of
+ * APOP.) */
 static const char *
 pop3_fixed_greeting(const struct server_conf *sc, size_t *len)
 {
@@ -463,8 +465,9 @@ pop3_fixed_greeting(const struct server_conf *sc, size_t *len)
 static enum sess_rc
 pop3_greet(struct session *s)
 {
-    const struct pop3_conf *pc = s->sc->proto_data;
     struct pop3_session *ps;
+    const char *fixed;
+    size_t len;
     int rc;
 
     ps = calloc(1, sizeof(*ps));
@@ -477,13 +480,9 @@ pop3_greet(struct session *s)
     ps->state = POP3_ST_START;
     pop3_parser_init(&ps->parser);
 
-    /*
-     * NGINX also adds the timestamp when only CRAM-MD5 is on; postern does
-     * not, because clients take a timestamp as an offer of APOP.
-     */
-    if (!(pc->mechs & AUTH_M_APOP)) {
-        rc = session_send_greeting(s, pop3_greeting_line,
-                                   sizeof(pop3_greeting_line) - 1);
+    fixed = pop3_fixed_greeting(s->sc, &len);
+    if (fixed != NULL) {
+        rc = session_send_greeting(s, fixed, len);
         return rc == 0 ? SESS_OK : SESS_CLOSE;
     }
     if (session_make_salt(s) != 0 || str_set(&ps->apop_salt, s->salt) != 0) {
