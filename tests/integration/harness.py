@@ -76,6 +76,16 @@ def free_port():
     raise HarnessError("no fresh free port in 100 tries")
 
 
+def read_text(path):
+    """The file's text (undecodable bytes replaced), or "" while it does not
+    exist yet: for logs the process under test writes."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
 def make_tmpdir(tag):
     """A fresh directory others (dovenull, postfix, nobody) can traverse."""
     d = tempfile.mkdtemp(prefix="postern-%s-" % tag)
@@ -573,11 +583,7 @@ maximal_backoff_time = 10s
                        capture_output=True, timeout=30)
 
     def log_text(self):
-        try:
-            with open(self.maillog, encoding="utf-8", errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
+        return read_text(self.maillog)
 
 
 # --------------------------------------------------------------------------
@@ -913,20 +919,10 @@ class Postern:
         return status
 
     def log_text(self):
-        try:
-            with open(self.error_log, encoding="utf-8",
-                      errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
+        return read_text(self.error_log)
 
     def stderr_text(self):
-        try:
-            with open(self.stderr_path, encoding="utf-8",
-                      errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
+        return read_text(self.stderr_path)
 
     def logs(self, lines=40):
         return logs_report({"postern error.log": self.error_log,

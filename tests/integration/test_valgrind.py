@@ -56,11 +56,7 @@ class UnderValgrind(harness.Postern):
                 ] + super().command(*args)
 
     def report_text(self):
-        try:
-            with open(self.report, encoding="utf-8", errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
+        return harness.read_text(self.report)
 
 
 @pytest.fixture(scope="module")
