@@ -496,8 +496,12 @@ relay_add(struct session *s)
     memset(&s->client.in, 0, sizeof(s->client.in));
     memset(&s->backend.in, 0, sizeof(s->backend.in));
 
-    /* bytes may already wait in the sockets (or inside GnuTLS) */
-    p->cl.readable = p->be.readable = 1;
+    /* not readable until poll() says so: it is level-triggered, so bytes
+     * that arrived before the hand-over are reported on the first turn,
+     * and bytes inside GnuTLS count as pending; assuming readable cost
+     * every session a read that found nothing (the backend's, after the
+     * client's first command) */
+    p->cl.readable = p->be.readable = 0;
     p->conf = conf_ref(s->conf);
     p->sc = s->sc;
     p->id = s->id;
