@@ -81,6 +81,7 @@ struct tls_sess {
     char error[160];                          /* tls_last_error() */
     struct tls_flight flight;                 /* the transport's send side */
     int transport_errno;                      /* of the last failed call */
+    int bye_sent;                             /* close_notify attempted */
 };
 
 static pthread_once_t base_once = PTHREAD_ONCE_INIT;
@@ -1184,15 +1185,23 @@ tls_pending(const struct conn *c)
     return gnutls_record_check_pending(c->tls);
 }
 
-/* close_notify, best effort, without waiting. */
+/* close_notify, best effort, without waiting, once per connection. */
 int
 tls_bye(struct conn *c)
 {
+    struct tls_sess *ss;
     int ret;
 
     if (c->tls == NULL) {
         return 0;
     }
+    /* a half-close passed on by the relay sent it already, and the write
+     * side is shut: GnuTLS would build a second alert only to see EPIPE */
+    ss = gnutls_session_get_ptr(c->tls);
+    if (ss->bye_sent) {
+        return 0;
+    }
+    ss->bye_sent = 1;
     /* one non-blocking attempt: the alert is a few bytes and the socket
      * almost always has room; waiting here would stall a whole relay
      * thread (every pair on it) for one peer */

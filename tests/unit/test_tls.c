@@ -246,7 +246,7 @@ struct srv {
     size_t pending;
     int info_rc;
     struct tls_info info;
-    int bye_rc;
+    int bye_rc, bye2_rc;
 };
 
 /* Blocking-with-deadline read through tls_recv. */
@@ -306,6 +306,7 @@ srv_main(void *arg)
     }
     s->info_rc = tls_get_info(&c, &s->info);
     s->bye_rc = tls_bye(&c);
+    s->bye2_rc = tls_bye(&c);           /* as conn_close after a half-close */
 out:
     tls_free(&c);
     close(s->fd);
@@ -321,6 +322,7 @@ struct cli {
     gnutls_datum_t *resume;             /* in */
     gnutls_datum_t saved;               /* out: session data */
     int hs, resumed, eof;
+    ssize_t after_eof;                  /* raw bytes after close_notify */
     char reply[16];
     char alpn_sel[16];
 };
@@ -380,6 +382,8 @@ cli_run(int fd, struct cli *cl)
         n = gnutls_record_recv(s, b, sizeof(b));
         if (n == 0) {
             cl->eof = 1;
+            /* a second close_notify would arrive before the server's FIN */
+            cl->after_eof = recv(fd, b, sizeof(b), 0);
             break;
         }
         if (n != GNUTLS_E_AGAIN && n != GNUTLS_E_INTERRUPTED) {
@@ -556,6 +560,8 @@ test_handshakes(void)
     is_str(cl.reply, "pong\n", "tls_send reached the client");
     ok(cl.eof, "client saw close_notify after tls_bye");
     is_int(sv.bye_rc, 0, "tls_bye ok");
+    is_int(sv.bye2_rc, 0, "a second tls_bye is a no-op");
+    is_int((int)cl.after_eof, 0, "one close_notify: the FIN follows it");
     is_int(sv.info_rc, 0, "tls_get_info ok");
     is_str(sv.info.protocol, "TLSv1.3", "Auth-SSL-Protocol TLSv1.3");
     is_str(sv.info.cipher, "TLS_AES_256_GCM_SHA384", "Auth-SSL-Cipher IANA");
