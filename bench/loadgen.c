@@ -13,6 +13,10 @@
  *   idle   --count logged-in sessions held idle; "ready" is printed, then
  *          after a line on stdin (or --hold seconds) every one must answer
  *          NOOP
+ * --sources N: the connections come from N loopback addresses (127.0.0.2
+ * on, in turn), as N clients would; a proxy that shares its pool out per
+ * client address (postern's preauth_per_client) then sees clients, not
+ * one host.
  * Output: one JSON object per line on stdout.  Exit status 0 when the
  * run completed without a failed session.
  *
@@ -69,6 +73,7 @@ struct settings {
     enum mode mode;
     enum proto proto;
     int tls, conc, threads, streams, count, upload;
+    int sources;                 /* source addresses: 0 = the kernel's */
     double duration, hold;
     struct sockaddr_in addr;
     size_t size;
@@ -118,6 +123,7 @@ struct worker {
     struct lconn **conns;
     size_t nconns;
     int parked, started, active;
+    unsigned next_source;        /* round robin over S.sources */
 };
 
 static struct settings S;
@@ -218,6 +224,22 @@ conn_start(struct worker *w)
         return NULL;
     }
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (S.sources > 0) {
+        struct sockaddr_in src = { .sin_family = AF_INET };
+        unsigned k = (unsigned)w->idx + w->next_source++ * (unsigned)S.threads;
+
+        /* the port is chosen at connect(), per destination, as usual */
+        setsockopt(c->fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one,
+                   sizeof(one));
+        src.sin_addr.s_addr = htonl(INADDR_LOOPBACK + 1
+                                    + k % (unsigned)S.sources);
+        if (bind(c->fd, (struct sockaddr *)&src, sizeof(src)) < 0) {
+            fail(w, "bind: %s", strerror(errno));
+            close(c->fd);
+            free(c);
+            return NULL;
+        }
+    }
     c->t0 = c->last = now();
     c->st = C_CONNECTING;
     w->active++;
@@ -846,7 +868,8 @@ usage(void)
         "usage: loadgen --mode login|bulk|rtt|idle --proto imap|pop3|smtp\n"
         "       --port P [--host 127.0.0.1] [--tls] [--conc N]\n"
         "       [--duration S] [--threads N] [--streams N] [--size BYTES]\n"
-        "       [--count N] [--hold S] [--user U] [--pass P]\n");
+        "       [--count N] [--hold S] [--user U] [--pass P]\n"
+        "       [--sources N]\n");
     exit(2);
 }
 
@@ -901,6 +924,8 @@ parse_args(int argc, char **argv)
             S.addr.sin_port = htons((uint16_t)atoi(v));
         } else if (strcmp(a, "--conc") == 0) {
             S.conc = atoi(v);
+        } else if (strcmp(a, "--sources") == 0) {
+            S.sources = atoi(v);
         } else if (strcmp(a, "--threads") == 0) {
             S.threads = atoi(v);
         } else if (strcmp(a, "--streams") == 0) {
@@ -923,7 +948,9 @@ parse_args(int argc, char **argv)
     }
     if (S.addr.sin_port == 0 || S.conc < 1 || S.threads < 1
         || S.threads > MAX_THREADS || S.streams < 1 || S.count < 1
-        || S.duration <= 0) {
+        || S.duration <= 0 || S.sources < 0 || S.sources > 250
+        || (S.sources > 0
+            && (ntohl(S.addr.sin_addr.s_addr) >> 24) != 127)) {
         usage();
     }
 }
