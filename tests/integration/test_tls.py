@@ -297,14 +297,20 @@ def test_bad_record_logged_with_its_session(start, certs, dovecot, when):
     assert not re.search(r"SSL .*, fd \d+", p.log_text())
 
 
+def close_with_reset(sock):
+    """Leave with a TCP reset (SO_LINGER 0) instead of a FIN."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                    struct.pack("ii", 1, 0))
+    sock.close()
+
+
 def test_reset_logged_with_the_system_reason(start, certs, dovecot):
     """A client that resets its TLS connection in the relay: the summary
     gives the system's reason, as for a plain connection."""
     p = start(tls_server(certs, "imap"), log_level="info")
     c, f = imaps_client(p.port, certs, login=True)
-    c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     f.close()
-    c.close()
+    close_with_reset(c)
     harness.wait_for(lambda: "reason=client read error (SSL reading failed: "
                      "Connection reset by peer)" in p.log_text(), 10,
                      what="the session's summary")
@@ -923,10 +929,7 @@ class WithheldFinished:
         self.raw.close()
 
     def reset(self):
-        """Leave with a TCP reset (SO_LINGER 0) instead of a FIN."""
-        self.raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
-                            struct.pack("ii", 1, 0))
-        self.raw.close()
+        close_with_reset(self.raw)
 
 
 @pytest.mark.parametrize("proto", ["imap", "pop3", "smtp"])
