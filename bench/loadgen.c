@@ -219,6 +219,20 @@ want(struct worker *w, struct lconn *c, uint32_t ev)
     epoll_ctl(w->ep, EPOLL_CTL_MOD, c->fd, &e);
 }
 
+/* Bind fd to the next of S.sources loopback addresses (127.0.0.2 on);
+ * the port is still chosen at connect(), per destination. */
+static int
+bind_source(struct worker *w, int fd)
+{
+    struct sockaddr_in src = { .sin_family = AF_INET };
+    unsigned k = (unsigned)w->idx + w->next_source++ * (unsigned)S.threads;
+    int one = 1;
+
+    setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+    src.sin_addr.s_addr = htonl(INADDR_LOOPBACK + 1 + k % (unsigned)S.sources);
+    return bind(fd, (struct sockaddr *)&src, sizeof(src));
+}
+
 /* Start one connection: non-blocking connect, optional TLS session. */
 static struct lconn *
 conn_start(struct worker *w)
@@ -234,25 +248,12 @@ conn_start(struct worker *w)
     c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (c->fd < 0) {
         fail(w, "socket: %s", strerror(errno));
-        free(c);
-        return NULL;
+        goto unstarted;
     }
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if (S.sources > 0) {
-        struct sockaddr_in src = { .sin_family = AF_INET };
-        unsigned k = (unsigned)w->idx + w->next_source++ * (unsigned)S.threads;
-
-        /* the port is chosen at connect(), per destination, as usual */
-        setsockopt(c->fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one,
-                   sizeof(one));
-        src.sin_addr.s_addr = htonl(INADDR_LOOPBACK + 1
-                                    + k % (unsigned)S.sources);
-        if (bind(c->fd, (struct sockaddr *)&src, sizeof(src)) < 0) {
-            fail(w, "bind: %s", strerror(errno));
-            close(c->fd);
-            free(c);
-            return NULL;
-        }
+    if (S.sources > 0 && bind_source(w, c->fd) < 0) {
+        fail(w, "bind: %s", strerror(errno));
+        goto unstarted;
     }
     c->t0 = c->last = now();
     c->st = C_CONNECTING;
@@ -261,15 +262,13 @@ conn_start(struct worker *w)
     if (connect(c->fd, (struct sockaddr *)&S.addr, sizeof(S.addr)) < 0
         && errno != EINPROGRESS) {
         fail(w, "connect: %s", strerror(errno));
-        conn_end(w, c);
-        return NULL;
+        goto ended;
     }
     if (S.tls) {
         if (gnutls_init(&c->tls, GNUTLS_CLIENT | GNUTLS_NONBLOCK
                         | GNUTLS_KEY_SHARE_TOP) < 0) {
             fail(w, "gnutls_init");
-            conn_end(w, c);
-            return NULL;
+            goto ended;
         }
         gnutls_priority_set(c->tls, prio);
         gnutls_credentials_set(c->tls, GNUTLS_CRD_CERTIFICATE, xcred);
@@ -280,10 +279,20 @@ conn_start(struct worker *w)
     e.data.ptr = c;
     if (epoll_ctl(w->ep, EPOLL_CTL_ADD, c->fd, &e) < 0) {
         fail(w, "epoll_ctl: %s", strerror(errno));
-        conn_end(w, c);
-        return NULL;
+        goto ended;
     }
     return c;
+
+ended:
+    conn_end(w, c);
+    return NULL;
+
+unstarted:                      /* not counted as active yet: no conn_end */
+    if (c->fd >= 0) {
+        close(c->fd);
+    }
+    free(c);
+    return NULL;
 }
 
 /* Prepare the current step's command for sending. */
