@@ -146,21 +146,29 @@ stub_stop(void)
     }
 }
 
-/* Questions the stub has seen so far (lines of its log). */
+/* Questions the stub has seen so far (lines of its log), all of them or
+ * those naming about (e.g. "ip6.arpa"). */
 static int
-stub_questions(void)
+stub_questions_about(const char *about)
 {
     FILE *f = fopen(stub_log, "r");
-    int c, n = 0;
+    char line[512];
+    int n = 0;
 
     if (f == NULL) {
         return -1;
     }
-    while ((c = getc(f)) != EOF) {
-        n += c == '\n';
+    while (fgets(line, sizeof(line), f) != NULL) {
+        n += about == NULL || strstr(line, about) != NULL;
     }
     fclose(f);
     return n;
+}
+
+static int
+stub_questions(void)
+{
+    return stub_questions_about(NULL);
 }
 
 static void
@@ -289,9 +297,11 @@ test_lookups(void)
     /* ipv6=off: an IPv6 client cannot be confirmed, nothing is asked */
     conf_init(&off, -1, 1000);
     off.resolver.ipv6 = 0;
-    q0 = stub_questions();
+    /* counted by name: a late retry of the slow cases above (127.0.0.3)
+     * may still reach the stub now */
+    q0 = stub_questions_about("ip6.arpa");
     expect(&off, "::1", RESOLVER_UNAVAILABLE, NULL, "ipv6=off");
-    is_int(stub_questions(), q0, "ipv6=off: no question sent");
+    is_int(stub_questions_about("ip6.arpa"), q0, "ipv6=off: no question sent");
     expect(&off, "127.0.0.1", RESOLVER_OK, "good.example.test",
            "ipv6=off: IPv4 still works");
 
