@@ -279,9 +279,12 @@ test_lookups(void)
 
     /* slow server: resolver_timeout bounds the call */
     conf_init(&sc, -1, 500);
+    /* The stub answers after 3 s: TEMPUNAVAIL says that answer was not
+     * awaited, the lower bound that the timeout was (no upper bound on
+     * time: a loaded machine may be late, and speed is not tested here). */
     dt = expect(&sc, "127.0.0.3", RESOLVER_TEMPUNAVAIL, NULL,
                 "slow, resolver_timeout 500 ms");
-    ok(dt >= 400 && dt < 2000, "slow: gave up after %lld ms",
+    ok(dt >= 400, "slow: waited for resolver_timeout, gave up after %lld ms",
        (long long)dt);
     /* ... and so does the caller's deadline when it comes first */
     conf_init(&sc, -1, 30000);
@@ -290,7 +293,8 @@ test_lookups(void)
     rc = resolver_client_host(&sc, (struct sockaddr *)&ss, dt + 300, &host,
                               err, sizeof(err));
     dt = clock_now() - dt;
-    ok(rc == RESOLVER_TEMPUNAVAIL && host == NULL && dt >= 250 && dt < 1500,
+    ok(rc == RESOLVER_TEMPUNAVAIL && host == NULL && dt >= 250
+       && strstr(err, "timed out") != NULL,
        "slow, deadline 300 ms: gave up after %lld ms (%s)", (long long)dt,
        err);
 
@@ -451,7 +455,7 @@ test_lookup_host(void)
                               clock_now() + 5000, out, 4, &n, err,
                               sizeof(err));
     dt = clock_now() - dt;
-    ok(rc == -1 && dt >= 300 && dt < 2000,
+    ok(rc == -1 && dt >= 300 && strstr(err, "timed out") != NULL,
        "lookup_host: slow server, gave up after %lld ms (%s)",
        (long long)dt, err);
 }
@@ -528,7 +532,10 @@ static void
 test_stub_gone(void)
 {
     struct server_conf sc;
-    msec_t dt;
+    struct sockaddr_storage ss = addr("::1");
+    char err[256] = "";
+    char *host = NULL;
+    int rc;
 
     conf_init(&sc, -1, 1000);
     resolver_cache_flush();
@@ -537,10 +544,13 @@ test_stub_gone(void)
     stub_stop();
     expect(&sc, "127.0.0.1", RESOLVER_OK, "good.example.test",
            "stub stopped: answered from the cache");
-    dt = expect(&sc, "::1", RESOLVER_TEMPUNAVAIL, NULL,
-                "stub stopped: uncached address");
-    ok(dt < 2000, "stub stopped: failed within the timeout (%lld ms)",
-       (long long)dt);
+    /* an uncached address: the closed port refuses the question, so the
+     * lookup fails at once instead of running into resolver_timeout */
+    rc = resolver_client_host(&sc, (struct sockaddr *)&ss, clock_now() + 10000,
+                              &host, err, sizeof(err));
+    ok(rc == RESOLVER_TEMPUNAVAIL && host == NULL && err[0] != '\0'
+       && strstr(err, "timed out") == NULL && strpbrk(err, "\r\n") == NULL,
+       "stub stopped: uncached ::1 refused, not left to time out (%s)", err);
 }
 
 int
