@@ -585,6 +585,13 @@ conf_load(const char *path, char *err, size_t errlen)
         return NULL;
     }
     atomic_init(&c->refs, 1);
+    /* orders configurations by age, for the relay's shutdown_timeout:
+     * a freed configuration's address may be reused, its number is not */
+    {
+        static atomic_ulong loads;
+
+        c->generation = atomic_fetch_add(&loads, 1) + 1;
+    }
     if (path[0] == '/') {
         c->path = strdup(path);
     } else {

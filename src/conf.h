@@ -179,6 +179,7 @@ struct server_conf {
 
 struct conf {
     atomic_int refs;
+    unsigned long generation;        /* loads before this one, plus 1 */
     char *path;                      /* absolute path of the file */
     char *dir;                       /* its directory */
 

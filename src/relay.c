@@ -14,6 +14,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -73,10 +74,11 @@ struct relay_thread {
     size_t n, cap;
     atomic_size_t count;         /* pairs incl. incoming, for balancing */
     int stop;
-    /* shutdown_timeout after a reload or at a graceful stop: pairs of any
-     * configuration but dl_keep (all pairs when NULL) end by dl_at.  Kept,
-     * not consumed, so that pairs handed over later get it too. */
-    const struct conf *dl_keep;
+    /* shutdown_timeout after a reload or at a graceful stop: pairs of a
+     * configuration older than generation dl_keep (ULONG_MAX: all pairs)
+     * end by dl_at.  Kept, not consumed, so that pairs handed over later
+     * get it too; by age, so that later configurations are never hit. */
+    unsigned long dl_keep;
     msec_t dl_at;
     int dl_set;
     int dl_new;                  /* not yet applied to the pairs held */
@@ -292,7 +294,7 @@ pair_has_pending(const struct pair *p)
 static void
 pair_apply_deadline(const struct relay_thread *t, struct pair *p)
 {
-    if ((t->dl_keep == NULL || p->conf != t->dl_keep) && t->dl_at < p->deadline) {
+    if (p->conf->generation < t->dl_keep && t->dl_at < p->deadline) {
         p->deadline = t->dl_at;
     }
 }
@@ -613,7 +615,7 @@ relay_set_deadline(const struct conf *keep, long long deadline_ms)
         struct relay_thread *t = &threads[i];
 
         pthread_mutex_lock(&t->lock);
-        t->dl_keep = keep;
+        t->dl_keep = keep != NULL ? keep->generation : ULONG_MAX;
         t->dl_at = deadline_ms;
         t->dl_set = 1;
         t->dl_new = 1;

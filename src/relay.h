@@ -17,9 +17,10 @@ void relay_stop(void);
 /* Pairs being relayed right now (all threads). */
 size_t relay_count(void);
 struct conf;
-/* Pairs that began under another configuration than `keep` (every pair
+/* Pairs that began under a configuration loaded before `keep` (every pair
  * when keep is NULL) end at deadline_ms (monotonic): shutdown_timeout
- * after a reload or at a graceful stop. */
+ * after a reload or at a graceful stop.  Pairs of `keep` and of any later
+ * configuration are not touched, whether or not that one sets a deadline. */
 void relay_set_deadline(const struct conf *keep, long long deadline_ms);
 
 /*

@@ -1174,3 +1174,32 @@ def test_reload_shutdown_timeout_ends_old_sessions_only(imap_px):
     finally:
         fb.stop()
     assert "reason=shutdown" in p.log_text()
+
+
+def test_reload_without_shutdown_timeout_spares_new_sessions(imap_px):
+    """A reload with shutdown_timeout, then one without it: the deadline
+    was meant for the configurations before the first reload, and a session
+    begun under the last one goes on past it."""
+    fb = FakeBackend("ok")
+    try:
+        p = imap_px("file", top={"shutdown_timeout": "1s"}, file_extra=[
+            ("dave", "{PLAIN}dave-pw", "127.0.0.1:%d" % fb.port)])
+        p.kill(signal.SIGHUP)
+        harness.wait_for(lambda: p.log_text().count("reconfigured") == 1,
+                         10, what="the first reload")
+        first = time.monotonic()
+        del p.top["shutdown_timeout"]
+        p.write_conf()
+        p.kill(signal.SIGHUP)
+        harness.wait_for(lambda: p.log_text().count("reconfigured") == 2,
+                         10, what="the second reload")
+        # past the first reload's deadline before the session begins
+        time.sleep(max(0.0, first + 1.5 - time.monotonic()))
+        with Raw(p.port) as new:
+            assert new.run("b", "LOGIN dave dave-pw")[0].startswith(b"b OK")
+            new.send(b"still here\r\n")
+            new.sock.settimeout(5)
+            assert b"still here" in new.sock.recv(4096)
+    finally:
+        fb.stop()
+    assert "reason=shutdown" not in p.log_text()
