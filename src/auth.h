@@ -44,6 +44,11 @@ struct auth_request {
                              * outlast it */
 };
 
+/* The most of an auth service's refusal text that goes into a reply line:
+ * the text may be as long as a header line, a reply must fit the
+ * session's send buffer (session_sendf). */
+#define AUTH_MESSAGE_SHOWN 512
+
 enum auth_status {
     AUTH_OK,                /* backend in server/port */
     AUTH_FAIL,              /* credentials refused: message for the client */
@@ -58,7 +63,8 @@ struct auth_result {
     struct str pass;        /* Auth-Pass (replaces the password), or empty */
     int wait;               /* Auth-Wait seconds, -1 if absent */
     char *error_code;       /* Auth-Error-Code (SMTP), or NULL */
-    char *message;          /* Auth-Status text when not OK (sanitised: no CR/LF) */
+    char *message;          /* Auth-Status text when not OK (sanitised: no CR/LF);
+                             * a client is shown AUTH_MESSAGE_SHOWN bytes */
     char *log_reason;       /* why, for the log (tempfail) */
 };
 

@@ -612,7 +612,7 @@ imap_auth_error(struct session *s, const struct auth_result *r)
     if (msg == NULL || msg[0] == '\0' || strpbrk(msg, "\r\n") != NULL) {
         msg = "Authentication failed";
     }
-    if (session_sendf(s, "%s NO %.512s\r\n", tag, msg) != 0) {
+    if (session_sendf(s, "%s NO %.*s\r\n", tag, AUTH_MESSAGE_SHOWN, msg) != 0) {
         goto done;
     }
     rc = r->wait < 0 ? SESS_CLOSE : SESS_OK;

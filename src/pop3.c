@@ -614,7 +614,7 @@ pop3_auth_error(struct session *s, const struct auth_result *r)
         send_lit(s, pop3_internal);
         return SESS_CLOSE;
     }
-    if (session_sendf(s, "-ERR %s" CRLF,
+    if (session_sendf(s, "-ERR %.*s" CRLF, AUTH_MESSAGE_SHOWN,
                       r->message && r->message[0] ? r->message
                                                   : "authentication failed")
         != 0) {

@@ -701,10 +701,10 @@ smtp_auth_error(struct session *s, const struct auth_result *r)
     }
     msg = r->message != NULL && r->message[0] != '\0'
           ? r->message : "Authentication failed";
-    if (session_sendf(s, "%s %.512s\r\n",
+    if (session_sendf(s, "%s %.*s\r\n",
                       errcode_ok(r->error_code) ? r->error_code
                                                 : SMTP_AUTH_ERRCODE,
-                      msg) != 0) {
+                      AUTH_MESSAGE_SHOWN, msg) != 0) {
         return SESS_CLOSE;
     }
     /* as NGINX: without Auth-Wait the session ends after the refusal */

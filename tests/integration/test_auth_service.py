@@ -844,6 +844,21 @@ def test_response_malformed(postern, scripted, dovecot, name, template,
     wait_log(p, r"\[error\] .*auth http server .*%s" % reason)
 
 
+def test_long_refusal_text_is_cut(postern, scripted):
+    """A refusal text as long as a header line may be still reaches the
+    client as a refusal, cut to a reply line's size (AUTH_MESSAGE_SHOWN),
+    instead of ending the session without one."""
+    text = "refused " + "x" * 3000
+    auth = scripted("HTTP/1.0 200 OK\r\nAuth-Status: %s\r\n\r\n" % text)
+    p = both(postern, auth.url)
+    with Pop3Raw(pop3_port(p)) as c:
+        r = c.login("bob", USERS["bob"])
+        assert r == b"-ERR " + text[:512].encode() + b"\r\n", r[:80]
+    with ImapRaw(imap_port(p)) as c:
+        u, r = c.tagged('LOGIN bob "%s"' % USERS["bob"])
+        assert r.endswith(b" NO " + text[:512].encode() + b"\r\n"), r[:80]
+
+
 def test_request_bytes(postern, scripted, dovecot):
     """The request itself: HTTP/1.0, CRLF lines, one of each header,
     Host first, a blank line and nothing after it."""
