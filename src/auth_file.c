@@ -578,23 +578,16 @@ salt_of(const struct auth_request *rq)
     return s;
 }
 
-/* Check a clear-text password against e (NULL: unknown user, spend the
- * same time on the dummy hash).  1 if it matches. */
+/* Hash pass with a crypt setting; 1 if the result is want (NULL: only
+ * spend the time). */
 static int
-check_password(const struct table *t, const struct entry *e, struct str pass)
+crypt_check(const char *setting, struct str pass, const char *want)
 {
     struct crypt_data *cd;
-    const char *setting, *out;
+    const char *out;
     char *pw;
     int ok = 0, has_nul;
 
-    if (e != NULL && e->plain != NULL) {
-        return mem_eq_const(pass.data, pass.len, e->plain, e->plain_len);
-    }
-    setting = e != NULL ? e->hash : t->dummy;
-    if (setting == NULL) {
-        return 0;
-    }
     /* crypt stops at a NUL: "secret\0junk" must not pass as "secret" */
     has_nul = pass.len > 0 && memchr(pass.data, '\0', pass.len) != NULL;
     pw = malloc(pass.len + 1);
@@ -605,8 +598,8 @@ check_password(const struct table *t, const struct entry *e, struct str pass)
         }
         pw[pass.len] = '\0';
         out = crypt_rn(pw, setting, cd, (int)sizeof(*cd));
-        ok = e != NULL && out != NULL && out[0] != '*' && !has_nul
-             && mem_eq_const(out, strlen(out), e->hash, strlen(e->hash));
+        ok = want != NULL && out != NULL && out[0] != '*' && !has_nul
+             && mem_eq_const(out, strlen(out), want, strlen(want));
     }
     if (pw != NULL) {
         mem_wipe(pw, pass.len + 1);
@@ -615,6 +608,27 @@ check_password(const struct table *t, const struct entry *e, struct str pass)
     if (cd != NULL) {
         mem_wipe(cd, sizeof(*cd));
         free(cd);
+    }
+    return ok;
+}
+
+/* Check a clear-text password against e (NULL: unknown user).  1 if it
+ * matches.  Every answer costs one crypt of the file's dummy setting or of
+ * the user's own hash, so its time does not tell whether the name is
+ * listed: an unknown user and a {PLAIN} one spend it on the dummy (a file
+ * of {PLAIN} entries only has none, and then nobody spends any). */
+static int
+check_password(const struct table *t, const struct entry *e, struct str pass)
+{
+    int ok = 0;
+
+    if (e != NULL && e->plain != NULL) {
+        ok = mem_eq_const(pass.data, pass.len, e->plain, e->plain_len);
+    } else if (e != NULL) {
+        return crypt_check(e->hash, pass, e->hash);
+    }
+    if (t->dummy != NULL) {
+        crypt_check(t->dummy, pass, NULL);
     }
     return ok;
 }
@@ -712,7 +726,10 @@ subject_names(const char *subject, const unsigned char *name, size_t len)
             value[vl++] = *p++;
         }
         value[vl] = '\0';
+        /* GnuTLS names the e-mail attribute (1.2.840.113549.1.9.1)
+         * "EMAIL" in the subjects it formats; OpenSSL "emailAddress" */
         if ((strcasecmp(type, "CN") == 0 || strcasecmp(type, "UID") == 0
+             || strcasecmp(type, "EMAIL") == 0
              || strcasecmp(type, "emailAddress") == 0)
             && vl == len && memcmp(value, name, len) == 0) {
             return 1;

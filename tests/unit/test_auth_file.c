@@ -2,9 +2,11 @@
  * test_auth_file.c - the built-in user file: parsing (good files and every
  * kind of malformed line, with the exact messages), loading from disk, and
  * queries with real crypt(3) hashes (yescrypt, SHA-512, bcrypt), {PLAIN},
- * CRAM-MD5 and APOP (RFC test vectors), EXTERNAL and SMTP without AUTH.
+ * CRAM-MD5 and APOP (RFC test vectors), EXTERNAL and SMTP without AUTH,
+ * and the crypt work each answer costs (counted through crypt_rn below).
  */
 #include <crypt.h>
+#include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +17,26 @@
 #include "conf.h"
 #include "str.h"
 #include "tap.h"
+
+/* Calls of crypt_rn(): this definition stands in front of libcrypt's for
+ * the whole program (auth_file.o included) and passes each call on. */
+static int crypt_calls;
+
+char *
+crypt_rn(const char *phrase, const char *setting, void *data, int size)
+{
+    typedef char *(*crypt_fn)(const char *, const char *, void *, int);
+    static crypt_fn real;
+
+    if (real == NULL) {
+        *(void **)&real = dlsym(RTLD_NEXT, "crypt_rn");
+        if (real == NULL) {
+            return NULL;
+        }
+    }
+    crypt_calls++;
+    return real(phrase, setting, data, size);
+}
 
 /* A crypt(3) hash of pw with a fresh salt for the given prefix. */
 static char *
@@ -98,6 +120,16 @@ login(const char *user, const char *pass)
     st = r.status;
     auth_result_free(&r);
     return st;
+}
+
+/* crypt(3) calls one plain login costs. */
+static int
+crypt_cost(const char *user, const char *pass)
+{
+    int before = crypt_calls;
+
+    login(user, pass);
+    return crypt_calls - before;
 }
 
 /* A result's user as a C string ("" when empty). */
@@ -217,6 +249,14 @@ main(void)
     is_str(r.message, "Invalid login or password", "same message");
     is_int(r.wait, 2, "same wait");
     auth_result_free(&r);
+    /* ... and cost the same crypt work: one hash each, a listed {PLAIN}
+     * user's on the dummy setting as an unknown user's */
+    ok(crypt_calls > 0, "crypt calls are counted (%d so far)", crypt_calls);
+    is_int(crypt_cost("nobody", "nope"), 1, "unknown user: one crypt");
+    is_int(crypt_cost("alice", "nope"), 1, "hashed user: one crypt");
+    is_int(crypt_cost("tim", "nope"), 1, "{PLAIN} user, wrong: one crypt");
+    is_int(crypt_cost("tim", "tanstaaftanstaaf"), 1,
+           "{PLAIN} user, right: one crypt");
 
     /* CRAM-MD5, RFC 2195's example */
     query(&r, AUTH_METHOD_CRAM_MD5, "tim", "b913a602c7eda7a495b4e6e7334d3890",
@@ -285,6 +325,11 @@ main(void)
     auth_query(&sc, &rq, &r);
     is_int(r.status, AUTH_OK, "EXTERNAL: emailAddress names the user");
     auth_result_free(&r);
+    /* as GnuTLS's gnutls_x509_crt_get_dn3() writes that attribute */
+    rq.ssl_subject = "CN=Tim Example,EMAIL=tim";
+    auth_query(&sc, &rq, &r);
+    is_int(r.status, AUTH_OK, "EXTERNAL: EMAIL (GnuTLS's name) names the user");
+    auth_result_free(&r);
     rq.ssl_subject = "CN=tim,O=Example,C=US";
     rq.ssl_verify = "FAILED:certificate has expired";
     auth_query(&sc, &rq, &r);
@@ -323,6 +368,8 @@ main(void)
     auth_result_free(&r);
     is_int(login("nobody", "x"), AUTH_FAIL,
            "unknown user with only {PLAIN} entries");
+    is_int(crypt_cost("nobody", "x") + crypt_cost("alice", "y"), 0,
+           "only {PLAIN} entries: no crypt work for anyone");
     auth_file_free(t);
     sc.protocol = PROTO_IMAP;
 
