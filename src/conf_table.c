@@ -475,7 +475,9 @@ strlist_dump(FILE *out, int indent, const struct conf_setting *set,
 
 /* ---- time, size ---------------------------------------------------- */
 
-/* A time as ms; a bare number in the setting's unit. */
+/* A time as ms.  A libconfig integer counts the setting's unit (ms, or s
+ * with CF_UNIT_SEC), as configuration.md gives it; a string is NGINX's
+ * syntax, where a number without a unit is seconds (conf_parse_time). */
 static int
 get_time(struct conf_ctx *ctx, const struct conf_setting *set,
          const config_setting_t *cs, msec_t *ms_r)

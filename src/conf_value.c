@@ -118,9 +118,11 @@ static const struct {
 
 /*
  * NGINX time syntax: components NUMBER UNIT, units y M w d h m s ms, each
- * at most once and from the largest down ("1h30m", "1d 12h").  A bare
- * number with no unit is the whole value, in ms (or s if unit_is_sec).
- * With unit_is_sec, "ms" is refused, as NGINX does.  Result in ms.
+ * at most once and from the largest down ("1h30m", "1d 12h").  A number
+ * without a unit may come last and counts seconds, for every setting, as
+ * NGINX's parser reads it ("90" is 90 s, "1h 30" is 1 h 30 s); libconfig
+ * integers are another matter (get_time).  With unit_is_sec, "ms" is
+ * refused, as NGINX does.  Result in ms.
  */
 int
 conf_parse_time(const char *s, int unit_is_sec, msec_t *ms_r)
@@ -151,25 +153,16 @@ conf_parse_time(const char *s, int unit_is_sec, msec_t *ms_r)
             return -1;
         }
         if (*p == '\0' || *p == ' ' || *p == '\t') {
-            /* no unit: only a value of one bare number */
-            if (parts != 0) {
-                return -1;
-            }
+            /* no unit: seconds, and nothing may follow */
             while (*p == ' ' || *p == '\t') {
                 p++;
             }
-            if (*p != '\0') {
+            if (*p != '\0' || p == num
+                || v > (uint64_t)(INT64_MAX / 1000)
+                || (int64_t)v * 1000 > INT64_MAX - total) {
                 return -1;
             }
-            if (unit_is_sec) {
-                if (v > (uint64_t)INT64_MAX / 1000) {
-                    return -1;
-                }
-                v *= 1000;
-            } else if (v > (uint64_t)INT64_MAX) {
-                return -1;
-            }
-            *ms_r = (msec_t)v;
+            *ms_r = total + (int64_t)v * 1000;
             return 0;
         }
         /* the longest unit that matches: "ms" is not minutes */

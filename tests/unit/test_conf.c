@@ -129,7 +129,7 @@ static const struct row {
       "invalid value \"nntp\", expected one of \"imap\", \"pop3\", "
       "\"smtp\"" },
     { "server_name", "\"mx.example.com\"", "true", "expected a string" },
-    { "timeout", "\"1h30m\"", "\"1h30\"", "invalid time \"1h30\"" },
+    { "timeout", "\"1h30m\"", "\"30 1h\"", "invalid time \"30 1h\"" },
     { "max_errors", "3", "100001", "100001 is out of range 0..100000" },
     { "resolver", "\"127.0.0.1 valid=30s\"", "\"valid=30s\"",
       "no resolver address" },
