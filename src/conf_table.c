@@ -507,7 +507,16 @@ get_time(struct conf_ctx *ctx, const struct conf_setting *set,
         return bad_type(ctx, set, cs);
     }
     if (*ms_r < set->min || *ms_r > set->max) {
-        return conf_fail(ctx, cs, set->name, "time out of range");
+        char bound[64] = "";
+        FILE *f = fmemopen(bound, sizeof(bound) - 1, "w");
+
+        if (f != NULL) {
+            conf_dump_time(f, *ms_r < set->min ? set->min : set->max);
+            fclose(f);
+        }
+        return conf_fail(ctx, cs, set->name, "time out of range: %s %s",
+                         *ms_r < set->min ? "the least is" : "the most is",
+                         bound);
     }
     return 0;
 }
@@ -1634,7 +1643,7 @@ const struct conf_setting conf_settings[] = {
     { "ssl_session_cache", &t_cache, SRVSCOPE, "\"none\"", "none",
       S(ssl_session_cache), 0, 0, 0, 0 },
     { "ssl_session_timeout", &t_time_sec, SRVSCOPE, "\"5m\"", "5m",
-      S(ssl_session_timeout), 0, (long long)INT_MAX * 1000, CF_UNIT_SEC, 0 },
+      S(ssl_session_timeout), 1000, (long long)INT_MAX * 1000, CF_UNIT_SEC, 0 },
     { "ssl_session_tickets", &t_flag, SRVSCOPE, "true", "true",
       S(ssl_session_tickets), 0, 0, 0, 0 },
     { "ssl_session_ticket_key", &t_pathlist, SRVSCOPE, NULL, "unset",

@@ -197,6 +197,8 @@ static const struct row {
     { "ssl_session_cache", "\"builtin:1000 shared:MAIL:10m\"",
       "\"shared:MAIL\"", "invalid token \"shared:MAIL\"" },
     { "ssl_session_timeout", "600", "\"10ms\"", "invalid time \"10ms\"" },
+    { "ssl_session_timeout", "\"1s\"", "\"0\"",
+      "time out of range: the least is \"1s\"" },
     { "ssl_session_tickets", "false", "\"no\"",
       "invalid value \"no\", expected \"on\" or \"off\"" },
     { "ssl_session_ticket_key", "[\"t1.key\", \"t2.key\"]", "{ a = 1; }",
