@@ -446,6 +446,14 @@ load_server(struct conf_ctx *ctx, struct conf *c, struct server_conf *sc,
         }
     }
 
+    /* the delay is part of the login phase that timeout bounds: a delay as
+     * long would greet every client only to close on its first command */
+    if (sc->protocol == PROTO_SMTP && sc->smtp_greeting_delay >= sc->timeout) {
+        return conf_fail(ctx, origin(from, "smtp_greeting_delay", sg, mail),
+                         "smtp_greeting_delay", "must be shorter than timeout, "
+                         "whose time it uses");
+    }
+
     /* what the modules build once for every session */
     msg[0] = '\0';
     ops = proto_ops_get(sc->protocol);

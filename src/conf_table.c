@@ -1545,7 +1545,7 @@ const struct conf_setting conf_settings[] = {
       0, 0, CF_DYNAMIC, 0 },
     { "server_name", &t_string, SRVSCOPE, NULL, "the host name",
       S(server_name), 0, 0, CF_DYNAMIC, 0 },
-    { "timeout", &t_time, SRVSCOPE, "\"60s\"", "60s", S(timeout), 0, TMAX,
+    { "timeout", &t_time, SRVSCOPE, "\"60s\"", "60s", S(timeout), 1, TMAX,
       0, 0 },
     { "max_errors", &t_int, SRVSCOPE, "5", "5", S(max_errors), 0, 100000,
       0, 0 },

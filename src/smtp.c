@@ -552,6 +552,12 @@ greeting_delay(struct session *s)
     int ready = buf_len(&s->client.in) > 0 || conn_pending(&s->client) > 0;
     ssize_t n;
 
+    /* the delay comes out of the session's timeout (conf.c keeps it
+     * shorter; a session requeued for its real address has less left) */
+    if (until > s->client.deadline) {
+        until = s->client.deadline;
+    }
+
     s->action = "in delay pipelining state";
     while (!ready) {
         msec_t left = until - clock_now();
@@ -958,7 +964,7 @@ smtp_backend_login(struct session *s)
     struct str xline = STR_NULL;
     struct smtp_reply r;
     unsigned attrs = 0;
-    int bad = 0, xclient = 0;
+    int bad = 0;
 
     s->action = "reading response from upstream";
     if (backend_reply(s, &r) != 0) {
@@ -973,17 +979,23 @@ smtp_backend_login(struct session *s)
                      250, 250, &r, &bad) != 0) {
         return backend_fail(s, bad ? &r : NULL);
     }
+    /* Without XCLIENT the backend would take the session for the proxy's
+     * own, with the proxy's relay rights and no login: fail closed, as
+     * NGINX does (its XCLIENT is refused, the client gets 451). */
     if (sc->xclient) {
-        if (smtp_ehlo_xclient(&r, &attrs)) {
-            xclient = 1;
-        } else {
-            session_log(s, LOG_LV_WARN, "upstream does not offer XCLIENT, "
-                        "the client's address is not passed on");
+        if (!smtp_ehlo_xclient(&r, &attrs)) {
+            session_log(s, LOG_LV_ERR, "upstream does not offer XCLIENT "
+                        "(is postern's address among its authorized XCLIENT "
+                        "hosts?), and xclient is on");
+            return backend_fail(s, NULL);
         }
-    }
-    if (xclient) {
         if (xclient_build(s, attrs, &xline) != 0) {
             session_log(s, LOG_LV_ERR, "out of memory");
+            return backend_fail(s, NULL);
+        }
+        if (xline.len == 0) {
+            session_log(s, LOG_LV_ERR, "upstream offers XCLIENT without "
+                        "ADDR, LOGIN or NAME, and xclient is on");
             return backend_fail(s, NULL);
         }
     }

@@ -535,6 +535,32 @@ def test_xclient_attributes(postern, env, auth_stub, fake_smtp):
     assert lines[2] == b"HELO old.example\r\n"
 
 
+@pytest.mark.parametrize("ehlo", [["PIPELINING"], ["XCLIENT HELO PROTO"]],
+                         ids=["no-xclient", "no-useful-attribute"])
+def test_xclient_not_offered_fails_closed(postern, env, auth_stub,
+                                          fake_smtp, ehlo):
+    """xclient on, and the backend does not take XCLIENT (or none of ADDR,
+    LOGIN, NAME): the login fails with 451 as NGINX's does, instead of the
+    session reaching the backend as postern's own, unauthenticated."""
+    fake = fake_smtp(ehlo=ehlo)
+    stub = auth_stub(lambda h: [("Auth-Status", "OK"),
+                                ("Auth-Server", "127.0.0.1"),
+                                ("Auth-Port", str(fake.port))])
+    p = start(postern, env, auth=stub.url)
+    with harness.LineClient(p.port) as c:
+        c.readline()
+        assert ehlo_auth_plain(c, "alice", "alice-pw") == \
+            b"451 4.3.2 Internal server error\r\n"
+        assert c.closed_by_peer()
+    fake.wait_sessions(1)
+    lines = fake.sessions[0]["lines"]
+    assert lines[0] == b"EHLO " + NAME.encode() + b"\r\n"
+    assert not any(ln.upper().startswith((b"XCLIENT", b"MAIL", b"AUTH"))
+                   for ln in lines), lines
+    wait_log(p, r"\[error\] .*upstream offers XCLIENT without|"
+                r"\[error\] .*upstream does not offer XCLIENT")
+
+
 def test_xclient_off(postern, env):
     """Without XCLIENT Postfix sees postern's address, not the client's,
     and no login."""

@@ -130,6 +130,7 @@ static const struct row {
       "\"smtp\"" },
     { "server_name", "\"mx.example.com\"", "true", "expected a string" },
     { "timeout", "\"1h30m\"", "\"30 1h\"", "invalid time \"30 1h\"" },
+    { "timeout", "\"1s\"", "0", "time out of range: the least is \"1ms\"" },
     { "max_errors", "3", "100001", "100001 is out of range 0..100000" },
     { "resolver", "\"127.0.0.1 valid=30s\"", "\"valid=30s\"",
       "no resolver address" },
@@ -436,6 +437,14 @@ test_errors(void)
                "\"143\";\n        starttls = \"on\"" TLSFILES "; } );\n};\n",
                5, "starttls: cannot be used with \"ssl\" (use \"listen ... "
                "ssl\" for the implicit-TLS port)", "ssl with starttls");
+    load_fails(MAIL_OPEN "    smtp_greeting_delay = \"1m\";\n"
+               "    servers = ( { listen = \"25\"; } );\n};\n", 3,
+               "smtp_greeting_delay: must be shorter than timeout, whose "
+               "time it uses", "greeting delay as long as timeout");
+    load_fails(MAIL_OPEN "    servers = ( { listen = \"25\";\n"
+               "        timeout = \"2s\"; smtp_greeting_delay = \"3s\"; } );\n"
+               "};\n", 4, "smtp_greeting_delay: must be shorter than timeout, "
+               "whose time it uses", "greeting delay longer than timeout");
     load_fails(MAIL_OPEN "    ssl_protocols = [\"SSLv2\", \"SSLv3\"];\n"
                "    servers = ( { listen = \"143\"; } );\n};\n", 3,
                "ssl_protocols: no supported protocol left",
