@@ -812,18 +812,26 @@ backend_user(const struct session *s)
     return s->auth.user.len > 0 ? s->auth.user : s->login;
 }
 
-/* The address part of XCLIENT: "1.2.3.4", "IPV6:2001:db8::1". */
+/* The address part of XCLIENT: "1.2.3.4", "IPV6:2001:db8::1".  An IPv4
+ * client on a dual-stack socket (::ffff:1.2.3.4) is told as IPv4, so the
+ * backend's IPv4 rules apply to it, as postern's access rules do. */
 static void
 xclient_addr(const struct session *s, char *out, size_t outlen)
 {
-    unsigned char a[16];
+    struct in_addr a4;
+    struct in6_addr a6;
 
-    if (inet_pton(AF_INET, s->client_ip, a) == 1) {
+    if (inet_pton(AF_INET, s->client_ip, &a4) == 1) {
         snprintf(out, outlen, "%s", s->client_ip);
-    } else if (inet_pton(AF_INET6, s->client_ip, a) == 1) {
-        snprintf(out, outlen, "IPV6:%s", s->client_ip);
-    } else {
+    } else if (inet_pton(AF_INET6, s->client_ip, &a6) != 1) {
         snprintf(out, outlen, "%s", SMTP_UNAVAILABLE);
+    } else if (IN6_IS_ADDR_V4MAPPED(&a6)) {
+        memcpy(&a4, &a6.s6_addr[12], sizeof(a4));
+        if (inet_ntop(AF_INET, &a4, out, (socklen_t)outlen) == NULL) {
+            snprintf(out, outlen, "%s", SMTP_UNAVAILABLE);
+        }
+    } else {
+        snprintf(out, outlen, "IPV6:%s", s->client_ip);
     }
 }
 

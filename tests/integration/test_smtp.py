@@ -561,6 +561,28 @@ def test_xclient_not_offered_fails_closed(postern, env, auth_stub,
                 r"\[error\] .*upstream does not offer XCLIENT")
 
 
+def test_xclient_addr_of_ipv4_client_on_ipv6_socket(postern, env, auth_stub,
+                                                      fake_smtp):
+    """An IPv4 client reaching an IPv6 socket (::ffff:127.0.0.1) is told
+    to the backend as ADDR=127.0.0.1, so its IPv4 rules apply."""
+    fake = fake_smtp(ehlo=["XCLIENT ADDR"])
+    stub = auth_stub(lambda h: [("Auth-Status", "OK"),
+                                ("Auth-Server", "127.0.0.1"),
+                                ("Auth-Port", str(fake.port))])
+    port = harness.free_port()
+    p = start(postern, env, auth=stub.url, smtp={
+        "listen": "[::ffff:127.0.0.1]:%d ipv6only=off" % port})
+    with harness.LineClient(port) as c:
+        c.readline()
+        assert ehlo_auth_plain(c, "alice", "alice-pw") == \
+            b"235 2.0.0 OK\r\n"
+    fake.wait_sessions(1)
+    harness.wait_for(lambda: len(fake.sessions[0]["lines"]) >= 2, 10,
+                     what="XCLIENT at the backend")
+    assert fake.sessions[0]["lines"][1] == b"XCLIENT ADDR=127.0.0.1\r\n"
+    assert "client: ::ffff:127.0.0.1" in p.log_text()
+
+
 def test_xclient_off(postern, env):
     """Without XCLIENT Postfix sees postern's address, not the client's,
     and no login."""
