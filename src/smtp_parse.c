@@ -62,6 +62,15 @@ cmd_done(struct smtp_cmd_parser *p, unsigned char *data, size_t i,
     return SMTP_PARSE_OK;
 }
 
+/* A control byte no SMTP argument has (TAB aside, kept as NGINX keeps
+ * it): arguments go on into log lines and into the auth service's
+ * Auth-SMTP-* headers, where a field value must not hold one. */
+static int
+arg_ctl(unsigned char ch)
+{
+    return (ch < 0x20 && ch != '\t') || ch == 0x7f;
+}
+
 /* The bad line ends with the LF at offset i. */
 static enum smtp_parse_rc
 cmd_invalid(struct smtp_cmd_parser *p, size_t i, struct smtp_cmd *cmd)
@@ -118,7 +127,7 @@ smtp_cmd_parse(struct smtp_cmd_parser *p, unsigned char *data, size_t len,
             if (ch == '\n') {
                 return cmd_done(p, data, i, cmd_r);
             }
-            if (ch == '\0' || p->nargs == SMTP_ARGS_MAX) {
+            if (arg_ctl(ch) || p->nargs == SMTP_ARGS_MAX) {
                 p->state = C_SKIP;
                 break;
             }
@@ -136,7 +145,7 @@ smtp_cmd_parse(struct smtp_cmd_parser *p, unsigned char *data, size_t len,
             } else if (ch == '\n') {
                 cmd_end_arg(p, i);
                 return cmd_done(p, data, i, cmd_r);
-            } else if (ch == '\0') {
+            } else if (arg_ctl(ch)) {
                 p->state = C_SKIP;
             }
             break;

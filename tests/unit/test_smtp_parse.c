@@ -148,6 +148,13 @@ test_commands(void)
     CMDS("AUTH PLAIN \0x\r\nQUIT\r\n", "INVALID/15;OK QUIT|=QUIT/6;",
          "NUL in an argument");
     CMDS("AUTH PLAIN a\0x\r\n", "INVALID/16;", "NUL inside an argument");
+    CMDS("HELO a\001b\r\nQUIT\r\n", "INVALID/10;OK QUIT|=QUIT/6;",
+         "a control byte inside an argument");
+    CMDS("MAIL FROM:<a@b>\177\r\n", "INVALID/18;", "DEL in an argument");
+    CMDS("RCPT TO:<\033[1m@b>\r\n", "INVALID/18;", "ESC in an argument");
+    CMDS("HELO \303\251.example\r\n",
+         "OK HELO|\303\251.example|=HELO \303\251.example/17;",
+         "UTF-8 bytes are not control bytes");
     CMDS("NOOP\rX\r\nQUIT\r\n", "INVALID/8;OK QUIT|=QUIT/6;",
          "bare CR inside a line");
     CMDS("NOOP\r\r\n", "INVALID/7;", "CR CR LF");
