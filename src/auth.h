@@ -29,7 +29,9 @@ struct auth_request {
     enum proto protocol;
     int attempt;            /* Auth-Login-Attempt, from 1 */
     const char *client_ip;  /* text */
-    const char *client_host;/* resolved name, NULL unless known */
+    const char *client_host;/* Client-Host: the confirmed name,
+                             * "[UNAVAILABLE]" or "[TEMPUNAVAIL]"; NULL:
+                             * none sent (see session_client_host) */
     /* TLS facts (NULL when not under TLS) */
     int ssl;
     const char *ssl_protocol, *ssl_cipher, *ssl_verify, *ssl_subject,

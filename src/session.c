@@ -366,22 +366,63 @@ phase_tls(struct session *s)
     return 0;
 }
 
-/* Client-Host through the resolver, once per session. */
+/*
+ * Look up the client's host name and remember what came of it.  As NGINX's
+ * SMTP module: without a resolver SMTP says "[UNAVAILABLE]" (and IMAP and
+ * POP3 send nothing), a UNIX-socket client is "[TEMPUNAVAIL]", and a failed
+ * lookup keeps its kind, so that a timeout is not taken for "no such name"
+ * (Postfix rejects an unknown name for good, and defers a temporary one).
+ */
 static void
-resolve_client_host(struct session *s)
+look_up_client_host(struct session *s)
 {
+    const char *action = s->action;
     char err[256];
+    int rc;
 
-    if (!s->sc->resolver.enabled || s->client_host != NULL
-        || s->peer.ss_family == AF_UNIX) {
+    if (!s->sc->resolver.enabled) {
+        s->client_host_state = s->sc->protocol == PROTO_SMTP
+                               ? CLIENT_HOST_UNAVAILABLE : CLIENT_HOST_NONE;
         return;
     }
-    if (resolver_client_host(s->sc, (const struct sockaddr *)&s->peer,
-                             s->client.deadline, &s->client_host,
-                             err, sizeof(err)) != 0) {
-        session_log(s, LOG_LV_INFO, "client host not resolved: %s", err);
-        s->client_host = NULL;
+    if (s->peer.ss_family == AF_UNIX) {
+        s->client_host_state = CLIENT_HOST_TEMPUNAVAIL;
+        return;
     }
+    s->action = "in resolving client address";
+    rc = resolver_client_host(s->sc, (const struct sockaddr *)&s->peer,
+                              s->client.deadline, &s->client_host,
+                              err, sizeof(err));
+    if (rc == RESOLVER_OK) {
+        s->client_host_state = CLIENT_HOST_NAME;
+    } else {
+        session_log(s, LOG_LV_INFO, "client host not resolved: %s", err);
+        s->client_host_state = rc == RESOLVER_UNAVAILABLE
+                               ? CLIENT_HOST_UNAVAILABLE
+                               : CLIENT_HOST_TEMPUNAVAIL;
+    }
+    s->action = action;
+}
+
+/* Client-Host / XCLIENT NAME, looked up once (see session.h). */
+const char *
+session_client_host(struct session *s)
+{
+    if (s->client_host_state == CLIENT_HOST_UNKNOWN) {
+        look_up_client_host(s);
+    }
+    switch (s->client_host_state) {
+    case CLIENT_HOST_NAME:
+        return s->client_host;
+    case CLIENT_HOST_UNAVAILABLE:
+        return "[UNAVAILABLE]";
+    case CLIENT_HOST_TEMPUNAVAIL:
+        return "[TEMPUNAVAIL]";
+    case CLIENT_HOST_UNKNOWN:
+    case CLIENT_HOST_NONE:
+        break;
+    }
+    return NULL;
 }
 
 /* Ask the auth service about the current credentials. */
@@ -396,7 +437,7 @@ ask_auth(struct session *s, struct auth_request *rq, struct tls_info *ti)
     rq->protocol = s->sc->protocol;
     rq->attempt = s->attempts;
     rq->client_ip = s->client_ip;
-    rq->client_host = s->client_host;
+    rq->client_host = session_client_host(s);
     rq->server_ip = s->server_ip;
     rq->smtp_helo = s->smtp_helo;
     rq->smtp_from = s->smtp_from;
@@ -459,7 +500,6 @@ phase_login(struct session *s, const struct proto_ops *ops)
             return SESS_CLOSE;
         }
         s->attempts++;
-        resolve_client_host(s);
         memset(&ti, 0, sizeof(ti));
         ask_auth(s, &rq, &ti);
         tls_info_free(&ti);

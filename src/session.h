@@ -23,6 +23,17 @@
 
 #define ADDR_TEXT_MAX ADDR_TEXT_LEN
 
+/* What is known of the client's host name. */
+enum client_host_state {
+    CLIENT_HOST_UNKNOWN = 0,            /* not looked up yet */
+    CLIENT_HOST_NONE,                   /* nothing to send (IMAP, POP3
+                                         * without a resolver) */
+    CLIENT_HOST_NAME,                   /* client_host holds the name */
+    CLIENT_HOST_UNAVAILABLE,            /* "[UNAVAILABLE]": no name */
+    CLIENT_HOST_TEMPUNAVAIL             /* "[TEMPUNAVAIL]": lookup failed
+                                         * for now (timeout, SERVFAIL) */
+};
+
 struct session {
     uint64_t id;                        /* the *CONN of log lines */
     struct conf *conf;                  /* reference held */
@@ -39,7 +50,10 @@ struct session {
     char client_port[8];
     char server_ip[ADDR_TEXT_MAX];
     char server_port[8];
-    char *client_host;                  /* resolver result, or NULL */
+    /* the client's host name (Client-Host, XCLIENT NAME): looked up on
+     * first use, at most once a session; see session_client_host() */
+    enum client_host_state client_host_state;
+    char *client_host;                  /* the confirmed name, or NULL */
     /* PROXY protocol facts when a header was received, else NULL */
     char *pp_addr, *pp_port, *pp_server_addr, *pp_server_port;
 
@@ -104,6 +118,18 @@ int session_make_salt(struct session *s);
  * runs the handshake with the server's TLS settings and sets s->tls.
  * 0 ok, -1 failed (logged; the connection is unusable). */
 int session_starttls(struct session *s);
+
+/*
+ * The client's host name for Client-Host and XCLIENT NAME, as NGINX sends
+ * them: the confirmed name, "[UNAVAILABLE]" (no such name, no forward
+ * confirmation; and SMTP without a resolver), "[TEMPUNAVAIL]" (the lookup
+ * failed for now: timeout, SERVFAIL, no server answering; and a UNIX-socket
+ * client), or NULL when nothing is sent (IMAP and POP3 without a resolver).
+ * The lookup runs on the first call only, bounded by resolver_timeout and
+ * the session's deadline; later calls return the same answer, failures
+ * included.  The string is the session's.
+ */
+const char *session_client_host(struct session *s);
 
 /* Write to the client / backend; 0 or -1 (logged at info, connection dead). */
 int session_send(struct session *s, const char *data, size_t len);

@@ -850,22 +850,24 @@ xclient_attr(char *line, size_t *k, const char *name, struct str value)
 
 /*
  * "XCLIENT ADDR=.. LOGIN=.. NAME=.." with the attributes the backend
- * offers; values in xtext.  *line_r is malloc'd ("" when nothing to send).
+ * offers; values in xtext.  host: session_client_host() (the name or its
+ * "[UNAVAILABLE]" / "[TEMPUNAVAIL]"), NULL when NAME is not offered.
+ * *line_r is malloc'd ("" when nothing to send).
  */
 static int
-xclient_build(const struct session *s, unsigned attrs, struct str *line_r)
+xclient_build(const struct session *s, unsigned attrs, const char *host,
+              struct str *line_r)
 {
     char addr[ADDR_TEXT_MAX + 8];
-    struct str vaddr, vlogin = STR_NULL, vname;
+    struct str vaddr, vlogin = STR_NULL, vname = STR_NULL;
     size_t len = sizeof("XCLIENT") - 1, k = 0;
     char *line;
 
     xclient_addr(s, addr, sizeof(addr));
     vaddr = (struct str){ strlen(addr), (unsigned char *)addr };
-    vname = s->client_host != NULL
-            ? (struct str){ strlen(s->client_host),
-                            (unsigned char *)s->client_host }
-            : STR_LIT(SMTP_UNAVAILABLE);
+    if (host != NULL) {
+        vname = (struct str){ strlen(host), (unsigned char *)host };
+    }
     if (!(attrs & SMTP_XCLIENT_ADDR)) {
         vaddr = STR_NULL;
     }
@@ -991,13 +993,16 @@ smtp_backend_login(struct session *s)
      * own, with the proxy's relay rights and no login: fail closed, as
      * NGINX does (its XCLIENT is refused, the client gets 451). */
     if (sc->xclient) {
+        const char *host;
+
         if (!smtp_ehlo_xclient(&r, &attrs)) {
             session_log(s, LOG_LV_ERR, "upstream does not offer XCLIENT "
                         "(is postern's address among its authorized XCLIENT "
                         "hosts?), and xclient is on");
             return backend_fail(s, NULL);
         }
-        if (xclient_build(s, attrs, &xline) != 0) {
+        host = session_client_host(s);
+        if (xclient_build(s, attrs, host, &xline) != 0) {
             session_log(s, LOG_LV_ERR, "out of memory");
             return backend_fail(s, NULL);
         }

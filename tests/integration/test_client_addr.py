@@ -5,6 +5,7 @@ untrusted sources, and a v1 header to the backend), and the access
 allow/deny rules."""
 
 import base64
+import os
 import re
 import smtplib
 import socket
@@ -50,6 +51,19 @@ def fake_smtp():
     yield make
     for f in made:
         f.stop()
+
+
+@pytest.fixture
+def auth_stub():
+    made = []
+
+    def make(decide):
+        a = smtp_util.AuthStub(decide)
+        made.append(a)
+        return a
+    yield make
+    for a in made:
+        a.stop()
 
 
 GOOD = {"ptr": {"127.0.0.1": "good.example.test"},
@@ -147,9 +161,10 @@ def test_auth_server_name_through_resolver(postern, env, dns):
         env["authsvc"].write_users(users)
 
 
-@pytest.mark.parametrize("case", ["missing", "servfail", "mismatch",
-                                  "no-a"])
-def test_resolver_no_name(postern, env, dns, case):
+@pytest.mark.parametrize("case,host", [
+    ("missing", "[UNAVAILABLE]"), ("servfail", "[TEMPUNAVAIL]"),
+    ("mismatch", "[UNAVAILABLE]"), ("no-a", "[UNAVAILABLE]")])
+def test_resolver_no_name(postern, env, dns, case, host):
     table = dict(GOOD)
     mode = "normal"
     if case == "no-a":
@@ -161,15 +176,16 @@ def test_resolver_no_name(postern, env, dns, case):
                                   "resolver_timeout": "3s"})
     rq = Requests(env["authsvc"])
     qid = send_mail(p.port, "resolver %s" % case)
-    assert "Client-Host" not in rq.one()
+    assert rq.one()["Client-Host"] == host
     assert postfix_client(env["postfix"], qid) == "unknown[127.0.0.1]"
     assert d.queries(), "the stub was asked"
     assert "client host not resolved" in p.log_text()
 
 
 def test_resolver_slow(postern, env, dns):
-    """A resolver slower than resolver_timeout: the login goes on without
-    Client-Host, well inside the session's timeout."""
+    """A resolver slower than resolver_timeout: the login goes on, well
+    inside the session's timeout, with Client-Host saying the lookup
+    failed for now."""
     d = dns(GOOD, mode="slow", delay=30)
     p = start(postern, env, mail={"resolver": "127.0.0.1:%d" % d.port,
                                   "resolver_timeout": "1s",
@@ -179,7 +195,7 @@ def test_resolver_slow(postern, env, dns):
         c.readline()
         # the socket timeout (10s) bounds the wait; 30s would be the stub's
         assert ehlo_auth_plain(c, "alice", "alice-pw") == b"235 2.0.0 OK\r\n"
-    assert "Client-Host" not in rq.one()
+    assert rq.one()["Client-Host"] == "[TEMPUNAVAIL]"
 
 
 @pytest.mark.parametrize("mode", [
@@ -193,7 +209,7 @@ def test_resolver_hostile(postern, env, dns, mode):
     rq = Requests(env["authsvc"])
     qid = send_mail(p.port, "resolver %s" % mode)
     h = rq.one()
-    assert "Client-Host" not in h
+    assert h["Client-Host"] == "[UNAVAILABLE]"
     assert not any("evil" in k or "evil" in v or "Injected" in k
                    for k, v in h.items()), h
     assert postfix_client(env["postfix"], qid) == "unknown[127.0.0.1]"
@@ -278,6 +294,137 @@ def test_resolver_uses_proxy_address(postern, env, dns):
     assert h["Client-IP"] == "192.0.2.7"
     assert h["Client-Host"] == "lb-client.example.test"
     assert "PTR 7.2.0.192.in-addr.arpa" in d.queries()
+
+
+# ---------------------------------------------------------------------------
+# the client's host name as NGINX passes it on: the name, or why there is
+# none ("[UNAVAILABLE]": no such name; "[TEMPUNAVAIL]": try again later),
+# the same in Client-Host and in XCLIENT NAME, looked up once a session and
+# only where something uses it
+
+def grant(port):
+    """An auth answer sending the login to 127.0.0.1:port."""
+    return [("Auth-Status", "OK"), ("Auth-Server", "127.0.0.1"),
+            ("Auth-Port", str(port))]
+
+
+def xclient_line(fake):
+    """The XCLIENT line the recording backend got (after its EHLO)."""
+    fake.wait_sessions(1)
+    harness.wait_for(lambda: len(fake.sessions[0]["lines"]) >= 2, 10,
+                     what="XCLIENT at the backend")
+    return fake.sessions[0]["lines"][1]
+
+
+def lookups(p):
+    """How many client host lookups failed, by postern's log."""
+    return p.log_text().count("client host not resolved")
+
+
+@pytest.mark.parametrize("case,host", [
+    ("normal", "good.example.test"),
+    ("missing", "[UNAVAILABLE]"),           # NXDOMAIN
+    ("mismatch", "[UNAVAILABLE]"),          # the name does not confirm
+    ("servfail", "[TEMPUNAVAIL]"),
+    ("slow", "[TEMPUNAVAIL]"),              # no answer in resolver_timeout
+    ("no-server", "[TEMPUNAVAIL]"),         # nothing listens on the port
+    ("off", "[UNAVAILABLE]")])              # no resolver, as NGINX's SMTP
+def test_client_host_status(postern, dns, auth_stub, fake_smtp, case, host):
+    fake = fake_smtp(ehlo=["XCLIENT ADDR LOGIN NAME"])
+    stub = auth_stub(lambda h: grant(fake.port))
+    mail = {"server_name": NAME, "resolver_timeout": "1s", "timeout": "20s"}
+    if case == "no-server":
+        mail["resolver"] = "127.0.0.1:%d" % harness.free_port()
+    elif case != "off":
+        d = dns(GOOD, mode=case, delay=30)
+        mail["resolver"] = "127.0.0.1:%d" % d.port
+    p = postern([{"protocol": "smtp"}], mail=mail, auth=stub.url)
+    with harness.LineClient(p.port, timeout=15) as c:
+        c.readline()
+        assert ehlo_auth_plain(c, "alice", "alice-pw") == b"235 2.0.0 OK\r\n"
+    assert stub.requests[-1]["Client-Host"] == host
+    assert xclient_line(fake) == (
+        b"XCLIENT ADDR=127.0.0.1 LOGIN=alice NAME=%s\r\n" % host.encode())
+
+
+@pytest.mark.parametrize("mode", ["servfail", "slow"])
+def test_client_host_looked_up_once(postern, dns, auth_stub, fake_smtp,
+                                    mode):
+    """A failed lookup is remembered for the session: a second AUTH after
+    Auth-Wait neither asks the DNS again nor waits for it again (these
+    failures are not cached across sessions)."""
+    fake = fake_smtp(ehlo=["XCLIENT ADDR LOGIN NAME"])
+    stub = auth_stub(lambda h: [("Auth-Status", "Try again"),
+                                ("Auth-Wait", "1")]
+                     if h["Auth-Login-Attempt"] == "1" else grant(fake.port))
+    d = dns(GOOD, mode=mode, delay=30)
+    p = postern([{"protocol": "smtp"}],
+                mail={"server_name": NAME, "timeout": "30s",
+                      "resolver": "127.0.0.1:%d" % d.port,
+                      "resolver_timeout": "1s"},
+                auth=stub.url)
+    with harness.LineClient(p.port, timeout=20) as c:
+        c.readline()
+        assert ehlo_auth_plain(c, "alice", "alice-pw").startswith(b"535 ")
+        asked = d.queries()
+        assert asked and all(q.startswith("PTR ") for q in asked), asked
+        ir = base64.b64encode(b"\0alice\0alice-pw").decode()
+        assert c.cmd("AUTH PLAIN " + ir) == b"235 2.0.0 OK\r\n"
+    assert d.queries() == asked
+    assert lookups(p) == 1
+    assert [h["Client-Host"] for h in stub.requests] == ["[TEMPUNAVAIL]"] * 2
+    assert xclient_line(fake).endswith(b" NAME=[TEMPUNAVAIL]\r\n")
+
+
+@pytest.mark.parametrize("resolver", [False, True])
+def test_client_host_imap(postern, dns, auth_stub, resolver):
+    """IMAP (and POP3): Client-Host only with a resolver (NGINX sends it for
+    SMTP only; postern.conf(5) promises it wherever a resolver is set), with
+    the same placeholders when the lookup fails."""
+    stub = auth_stub(lambda h: [("Auth-Status", "Nope")])
+    mail = {"resolver_timeout": "3s"}
+    if resolver:
+        d = dns(GOOD, mode="servfail")
+        mail["resolver"] = "127.0.0.1:%d" % d.port
+    p = postern([{"protocol": "imap"}], mail=mail, auth=stub.url)
+    with harness.LineClient(p.port) as c:
+        c.readline()
+        assert c.cmd("a LOGIN bob pw").startswith(b"a NO")
+    h = stub.requests[-1]
+    if resolver:
+        assert h["Client-Host"] == "[TEMPUNAVAIL]"
+    else:
+        assert "Client-Host" not in h
+
+
+def test_client_host_unix_socket(postern_config, dns, auth_stub, fake_smtp):
+    """A client on a UNIX socket has no address to look up: "[TEMPUNAVAIL]",
+    as NGINX says, and no question to the DNS."""
+    fake = fake_smtp(ehlo=["XCLIENT ADDR LOGIN NAME"])
+    stub = auth_stub(lambda h: grant(fake.port))
+    d = dns(GOOD)
+    p = postern_config([{"protocol": "smtp"}],
+                       mail={"server_name": NAME,
+                             "resolver": "127.0.0.1:%d" % d.port,
+                             "resolver_timeout": "3s"},
+                       auth=stub.url)
+    path = os.path.join(p.dir, "smtp.sock")
+    p.servers.append({"protocol": "smtp", "listen": "unix:" + path})
+    p.ports.append(None)
+    p.write_conf()
+    p.start()
+    harness.wait_for(lambda: os.path.exists(path), 10, what="the socket")
+    u = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    u.settimeout(10)
+    u.connect(path)
+    c = harness.LineClient.__new__(harness.LineClient)
+    c.sock, c.buf = u, b""
+    with c:
+        c.readline()
+        assert ehlo_auth_plain(c, "alice", "alice-pw") == b"235 2.0.0 OK\r\n"
+    assert stub.requests[-1]["Client-Host"] == "[TEMPUNAVAIL]"
+    assert xclient_line(fake).endswith(b" NAME=[TEMPUNAVAIL]\r\n")
+    assert d.queries() == []
 
 
 # ---------------------------------------------------------------------------
