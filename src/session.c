@@ -437,7 +437,10 @@ ask_auth(struct session *s, struct auth_request *rq, struct tls_info *ti)
     rq->protocol = s->sc->protocol;
     rq->attempt = s->attempts;
     rq->client_ip = s->client_ip;
-    rq->client_host = session_client_host(s);
+    /* only the HTTP service is told the name: auth_file has no use for it,
+     * so no lookup is made for it */
+    rq->client_host = s->sc->auth_http != NULL ? session_client_host(s)
+                                               : NULL;
     rq->server_ip = s->server_ip;
     rq->smtp_helo = s->smtp_helo;
     rq->smtp_from = s->smtp_from;

@@ -1001,7 +1001,9 @@ smtp_backend_login(struct session *s)
                         "hosts?), and xclient is on");
             return backend_fail(s, NULL);
         }
-        host = session_client_host(s);
+        /* the name is looked up only for a backend that takes it (and
+         * only once: the auth request may have asked for it already) */
+        host = (attrs & SMTP_XCLIENT_NAME) ? session_client_host(s) : NULL;
         if (xclient_build(s, attrs, host, &xline) != 0) {
             session_log(s, LOG_LV_ERR, "out of memory");
             return backend_fail(s, NULL);

@@ -376,6 +376,52 @@ def test_client_host_looked_up_once(postern, dns, auth_stub, fake_smtp,
     assert xclient_line(fake).endswith(b" NAME=[TEMPUNAVAIL]\r\n")
 
 
+def test_client_host_not_looked_up_for_auth_file(postern, dns,
+                                                 auth_file_for):
+    """IMAP with auth_file: neither a Client-Host nor an XCLIENT to fill,
+    so the DNS is not asked."""
+    d = dns(GOOD)
+    p = postern([{"protocol": "imap"}],
+                mail={"resolver": "127.0.0.1:%d" % d.port,
+                      "resolver_timeout": "3s"},
+                auth=auth_file_for("imap"))
+    import imaplib
+    c = imaplib.IMAP4("127.0.0.1", p.port, timeout=10)
+    c.login("bob", PW["bob"])
+    c.logout()
+    assert d.queries() == []
+
+
+@pytest.mark.parametrize("xclient,caps,asked", [
+    (False, ["XCLIENT ADDR LOGIN NAME"], False),    # xclient = false
+    (True, ["XCLIENT ADDR LOGIN"], False),          # NAME not offered
+    (True, ["XCLIENT ADDR LOGIN NAME"], True)])
+def test_client_host_smtp_auth_file(postern, dns, fake_smtp, xclient, caps,
+                                    asked):
+    """SMTP with auth_file: the name is looked up only for an XCLIENT that
+    carries it."""
+    fake = fake_smtp(ehlo=caps)
+    d = dns(GOOD)
+    p = postern([{"protocol": "smtp", "xclient": xclient}],
+                mail={"server_name": NAME,
+                      "resolver": "127.0.0.1:%d" % d.port,
+                      "resolver_timeout": "3s"},
+                auth=[("alice", "{PLAIN}alice-pw", "127.0.0.1:%d" % fake.port)])
+    with harness.LineClient(p.port, timeout=15) as c:
+        c.readline()
+        assert ehlo_auth_plain(c, "alice", "alice-pw") == b"235 2.0.0 OK\r\n"
+        # the backend has had its EHLO and XCLIENT once MAIL is answered
+        assert c.cmd("MAIL FROM:<alice@example.test>").startswith(b"250")
+    lines = fake.sessions[0]["lines"]
+    if asked:
+        assert lines[1] == (b"XCLIENT ADDR=127.0.0.1 LOGIN=alice "
+                            b"NAME=good.example.test\r\n")
+        assert d.queries().count("PTR 1.0.0.127.in-addr.arpa") == 1
+    else:
+        assert not any(b"NAME=" in ln for ln in lines), lines
+        assert d.queries() == []
+
+
 @pytest.mark.parametrize("resolver", [False, True])
 def test_client_host_imap(postern, dns, auth_stub, resolver):
     """IMAP (and POP3): Client-Host only with a resolver (NGINX sends it for
