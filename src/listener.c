@@ -53,9 +53,16 @@ listen_bind(const struct listen_conf *lc, char *err, size_t errlen)
          * accepted sockets inherit it, one system call fewer for each */
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     }
-    if (family == AF_INET6 && lc->ipv6only >= 0) {
-        int v = lc->ipv6only;
-        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v, sizeof(v));
+    if (family == AF_INET6) {
+        /* on unless ipv6only=off, as in NGINX: "143" and "[::]:143" are
+         * then two sockets, whatever net.ipv6.bindv6only says */
+        int v = lc->ipv6only != 0;
+
+        if (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v, sizeof(v)) != 0) {
+            snprintf(err, errlen, "setsockopt(IPV6_V6ONLY) %s failed: %s",
+                     text, strerror(errno));
+            goto fail;
+        }
     }
     if (lc->rcvbuf > 0 && setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &lc->rcvbuf,
                                      sizeof(lc->rcvbuf)) != 0) {

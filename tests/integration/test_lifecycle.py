@@ -1,16 +1,21 @@
 """The process around the sessions: error_log targets and NGINX's line
 format, dropping privileges to `user`, the open-file limit and its warning,
-and every kind of listening address (IPv6, unix sockets).
+and every kind of listening address (IPv6, unix sockets, wildcards).
 
 None of this needs a backend: the auth_file sends every user to a port
 nobody listens on, and no test logs in.
 """
 
+import json
 import os
 import pwd
 import re
+import shutil
+import signal
 import socket
 import subprocess
+
+import pytest
 
 import harness
 
@@ -200,3 +205,95 @@ def test_listen_host_name_binds_every_address(postern_config):
     with socket.socket() as s:
         s.settimeout(5)
         assert s.connect_ex(("127.0.0.1", port)) != 0
+
+
+# -- wildcard listeners, in a network namespace of their own ---------------
+#
+# A wildcard (0.0.0.0, [::]) is bound on every interface; these tests run
+# postern under `unshare -n`, where only a loopback interface exists, and
+# connect from inside that namespace with `nsenter`.
+
+NS_CLIENT = r"""
+import json, socket, ssl, sys
+out = []
+for host, port, tls in json.loads(sys.argv[1]):
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(fam) as s:
+            s.settimeout(10)
+            s.connect((host, port))
+            if tls:
+                ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE
+                s = ctx.wrap_socket(s)
+            data = b""
+            while not data.endswith(b"\n"):
+                d = s.recv(200)
+                if not d:
+                    break
+                data += d
+            out.append(data.decode("ascii", "replace"))
+    except OSError as e:
+        out.append("error: %s" % e)
+print(json.dumps(out))
+"""
+
+
+def netns_or_skip():
+    for tool in ("unshare", "nsenter", "ip"):
+        if shutil.which(tool) is None:
+            pytest.skip("%s is not installed" % tool)
+    r = subprocess.run(["unshare", "-n", "true"], capture_output=True,
+                       timeout=30)
+    if r.returncode != 0:
+        pytest.skip("unshare -n is not permitted here: %s"
+                    % r.stderr.decode(errors="replace").strip())
+
+
+def in_netns(p):
+    """Make p start postern in a new network namespace with only lo up."""
+    conf = p.conf
+    p.command = lambda *args: (
+        ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$@"', "sh",
+         harness.POSTERN_BIN, "-c", conf] + list(args))
+    p.ports = []                # not reachable from here: ns_greetings
+    with open(os.path.join(p.dir, "nsclient.py"), "w") as f:
+        f.write(NS_CLIENT)
+
+
+def ns_greetings(p, targets):
+    """The first line each (host, port, tls) answers with, connecting from
+    inside p's namespace ("error: ..." when it cannot connect)."""
+    r = subprocess.run(["nsenter", "-t", str(p.pid), "-n", harness.PYTHON,
+                        os.path.join(p.dir, "nsclient.py"),
+                        json.dumps(targets)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def ns_wait_serving(p, host, port):
+    def up():
+        if not p.alive():
+            raise harness.HarnessError("postern exited\n" + p.logs())
+        return not ns_greetings(p, [(host, port, False)])[0].startswith(
+            "error")
+    harness.wait_for(up, 15, what="postern on %s:%d in its namespace"
+                     % (host, port))
+
+
+def test_listen_ipv4_and_ipv6_wildcards_of_one_port(postern_config):
+    """"143" and "[::]:143" start together: IPv6 sockets are ipv6only=on
+    unless the listen says otherwise, as in NGINX."""
+    netns_or_skip()
+    port = harness.free_port()
+    p = postern_config([{"protocol": "imap"}], auth=nowhere_auth())
+    p.servers = [{"protocol": "imap",
+                  "listen": ["%d" % port, "[::]:%d" % port]}]
+    p.write_conf()
+    in_netns(p)
+    p.start(wait=False)
+    ns_wait_serving(p, "127.0.0.1", port)
+    got = ns_greetings(p, [("127.0.0.1", port, False), ("::1", port, False)])
+    assert all(g.startswith("* OK") for g in got), got

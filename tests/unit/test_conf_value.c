@@ -202,6 +202,12 @@ test_listen(void)
     is_int(l.so_keepalive, 0, "keepalive off");
     listen_conf_free(&l);
 
+    is_int(conf_parse_listen("[::]:143", &l, err, sizeof(err)), 0,
+           "[::]:143");
+    is_int(l.ipv6only, -1, "ipv6only unset (the socket gets on)");
+    ok(!l.bind, "[::]:143: no bind");
+    listen_conf_free(&l);
+
     {
         static const struct {
             const char *s, *err;
