@@ -24,6 +24,7 @@
 #include "auth.h"
 #include "conf.h"
 #include "conf_int.h"
+#include "conn.h"
 #include "keepalive.h"
 #include "log.h"
 #include "proto.h"
@@ -474,6 +475,77 @@ load_server(struct conf_ctx *ctx, struct conf *c, struct server_conf *sc,
     return 0;
 }
 
+/* One `listen` address of the configuration, with the setting it came
+ * from (for "FILE:LINE" in messages). */
+struct listen_ref {
+    struct listen_conf *lc;
+    const config_setting_t *cs;
+};
+
+/* "FILE:LINE" of a listen address, for a message about another one. */
+static void
+listen_where(const struct conf_ctx *ctx, const struct listen_ref *r,
+             char *out, size_t outlen)
+{
+    const char *file = config_setting_source_file(r->cs);
+
+    snprintf(out, outlen, "%s:%d", file ? file : ctx->file, r->lc->line);
+}
+
+/* The text of a listen address ("127.0.0.1:143", "[::]:143"). */
+static void
+listen_text(const struct listen_conf *lc, char *out, size_t outlen)
+{
+    net_addr_text((const struct sockaddr *)&lc->addr, lc->addrlen, out,
+                  outlen, 1);
+}
+
+/*
+ * Check the listen addresses of every server together, as NGINX does:
+ * an address given twice is an error (here, so that -t finds it).
+ */
+static int
+settle_listens(struct conf_ctx *ctx, struct conf *c,
+               const config_setting_t *servers)
+{
+    struct listen_ref *r;
+    size_t n = 0, k = 0;
+    int rc = -1;
+
+    for (size_t i = 0; i < c->nservers; i++) {
+        n += c->servers[i].nlisten;
+    }
+    if ((r = calloc(n ? n : 1, sizeof(*r))) == NULL) {
+        return conf_fail(ctx, servers, "listen", "out of memory");
+    }
+    for (size_t i = 0; i < c->nservers; i++) {
+        const config_setting_t *cs = config_setting_get_member(
+            config_setting_get_elem(servers, (unsigned)i), "listen");
+
+        for (size_t j = 0; j < c->servers[i].nlisten; j++) {
+            r[k].lc = &c->servers[i].listen[j];
+            r[k++].cs = cs;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        for (size_t m = 0; m < i; m++) {
+            char text[ADDR_TEXT_LEN], where[PATH_MAX + 16];
+
+            if (listen_same_addr(r[i].lc, r[m].lc)) {
+                listen_text(r[i].lc, text, sizeof(text));
+                listen_where(ctx, &r[m], where, sizeof(where));
+                conf_fail(ctx, r[i].cs, "listen", "duplicate address %s "
+                          "(also at %s)", text, where);
+                goto out;
+            }
+        }
+    }
+    rc = 0;
+out:
+    free(r);
+    return rc;
+}
+
 /* Top level and the mail group. */
 static int
 load_root(struct conf_ctx *ctx, struct conf *c, const config_setting_t *root,
@@ -561,6 +633,9 @@ load_root(struct conf_ctx *ctx, struct conf *c, const config_setting_t *root,
                         mail_log) != 0) {
             goto out;
         }
+    }
+    if (settle_listens(ctx, c, servers) != 0) {
+        goto out;
     }
     rc = 0;
 

@@ -220,6 +220,12 @@ int conf_parse_size(const char *s, size_t *r);
 int conf_parse_listen(const char *s, struct listen_conf *l,
                       char *err, size_t errlen);
 void listen_conf_free(struct listen_conf *l);
+/* Whether l is `*` or `[::]`: it accepts on every local address. */
+int listen_is_wildcard(const struct listen_conf *l);
+/* Whether a and b name the same address and port (or UNIX path). */
+int listen_same_addr(const struct listen_conf *a, const struct listen_conf *b);
+/* Whether sa (a socket's local address) is the address of l. */
+int listen_is_addr(const struct listen_conf *l, const struct sockaddr *sa);
 int conf_parse_addr_rule(const char *s, int with_verb, struct addr_rule *r);
 /* 1 if the address matches the rule list; for access, *allow_r says what. */
 int addr_rules_match(const struct addr_rules *rules,

@@ -651,6 +651,57 @@ listen_conf_free(struct listen_conf *l)
     l->nmore = 0;
 }
 
+/* Whether a listening address accepts on every local address. */
+int
+listen_is_wildcard(const struct listen_conf *l)
+{
+    if (l->addr.ss_family == AF_INET) {
+        return ((const struct sockaddr_in *)&l->addr)->sin_addr.s_addr
+               == htonl(INADDR_ANY);
+    }
+    if (l->addr.ss_family == AF_INET6) {
+        return IN6_IS_ADDR_UNSPECIFIED(
+            &((const struct sockaddr_in6 *)&l->addr)->sin6_addr);
+    }
+    return 0;
+}
+
+/* Whether sa is l's address: family, address and port (a UNIX path). */
+int
+listen_is_addr(const struct listen_conf *l, const struct sockaddr *sa)
+{
+    if (sa->sa_family != l->addr.ss_family) {
+        return 0;
+    }
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)&l->addr;
+        const struct sockaddr_in *b = (const struct sockaddr_in *)sa;
+
+        return a->sin_port == b->sin_port
+               && a->sin_addr.s_addr == b->sin_addr.s_addr;
+    }
+    if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&l->addr;
+        const struct sockaddr_in6 *b = (const struct sockaddr_in6 *)sa;
+
+        return a->sin6_port == b->sin6_port
+               && memcmp(&a->sin6_addr, &b->sin6_addr,
+                         sizeof(a->sin6_addr)) == 0;
+    }
+    if (sa->sa_family == AF_UNIX) {
+        return strcmp(((const struct sockaddr_un *)&l->addr)->sun_path,
+                      ((const struct sockaddr_un *)sa)->sun_path) == 0;
+    }
+    return 0;
+}
+
+/* Whether two listens name one address and port. */
+int
+listen_same_addr(const struct listen_conf *a, const struct listen_conf *b)
+{
+    return listen_is_addr(a, (const struct sockaddr *)&b->addr);
+}
+
 /*
  * One address rule: "all", "unix:", ADDRESS or ADDRESS/BITS, after
  * "allow " / "deny " when with_verb.  Host bits beyond the prefix are

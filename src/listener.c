@@ -143,13 +143,6 @@ listeners_open(struct conf *conf, struct listener_set *old, char *err,
             l->sc = sc;
             l->fd = -1;
             listener_key(l->lc, l->key, sizeof(l->key));
-            for (size_t m = 0; m < k; m++) {
-                if (strcmp(set->v[m].key, l->key) == 0) {
-                    snprintf(err, errlen, "%s:%d: listen: duplicate listen %s",
-                             conf->path, l->lc->line, l->lc->text);
-                    goto fail;
-                }
-            }
             for (size_t m = 0; old != NULL && m < old->n; m++) {
                 if (old->v[m].fd >= 0 && strcmp(old->v[m].key, l->key) == 0) {
                     l->fd = old->v[m].fd;

@@ -621,24 +621,9 @@ phase_backend(struct session *s, const struct proto_ops *ops)
     return ops->backend_login(s);
 }
 
-/* Whether a listening address accepts on every local address. */
-static int
-listen_is_wildcard(const struct listen_conf *lc)
-{
-    if (lc->addr.ss_family == AF_INET) {
-        return ((const struct sockaddr_in *)&lc->addr)->sin_addr.s_addr
-               == htonl(INADDR_ANY);
-    }
-    if (lc->addr.ss_family == AF_INET6) {
-        return IN6_IS_ADDR_UNSPECIFIED(
-            &((const struct sockaddr_in6 *)&lc->addr)->sin6_addr);
-    }
-    return 0;
-}
-
-/* Text of the local and peer addresses of the client socket.  Every
- * `listen` has a socket of its own, so only a wildcard one needs
- * getsockname() to learn which local address the client reached. */
+/* Text of the local and peer addresses of the client socket.  The
+ * acceptor gave the session the listen of the address the client reached,
+ * so only a wildcard one needs getsockname() to learn that address. */
 static void
 session_addresses(struct session *s)
 {

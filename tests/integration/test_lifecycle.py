@@ -297,3 +297,19 @@ def test_listen_ipv4_and_ipv6_wildcards_of_one_port(postern_config):
     ns_wait_serving(p, "127.0.0.1", port)
     got = ns_greetings(p, [("127.0.0.1", port, False), ("::1", port, False)])
     assert all(g.startswith("* OK") for g in got), got
+
+
+def test_duplicate_listen_refused_by_test(postern_config):
+    """The same address and port in two servers: -t reports it with the
+    file and line, as start-up would."""
+    port = harness.free_port()
+    p = postern_config([{"protocol": "imap",
+                         "listen": "127.0.0.1:%d" % port},
+                        {"protocol": "pop3",
+                         "listen": "127.0.0.1:%d" % port}],
+                       auth=nowhere_auth())
+    r = p.run("-t")
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert re.search(r"postern\.conf:\d+: listen: duplicate address "
+                     r"127\.0\.0\.1:%d \(also at .*postern\.conf:\d+\)"
+                     % port, r.stderr), r.stderr

@@ -749,6 +749,47 @@ test_dump(void)
     conf_unref(c);
 }
 
+/* ---- listen addresses across servers ------------------------------ */
+
+/* A document with two servers, their listen values on lines 5 and 6. */
+static void
+two_servers(char *buf, size_t len, const char *l1, const char *l2)
+{
+    snprintf(buf, len,
+             "# listen test\n"
+             "mail = {\n"
+             "    auth_http = \"http://127.0.0.1:9000/auth\";\n"
+             "    servers = (\n"
+             "        { protocol = \"imap\"; listen = %s; },\n"
+             "        { protocol = \"pop3\"; listen = %s; }\n"
+             "    );\n"
+             "};\n", l1, l2);
+}
+
+/* Duplicates, found by conf_load (so `postern -t` reports them). */
+static void
+test_listen_checks(void)
+{
+    char text[2048], want[1024];
+
+    two_servers(text, sizeof(text), "\"127.0.0.1:1143\"",
+                "\"127.0.0.1:1143 proxy_protocol\"");
+    snprintf(want, sizeof(want), "listen: duplicate address 127.0.0.1:1143 "
+             "(also at %s:5)", path_of("t.conf"));
+    load_fails(text, 6, want, "one address in two servers");
+
+    two_servers(text, sizeof(text), "[\"1143\", \"*:1143\"]", "\"1110\"");
+    snprintf(want, sizeof(want), "listen: duplicate address 0.0.0.0:1143 "
+             "(also at %s:5)", path_of("t.conf"));
+    load_fails(text, 5, want, "143 and *:143 in one server");
+
+    two_servers(text, sizeof(text), "\"[::1]:1143\"",
+                "[\"1110\", \"[0::1]:1143\"]");
+    snprintf(want, sizeof(want), "listen: duplicate address [::1]:1143 "
+             "(also at %s:5)", path_of("t.conf"));
+    load_fails(text, 6, want, "an IPv6 address written twice");
+}
+
 /* Run every group of tests and print the TAP plan. */
 int
 main(void)
@@ -770,6 +811,7 @@ main(void)
     test_errors();
     test_inheritance();
     test_dump();
+    test_listen_checks();
 
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
     if (system(cmd) != 0) {

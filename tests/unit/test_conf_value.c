@@ -259,6 +259,52 @@ test_listen(void)
        "unknown host message: %s", err);
 }
 
+/* Tests of the listen address comparisons. */
+static void
+test_listen_addr(void)
+{
+    static const char *const v[] = {
+        "143", "*:143", "127.0.0.1:143", "127.0.0.1:144", "[::]:143",
+        "[::1]:143", "[::1]:143 ssl", "unix:/a.sock", "unix:/b.sock",
+        "127.0.0.1:143 bind",
+    };
+    struct listen_conf l[sizeof(v) / sizeof(v[0])];
+    struct sockaddr_in sin;
+    char err[256];
+
+    for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+        if (conf_parse_listen(v[i], &l[i], err, sizeof(err)) != 0) {
+            printf("Bail out! listen \"%s\": %s\n", v[i], err);
+            exit(1);
+        }
+    }
+    ok(listen_is_wildcard(&l[0]) && listen_is_wildcard(&l[1])
+       && listen_is_wildcard(&l[4]), "143, *:143, [::]:143 are wildcards");
+    ok(!listen_is_wildcard(&l[2]) && !listen_is_wildcard(&l[5])
+       && !listen_is_wildcard(&l[7]), "addresses and paths are not");
+    ok(listen_same_addr(&l[0], &l[1]), "143 is *:143");
+    ok(listen_same_addr(&l[5], &l[6]), "options do not count");
+    ok(listen_same_addr(&l[2], &l[9]), "nor does bind");
+    ok(!listen_same_addr(&l[2], &l[3]), "another port");
+    ok(!listen_same_addr(&l[0], &l[4]), "another family");
+    ok(!listen_same_addr(&l[0], &l[2]), "wildcard and address differ");
+    ok(listen_same_addr(&l[7], &l[7]) && !listen_same_addr(&l[7], &l[8]),
+       "UNIX paths compared");
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    sin.sin_port = htons(143);
+    sin.sin_addr.s_addr = htonl(0x7f000001);
+    ok(listen_is_addr(&l[2], (struct sockaddr *)&sin),
+       "a local address 127.0.0.1:143 is 127.0.0.1:143");
+    ok(!listen_is_addr(&l[0], (struct sockaddr *)&sin),
+       "it is not the wildcard's own address");
+    sin.sin_port = htons(144);
+    ok(!listen_is_addr(&l[2], (struct sockaddr *)&sin), "nor of port 144");
+    for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+        listen_conf_free(&l[i]);
+    }
+}
+
 /* ---- address rules ------------------------------------------------- */
 
 /* A sockaddr for an address text, or AF_UNIX for "unix". */
@@ -592,6 +638,7 @@ main(void)
     test_time();
     test_size();
     test_listen();
+    test_listen_addr();
     test_addr_rules();
     test_auth_http();
     test_resolver();
