@@ -88,17 +88,18 @@ greet_early(struct pool_item *it, const struct listener *l)
     }
 }
 
-/* Accept every pending connection on one listener. */
+/* Accept every pending connection on one listener's socket. */
 static void
-accept_all(const struct listener_set *set, const struct listener *l)
+accept_all(const struct listener_set *set, const struct listener *sock)
 {
     for (int burst = 0; burst < 64; burst++) {
+        const struct listener *l = sock;
         struct pool_item it;
         int fd;
 
         memset(&it, 0, sizeof(it));
         it.peerlen = sizeof(it.peer);
-        fd = accept4(l->fd, (struct sockaddr *)&it.peer, &it.peerlen,
+        fd = accept4(sock->fd, (struct sockaddr *)&it.peer, &it.peerlen,
                      SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EMFILE || errno == ENFILE) {
@@ -111,6 +112,8 @@ accept_all(const struct listener_set *set, const struct listener *l)
             }
             return;
         }
+        /* a wildcard's socket may accept for another server's address */
+        l = listener_for(set, sock, fd);
         it.fd = fd;
         it.id = ++acc.next_id;
         it.accepted = clock_now();
@@ -165,6 +168,8 @@ acceptor_main(void *arg)
         }
         pfd[0].fd = acc.wake[0];
         pfd[0].events = POLLIN;
+        /* an address served by a wildcard's socket has fd -1: poll()
+         * skips it, and the indexes still match set->v */
         for (size_t i = 0; i < n; i++) {
             pfd[i + 1].fd = set->v[i].fd;
             pfd[i + 1].events = POLLIN;

@@ -500,9 +500,69 @@ listen_text(const struct listen_conf *lc, char *out, size_t outlen)
                   outlen, 1);
 }
 
+/* Whether a and b are TCP listens of one family and port. */
+static int
+same_family_port(const struct listen_conf *a, const struct listen_conf *b)
+{
+    return a->addr.ss_family == b->addr.ss_family
+           && a->addr.ss_family != AF_UNIX && a->port == b->port;
+}
+
+/*
+ * Two listens that would each have a socket of their own but that Linux
+ * does not let listen at once (it refuses a wildcard and another address
+ * of its port even with SO_REUSEADDR): -1 with the error, so that -t
+ * finds what start-up would.  b comes after a.
+ */
+static int
+listen_overlap(struct conf_ctx *ctx, const struct listen_ref *a,
+               const struct listen_ref *b)
+{
+    const struct listen_ref *own, *wild, *v6, *v4;
+    char ta[ADDR_TEXT_LEN], tb[ADDR_TEXT_LEN], where[PATH_MAX + 16];
+
+    if (a->lc->addr.ss_family == AF_UNIX || b->lc->addr.ss_family == AF_UNIX
+        || a->lc->port != b->lc->port) {
+        return 0;
+    }
+    if (a->lc->addr.ss_family == b->lc->addr.ss_family) {
+        /* one is the wildcard; the other has `bind` or it would be
+         * served by the wildcard's socket */
+        wild = listen_is_wildcard(a->lc) ? a : b;
+        own = wild == a ? b : a;
+        if (!listen_is_wildcard(wild->lc)) {
+            return 0;
+        }
+        listen_text(own->lc, ta, sizeof(ta));
+        listen_text(wild->lc, tb, sizeof(tb));
+        listen_where(ctx, wild, where, sizeof(where));
+        return conf_fail(ctx, own->cs, "listen", "%s needs a socket of its "
+                         "own (bind, backlog, rcvbuf, sndbuf, ipv6only or "
+                         "so_keepalive), which the system does not allow "
+                         "beside the wildcard %s of %s; leave those out (the "
+                         "wildcard's socket then takes its connections) or "
+                         "listen on addresses instead of the wildcard",
+                         ta, tb, where);
+    }
+    v6 = a->lc->addr.ss_family == AF_INET6 ? a : b;
+    v4 = v6 == a ? b : a;
+    if (!listen_is_wildcard(v6->lc) || v6->lc->ipv6only != 0) {
+        return 0;
+    }
+    listen_text(v6->lc, ta, sizeof(ta));
+    listen_text(v4->lc, tb, sizeof(tb));
+    listen_where(ctx, v4, where, sizeof(where));
+    return conf_fail(ctx, v6->cs, "listen", "%s with ipv6only=off takes "
+                     "IPv4 connections too, which the system does not allow "
+                     "beside %s of %s; leave ipv6only=off out (on is the "
+                     "default)", ta, tb, where);
+}
+
 /*
  * Check the listen addresses of every server together, as NGINX does:
- * an address given twice is an error (here, so that -t finds it).
+ * an address given twice is an error; without `bind`, an address on a
+ * port with a wildcard of its family is served by the wildcard's socket
+ * (lc->via), the server chosen by the address the client reached.
  */
 static int
 settle_listens(struct conf_ctx *ctx, struct conf *c,
@@ -536,6 +596,28 @@ settle_listens(struct conf_ctx *ctx, struct conf *c,
                 listen_where(ctx, &r[m], where, sizeof(where));
                 conf_fail(ctx, r[i].cs, "listen", "duplicate address %s "
                           "(also at %s)", text, where);
+                goto out;
+            }
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct listen_conf *lc = r[i].lc;
+
+        if (lc->bind || lc->addr.ss_family == AF_UNIX
+            || listen_is_wildcard(lc)) {
+            continue;
+        }
+        for (size_t m = 0; m < n; m++) {
+            if (same_family_port(lc, r[m].lc) && listen_is_wildcard(r[m].lc)) {
+                lc->via = r[m].lc;
+                break;
+            }
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        for (size_t m = 0; m < i; m++) {
+            if (r[i].lc->via == NULL && r[m].lc->via == NULL
+                && listen_overlap(ctx, &r[m], &r[i]) != 0) {
                 goto out;
             }
         }

@@ -69,6 +69,10 @@ struct listen_conf {
     struct sockaddr_storage *more;   /* a host name's further addresses */
     size_t nmore;                    /* (split into entries of their own) */
     unsigned alias:1;                /* such an entry: -T prints it once */
+    /* without `bind`, an address on a port that has a wildcard of its
+     * family is accepted on the wildcard's socket: that listen, or NULL
+     * for an address with a socket of its own (set by conf_load) */
+    const struct listen_conf *via;
 };
 
 struct addr_rule {                   /* set_real_ip_from, access */

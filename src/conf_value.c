@@ -559,6 +559,7 @@ listen_option(const char *o, struct listen_conf *l, char *err, size_t errlen)
             snprintf(err, errlen, "invalid so_keepalive \"%s\"", o + 13);
             return -1;
         }
+        l->bind = 1;            /* a socket option: NGINX implies bind too */
     } else {
         snprintf(err, errlen, "invalid parameter \"%s\"", o);
         return -1;

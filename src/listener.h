@@ -14,10 +14,13 @@ struct listen_conf;
 struct server_conf;
 
 struct listener {
-    int fd;
+    int fd;                /* -1 when via >= 0: no socket of its own */
     char key[ADDR_TEXT_LEN + 32];          /* family, address and port */
     const struct listen_conf *lc;
     const struct server_conf *sc;
+    long via;              /* the wildcard whose socket serves it, or -1 */
+    unsigned shared:1;     /* a wildcard that also serves such addresses */
+    unsigned taken:1;      /* the socket was taken over from the old set */
 };
 
 struct listener_set {
@@ -27,13 +30,23 @@ struct listener_set {
 };
 
 /*
- * Bind every `listen` of conf.  A socket of `old` (may be NULL) bound to
- * the same address is taken over instead of bound again (so a reload keeps
- * it open) and marked -1 in old.  NULL with "ADDRESS: what failed" in err;
- * nothing newly bound stays open then.
+ * Bind every `listen` of conf that has a socket of its own (an address
+ * that conf_load found served by a wildcard's socket has none).  A socket
+ * of `old` (may be NULL) bound to the same address is taken over instead
+ * of bound again (so a reload keeps it open) and marked -1 in old.  New
+ * sockets are all bound before any of them listens.  NULL with "ADDRESS:
+ * what failed" in err; nothing newly bound stays open then.
  */
 struct listener_set *listeners_open(struct conf *conf, struct listener_set *old,
                                     char *err, size_t errlen);
+/*
+ * Which listener (and so which server and listen options) a connection
+ * accepted on l's socket belongs to: l, or for a wildcard that also
+ * serves other addresses of its port, the listener of the connection's
+ * local address.
+ */
+const struct listener *listener_for(const struct listener_set *set,
+                                     const struct listener *l, int fd);
 /* Close every fd still open in the set, unref its conf, free it. */
 void listeners_close(struct listener_set **set);
 

@@ -1,6 +1,7 @@
 """The process around the sessions: error_log targets and NGINX's line
 format, dropping privileges to `user`, the open-file limit and its warning,
-and every kind of listening address (IPv6, unix sockets, wildcards).
+and every kind of listening address (IPv6, unix sockets, wildcards and
+the addresses a wildcard's socket serves).
 
 None of this needs a backend: the auth_file sends every user to a port
 nobody listens on, and no test logs in.
@@ -297,6 +298,91 @@ def test_listen_ipv4_and_ipv6_wildcards_of_one_port(postern_config):
     ns_wait_serving(p, "127.0.0.1", port)
     got = ns_greetings(p, [("127.0.0.1", port, False), ("::1", port, False)])
     assert all(g.startswith("* OK") for g in got), got
+
+
+def make_cert(d):
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
+                    "-subj", "/CN=localhost", "-keyout",
+                    os.path.join(d, "key.pem"), "-out",
+                    os.path.join(d, "cert.pem")],
+                   check=True, capture_output=True, timeout=60)
+    return os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+
+
+def test_listen_address_served_by_the_wildcard_socket(postern_config):
+    """Without bind, an address on a port with a wildcard listener is
+    served by the wildcard's socket: the server and its listen options
+    (here ssl) follow the address the client reached; across reloads too.
+    With bind it is refused at load time, since Linux cannot listen on
+    both."""
+    netns_or_skip()
+    port = harness.free_port()
+    p = postern_config([{"protocol": "imap"}], auth=nowhere_auth(),
+                       log_level="info")
+    cert, key = make_cert(p.dir)
+    wild = {"protocol": "imap", "listen": ["%d" % port, "[::]:%d" % port]}
+    tls = {"protocol": "imap", "listen": "127.0.0.3:%d ssl" % port,
+           "ssl_certificate": cert, "ssl_certificate_key": key}
+    p.servers = [wild, {"protocol": "pop3",
+                        "listen": ["127.0.0.2:%d" % port,
+                                   "[::1]:%d" % port]}, tls]
+    p.write_conf()
+    in_netns(p)
+    p.start(wait=False)
+    ns_wait_serving(p, "127.0.0.1", port)
+    got = ns_greetings(p, [("127.0.0.1", port, False),
+                           ("127.0.0.2", port, False),
+                           ("::1", port, False),
+                           ("127.0.0.3", port, True)])
+    assert got[0].startswith("* OK"), got       # the wildcard's server
+    assert got[1].startswith("+OK"), got        # 127.0.0.2's
+    assert got[2].startswith("+OK"), got        # [::1]'s
+    assert got[3].startswith("* OK"), got       # 127.0.0.3 ssl: over TLS
+
+    # a reload moves the POP3 address; the wildcard socket is kept
+    p.servers[1]["listen"] = "127.0.0.4:%d" % port
+    p.write_conf()
+    p.kill(signal.SIGHUP)
+    harness.wait_for(lambda: "reconfigured from" in p.log_text(), 15,
+                     what="the reload")
+    got = ns_greetings(p, [("127.0.0.2", port, False),
+                           ("127.0.0.4", port, False),
+                           ("::1", port, False),
+                           ("127.0.0.3", port, True)])
+    assert got[0].startswith("* OK"), got
+    assert got[1].startswith("+OK"), got
+    assert got[2].startswith("* OK"), got
+    assert got[3].startswith("* OK"), got
+
+    # bind asks for a socket of its own beside the wildcard: refused by -t
+    # and by a reload, which keeps the running configuration
+    p.servers[1]["listen"] = "127.0.0.4:%d bind" % port
+    p.write_conf()
+    r = p.run("-t")
+    assert r.returncode == 1, r.stderr
+    assert re.search(r"postern\.conf:\d+: listen: 127\.0\.0\.4:%d needs a "
+                     r"socket of its own" % port, r.stderr), r.stderr
+    p.kill(signal.SIGHUP)
+    harness.wait_for(lambda: "reload failed" in p.log_text(), 15,
+                     what="the refused reload")
+    got = ns_greetings(p, [("127.0.0.4", port, False)])
+    assert got[0].startswith("+OK"), got
+
+    # dropping the wildcard would bind 127.0.0.4 while the wildcard still
+    # listens: the reload fails and says a restart is needed
+    p.servers = [p.servers[1]]
+    p.servers[0]["listen"] = "127.0.0.4:%d" % port
+    p.write_conf()
+    p.kill(signal.SIGHUP)
+    harness.wait_for(lambda: "needs a restart" in p.log_text(), 15,
+                     what="the second refused reload")
+    assert re.search(r"reload failed, old configuration kept: bind\(\) to "
+                     r"127\.0\.0\.4:%d failed \(Address already in use\); "
+                     r"0\.0\.0\.0:%d of the running configuration"
+                     % (port, port), p.log_text()), p.log_text()
+    got = ns_greetings(p, [("127.0.0.1", port, False)])
+    assert got[0].startswith("* OK"), got
 
 
 def test_duplicate_listen_refused_by_test(postern_config):

@@ -766,11 +766,13 @@ two_servers(char *buf, size_t len, const char *l1, const char *l2)
              "};\n", l1, l2);
 }
 
-/* Duplicates, found by conf_load (so `postern -t` reports them). */
+/* Duplicates, wildcard sharing and the pairs Linux refuses, all found by
+ * conf_load (so `postern -t` reports them). */
 static void
 test_listen_checks(void)
 {
     char text[2048], want[1024];
+    struct conf *c;
 
     two_servers(text, sizeof(text), "\"127.0.0.1:1143\"",
                 "\"127.0.0.1:1143 proxy_protocol\"");
@@ -788,6 +790,73 @@ test_listen_checks(void)
     snprintf(want, sizeof(want), "listen: duplicate address [::1]:1143 "
              "(also at %s:5)", path_of("t.conf"));
     load_fails(text, 6, want, "an IPv6 address written twice");
+
+    /* without bind: served by the wildcard's socket */
+    two_servers(text, sizeof(text), "[\"1143\", \"[::]:1143\"]",
+                "[\"127.0.0.1:1143 ssl\", \"[::1]:1143\", "
+                "\"127.0.0.1:1110\"]"
+                "; ssl_certificate = \"cert.pem\"; "
+                "ssl_certificate_key = \"key.pem\"");
+    if ((c = load_ok(text, "wildcards and addresses of one port")) != NULL) {
+        const struct server_conf *w = &c->servers[0], *a = &c->servers[1];
+
+        ok(w->listen[0].via == NULL && w->listen[1].via == NULL,
+           "the wildcards have sockets of their own");
+        ok(a->listen[0].via == &w->listen[0],
+           "127.0.0.1:1143 is served by *:1143");
+        ok(a->listen[1].via == &w->listen[1],
+           "[::1]:1143 is served by [::]:1143");
+        ok(a->listen[2].via == NULL, "127.0.0.1:1110 has its own");
+        conf_unref(c);
+    }
+
+    two_servers(text, sizeof(text), "\"[::]:1143\"", "\"127.0.0.1:1143\"");
+    if ((c = load_ok(text, "an IPv4 address and an IPv6 wildcard")) != NULL) {
+        ok(c->servers[1].listen[0].via == NULL,
+           "another family's wildcard does not serve it");
+        conf_unref(c);
+    }
+
+    two_servers(text, sizeof(text), "\"1143\"", "\"127.0.0.1:1143 bind\"");
+    snprintf(want, sizeof(want), "listen: 127.0.0.1:1143 needs a socket of "
+             "its own (bind, backlog, rcvbuf, sndbuf, ipv6only or "
+             "so_keepalive), which the system does not allow beside the "
+             "wildcard 0.0.0.0:1143 of %s:5; leave those out (the wildcard's "
+             "socket then takes its connections) or listen on addresses "
+             "instead of the wildcard", path_of("t.conf"));
+    load_fails(text, 6, want, "bind beside the wildcard");
+
+    two_servers(text, sizeof(text), "\"127.0.0.1:1143 backlog=8\"",
+                "\"*:1143\"");
+    snprintf(want, sizeof(want), "listen: 127.0.0.1:1143 needs a socket of "
+             "its own (bind, backlog, rcvbuf, sndbuf, ipv6only or "
+             "so_keepalive), which the system does not allow beside the "
+             "wildcard 0.0.0.0:1143 of %s:6; leave those out (the wildcard's "
+             "socket then takes its connections) or listen on addresses "
+             "instead of the wildcard", path_of("t.conf"));
+    load_fails(text, 5, want, "backlog (implied bind) before the wildcard");
+
+    two_servers(text, sizeof(text), "\"[::]:1143 ipv6only=off\"",
+                "\"127.0.0.1:1143\"");
+    snprintf(want, sizeof(want), "listen: [::]:1143 with ipv6only=off takes "
+             "IPv4 connections too, which the system does not allow beside "
+             "127.0.0.1:1143 of %s:6; leave ipv6only=off out (on is the "
+             "default)", path_of("t.conf"));
+    load_fails(text, 5, want, "a dual-stack wildcard beside IPv4");
+
+    two_servers(text, sizeof(text), "\"[::]:1143 ipv6only=off\"",
+                "\"[::1]:1143\"");
+    if ((c = load_ok(text, "a dual-stack wildcard serves IPv6 addresses"))
+        != NULL) {
+        ok(c->servers[1].listen[0].via == &c->servers[0].listen[0],
+           "[::1]:1143 served by [::]:1143 ipv6only=off");
+        conf_unref(c);
+    }
+
+    two_servers(text, sizeof(text), "\"127.0.0.1:1143 bind\"",
+                "\"127.0.0.2:1143 so_keepalive=on\"");
+    c = load_ok(text, "addresses with bind and no wildcard");
+    conf_unref(c);
 }
 
 /* Run every group of tests and print the TAP plan. */

@@ -200,6 +200,7 @@ test_listen(void)
     is_int(conf_parse_listen("143 so_keepalive=off", &l, err, sizeof(err)),
            0, "so_keepalive=off");
     is_int(l.so_keepalive, 0, "keepalive off");
+    ok(l.bind, "so_keepalive implies bind, as in NGINX");
     listen_conf_free(&l);
 
     is_int(conf_parse_listen("[::]:143", &l, err, sizeof(err)), 0,
