@@ -760,6 +760,9 @@ verify_reason(unsigned status)
     if (status & GNUTLS_CERT_SIGNER_NOT_CA) {
         return "invalid CA certificate";
     }
+    if (status & GNUTLS_CERT_PURPOSE_MISMATCH) {
+        return "unsuitable certificate purpose";
+    }
     if (status & GNUTLS_CERT_INSECURE_ALGORITHM) {
         return "insecure signature algorithm";
     }
@@ -778,6 +781,13 @@ verify_client(gnutls_session_t s, struct tls_sess *ss, char *err,
               size_t errlen)
 {
     const struct tls_server *ts = ss->ts;
+    /* as OpenSSL's ssl_client purpose: a certificate that names its uses
+     * (extended key usage) must name TLS client authentication, so that a
+     * server certificate from the same CA cannot log in as a user */
+    gnutls_typed_vdata_st purpose = {
+        GNUTLS_DT_KEY_PURPOSE_OID,
+        (unsigned char *)GNUTLS_KP_TLS_WWW_CLIENT, 0
+    };
     const gnutls_datum_t *peers;
     unsigned n = 0, status = 0;
     const char *reason = NULL;
@@ -795,7 +805,7 @@ verify_client(gnutls_session_t s, struct tls_sess *ss, char *err,
         }
         return 0;
     }
-    ret = gnutls_certificate_verify_peers3(s, NULL, &status);
+    ret = gnutls_certificate_verify_peers(s, &purpose, 1, &status);
     if (ret < 0) {
         reason = gnutls_strerror(ret);
     } else if (status != 0) {

@@ -999,6 +999,35 @@ def test_client_cert_refused(start, certs, proto, tls13):
     assert "client SSL certificate verify error" in log
 
 
+@pytest.mark.parametrize("tls13", [True, False], ids=["tls13", "tls12"])
+def test_server_cert_refused_as_client_cert(start, certs, dovecot, authsvc,
+                                            tls13):
+    """A certificate whose extended key usage is serverAuth only (rsa.pem,
+    CN=localhost, from the clients' CA) is not a client certificate: as
+    OpenSSL's ssl_client purpose, it fails like any failed verification."""
+    def ctx():
+        c = certs.client_context(cert="rsa")
+        if not tls13:
+            c.maximum_version = ssl.TLSVersion.TLSv1_2
+        return c
+    for verify in ("on", "optional"):
+        p = start(verify_server(certs, "imap", verify=verify,
+                                imap_auth=["plain", "external"]))
+        assert read_to_close(p.port, ctx()) == CERT_ERROR["imap"]
+        assert ("client SSL certificate verify error: (unsuitable "
+                "certificate purpose)") in p.log_text()
+    # optional_no_ca: the auth service is told why
+    p = start(verify_server(certs, "imap", verify="optional_no_ca"))
+    before = len(authsvc.requests())
+    c = imaplib.IMAP4_SSL("localhost", p.port, timeout=10,
+                          ssl_context=ctx())
+    assert c.login("alice", PW["alice"])[0] == "OK"
+    c.logout()
+    h = authsvc.requests()[before]["headers"]
+    assert h["Auth-SSL-Verify"] == "FAILED:unsuitable certificate purpose"
+    assert h["Auth-SSL-Subject"] == "CN=localhost,O=postern test"
+
+
 def test_client_cert_refused_after_starttls(start, certs):
     p = start(verify_server(certs, "imap", ssl_listen=False, starttls="on"))
     assert read_to_close(p.port, certs.client_context(),
