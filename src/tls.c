@@ -624,7 +624,7 @@ tls_server_conf_init(struct server_conf *sc, char *err, size_t errlen)
         return -1;
     }
     ts->verify = sc->ssl_verify_client;
-    ts->verify_depth = sc->ssl_verify_depth > 0 ? sc->ssl_verify_depth : 1;
+    ts->verify_depth = sc->ssl_verify_depth;  /* 0: issued by a trust anchor */
     ts->session_timeout = sc->ssl_session_timeout > 0
                           ? (unsigned)sc->ssl_session_timeout : 300;
     str_lcpy(ts->alpn, sc->protocol == PROTO_IMAP ? "imap"
@@ -775,6 +775,92 @@ verify_reason(unsigned status)
     return "certificate verify failed";
 }
 
+/* Most certificates of a client's chain that chain_intermediates() reads
+ * (GnuTLS's own default limit on a verified chain) */
+#define CHAIN_MAX 16
+
+/* The issuer of cur among the certificates the client sent, or NULL. */
+static gnutls_x509_crt_t
+sent_issuer(gnutls_x509_crt_t cur, gnutls_x509_crt_t *sent, unsigned nsent)
+{
+    unsigned i;
+
+    for (i = 1; i < nsent; i++) {
+        if (sent[i] != cur && gnutls_x509_crt_check_issuer(cur, sent[i])) {
+            return sent[i];
+        }
+    }
+    return NULL;
+}
+
+/* The intermediate CA certificates in a verified client chain, counted as
+ * OpenSSL counts them against its verify depth.  The chain runs from the
+ * client's certificate through its issuers, taken from the trust anchors
+ * (ssl_client_certificate, ssl_trusted_certificate) first and then from
+ * what the client sent, up to a self-signed certificate or one whose
+ * issuer is unknown (the trust anchor); every certificate between the
+ * two ends is an intermediate, wherever it came from.  GnuTLS stops its
+ * own path at the first trusted certificate and keeps no count.  Stops
+ * counting past limit.  0 with *n_r, or -1 when a certificate cannot be
+ * read. */
+static int
+chain_intermediates(const struct tls_server *ts, const gnutls_datum_t *peers,
+                    unsigned npeers, unsigned limit, unsigned *n_r)
+{
+    gnutls_x509_trust_list_t tl;
+    gnutls_x509_crt_t sent[CHAIN_MAX], cur, next;
+    unsigned nsent = 0, i, k = 0;   /* k: issuer steps taken from the leaf */
+    int cur_owned = 0, next_owned, rc = -1;
+
+    gnutls_certificate_get_trust_list(ts->cred, &tl);
+    for (i = 0; i < npeers && i < CHAIN_MAX; i++) {
+        if (gnutls_x509_crt_init(&sent[i]) < 0) {
+            goto out;
+        }
+        nsent++;
+        if (gnutls_x509_crt_import(sent[i], &peers[i],
+                                   GNUTLS_X509_FMT_DER) < 0) {
+            goto out;
+        }
+    }
+    if (nsent == 0) {
+        goto out;
+    }
+    /* k - 1 intermediates once the anchor is k steps away: stop at
+     * limit + 2 steps, where the count is already over the limit */
+    for (cur = sent[0]; k < limit + 2; k++) {
+        if (gnutls_x509_crt_check_issuer(cur, cur)) {
+            break;                      /* self-signed: the root */
+        }
+        /* a copy: the trust list is shared by every worker */
+        next_owned = gnutls_x509_trust_list_get_issuer(tl, cur, &next,
+                                                       GNUTLS_TL_GET_COPY)
+                     == 0;
+        if (!next_owned) {
+            next = sent_issuer(cur, sent, nsent);
+        }
+        if (cur_owned) {
+            gnutls_x509_crt_deinit(cur);
+        }
+        cur = next;
+        cur_owned = next_owned;
+        if (cur == NULL) {
+            break;                      /* the previous one is the anchor */
+        }
+    }
+    if (cur_owned && cur != NULL) {
+        gnutls_x509_crt_deinit(cur);
+    }
+    *n_r = k > 0 ? k - 1 : 0;
+    rc = 0;
+
+out:
+    for (i = 0; i < nsent; i++) {
+        gnutls_x509_crt_deinit(sent[i]);
+    }
+    return rc;
+}
+
 /* Check the client certificate after the handshake; 0 / -1 with err. */
 static int
 verify_client(gnutls_session_t s, struct tls_sess *ss, char *err,
@@ -789,7 +875,7 @@ verify_client(gnutls_session_t s, struct tls_sess *ss, char *err,
         (unsigned char *)GNUTLS_KP_TLS_WWW_CLIENT, 0
     };
     const gnutls_datum_t *peers;
-    unsigned n = 0, status = 0;
+    unsigned n = 0, status = 0, depth = 0;
     const char *reason = NULL;
     int ret;
 
@@ -810,7 +896,10 @@ verify_client(gnutls_session_t s, struct tls_sess *ss, char *err,
         reason = gnutls_strerror(ret);
     } else if (status != 0) {
         reason = verify_reason(status);
-    } else if (n > (unsigned)ts->verify_depth + 1) {
+    } else if (chain_intermediates(ts, peers, n, (unsigned)ts->verify_depth,
+                                   &depth) < 0) {
+        reason = "cannot read the certificate chain";
+    } else if (depth > (unsigned)ts->verify_depth) {
         reason = "certificate chain too long";
     }
     if (reason == NULL) {

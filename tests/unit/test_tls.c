@@ -27,7 +27,7 @@
 #include "tls_int.h"
 
 static char tmpdir[64];
-static char path_buf[32][128];
+static char path_buf[48][128];
 static int npaths;
 
 /* A path in the temporary directory (kept for the cleanup). */
@@ -73,11 +73,12 @@ mkkey(gnutls_pk_algorithm_t pk, unsigned bits)
     return k;
 }
 
-/* A certificate for key; self-signed when issuer is NULL. */
+/* A certificate for key; self-signed when issuer is NULL; with an
+ * extended key usage of purpose (an OID) unless it is NULL. */
 static gnutls_x509_crt_t
-mkcert(gnutls_x509_privkey_t key, const char *dn, int ca,
-       gnutls_x509_crt_t issuer, gnutls_x509_privkey_t issuer_key,
-       unsigned char serial)
+mkcert_eku(gnutls_x509_privkey_t key, const char *dn, int ca,
+           gnutls_x509_crt_t issuer, gnutls_x509_privkey_t issuer_key,
+           unsigned char serial, const char *purpose)
 {
     gnutls_x509_crt_t c;
     unsigned char ser[3] = { 0x00, 0x9a, serial };
@@ -96,19 +97,53 @@ mkcert(gnutls_x509_privkey_t key, const char *dn, int ca,
         CHECK(gnutls_x509_crt_set_key_usage(c, GNUTLS_KEY_KEY_CERT_SIGN
                                             | GNUTLS_KEY_CRL_SIGN));
     }
+    if (purpose != NULL) {
+        CHECK(gnutls_x509_crt_set_key_purpose_oid(c, purpose, 0));
+    }
     CHECK(gnutls_x509_crt_sign2(c, issuer ? issuer : c,
                                 issuer_key ? issuer_key : key,
                                 GNUTLS_DIG_SHA256, 0));
     return c;
 }
 
+/* A certificate without an extended key usage. */
+static gnutls_x509_crt_t
+mkcert(gnutls_x509_privkey_t key, const char *dn, int ca,
+       gnutls_x509_crt_t issuer, gnutls_x509_privkey_t issuer_key,
+       unsigned char serial)
+{
+    return mkcert_eku(key, dn, ca, issuer, issuer_key, serial, NULL);
+}
+
+/* Certificates one after the other in one PEM file (a chain). */
+static void
+save_certs(const char *path, gnutls_x509_crt_t a, gnutls_x509_crt_t b,
+           gnutls_x509_crt_t c)
+{
+    gnutls_x509_crt_t v[3] = { a, b, c };
+    gnutls_datum_t d;
+    FILE *f = fopen(path, "wb");
+    size_t i;
+
+    if (f == NULL) {
+        printf("Bail out! cannot write %s\n", path);
+        exit(1);
+    }
+    for (i = 0; i < 3 && v[i] != NULL; i++) {
+        CHECK(gnutls_x509_crt_export2(v[i], GNUTLS_X509_FMT_PEM, &d));
+        if (fwrite(d.data, 1, d.size, f) != d.size) {
+            printf("Bail out! cannot write %s\n", path);
+            exit(1);
+        }
+        gnutls_free(d.data);
+    }
+    fclose(f);
+}
+
 static void
 save_cert(gnutls_x509_crt_t c, const char *path)
 {
-    gnutls_datum_t d;
-
-    CHECK(gnutls_x509_crt_export2(c, GNUTLS_X509_FMT_PEM, &d));
-    write_datum(path, &d);
+    save_certs(path, c, NULL, NULL);
 }
 
 static void
@@ -134,12 +169,17 @@ static const char *rsa_crt, *rsa_key, *ec_crt, *ec_key, *ca_crt, *cl_crt,
                   *cl_key, *self_crt, *self_key, *other_key, *enc_key,
                   *pw_good, *pw_bad, *dh_pem, *tk80, *tk48, *tk_bad,
                   *tk_other;
+/* ca -> int -> icl (a client two steps from the root), srvcl (EKU
+ * serverAuth only) and ekucl (EKU clientAuth), both issued by ca */
+static const char *int_crt, *ca_int_crt, *icl_crt, *icl_chain, *icl_full,
+                  *icl_key, *srvcl_crt, *srvcl_key, *ekucl_crt, *ekucl_key;
 
 static void
 make_files(void)
 {
-    gnutls_x509_privkey_t krsa, kec, kca, kcl, kself, kother;
-    gnutls_x509_crt_t crsa, cec, cca, ccl, cself;
+    gnutls_x509_privkey_t krsa, kec, kca, kcl, kself, kother, kint, kicl,
+                          ksrvcl;
+    gnutls_x509_crt_t crsa, cec, cca, ccl, cself, cint, cicl, csrvcl, cekucl;
     gnutls_dh_params_t dh;
     gnutls_datum_t d;
     unsigned char rnd[80];
@@ -156,6 +196,28 @@ make_files(void)
     cca = mkcert(kca, "CN=Test CA,O=Postern", 1, NULL, NULL, 3);
     ccl = mkcert(kcl, "CN=client,O=Postern Test", 0, cca, kca, 4);
     cself = mkcert(kself, "CN=stranger", 0, NULL, NULL, 5);
+    kint = mkkey(GNUTLS_PK_ECDSA, P256);
+    kicl = mkkey(GNUTLS_PK_ECDSA, P256);
+    ksrvcl = mkkey(GNUTLS_PK_ECDSA, P256);
+    cint = mkcert(kint, "CN=Test Intermediate,O=Postern", 1, cca, kca, 6);
+    cicl = mkcert(kicl, "CN=deep client,O=Postern Test", 0, cint, kint, 7);
+    csrvcl = mkcert_eku(ksrvcl, "CN=server,O=Postern Test", 0, cca, kca, 8,
+                        GNUTLS_KP_TLS_WWW_SERVER);
+    cekucl = mkcert_eku(ksrvcl, "CN=eku client,O=Postern Test", 0, cca, kca,
+                        9, GNUTLS_KP_TLS_WWW_CLIENT);
+    int_crt = tpath("int.pem");      save_cert(cint, int_crt);
+    ca_int_crt = tpath("ca-int.pem");
+    save_certs(ca_int_crt, cca, cint, NULL);
+    icl_crt = tpath("icl.pem");      save_cert(cicl, icl_crt);
+    icl_chain = tpath("icl-int.pem");
+    save_certs(icl_chain, cicl, cint, NULL);
+    icl_full = tpath("icl-int-ca.pem");
+    save_certs(icl_full, cicl, cint, cca);
+    icl_key = tpath("icl.key");      save_key(kicl, icl_key, NULL);
+    srvcl_crt = tpath("srvcl.pem");  save_cert(csrvcl, srvcl_crt);
+    srvcl_key = tpath("srvcl.key");  save_key(ksrvcl, srvcl_key, NULL);
+    ekucl_crt = tpath("ekucl.pem");  save_cert(cekucl, ekucl_crt);
+    ekucl_key = srvcl_key;
 
     rsa_crt = tpath("rsa.pem");   save_cert(crsa, rsa_crt);
     rsa_key = tpath("rsa.key");   save_key(krsa, rsa_key, NULL);
@@ -196,12 +258,19 @@ make_files(void)
     gnutls_x509_crt_deinit(cca);
     gnutls_x509_crt_deinit(ccl);
     gnutls_x509_crt_deinit(cself);
+    gnutls_x509_crt_deinit(cint);
+    gnutls_x509_crt_deinit(cicl);
+    gnutls_x509_crt_deinit(csrvcl);
+    gnutls_x509_crt_deinit(cekucl);
     gnutls_x509_privkey_deinit(krsa);
     gnutls_x509_privkey_deinit(kec);
     gnutls_x509_privkey_deinit(kca);
     gnutls_x509_privkey_deinit(kcl);
     gnutls_x509_privkey_deinit(kself);
     gnutls_x509_privkey_deinit(kother);
+    gnutls_x509_privkey_deinit(kint);
+    gnutls_x509_privkey_deinit(kicl);
+    gnutls_x509_privkey_deinit(ksrvcl);
 }
 
 /* A server_conf as the loader would leave it, TLS on. */
@@ -716,6 +785,89 @@ test_client_certs(void)
     tls_server_conf_free(&sc);
 }
 
+/* One client certificate (file of a chain) against sc: its verify text,
+ * or the error when the handshake was refused. */
+static void
+cert_case(struct server_conf *sc, const char *crt, const char *key,
+          const char *want, const char *what)
+{
+    struct srv sv;
+    struct cli cl;
+    const char *got;
+
+    memset(&cl, 0, sizeof(cl));
+    cl.cert = crt;
+    cl.key = key;
+    run_pair(sc, &sv, &cl);
+    got = sv.rc == 0 ? sv.info.verify : sv.err;
+    ok(got != NULL && strstr(got, want) != NULL
+       && (sv.rc == 0 || sv.err_no == EPERM), "%s: %s", what,
+       got ? got : "(null)");
+    if (sv.rc == 0) {
+        tls_info_free(&sv.info);
+    }
+    cli_reset(&cl);
+}
+
+/* sc with verify on, depth and client CA file, initialised. */
+static int
+verify_conf(struct server_conf *sc, int depth, const char *cafile)
+{
+    char err[512];
+
+    sc_default(sc, 0);
+    sc->ssl_verify_client = VERIFY_ON;
+    sc->ssl_verify_depth = depth;
+    sc->ssl_client_certificate = (char *)cafile;
+    return ok(tls_server_conf_init(sc, err, sizeof(err)) == 0,
+              "verify depth %d conf: %s", depth, err);
+}
+
+/* The client purpose (EKU) and ssl_verify_depth on the chain built up to
+ * the root: intermediates from the CA file count, a sent root does not. */
+static void
+test_client_chains(void)
+{
+    struct server_conf sc;
+
+    if (verify_conf(&sc, 1, ca_crt)) {
+        cert_case(&sc, srvcl_crt, srvcl_key,
+                  "verify error: (unsuitable certificate purpose)",
+                  "serverAuth-only certificate refused");
+        cert_case(&sc, ekucl_crt, ekucl_key, "SUCCESS",
+                  "clientAuth certificate accepted");
+        cert_case(&sc, icl_chain, icl_key, "SUCCESS",
+                  "depth 1: leaf + intermediate");
+        cert_case(&sc, icl_full, icl_key, "SUCCESS",
+                  "depth 1: leaf + intermediate + root");
+        tls_server_conf_free(&sc);
+    }
+    if (verify_conf(&sc, 1, ca_int_crt)) {
+        cert_case(&sc, icl_crt, icl_key, "SUCCESS",
+                  "depth 1: leaf, intermediate in the CA file");
+        tls_server_conf_free(&sc);
+    }
+    if (verify_conf(&sc, 0, ca_crt)) {
+        cert_case(&sc, cl_crt, cl_key, "SUCCESS",
+                  "depth 0: issued by the CA");
+        cert_case(&sc, icl_chain, icl_key,
+                  "verify error: (certificate chain too long)",
+                  "depth 0: leaf + intermediate refused");
+        cert_case(&sc, icl_full, icl_key,
+                  "verify error: (certificate chain too long)",
+                  "depth 0: leaf + intermediate + root refused");
+        tls_server_conf_free(&sc);
+    }
+    if (verify_conf(&sc, 0, ca_int_crt)) {
+        cert_case(&sc, icl_crt, icl_key,
+                  "verify error: (certificate chain too long)",
+                  "depth 0: intermediate from the CA file counts");
+        cert_case(&sc, cl_crt, cl_key, "SUCCESS",
+                  "depth 0, two CAs in the file: issued by the root");
+        tls_server_conf_free(&sc);
+    }
+}
+
 static void
 test_resumption(void)
 {
@@ -1035,6 +1187,7 @@ main(void)
     test_conf_errors();
     test_handshakes();
     test_client_certs();
+    test_client_chains();
     test_resumption();
     test_cache();
     for (i = 0; i < npaths; i++) {
