@@ -373,7 +373,7 @@ priority_build(struct tls_server *ts, const struct server_conf *sc,
                char *err, size_t errlen)
 {
     const char *errpos = NULL;
-    char *prio, curve[64];
+    char *prio, curve[64], warn[384];
     const char *p, *g;
     size_t len;
     int ret;
@@ -386,9 +386,13 @@ priority_build(struct tls_server *ts, const struct server_conf *sc,
     } else {
         prio = tls_priority_from_openssl(sc->ssl_ciphers, &sc->ssl_protocols,
                                          sc->ssl_prefer_server_ciphers,
-                                         err, errlen);
+                                         warn, sizeof(warn), err, errlen);
         if (prio == NULL) {
             return -1;
+        }
+        if (warn[0] != '\0') {
+            log_g(LOG_LV_WARN, "%s for the server at line %d", warn,
+                  sc->line);
         }
     }
     if (prio != NULL && sc->ssl_ecdh_curve != NULL

@@ -25,10 +25,13 @@ int tls_server_conf_init(struct server_conf *sc, char *err, size_t errlen);
 void tls_server_conf_free(struct server_conf *sc);
 
 /* Translate an OpenSSL cipher string and protocol list into a GnuTLS
- * priority string (malloc'd).  NULL with err naming the bad token. */
+ * priority string (malloc'd).  NULL with err naming the bad token.  warn
+ * (may be NULL) is set to "" or to a notice for the operator: the string
+ * was built, but with TLS 1.3 left out (see tls_priority.c). */
 char *tls_priority_from_openssl(const char *ciphers,
                                 const struct strlist *protocols,
-                                int prefer_server, char *err, size_t errlen);
+                                int prefer_server, char *warn,
+                                size_t warnlen, char *err, size_t errlen);
 
 /* Server handshake on c (blocking until c->deadline).  Sets c->tls.
  * 0 / -1 with err and errno: ETIMEDOUT (deadline), EIO (handshake failed,

@@ -10,11 +10,21 @@
  * that is a real suite, so a hand-picked list such as
  * "ECDHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-SHA" may also enable
  * ECDHE-RSA-AES256-SHA: the set can be larger than OpenSSL's, never made of
- * algorithms the operator did not name.
+ * algorithms the operator did not name.  Where such a combination is a
+ * suite the string excludes (`!` or a final `-`), the load is refused: the
+ * exclusion could not hold.
  *
- * As in OpenSSL, `ssl_ciphers` does not choose the TLS 1.3 suites: when
- * TLSv1.3 is enabled its three default suites are kept, unless TLS 1.3 suite
- * names (TLS_AES_256_GCM_SHA384, ...) are listed, which then choose them.
+ * TLS 1.3 suites are chosen as in OpenSSL, apart from the TLS 1.2 list:
+ * OpenSSL's three defaults, or the TLS 1.3 suite names listed
+ * (TLS_AES_256_GCM_SHA384, ...).  But GnuTLS keeps one cipher list for
+ * both versions, so a TLS 1.3 cipher is also a TLS 1.2 cipher.  While TLS
+ * 1.2 is on, TLS 1.3 therefore only gets ciphers the TLS 1.2 suites already
+ * use: a default whose cipher the list does not select for TLS 1.2
+ * (`!CHACHA20`, `!AES256`, or just not named) is left out of TLS 1.3 too;
+ * when that leaves no default, TLS 1.3 is turned off and `warn` says so
+ * (an older list such as "AES256-SHA" keeps loading, as it did in NGINX);
+ * a TLS 1.3 name whose cipher TLS 1.2 does not use fails the load, since
+ * what the operator asked for by name cannot be given.
  *
  * Input is configuration text (trusted), but the parser is bounded and pure:
  * no I/O, no global state, no locks.  The suite table is also used for the
@@ -400,6 +410,7 @@ struct rules {
     size_t order[NSUITES];
     unsigned char active[NSUITES];
     unsigned char killed[NSUITES];
+    unsigned char excluded[NSUITES];    /* by `!`, or by `-` not undone */
 };
 
 /* Move the suites flagged in sel to the end of the order, keeping their
@@ -438,9 +449,11 @@ apply(struct rules *r, char op, const unsigned char *match)
         case '!':
             r->killed[i] = 1;
             r->active[i] = 0;
+            r->excluded[i] = 1;
             break;
         case '-':
             r->active[i] = 0;
+            r->excluded[i] = 1;
             break;
         case '+':
             sel[i] = r->active[i];
@@ -450,6 +463,7 @@ apply(struct rules *r, char op, const unsigned char *match)
                 r->active[i] = 1;
                 sel[i] = 1;
             }
+            r->excluded[i] = 0;
             break;
         }
     }
@@ -647,18 +661,122 @@ protocols_map(const struct strlist *protocols, int *tls10, int *tls11,
     return 0;
 }
 
+/* 1 if name is one of the n names in list. */
+static int
+list_has(const char *const *list, size_t n, const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        if (strcmp(list[i], name) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The algorithm lists written into the priority string. */
+struct algs {
+    const char *cl[NSUITES + 4], *ml[8], *kl[16];
+    size_t ncl, nml, nkl;
+};
+
+/* The TLS 1.3 ciphers (see the file header): the named suites, else
+ * OpenSSL's defaults, and while TLS 1.2 is on (tls12_on) only ciphers it
+ * uses already.  Returns how many TLS 1.3 ciphers there are, or -1 with
+ * err for a named suite that would widen TLS 1.2. */
+static int
+tls13_ciphers(const struct rules *r, struct algs *al, int tls12_on,
+              const char *ciphers, char *err, size_t errlen)
+{
+    size_t i, max = sizeof(al->cl) / sizeof(al->cl[0]);
+    const char *name;
+    int n = 0, named = 0;
+
+    for (i = 0; i < NSUITES; i++) {
+        const struct suite *su = &suites[r->order[i]];
+
+        if (!r->active[r->order[i]] || su->kx != GNUTLS_KX_UNKNOWN) {
+            continue;
+        }
+        named++;
+        name = gnutls_cipher_get_name(su->cipher);
+        if (tls12_on && !list_has(al->cl, al->ncl, name)) {
+            snprintf(err, errlen, "ssl_ciphers: \"%s\" needs the cipher "
+                     "%s, which \"%s\" does not select for TLS 1.2; GnuTLS "
+                     "has one cipher list for both versions, so TLS 1.2 "
+                     "would get it too (select it for TLS 1.2 as well, "
+                     "leave TLSv1.2 out of ssl_protocols, or use "
+                     "ssl_priority)", su->name, name, ciphers);
+            return -1;
+        }
+        list_add(al->cl, &al->ncl, max, name);
+        n++;
+    }
+    if (named > 0) {
+        return n;
+    }
+    for (i = 0; i < sizeof(tls13_default) / sizeof(tls13_default[0]); i++) {
+        name = gnutls_cipher_get_name(tls13_default[i]);
+        if (tls12_on && !list_has(al->cl, al->ncl, name)) {
+            continue;                   /* it would widen TLS 1.2 */
+        }
+        list_add(al->cl, &al->ncl, max, name);
+        n++;
+    }
+    return n;
+}
+
+/* Refuse a string whose exclusions GnuTLS would undo: a TLS 1.2 or older
+ * suite it excludes whose key exchange, cipher and MAC all stand in the
+ * lists (enabled as a combination of other selected suites).  0 / -1. */
+static int
+exclusions_hold(const struct rules *r, const struct algs *al, int tls_old,
+                int tls12, const char *ciphers, char *err, size_t errlen)
+{
+    struct attrs at;
+    size_t i;
+
+    for (i = 0; i < NSUITES; i++) {
+        const struct suite *su = &suites[i];
+
+        if (!r->excluded[i] || r->active[i] || su->kx == GNUTLS_KX_UNKNOWN) {
+            continue;
+        }
+        suite_attrs(i, &at);
+        if (!(tls12 || (tls_old && at.v == V_OLD))) {
+            continue;                   /* no enabled version has it */
+        }
+        if (list_has(al->kl, al->nkl, gnutls_kx_get_name(su->kx))
+            && list_has(al->cl, al->ncl, gnutls_cipher_get_name(su->cipher))
+            && list_has(al->ml, al->nml, gnutls_mac_get_name(su->mac))) {
+            snprintf(err, errlen, "ssl_ciphers: \"%s\" excludes %s, but "
+                     "GnuTLS would enable it: it enables every combination "
+                     "of the selected suites' key exchanges, ciphers and "
+                     "MACs (exclude its cipher, MAC or key exchange as a "
+                     "whole, or use ssl_priority)", ciphers, su->name);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* The translation: see the file header. */
 char *
 tls_priority_from_openssl(const char *ciphers,
                           const struct strlist *protocols,
-                          int prefer_server, char *err, size_t errlen)
+                          int prefer_server, char *warn, size_t warnlen,
+                          char *err, size_t errlen)
 {
     struct rules r;
     struct out o = { NULL, 0, 0, 0 };
-    const char *cl[NSUITES + 4], *ml[8], *kl[16];
-    size_t ncl = 0, nml = 0, nkl = 0, i, n12 = 0, n13 = 0;
-    int tls10, tls11, tls12, tls13;
+    struct algs al;
+    size_t i, n12 = 0;
+    int tls10, tls11, tls12, tls13, n13 = 0;
 
+    if (warn != NULL && warnlen > 0) {
+        warn[0] = '\0';
+    }
     if (protocols_map(protocols, &tls10, &tls11, &tls12, &tls13,
                       err, errlen) < 0) {
         return NULL;
@@ -675,6 +793,7 @@ tls_priority_from_openssl(const char *ciphers,
     }
 
     /* TLS 1.2 and older suites first: they order the lists */
+    memset(&al, 0, sizeof(al));
     for (i = 0; i < NSUITES; i++) {
         const struct suite *su = &suites[r.order[i]];
 
@@ -682,33 +801,12 @@ tls_priority_from_openssl(const char *ciphers,
             continue;
         }
         n12++;
-        list_add(cl, &ncl, sizeof(cl) / sizeof(cl[0]),
+        list_add(al.cl, &al.ncl, sizeof(al.cl) / sizeof(al.cl[0]),
                  gnutls_cipher_get_name(su->cipher));
-        list_add(ml, &nml, sizeof(ml) / sizeof(ml[0]),
+        list_add(al.ml, &al.nml, sizeof(al.ml) / sizeof(al.ml[0]),
                  gnutls_mac_get_name(su->mac));
-        list_add(kl, &nkl, sizeof(kl) / sizeof(kl[0]),
+        list_add(al.kl, &al.nkl, sizeof(al.kl) / sizeof(al.kl[0]),
                  gnutls_kx_get_name(su->kx));
-    }
-    if (tls13) {
-        for (i = 0; i < NSUITES; i++) {
-            const struct suite *su = &suites[r.order[i]];
-
-            if (r.active[r.order[i]] && su->kx == GNUTLS_KX_UNKNOWN) {
-                n13++;
-                list_add(cl, &ncl, sizeof(cl) / sizeof(cl[0]),
-                         gnutls_cipher_get_name(su->cipher));
-            }
-        }
-        if (n13 == 0) {
-            for (i = 0; i < sizeof(tls13_default) / sizeof(tls13_default[0]);
-                 i++) {
-                list_add(cl, &ncl, sizeof(cl) / sizeof(cl[0]),
-                         gnutls_cipher_get_name(tls13_default[i]));
-            }
-            n13 = i;
-        }
-        list_add(ml, &nml, sizeof(ml) / sizeof(ml[0]),
-                 gnutls_mac_get_name(GNUTLS_MAC_AEAD));
     }
     if (n12 == 0 && !tls13) {
         snprintf(err, errlen, "ssl_ciphers: \"%s\" selects no cipher suite "
@@ -718,6 +816,30 @@ tls_priority_from_openssl(const char *ciphers,
     if (n12 == 0) {
         /* only TLS 1.3 can be negotiated */
         tls10 = tls11 = tls12 = 0;
+    }
+    if (tls13) {
+        n13 = tls13_ciphers(&r, &al, tls12, ciphers, err, errlen);
+        if (n13 < 0) {
+            return NULL;
+        }
+        if (n13 == 0) {
+            /* n12 > 0 here: TLS 1.2 is on and keeps the connection */
+            tls13 = 0;
+            if (warn != NULL) {
+                snprintf(warn, warnlen, "ssl_ciphers: \"%s\" selects none "
+                         "of the TLS 1.3 ciphers (AES-256-GCM, "
+                         "CHACHA20-POLY1305, AES-128-GCM) for TLS 1.2, and "
+                         "GnuTLS has one cipher list for both versions: "
+                         "TLS 1.3 is off", ciphers);
+            }
+        } else {
+            list_add(al.ml, &al.nml, sizeof(al.ml) / sizeof(al.ml[0]),
+                     gnutls_mac_get_name(GNUTLS_MAC_AEAD));
+        }
+    }
+    if (exclusions_hold(&r, &al, tls10 || tls11, tls12, ciphers, err,
+                        errlen) < 0) {
+        return NULL;
     }
 
     out_add(&o, "", "NORMAL:-VERS-ALL");
@@ -734,16 +856,16 @@ tls_priority_from_openssl(const char *ciphers,
         out_add(&o, ":+", "VERS-TLS1.0");
     }
     out_add(&o, ":", "-CIPHER-ALL");
-    for (i = 0; i < ncl; i++) {
-        out_add(&o, ":+", cl[i]);
+    for (i = 0; i < al.ncl; i++) {
+        out_add(&o, ":+", al.cl[i]);
     }
     out_add(&o, ":", "-MAC-ALL");
-    for (i = 0; i < nml; i++) {
-        out_add(&o, ":+", ml[i]);
+    for (i = 0; i < al.nml; i++) {
+        out_add(&o, ":+", al.ml[i]);
     }
     out_add(&o, ":", "-KX-ALL");
-    for (i = 0; i < nkl; i++) {
-        out_add(&o, ":+", kl[i]);
+    for (i = 0; i < al.nkl; i++) {
+        out_add(&o, ":+", al.kl[i]);
     }
     if (prefer_server) {
         out_add(&o, ":", "%SERVER_PRECEDENCE");

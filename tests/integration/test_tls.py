@@ -729,6 +729,80 @@ def test_ssl_ciphers_openssl_syntax(start, certs):
     assert rc != 0 and "Cipher is (NONE)" in out, out
 
 
+def refused(port, *args):
+    rc, out = s_client(port, list(args), LOGOUT)
+    return rc != 0 and "Cipher is (NONE)" in out, out
+
+
+def negotiated(port, *args):
+    """(protocol, cipher suite) of a successful session."""
+    rc, out = s_client(port, list(args), LOGOUT)
+    assert rc == 0 and "* OK" in out, out
+    return (re.search(r"Protocol *: (\S+)", out).group(1),
+            re.search(r"Cipher is (\S+)", out).group(1))
+
+
+def test_ssl_ciphers_exclusions_hold_with_tls13(start, certs):
+    """GnuTLS has one cipher list for TLS 1.2 and 1.3: the TLS 1.3 suites
+    (on by default) must not bring back for TLS 1.2 a cipher the list
+    excludes or does not name; TLS 1.3 goes without it too."""
+    p = start(tls_server(certs, "imap",
+                         ssl_ciphers="HIGH:!aNULL:!MD5:!CHACHA20"))
+    ok, out = refused(p.port, "-tls1_2", "-cipher",
+                      "ECDHE-RSA-CHACHA20-POLY1305")
+    assert ok, out
+    ok, out = refused(p.port, "-tls1_3", "-ciphersuites",
+                      "TLS_CHACHA20_POLY1305_SHA256")
+    assert ok, out
+    assert negotiated(p.port, "-tls1_3") == ("TLSv1.3",
+                                             "TLS_AES_256_GCM_SHA384")
+    assert negotiated(p.port, "-tls1_2", "-cipher",
+                      "ECDHE-RSA-AES256-GCM-SHA384")[0] == "TLSv1.2"
+
+    p = start(tls_server(certs, "imap",
+                         ssl_ciphers="HIGH:!aNULL:!MD5:!AES256"))
+    ok, out = refused(p.port, "-tls1_2", "-cipher",
+                      "ECDHE-RSA-AES256-GCM-SHA384")
+    assert ok, out
+    ok, out = refused(p.port, "-tls1_3", "-ciphersuites",
+                      "TLS_AES_256_GCM_SHA384")
+    assert ok, out
+    assert negotiated(p.port, "-tls1_3", "-ciphersuites",
+                      "TLS_CHACHA20_POLY1305_SHA256")[0] == "TLSv1.3"
+
+    # one suite named: TLS 1.2 gets that one only, TLS 1.3 its cipher
+    p = start(tls_server(certs, "imap",
+                         ssl_ciphers="ECDHE-RSA-AES128-GCM-SHA256"))
+    for other in ("ECDHE-RSA-AES256-GCM-SHA384",
+                  "ECDHE-RSA-CHACHA20-POLY1305"):
+        ok, out = refused(p.port, "-tls1_2", "-cipher", other)
+        assert ok, out
+    assert negotiated(p.port, "-tls1_3") == ("TLSv1.3",
+                                             "TLS_AES_128_GCM_SHA256")
+
+    # no TLS 1.3 cipher left: TLS 1.3 is off, with a warning at load
+    p = start(tls_server(certs, "imap", ssl_ciphers="ECDHE-RSA-AES256-SHA"))
+    ok, out = refused(p.port, "-tls1_3")
+    assert ok, out
+    ok, out = refused(p.port, "-tls1_2", "-cipher",
+                      "ECDHE-RSA-AES256-GCM-SHA384")
+    assert ok, out
+    assert negotiated(p.port) == ("TLSv1.2", "ECDHE-RSA-AES256-SHA")
+    assert "TLS 1.3 is off for the server at line" in p.stderr_text()
+
+
+def test_ssl_ciphers_refused_when_gnutls_cannot_keep_them(postern_config,
+                                                          certs):
+    # a TLS 1.3 suite named whose cipher TLS 1.2 does not get
+    out = check_fails(postern_config, certs, "TLS_AES_128_GCM_SHA256",
+                      ssl_ciphers="TLS_AES_128_GCM_SHA256:"
+                                  "ECDHE-RSA-AES256-SHA384")
+    assert "AES-128-GCM" in out, out
+    # an exclusion that the other suites' algorithms would undo
+    out = check_fails(postern_config, certs, "excludes ECDHE-RSA-AES256-SHA",
+                      ssl_ciphers="ECDHE:!ECDHE-RSA-AES256-SHA")
+
+
 # --------------------------------------------------------------------------
 # resumption
 
