@@ -27,6 +27,7 @@
 #define BLOCKS 4            /* one session: 256 KiB, over glibc's 128 KiB */
 #define ROUNDS 32
 
+#ifndef OTHER_ALLOCATOR
 /* Minor faults of `ROUNDS` sessions after a first one, in this thread. */
 static void *
 sessions(void *arg)
@@ -68,6 +69,7 @@ faults_in_thread(void)
     pthread_join(t, NULL);
     return faults;
 }
+#endif
 
 int
 main(void)
