@@ -69,6 +69,7 @@ enum {
 struct imap_cmd {
     const char *name;
     unsigned states;
+    unsigned auth;      /* the imap_auth bit it needs; 0: none */
     enum cmd_rc (*handler)(struct session *s, struct imap_parser *c,
                            unsigned char *raw);
 };
@@ -122,13 +123,16 @@ static void imap_internal_error(struct session *s);
 /*
  * Build the three CAPABILITY lines as NGINX does: the plain one, the one
  * with STARTTLS (starttls on), and under starttls only one that names no
- * AUTH= mechanism but STARTTLS LOGINDISABLED.
+ * AUTH= mechanism but STARTTLS LOGINDISABLED.  Without "plain" in
+ * imap_auth the LOGIN command is refused, so the other two announce
+ * LOGINDISABLED as well (RFC 3501 6.2.3: a client then never sends it).
  */
 static int
 imap_conf_init(struct server_conf *sc, char *err, size_t errlen)
 {
     struct imap_conf *ic;
     size_t i;
+    int login_ok;
 
     for (i = 0; i < sc->imap_capabilities.n; i++) {
         const char *c = sc->imap_capabilities.v[i];
@@ -145,8 +149,11 @@ imap_conf_init(struct server_conf *sc, char *err, size_t errlen)
         return -1;
     }
     sc->proto_data = ic;
-    ic->cap[CAP_PLAIN] = cap_build(sc, 1, "", &ic->cap_len[CAP_PLAIN]);
-    ic->cap[CAP_STARTTLS] = cap_build(sc, 1, " STARTTLS",
+    login_ok = (sc->imap_auth & AUTH_M_PLAIN) != 0;
+    ic->cap[CAP_PLAIN] = cap_build(sc, 1, login_ok ? "" : " LOGINDISABLED",
+                                   &ic->cap_len[CAP_PLAIN]);
+    ic->cap[CAP_STARTTLS] = cap_build(sc, 1, login_ok ? " STARTTLS"
+                                      : " STARTTLS LOGINDISABLED",
                                       &ic->cap_len[CAP_STARTTLS]);
     ic->cap[CAP_STARTTLS_ONLY] = cap_build(sc, 0, " STARTTLS LOGINDISABLED",
                                            &ic->cap_len[CAP_STARTTLS_ONLY]);
@@ -311,7 +318,8 @@ keep_tag(struct session *s, const struct imap_parser *c)
 /*
  * LOGIN user password.  As NGINX: exactly two arguments, the user not
  * empty.  A user name with CR, LF or NUL is refused too: it would reach
- * log lines and could not be a real mailbox name.
+ * log lines and could not be a real mailbox name.  Only with "plain" in
+ * imap_auth (see imap_cmds).
  */
 static enum cmd_rc
 cmd_login(struct session *s, struct imap_parser *c, unsigned char *raw)
@@ -408,15 +416,20 @@ cmd_authenticate(struct session *s, struct imap_parser *c, unsigned char *raw)
     }
 }
 
+/*
+ * Under starttls only, NGINX answers LOGIN before TLS with BAD.  Unlike
+ * NGINX, LOGIN also needs "plain" in imap_auth: it sends the password in
+ * clear as AUTHENTICATE PLAIN does, and an operator who leaves "plain"
+ * out means to refuse both (CAPABILITY then says LOGINDISABLED).
+ */
 static const struct imap_cmd imap_cmds[] = {
-    { "CAPABILITY", ST_ANY, cmd_capability },
-    { "NOOP", ST_ANY, cmd_noop },
-    { "LOGOUT", ST_ANY, cmd_logout },
-    { "ID", ST_ANY, cmd_id },
-    { "STARTTLS", ST_STARTTLS | ST_TLS_ONLY, cmd_starttls },
-    /* under starttls only, NGINX answers LOGIN before TLS with BAD */
-    { "LOGIN", ST_LOGIN, cmd_login },
-    { "AUTHENTICATE", ST_LOGIN, cmd_authenticate },
+    { "CAPABILITY", ST_ANY, 0, cmd_capability },
+    { "NOOP", ST_ANY, 0, cmd_noop },
+    { "LOGOUT", ST_ANY, 0, cmd_logout },
+    { "ID", ST_ANY, 0, cmd_id },
+    { "STARTTLS", ST_STARTTLS | ST_TLS_ONLY, 0, cmd_starttls },
+    { "LOGIN", ST_LOGIN, AUTH_M_PLAIN, cmd_login },
+    { "AUTHENTICATE", ST_LOGIN, 0, cmd_authenticate },
 };
 
 /* The table entry for a command name; NULL if unknown. */
@@ -429,6 +442,15 @@ find_cmd(struct str name)
         }
     }
     return NULL;
+}
+
+/* Whether cmd may run now: where TLS stands, and what imap_auth allows.
+ * A command that may not is answered "tag BAD invalid command". */
+static int
+cmd_allowed(const struct session *s, const struct imap_cmd *cmd)
+{
+    return (cmd->states & tls_state(s)) != 0
+           && (cmd->auth == 0 || (s->sc->imap_auth & cmd->auth) != 0);
 }
 
 /* ---- the dialogue ----------------------------------------------------- */
@@ -538,7 +560,12 @@ imap_dialogue(struct session *s)
             continue;
         }
 
-        rc = (cmd->states & tls_state(s)) ? cmd->handler(s, p, raw) : CMD_BAD;
+        if (cmd_allowed(s, cmd)) {
+            rc = cmd->handler(s, p, raw);
+        } else {
+            mem_wipe(raw, p->consumed);     /* a LOGIN holds a password */
+            rc = CMD_BAD;
+        }
 
         switch (rc) {
         case CMD_NEXT:

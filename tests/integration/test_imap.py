@@ -126,7 +126,8 @@ def test_greeting_noop_logout_id(imap_px):
 @pytest.mark.parametrize("caps,auth,want", [
     (None, None, b"* CAPABILITY IMAP4 IMAP4rev1 UIDPLUS AUTH=PLAIN\r\n"),
     (["IMAP4rev1", "IDLE", "SASL-IR"], ["login", "cram-md5"],
-     b"* CAPABILITY IMAP4rev1 IDLE SASL-IR AUTH=LOGIN AUTH=CRAM-MD5\r\n"),
+     b"* CAPABILITY IMAP4rev1 IDLE SASL-IR AUTH=LOGIN AUTH=CRAM-MD5 "
+     b"LOGINDISABLED\r\n"),
     (["IMAP4rev1"], ["plain", "login", "cram-md5", "external"],
      b"* CAPABILITY IMAP4rev1 AUTH=PLAIN AUTH=LOGIN AUTH=CRAM-MD5 "
      b"AUTH=EXTERNAL\r\n"),
@@ -334,6 +335,48 @@ def test_authenticate_not_enabled_and_external(imap_px, authsvc):
     assert rq and rq[-1]["headers"]["Auth-Method"] == "external"
     assert "Auth-SSL-Verify" not in rq[-1]["headers"]
     assert rq[-1]["result"] == "FAIL"
+
+
+def test_login_refused_without_plain(imap_px, authsvc):
+    """imap_auth without "plain" refuses the LOGIN command as it refuses
+    AUTHENTICATE PLAIN (both send the password in clear), and CAPABILITY
+    says LOGINDISABLED so that a client does not try."""
+    p = imap_px("http", mail={"imap_auth": ["cram-md5"]})
+    n = len(authsvc.requests())
+    with Raw(p.port) as c:
+        line, lines = c.run("a1", "CAPABILITY")
+        assert lines == [b"* CAPABILITY IMAP4 IMAP4rev1 UIDPLUS "
+                         b"AUTH=CRAM-MD5 LOGINDISABLED\r\n",
+                         b"a1 OK completed\r\n"]
+        assert c.run("a2", "LOGIN alice alice-pw")[0] == \
+            b"a2 BAD invalid command\r\n"
+        assert c.run("a3", 'LOGIN "alice" "alice-pw"')[0] == \
+            b"a3 BAD invalid command\r\n"
+        # not counted against max_errors, and CRAM-MD5 still works
+        c.send("a4 AUTHENTICATE CRAM-MD5\r\n")
+        chal = c.readline()
+        assert chal.startswith(b"+ "), chal
+        c.send(cram_answer("alice", USERS["alice"], chal[2:].strip())
+               + "\r\n")
+        lines = c.tagged("a4")
+        assert login_ok(lines[-1], "a4"), lines
+    # the refused LOGINs never reached the auth service
+    rq = auth_requests_since(authsvc, n)
+    assert [r["headers"]["Auth-Method"] for r in rq] == ["cram-md5"], rq
+    # imaplib reads LOGINDISABLED (but sends LOGIN all the same)
+    m = imaplib.IMAP4("127.0.0.1", p.port, timeout=10)
+    try:
+        assert "LOGINDISABLED" in m.capabilities
+        with pytest.raises(imaplib.IMAP4.error, match="invalid command"):
+            m.login("alice", "alice-pw")
+    finally:
+        m.shutdown()
+    # with "plain", LOGIN is accepted and not disabled (see test_capability)
+    p = imap_px("http", mail={"imap_auth": ["plain", "cram-md5"]})
+    with Raw(p.port) as c:
+        line, lines = c.run("b1", "CAPABILITY")
+        assert b"LOGINDISABLED" not in lines[0], lines
+        assert login_ok(c.run("b2", "LOGIN alice alice-pw")[0], "b2")
 
 
 # --------------------------------------------------------------------------
