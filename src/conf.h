@@ -100,6 +100,10 @@ struct auth_http_url {
 };
 
 #define RESOLVER_MAX_SERVERS 16     /* addresses in one `resolver` */
+/* The longest server_name: a DNS name's 253 bytes (RFC 1035).  It goes
+ * into greetings, EHLO and the CRAM-MD5 / APOP challenge, which are sized
+ * from it. */
+#define SERVER_NAME_MAX 253
 
 struct resolver_conf {
     int enabled;                     /* "off" -> 0 */

@@ -350,7 +350,8 @@ threads_dump(FILE *out, int indent, const struct conf_setting *set,
 
 /* ---- string, path -------------------------------------------------- */
 
-/* string: the libconfig value into the field. */
+/* string: the libconfig value into the field; set->max, when not 0, is
+ * the most bytes it may have. */
 static int
 string_parse(struct conf_ctx *ctx, const struct conf_setting *set,
              const config_setting_t *cs, void *field, void *base)
@@ -359,6 +360,10 @@ string_parse(struct conf_ctx *ctx, const struct conf_setting *set,
 
     if (get_string(ctx, set, cs, &s) != 0) {
         return -1;
+    }
+    if (set->max > 0 && strlen(s) > (size_t)set->max) {
+        return conf_fail(ctx, cs, set->name, "%zu bytes long, more than %lld",
+                         strlen(s), set->max);
     }
     if ((*(char **)field = strdup(s)) == NULL) {
         return conf_fail(ctx, cs, set->name, "out of memory");
@@ -1544,7 +1549,7 @@ const struct conf_setting conf_settings[] = {
     { "protocol", &t_enum, SC_SERVER, NULL, "from the port", S(protocol),
       0, 0, CF_DYNAMIC, 0 },
     { "server_name", &t_string, SRVSCOPE, NULL, "the host name",
-      S(server_name), 0, 0, CF_DYNAMIC, 0 },
+      S(server_name), 0, SERVER_NAME_MAX, CF_DYNAMIC, 0 },
     { "timeout", &t_time, SRVSCOPE, "\"60s\"", "60s", S(timeout), 1, TMAX,
       0, 0 },
     { "max_errors", &t_int, SRVSCOPE, "5", "5", S(max_errors), 0, 100000,

@@ -411,6 +411,10 @@ cmd_authenticate(struct session *s, struct imap_parser *c, unsigned char *raw)
     case SASL_CANCEL:
     case SASL_BAD:
         return CMD_BAD;         /* RFC 3501 6.2.2: a tagged BAD */
+    case SASL_INTERNAL:
+        imap_internal_error(s); /* logged; as NGINX, then close */
+        return CMD_CLOSE;
+    case SASL_IO:
     default:
         return CMD_CLOSE;
     }

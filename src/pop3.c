@@ -374,6 +374,9 @@ cmd_auth(struct session *s, struct pop3_session *ps,
         return send_lit(s, pop3_cancelled) == 0 ? NEXT_READ : NEXT_CLOSE;
     case SASL_BAD:
         return NEXT_INVALID;
+    case SASL_INTERNAL:
+        send_lit(s, pop3_internal);
+        return NEXT_CLOSE;
     case SASL_IO:
     default:
         return NEXT_CLOSE;

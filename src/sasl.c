@@ -297,7 +297,7 @@ decode_answer(struct session *s, const unsigned char *p, size_t n,
     out->data = malloc(n / 4 * 3 + 1);
     if (out->data == NULL) {
         session_log(s, LOG_LV_ERR, "out of memory decoding a SASL answer");
-        return SASL_IO;
+        return SASL_INTERNAL;
     }
     if (base64_decode(p, n, out->data, &out->len) != 0) {
         /* a failed decode may have written bytes without setting the length */
@@ -321,7 +321,7 @@ send_challenge(struct session *s, const char *prefix, const char *text,
 
     if (line == NULL) {
         session_log(s, LOG_LV_ERR, "out of memory sending a SASL challenge");
-        return SASL_IO;
+        return SASL_INTERNAL;
     }
     memcpy(line, prefix, plen);
     if (tlen > 0) {
@@ -410,7 +410,7 @@ set_creds(struct session *s, enum auth_method m, struct str login,
     }
     if (session_set_creds(s, m, login, passwd, salt) != 0) {
         session_log(s, LOG_LV_ERR, "out of memory storing credentials");
-        return SASL_IO;
+        return SASL_INTERNAL;
     }
     return SASL_OK;
 }
@@ -486,7 +486,7 @@ sasl_cram_md5(struct session *s, struct str initial, const char *prefix)
     }
     if (session_make_salt(s) != 0) {
         session_log(s, LOG_LV_ERR, "cannot make a CRAM-MD5 challenge");
-        return SASL_IO;
+        return SASL_INTERNAL;
     }
     /* own copy: session_set_creds replaces s->salt while it copies */
     salt.len = s->salt.len;
@@ -495,7 +495,7 @@ sasl_cram_md5(struct session *s, struct str initial, const char *prefix)
     b64 = malloc(b64len + 1);
     if (salt.data == NULL || b64 == NULL) {
         session_log(s, LOG_LV_ERR, "out of memory in AUTH CRAM-MD5");
-        rc = SASL_IO;
+        rc = SASL_INTERNAL;
         goto done;
     }
     memcpy(salt.data, s->salt.data, salt.len);

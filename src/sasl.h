@@ -40,6 +40,8 @@ enum sasl_rc {
     SASL_CANCEL,       /* client sent "*": answer as the protocol wants */
     SASL_BAD,          /* malformed base64 / message: a protocol error */
     SASL_IO,           /* connection failed or timed out: close */
+    SASL_INTERNAL,     /* our failure (no memory, no challenge): logged;
+                        * answer with the internal error, then close */
 };
 
 /*

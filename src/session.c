@@ -82,12 +82,14 @@ session_error(struct session *s)
     return 0;
 }
 
-/* A fresh challenge "<RANDOM.TIME@server_name>" for APOP and CRAM-MD5. */
+/* A fresh challenge "<RANDOM.TIME@server_name>" for APOP and CRAM-MD5;
+ * room for the two 20-digit numbers and any server_name the
+ * configuration accepts (or gethostname gives). */
 int
 session_make_salt(struct session *s)
 {
     unsigned long long rnd = 0;
-    char salt[320];
+    char salt[SERVER_NAME_MAX + 64];
     int n;
 
     if (gnutls_rnd(GNUTLS_RND_NONCE, &rnd, sizeof(rnd)) != 0) {

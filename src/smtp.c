@@ -398,6 +398,9 @@ smtp_auth(struct session *s, struct smtp_state *st, const struct smtp_cmd *cmd)
         return reply(s, SMTP_AUTH_CANCELLED) == 0 ? CMD_NEXT : CMD_CLOSE;
     case SASL_BAD:
         return CMD_INVALID;
+    case SASL_INTERNAL:
+        reply(s, SMTP_INTERNAL_ERROR);
+        return CMD_CLOSE;
     case SASL_IO:
     default:
         return CMD_CLOSE;

@@ -300,6 +300,33 @@ def test_authenticate_raw(imap_px, kind, authsvc):
         assert c.run("b", "NOOP")[0] == b"b OK completed\r\n"
 
 
+def test_server_name_fits_the_challenge(imap_px, postern_config,
+                                       auth_file_for):
+    """server_name is a DNS name, 253 bytes at most: the longest one makes
+    a CRAM-MD5 challenge; a longer one is refused at load with FILE:LINE
+    (it used to be accepted, and every CRAM-MD5 attempt ended the session
+    without a reply)."""
+    name = ".".join(["x" * 63] * 3 + ["x" * 61])
+    assert len(name) == 253
+    p = imap_px("file", mail=dict(ALL_MECHS, server_name=name))
+    with Raw(p.port) as c:
+        c.send("a AUTHENTICATE CRAM-MD5\r\n")
+        chal = c.readline()
+        assert chal.startswith(b"+ "), chal
+        text = base64.b64decode(chal[2:].strip())
+        assert text.endswith(b"@" + name.encode() + b">"), text
+        c.send(cram_answer("bob", USERS["bob"], chal[2:].strip()) + "\r\n")
+        lines = c.tagged("a")
+        assert login_ok(lines[-1], "a"), lines
+    p = postern_config([{"protocol": "imap"}], auth=auth_file_for("imap"),
+                       mail=dict(ALL_MECHS, server_name=name + "x"))
+    r = p.run("-t")
+    out = r.stdout + r.stderr
+    assert r.returncode != 0, out
+    assert re.search(re.escape(p.conf) + r":\d+: server_name: 254 bytes "
+                     r"long, more than 253", out), out
+
+
 def test_authenticate_cancel_and_bad_base64(imap_px):
     p = imap_px("http", mail=ALL_MECHS)
     with Raw(p.port) as c:

@@ -104,6 +104,8 @@ load_ok(const char *text, const char *name)
 
 #define TLSFILES "; ssl_certificate = \"cert.pem\"; " \
                  "ssl_certificate_key = \"key.pem\""
+#define X61 "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+#define X63 X61 "xx"
 #define FLAGMSG "expected a flag (true, false, \"on\" or \"off\")"
 
 static const struct row {
@@ -129,6 +131,10 @@ static const struct row {
       "invalid value \"nntp\", expected one of \"imap\", \"pop3\", "
       "\"smtp\"" },
     { "server_name", "\"mx.example.com\"", "true", "expected a string" },
+    /* a DNS name's 253 bytes at most: it is in the CRAM-MD5 challenge */
+    { "server_name", "\"" X63 "." X63 "." X63 "." X61 "\"",
+      "\"" X63 "." X63 "." X63 "." X61 "x\"",
+      "254 bytes long, more than 253" },
     { "timeout", "\"1h30m\"", "\"30 1h\"", "invalid time \"30 1h\"" },
     { "timeout", "\"1s\"", "0", "time out of range: the least is \"1ms\"" },
     { "max_errors", "3", "100001", "100001 is out of range 0..100000" },

@@ -102,9 +102,14 @@ session_log(const struct session *s, enum log_level lv, const char *fmt, ...)
     (void)fmt;
 }
 
+static int salt_fails;                  /* session_make_salt fails */
+
 int
 session_make_salt(struct session *s)
 {
+    if (salt_fails) {
+        return -1;
+    }
     return str_set(&s->salt,
                    STR_LIT("<1896.697170952@postoffice.example.net>"));
 }
@@ -387,6 +392,27 @@ test_exchange(void)
     script_set(0, 0);
     ok(sasl_exchange(&s, AUTH_M_CRAM_MD5, S("abcd"), "+ ") == SASL_BAD
        && sent_len == 0, "CRAM-MD5 refuses an initial response");
+
+    /* our failure is not the client's: SASL_INTERNAL, not SASL_IO, so
+     * that the caller answers before it closes */
+    reset_session(&s);
+    script_set(0, 1,
+               "dGltIGI5MTNhNjAyYzdlZGE3YTQ5NWI0ZTZlNzMzNGQzODkw\r\n");
+    salt_fails = 1;
+    rc = sasl_exchange(&s, AUTH_M_CRAM_MD5, STR_NULL, "+ ");
+    salt_fails = 0;
+    ok(rc == SASL_INTERNAL && sent_len == 0 && script_pos == 0
+       && s.salt.data == NULL && s.login.data == NULL,
+       "CRAM-MD5 without a challenge is an internal error, nothing sent");
+
+    /* the client gone while we send a challenge stays SASL_IO */
+    reset_session(&s);
+    script_set(0, 0);
+    sent_len = sizeof(sent);            /* session_send fails */
+    ok(sasl_exchange(&s, AUTH_M_CRAM_MD5, STR_NULL, "+ ") == SASL_IO,
+       "CRAM-MD5 challenge not sent: client gone");
+    sent_len = 0;
+    sent[0] = '\0';
 
     reset_session(&s);
     script_set(0, 1, "dGltIGI5MTNh\r\n");
