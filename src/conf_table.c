@@ -20,6 +20,7 @@
 
 #include "conf.h"
 #include "conf_int.h"
+#include "imap_parse.h"
 #include "log.h"
 #include "str.h"
 
@@ -430,6 +431,40 @@ strlist_parse(struct conf_ctx *ctx, const struct conf_setting *set,
               const config_setting_t *cs, void *field, void *base)
 {
     return get_strings(ctx, set, cs, field);
+}
+
+/* imap_capabilities: a list of IMAP atoms that postern does not add
+ * itself (imap_capability_refused); a bad one is named with its line. */
+static int
+imapcaps_parse(struct conf_ctx *ctx, const struct conf_setting *set,
+               const config_setting_t *cs, void *field, void *base)
+{
+    struct strlist *l = field;
+
+    if (get_strings(ctx, set, cs, l) != 0) {
+        return -1;
+    }
+    for (size_t i = 0; i < l->n; i++) {
+        const char *why = imap_capability_refused(l->v[i]);
+        const config_setting_t *e = cs;
+        char shown[64];
+
+        if (why == NULL) {
+            continue;
+        }
+        if (config_setting_type(cs) != CONFIG_TYPE_STRING
+            && config_setting_source_line(
+                   config_setting_get_elem(cs, (unsigned)i)) > 0)
+        {
+            e = config_setting_get_elem(cs, (unsigned)i);
+        }
+        str_log_text((const unsigned char *)l->v[i], strlen(l->v[i]), shown,
+                     sizeof(shown));
+        conf_fail(ctx, e, set->name, "\"%s\": %s", shown, why);
+        strlist_free(l);
+        return -1;
+    }
+    return 0;
 }
 
 /* list of file names: the libconfig value into the field. */
@@ -1472,6 +1507,8 @@ static const struct conf_type
                   string_dump),
     t_list = TYPE("list", "a string or a list of strings", strlist_parse,
                   strlist_free_field, strlist_dump),
+    t_imapcaps = TYPE("list", "a string or a list of strings",
+                      imapcaps_parse, strlist_free_field, strlist_dump),
     t_pathlist = TYPE("list", "a string or a list of strings (file names)",
                       pathlist_parse, strlist_free_field, strlist_dump),
     t_time = TYPE("time", "a time (\"60s\", \"1h30m\" or a number)",
@@ -1591,7 +1628,7 @@ const struct conf_setting conf_settings[] = {
       CF_OPTIONAL, 0 },
 
     /* server: protocols */
-    { "imap_capabilities", &t_list, SRVSCOPE,
+    { "imap_capabilities", &t_imapcaps, SRVSCOPE,
       "[\"IMAP4\", \"IMAP4rev1\", \"UIDPLUS\"]",
       "[\"IMAP4\", \"IMAP4rev1\", \"UIDPLUS\"]", S(imap_capabilities),
       0, 0, 0, 0 },

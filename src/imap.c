@@ -134,15 +134,7 @@ imap_conf_init(struct server_conf *sc, char *err, size_t errlen)
     size_t i;
     int login_ok;
 
-    for (i = 0; i < sc->imap_capabilities.n; i++) {
-        const char *c = sc->imap_capabilities.v[i];
-
-        if (c[0] == '\0' || strpbrk(c, " \t\r\n") != NULL) {
-            snprintf(err, errlen, "imap_capabilities: each capability must "
-                     "be one word without spaces");
-            return -1;
-        }
-    }
+    /* imap_capabilities holds atoms only: conf_table.c checked them */
     ic = calloc(1, sizeof(*ic));
     if (ic == NULL) {
         snprintf(err, errlen, "out of memory");

@@ -12,6 +12,7 @@
  */
 #include <stdint.h>
 #include <string.h>
+#include <strings.h>
 
 #include "imap_parse.h"
 
@@ -438,4 +439,40 @@ done:
     p->done = 1;
     make_slices(p, data);
     return IMAP_PARSE_OK;
+}
+
+/* An ATOM-CHAR of RFC 3501 (9): a 7-bit byte that is no atom-special. */
+static int
+is_strict_atom_char(unsigned char ch)
+{
+    if (ch <= 0x20 || ch >= 0x7f) {
+        return 0;
+    }
+    return strchr("(){%*\"\\]", ch) == NULL;
+}
+
+const char *
+imap_capability_refused(const char *word)
+{
+    if (word[0] == '\0') {
+        return "an empty capability";
+    }
+    for (const char *c = word; *c != '\0'; c++) {
+        if (!is_strict_atom_char((unsigned char)*c)) {
+            return "not an IMAP atom (no control characters, spaces, "
+                   "8-bit bytes or any of ( ) { % * \" \\ ])";
+        }
+    }
+    if (strcasecmp(word, "STARTTLS") == 0) {
+        return "postern announces STARTTLS itself, when starttls is on";
+    }
+    if (strcasecmp(word, "LOGINDISABLED") == 0) {
+        return "postern announces LOGINDISABLED itself, when LOGIN is "
+               "refused (starttls only before TLS, imap_auth without plain)";
+    }
+    if (strncasecmp(word, "AUTH=", 5) == 0) {
+        return "postern announces the AUTH= mechanisms itself, as imap_auth "
+               "says";
+    }
+    return NULL;
 }

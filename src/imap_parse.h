@@ -95,4 +95,13 @@ void imap_parser_init(struct imap_parser *p, size_t limit);
 enum imap_parse_rc imap_parse(struct imap_parser *p, unsigned char *data,
                               size_t len);
 
+/*
+ * Why word may not be one of imap_capabilities; NULL when it may.  A
+ * capability is an IMAP atom (RFC 3501 9: 7-bit, no control byte, space
+ * or ( ) { % * " \ ]), and not one of the words postern announces itself
+ * as its settings say: STARTTLS, LOGINDISABLED, AUTH=mechanism.  The
+ * reason is static text.
+ */
+const char *imap_capability_refused(const char *word);
+
 #endif

@@ -150,6 +150,27 @@ def test_capability(imap_px, caps, auth, want):
         m.shutdown()
 
 
+@pytest.mark.parametrize("word,why", [
+    ("X\x01(Y", "not an IMAP atom"),
+    ("\\", "not an IMAP atom"),
+    ("STARTTLS", "postern announces STARTTLS itself"),
+    ("LOGINDISABLED", "postern announces LOGINDISABLED itself"),
+    ("AUTH=PLAIN", "postern announces the AUTH= mechanisms itself"),
+], ids=["ctl-paren", "backslash", "starttls", "logindisabled", "auth"])
+def test_capability_refused_at_load(postern_config, auth_file_for, word,
+                                    why):
+    """imap_capabilities: words that are no IMAP atom, or that postern
+    announces itself as its settings say, fail the load with FILE:LINE
+    (they used to be sent to clients as they were)."""
+    p = postern_config([{"protocol": "imap"}], auth=auth_file_for("imap"),
+                       mail={"imap_capabilities": ["IMAP4rev1", word]})
+    r = p.run("-t")
+    out = r.stdout + r.stderr
+    assert r.returncode != 0, out
+    assert re.search(re.escape(p.conf) + r":\d+: imap_capabilities: \".*\": "
+                     + re.escape(why), out), out
+
+
 # --------------------------------------------------------------------------
 # LOGIN in every syntax
 

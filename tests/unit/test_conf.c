@@ -163,6 +163,18 @@ static const struct row {
     { "auth_file", "\"users\"", "\"\"", "empty value" },
     { "imap_capabilities", "\"IMAP4rev1\"", "[1, 2]",
       "expected a string or a list of strings" },
+    { "imap_capabilities", "[\"IMAP4rev1\", \"LITERAL+\", \"ID\"]",
+      "[\"IMAP4rev1\", \"X\\x01(Y\"]",
+      "\"X?(Y\": not an IMAP atom (no control characters, spaces, 8-bit "
+      "bytes or any of ( ) { % * \" \\ ])" },
+    { "imap_capabilities", "[]", "[\"IMAP4rev1\", \"STARTTLS\"]",
+      "\"STARTTLS\": postern announces STARTTLS itself, when starttls is "
+      "on" },
+    { "imap_capabilities", "\"SASL-IR\"", "\"auth=plain\"",
+      "\"auth=plain\": postern announces the AUTH= mechanisms itself, as "
+      "imap_auth says" },
+    { "imap_capabilities", "\"IDLE\"", "\"LOGINDISABLED\"",
+      "~postern announces LOGINDISABLED itself" },
     { "imap_client_buffer", "\"16k\"", "100",
       "100 is out of range 512..67108864" },
     { "pop3_capabilities", "[\"TOP\"]", "5",

@@ -178,10 +178,48 @@ test_api(void)
     is_int(p.consumed, 9, "api: next consumed");
 }
 
+/* imap_capabilities: atoms only, and not what postern adds itself. */
+static void
+test_capabilities(void)
+{
+    static const char *const good[] = {
+        "IMAP4rev1", "IMAP4", "UIDPLUS", "IDLE", "LITERAL+", "SASL-IR",
+        "ID", "COMPRESS=DEFLATE", "I18NLEVEL=1", "X-[A", "STARTTLSX",
+        "XAUTH=PLAIN",
+    };
+    static const char *const bad[] = {
+        "", "A B", "A\tB", "A\r", "\n", "X\x01Y", "X\x7f", "\xc3\xa9",
+        "X(Y", "X)", "{5}", "50%", "X*", "\"Q\"", "A\\B", "X]",
+    };
+    static const char *const ours[] = {
+        "STARTTLS", "starttls", "LOGINDISABLED", "LoginDisabled",
+        "AUTH=PLAIN", "auth=cram-md5", "AUTH=",
+    };
+
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        ok(imap_capability_refused(good[i]) == NULL, "capability %s",
+           good[i]);
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        const char *why = imap_capability_refused(bad[i]);
+
+        ok(why != NULL && (bad[i][0] == '\0'
+                           || strstr(why, "not an IMAP atom") != NULL),
+           "not an atom (%zu): %s", i, why ? why : "accepted");
+    }
+    for (size_t i = 0; i < sizeof(ours) / sizeof(ours[0]); i++) {
+        const char *why = imap_capability_refused(ours[i]);
+
+        ok(why != NULL && strstr(why, "itself") != NULL,
+           "added by postern: %s: %s", ours[i], why ? why : "accepted");
+    }
+}
+
 int
 main(void)
 {
     test_api();
+    test_capabilities();
 
     /* tags and names */
     CHECK("noop", "a1 NOOP\r\n", 1024, "OK[a1] NOOP;END 0");
