@@ -497,6 +497,21 @@ bad_line(struct session *s, const struct imap_parser *p)
 }
 
 /*
+ * Answer a command that may not run: "tag BAD invalid command".  An
+ * unknown name is a counted error (NGINX's parser refuses it); a known
+ * command not allowed now is not counted, as NGINX does.  1 to close.
+ */
+static int
+refuse_cmd(struct session *s, const struct imap_parser *p,
+           const struct imap_cmd *cmd)
+{
+    if (reply(s, p->tag, "BAD invalid command") != 0) {
+        return 1;
+    }
+    return cmd == NULL && session_error(s);
+}
+
+/*
  * Commands until there are credentials (SESS_AUTH) or the end
  * (SESS_CLOSE).  Pipelined commands are handled in order; after the one
  * that logs in, what follows stays in s->client.in for the backend.
@@ -522,7 +537,19 @@ imap_dialogue(struct session *s)
             continue;
 
         case IMAP_PARSE_CONTINUE:
-            if (session_send(s, imap_next, sizeof(imap_next) - 1) != 0) {
+            cmd = find_cmd(p->name);
+            if (cmd != NULL && cmd_allowed(s, cmd)) {
+                if (session_send(s, imap_next, sizeof(imap_next) - 1) != 0) {
+                    return SESS_CLOSE;
+                }
+                continue;
+            }
+            /* it will be refused: BAD now rather than ask for its literal
+             * (a password, for LOGIN before TLS under starttls only) */
+            imap_parse_refuse(p);
+            mem_wipe(raw, p->consumed);
+            buf_consume(in, p->consumed);
+            if (refuse_cmd(s, p, cmd)) {
                 return SESS_CLOSE;
             }
             continue;
@@ -546,23 +573,15 @@ imap_dialogue(struct session *s)
         buf_consume(in, p->consumed);
 
         cmd = find_cmd(p->name);
-        if (cmd == NULL) {
-            /* NGINX's parser refuses unknown names: a counted error */
-            if (reply(s, p->tag, "BAD invalid command") != 0
-                || session_error(s))
-            {
+        if (cmd == NULL || !cmd_allowed(s, cmd)) {
+            mem_wipe(raw, p->consumed);     /* a LOGIN holds a password */
+            if (refuse_cmd(s, p, cmd)) {
                 return SESS_CLOSE;
             }
             continue;
         }
 
-        if (cmd_allowed(s, cmd)) {
-            rc = cmd->handler(s, p, raw);
-        } else {
-            mem_wipe(raw, p->consumed);     /* a LOGIN holds a password */
-            rc = CMD_BAD;
-        }
-
+        rc = cmd->handler(s, p, raw);
         switch (rc) {
         case CMD_NEXT:
             break;

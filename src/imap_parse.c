@@ -352,6 +352,7 @@ imap_parse(struct imap_parser *p, unsigned char *data, size_t len)
             }
             if (!p->nonsync) {
                 p->pos = pos;
+                p->name.data = data + p->name_off;  /* for the caller */
                 return IMAP_PARSE_CONTINUE;
             }
             continue;
@@ -439,6 +440,16 @@ done:
     p->done = 1;
     make_slices(p, data);
     return IMAP_PARSE_OK;
+}
+
+void
+imap_parse_refuse(struct imap_parser *p)
+{
+    /* only right after CONTINUE: pos is just past the "{n}" line */
+    p->error = "command refused before its literal";
+    p->fatal = 0;
+    p->consumed = p->pos;
+    p->done = 1;
 }
 
 /* An ATOM-CHAR of RFC 3501 (9): a 7-bit byte that is no atom-special. */

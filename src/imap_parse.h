@@ -36,7 +36,10 @@
 enum imap_parse_rc {
     IMAP_PARSE_OK,        /* one whole command; p->consumed bytes */
     IMAP_PARSE_AGAIN,     /* need more bytes after data + len */
-    IMAP_PARSE_CONTINUE,  /* a {n} literal: send "+ OK\r\n", then call again */
+    IMAP_PARSE_CONTINUE,  /* a {n} literal: send "+ OK\r\n", then call
+                           * again; p->tag and p->name are set, so the
+                           * caller may refuse the command instead
+                           * (imap_parse_refuse) */
     IMAP_PARSE_INVALID,   /* a bad line, read through its LF: p->consumed
                            * bytes; p->tag is set if a tag was read; when
                            * p->fatal the connection must be closed */
@@ -55,10 +58,12 @@ struct imap_arg {
 };
 
 struct imap_parser {
-    /* Results.  tag after OK and INVALID (when read), the rest after OK. */
+    /* Results.  tag after OK and INVALID (when read), name after OK and
+     * CONTINUE, the rest after OK. */
     char tag[IMAP_TAG_MAX + 1];     /* NUL-terminated copy */
     size_t tag_len;                 /* 0: no valid tag was read */
-    struct str name;                /* command name, as sent */
+    struct str name;                /* command name, as sent (a slice: valid
+                                     * until the caller moves the buffer) */
     size_t nargs;
     struct imap_arg args[IMAP_ARGS_MAX];
     size_t consumed;                /* bytes of this command, through LF */
@@ -94,6 +99,16 @@ void imap_parser_init(struct imap_parser *p, size_t limit);
  */
 enum imap_parse_rc imap_parse(struct imap_parser *p, unsigned char *data,
                               size_t len);
+
+/*
+ * After CONTINUE: end the command here instead of asking for its literal,
+ * because it will be refused whatever follows (RFC 3501 7.5 lets a server
+ * answer a literal's announcement with a tagged BAD instead of "+").  As
+ * for a sync literal over the limit: p->consumed bytes, through the LF
+ * after "{n}", are the command; a client that got the BAD sends no
+ * literal, so the next bytes are parsed as a new command.
+ */
+void imap_parse_refuse(struct imap_parser *p);
 
 /*
  * Why word may not be one of imap_capabilities; NULL when it may.  A

@@ -5,7 +5,8 @@
  * and fed in chunks whose sizes come from the first input byte, with the
  * unparsed bytes moved to a fresh buffer between calls (as buf_compact
  * does).  Both runs must see the same events (OK with the same tag, name
- * and arguments; CONTINUE; INVALID), and every result must respect the
+ * and arguments; CONTINUE; INVALID; a name starting with X is refused at
+ * CONTINUE, as imap.c refuses), and every result must respect the
  * parser's bounds.  Any difference or violation aborts.
  */
 #include <stdint.h>
@@ -44,6 +45,12 @@ event(struct trace *t, enum imap_parse_rc rc, const struct imap_parser *p,
 
     trace_add(t, &c, 1);
     if (rc == IMAP_PARSE_CONTINUE) {
+        /* the name is readable, for a caller that refuses here */
+        if (p->name.len == 0 || p->name.len > IMAP_NAME_MAX
+            || p->name.data < data || p->name.data + p->name.len > data + have)
+        {
+            abort();
+        }
         return;
     }
     if (p->tag_len > IMAP_TAG_MAX || strlen(p->tag) != p->tag_len
@@ -100,7 +107,13 @@ run(const uint8_t *in, size_t len, size_t chunk, struct trace *t)
             }
             event(t, rc, &p, buf, have);
             if (rc == IMAP_PARSE_CONTINUE) {
-                continue;
+                if (p.name.data[0] != 'X') {
+                    continue;
+                }
+                /* as imap.c refuses what it will not run: names with X */
+                imap_parse_refuse(&p);
+                rc = IMAP_PARSE_INVALID;
+                event(t, rc, &p, buf, have);
             }
             if (rc == IMAP_PARSE_INVALID && p.fatal) {
                 goto out;

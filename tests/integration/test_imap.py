@@ -601,6 +601,65 @@ def test_syntax_errors_bad(imap_px):
         assert c.run("z", "NOOP")[0] == b"z OK completed\r\n"
 
 
+@pytest.fixture(scope="module")
+def tls_files():
+    """One self-signed certificate, for a server under starttls only."""
+    if harness.missing("openssl"):
+        pytest.skip("openssl is not installed")
+    d = harness.make_tmpdir("imap-cert")
+    try:
+        r = subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+             "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=localhost",
+             "-days", "2", "-keyout", "key.pem", "-out", "cert.pem"],
+            cwd=d, capture_output=True, text=True, timeout=60,
+            stdin=subprocess.DEVNULL)
+        assert r.returncode == 0, r.stderr
+        yield {"ssl_certificate": os.path.join(d, "cert.pem"),
+               "ssl_certificate_key": os.path.join(d, "key.pem")}
+    finally:
+        harness.remove_tmpdir(d)
+
+
+def test_literal_of_refused_command_gets_bad(imap_px, tls_files):
+    """A {n} literal of a command that will be refused gets the tagged BAD
+    at once, not "+ OK" (RFC 3501 7.5): no password is invited before TLS
+    under starttls only, or for LOGIN without "plain"; the client sends no
+    literal then, and the next line is a new command."""
+    p = imap_px("file", mail={"max_errors": 3})
+    with Raw(p.port) as c:
+        c.send(b"a1 XYZZY {5}\r\n")
+        assert c.readline() == b"a1 BAD invalid command\r\n"
+        assert c.run("a2", "NOOP")[0] == b"a2 OK completed\r\n"
+        # an unknown name is still a counted error: this is the third
+        c.send(b"a3 FOO bar\r\na4 XYZZY x {5}\r\n")
+        assert c.readline() == b"a3 BAD invalid command\r\n"
+        assert c.readline() == b"a4 BAD invalid command\r\n"
+        assert c.closed_by_peer(5)
+    # LOGIN without "plain" in imap_auth: refused before its literal
+    p = imap_px("file", mail={"imap_auth": ["cram-md5"]})
+    with Raw(p.port) as c:
+        c.send(b"a1 LOGIN {5}\r\n")
+        assert c.readline() == b"a1 BAD invalid command\r\n"
+        c.send(b"a2 LOGIN alice {8}\r\n")
+        assert c.readline() == b"a2 BAD invalid command\r\n"
+        # an allowed command's literal is still asked for
+        c.send(b'a3 ID ("name" {3}\r\n')
+        assert c.readline() == b"+ OK\r\n"
+        c.send(b"abc)\r\n")
+        assert c.tagged("a3")[-1] == b"a3 OK completed\r\n"
+    # starttls only: LOGIN and AUTHENTICATE before TLS
+    p = imap_px("file", server=dict(tls_files, starttls="only"))
+    with Raw(p.port) as c:
+        c.send(b"a1 LOGIN alice {8}\r\n")
+        assert c.readline() == b"a1 BAD invalid command\r\n"
+        c.send(b"a2 AUTHENTICATE PLAIN {8}\r\n")
+        assert c.readline() == b"a2 BAD invalid command\r\n"
+        line, lines = c.run("a3", "CAPABILITY")
+        assert lines[0].endswith(b" STARTTLS LOGINDISABLED\r\n"), lines
+        assert line == b"a3 OK completed\r\n"
+
+
 def test_max_errors(imap_px):
     p = imap_px("file", mail={"max_errors": 3})
     with Raw(p.port) as c:

@@ -73,6 +73,10 @@ out_event(char *out, enum imap_parse_rc rc, const struct imap_parser *p,
     outf(out, ";");
 }
 
+/* A command name the caller refuses at CONTINUE (imap_parse_refuse), as
+ * imap.c does with names it will refuse anyway; NULL: none. */
+static const char *refuse_name;
+
 /*
  * Feed in[0..len) chunk bytes at a time; between feeds the unparsed bytes
  * move to another buffer (the old one is poisoned).  Stops at a fatal
@@ -103,7 +107,17 @@ run(const char *in, size_t len, size_t limit, size_t chunk, char *out)
             if (rc == IMAP_PARSE_AGAIN) {
                 break;
             }
-            out_event(out, rc, &p, bufs[cur]);
+            if (rc == IMAP_PARSE_CONTINUE && refuse_name != NULL
+                && str_eq_ci(p.name, refuse_name))
+            {
+                outf(out, "REFUSED[%s] ", p.tag);
+                out_bytes(out, p.name.data, p.name.len);
+                outf(out, ";");
+                imap_parse_refuse(&p);
+                rc = IMAP_PARSE_INVALID;
+            } else {
+                out_event(out, rc, &p, bufs[cur]);
+            }
             if (rc == IMAP_PARSE_CONTINUE) {
                 continue;
             }
@@ -318,6 +332,25 @@ main(void)
           1024, "BAD[a] fatal;");
     CHECK("bad name, {n+}", "a FOO( {3+}\r\nxyz", 1024, "BAD[a] fatal;");
     CHECK("literal partial", "a LOGIN {4}\r\nus", 1024, "CONT;END 15");
+
+    /* a command refused at its literal's announcement: no "+", and what
+     * follows the "{n}" line is the next command */
+    refuse_name = "XYZZY";
+    CHECK("refused at literal", "a XYZZY {5}\r\nb NOOP\r\n", 1024,
+          "REFUSED[a] XYZZY;OK[b] NOOP;END 0");
+    CHECK("refused at second literal",
+          "a xyzzy {1+}\r\nu \"q\" {5}\r\nb NOOP\r\n", 1024,
+          "REFUSED[a] xyzzy;OK[b] NOOP;END 0");
+    CHECK("refused in a list", "a XYZZY (x {2}\r\nb ID (y)\r\n", 1024,
+          "REFUSED[a] XYZZY;OK[b] ID P'(y)';END 0");
+    CHECK("refused, then a literal asked for",
+          "a XYZZY {5}\r\nb LOGIN {1}\r\nu p\r\n", 1024,
+          "REFUSED[a] XYZZY;CONT;OK[b] LOGIN L'u' A'p';END 0");
+    CHECK("refused, partial", "a XYZZY {5}\r\nb NO", 1024,
+          "REFUSED[a] XYZZY;END 4");
+    CHECK("other names still continue", "a LOGIN {1}\r\nu p\r\n", 1024,
+          "CONT;OK[a] LOGIN L'u' A'p';END 0");
+    refuse_name = NULL;
 
     /* lists (ID) */
     CHECK("id nil", "a ID NIL\r\n", 1024, "OK[a] ID A'NIL';END 0");
