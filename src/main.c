@@ -361,7 +361,9 @@ main(int argc, char **argv)
     {
         pid_t other = pidfile_read(c->pid, err, sizeof(err));
 
-        if (other > 0) {
+        /* a stale file may hold the pid we were given (always 1 as a
+         * container's first process): that is no other postern */
+        if (other > 0 && other != getpid()) {
             fprintf(stderr, "postern: [emerg] another postern (pid %ld) is running: \"%s\"\n",
                     (long)other, c->pid);
             conf_unref(c);

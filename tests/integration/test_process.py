@@ -576,6 +576,27 @@ def test_pid_file_naming_another_program_is_stale(postern_config):
         assert int(f.read()) == p.pid
 
 
+def test_pid_file_naming_our_own_pid_is_stale(postern_config):
+    """A pid file left by an unclean stop may hold the very pid the new
+    postern is given (always 1 for a container's first process): it names
+    no other postern, and the start goes on."""
+    p = simple(postern_config)
+    p.stderr_file = open(p.stderr_path, "ab")
+    # the shell writes its own pid, then becomes postern under that pid
+    p.proc = harness.spawn(
+        ["/bin/sh", "-c", 'echo $$ > "$0"; exec "$@"', p.pidfile]
+        + p.command("-f"), "postern",
+        stdout=p.stderr_file, stderr=subprocess.STDOUT)
+    try:
+        harness.wait_port(p.port, 15, p.proc)
+    except (harness.HarnessError, TimeoutError) as e:
+        pytest.fail("%s\n%s" % (e, p.logs()), pytrace=False)
+    assert harness.read_pidfile(p.pidfile) == p.pid
+    assert "another postern" not in p.stderr_text() + p.log_text()
+    assert p.stop() == 0, p.logs()
+    assert not os.path.exists(p.pidfile)
+
+
 def test_pid_file_kept_after_user_switch_is_harmless(postern_config):
     """With `user` set, postern cannot remove its pid file from a directory
     only root may write: it says so, and the next start is not refused."""
