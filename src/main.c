@@ -7,6 +7,8 @@
  *   HUP  reload (a bad new configuration leaves the old one running)
  *   USR1 reopen log files
  *   TERM, INT  fast stop      QUIT  graceful stop
+ * During a graceful stop the main thread keeps taking them (drain()): TERM
+ * and INT make the stop fast, USR1 still reopens the logs, HUP is ignored.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -164,17 +166,74 @@ reload(struct conf **cur)
     log_g(LOG_LV_NOTICE, "reconfigured from \"%s\"", next->path);
 }
 
-/* Wait for relayed sessions to end; past `until` the relay ends them. */
+/* USR1: reopen every log file of the configuration. */
 static void
-drain_relay(msec_t until)
+reopen_logs(struct conf *c)
 {
+    log_g(LOG_LV_NOTICE, "signal 10 (SIGUSR1) received, reopening logs");
+    log_reopen(c->error_log);
+    for (size_t i = 0; i < c->nservers; i++) {
+        if (c->servers[i].error_log != c->error_log) {
+            log_reopen(c->servers[i].error_log);
+        }
+    }
+}
+
+/*
+ * During a graceful stop: wait up to 50 ms for a signal and act on it.
+ * 1 when TERM/INT asks for a fast stop.  The short wait lets the caller
+ * look at its sessions and deadline between signals.
+ */
+static int
+drain_signal(const sigset_t *set, struct conf *c)
+{
+    struct timespec ts = { 0, 50 * 1000000L };
+    int sig = sigtimedwait(set, NULL, &ts);
+
+    if (sig == SIGTERM || sig == SIGINT) {
+        log_g(LOG_LV_NOTICE, "signal %d (%s) received during graceful shutdown, "
+              "exiting now", sig, sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        return 1;
+    }
+    if (sig == SIGUSR1) {
+        reopen_logs(c);
+    } else if (sig == SIGHUP) {
+        log_g(LOG_LV_NOTICE, "signal 1 (SIGHUP) received during graceful "
+              "shutdown, ignored");
+    } else if (sig == SIGQUIT) {
+        log_g(LOG_LV_NOTICE, "signal 3 (SIGQUIT) received, already shutting "
+              "down gracefully");
+    }
+    return 0;
+}
+
+/*
+ * QUIT: the workers finish the sessions they have and the queue, then
+ * relayed sessions go on until they end or shutdown_timeout passes.  The
+ * main thread still takes signals meanwhile: TERM or INT turns the drain
+ * into a fast stop, as in NGINX, since a relayed IMAP IDLE may last hours.
+ */
+static void
+drain(const sigset_t *set, struct conf *c)
+{
+    msec_t until = c->shutdown_timeout >= 0
+                   ? clock_now() + c->shutdown_timeout : DEADLINE_NONE;
+    int fast = 0;
+
+    pool_shutdown(0);
+    while (!fast && pool_busy() > 0 && clock_now() < until) {
+        fast = drain_signal(set, c);
+    }
+    pool_shutdown(1);               /* what is left past the deadline ends */
+    pool_join();
+    if (fast) {
+        return;                     /* relay_stop() ends the relayed ones */
+    }
     if (until != DEADLINE_NONE) {
         relay_set_deadline(NULL, until);
     }
-    while (relay_count() > 0) {
-        struct timespec ts = { 0, 50 * 1000000L };
-
-        nanosleep(&ts, NULL);
+    while (relay_count() > 0 && !drain_signal(set, c)) {
+        /* each turn waits for a signal at most 50 ms */
     }
 }
 
@@ -270,13 +329,7 @@ serve(struct conf **cur, const struct options *opt)
         if (sig == SIGHUP) {
             reload(cur);
         } else if (sig == SIGUSR1) {
-            log_g(LOG_LV_NOTICE, "signal 10 (SIGUSR1) received, reopening logs");
-            log_reopen((*cur)->error_log);
-            for (size_t i = 0; i < (*cur)->nservers; i++) {
-                if ((*cur)->servers[i].error_log != (*cur)->error_log) {
-                    log_reopen((*cur)->servers[i].error_log);
-                }
-            }
+            reopen_logs(*cur);
         } else if (sig == SIGQUIT) {
             log_g(LOG_LV_NOTICE, "signal 3 (SIGQUIT) received, shutting down gracefully");
             fast = 0;
@@ -290,14 +343,11 @@ serve(struct conf **cur, const struct options *opt)
 
     ls = acceptor_stop();
     listeners_close(&ls);
-    {
-        msec_t until = (*cur)->shutdown_timeout >= 0
-                       ? clock_now() + (*cur)->shutdown_timeout : DEADLINE_NONE;
-
-        pool_stop(fast, until);
-        if (!fast) {
-            drain_relay(until);
-        }
+    if (fast) {
+        pool_shutdown(1);
+        pool_join();
+    } else {
+        drain(&set, *cur);
     }
     relay_stop();
     pidfile_remove((*cur)->pid);

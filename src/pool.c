@@ -405,33 +405,26 @@ pool_abort_locked(void)
     }
 }
 
-/* Stop the workers and free the pool: fast, or graceful until deadline. */
+/* Begin a stop: graceful (the queue is served first) or fast; a fast call
+ * after a graceful one ends what is left at once. */
 void
-pool_stop(int fast, msec_t deadline)
+pool_shutdown(int fast)
 {
     pthread_mutex_lock(&pool.lock);
-    pool.stopping = fast ? 2 : 1;
     if (fast) {
+        pool.stopping = 2;
         pool_abort_locked();
+    } else if (pool.stopping == 0) {
+        pool.stopping = 1;
     }
     pthread_cond_broadcast(&pool.work);
     pthread_mutex_unlock(&pool.lock);
-    if (!fast) {
-        /* let sessions finish; past shutdown_timeout end them as a fast stop */
-        while (pool_busy() > 0) {
-            struct timespec ts = { 0, 20 * 1000000L };
+}
 
-            if (clock_now() >= deadline) {
-                pthread_mutex_lock(&pool.lock);
-                pool.stopping = 2;
-                pool_abort_locked();
-                pthread_cond_broadcast(&pool.work);
-                pthread_mutex_unlock(&pool.lock);
-                break;
-            }
-            nanosleep(&ts, NULL);
-        }
-    }
+/* Join the workers of a stopped pool and free it. */
+void
+pool_join(void)
+{
     for (int i = 0; i < pool.nthreads; i++) {
         pthread_join(pool.threads[i], NULL);
     }

@@ -46,11 +46,14 @@ int pool_start(int nthreads, size_t capacity);
 /* Queue a connection; -1 when the queue is full (the caller answers busy
  * and closes; the item is still the caller's). */
 int pool_push(const struct pool_item *it);
-/* Stop: fast = wake workers out of their I/O (shutdown their client
- * sockets) and drop queued connections; otherwise serve the queue first,
- * and end what is left as a fast stop once `deadline` passes
- * (shutdown_timeout; DEADLINE_NONE to wait).  Joins the workers. */
-void pool_stop(int fast, msec_t deadline);
+/* Stop taking connections.  fast: wake the workers out of their I/O
+ * (shutdown their client sockets) and drop queued connections; otherwise
+ * the workers serve the queue first and end (pool_busy() says how many
+ * sessions are left).  pool_shutdown(1) after pool_shutdown(0) makes a
+ * graceful stop fast.  Main thread only. */
+void pool_shutdown(int fast);
+/* After pool_shutdown(): wait for the workers to end, free the pool. */
+void pool_join(void);
 /*
  * From a worker's session, once a trusted PROXY header named the real
  * client: take a share of the pool for that address.  0 taken (or not in a

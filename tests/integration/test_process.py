@@ -17,6 +17,7 @@ import time
 import pytest
 
 import harness
+import imap_util
 
 ERROR_LEVELS = re.compile(r"\[(emerg|alert|crit|error)\]")
 
@@ -504,6 +505,92 @@ def test_quit_shutdown_timeout(postern_config):
         status = p.wait_exit(15)
         assert c.closed_by_peer(5)
     assert status == 0, p.logs()
+
+
+def relayed_login(port):
+    """A client of port logged in to the backend and relayed; its LOGIN
+    reply has been read."""
+    c = harness.LineClient(port)
+    try:
+        assert c.readline().startswith(b"* OK")
+        c.send("a LOGIN alice alice-pw\r\n")
+        for _ in range(10):
+            line = c.readline()
+            if not line or line.startswith(b"a "):
+                break
+        assert line.startswith(b"a OK"), line
+    except BaseException:
+        c.close()
+        raise
+    return c
+
+
+@pytest.mark.parametrize("stage,sig", [("worker", signal.SIGTERM),
+                                       ("relay", signal.SIGTERM),
+                                       ("relay", signal.SIGINT)])
+def test_term_during_graceful_stop(postern_config, stage, sig):
+    """A graceful stop waits for sessions in workers and in the relay (an
+    IMAP IDLE may last hours); TERM or INT meanwhile makes it a fast stop,
+    as in NGINX."""
+    with imap_util.FakeBackend("ok") as fb:
+        p = simple(postern_config, mail={"timeout": "60s"},
+                   auth=[("alice", "{PLAIN}alice-pw",
+                          "127.0.0.1:%d" % fb.port)])
+        p.start()
+        if stage == "relay":
+            c = relayed_login(p.port)
+        else:
+            c = harness.LineClient(p.port)
+            assert c.readline().startswith(b"* OK")
+        with c:
+            p.kill(signal.SIGQUIT)
+            harness.wait_for(lambda: "SIGQUIT" in p.log_text(), 10,
+                             what="the graceful stop")
+            harness.wait_for(lambda: refused(p.port), 10,
+                             what="the listener to close")
+            # the session goes on ...
+            if stage == "relay":
+                assert c.cmd("b NOOP") == b"b NOOP\r\n"   # the echo
+            else:
+                assert c.cmd("b NOOP").startswith(b"b OK")
+            assert p.alive()
+            # ... until TERM/INT: the silent session would hold on for its
+            # 60 s timeout or for ever, so exiting within the wait's bound
+            # means the signal ended it
+            p.kill(sig)
+            status = p.wait_exit(10)
+            assert c.closed_by_peer(5)
+    assert status == 0, p.logs()
+    assert not os.path.exists(p.pidfile)
+    assert re.search(r"signal %d \(%s\) received during graceful shutdown"
+                     % (sig, sig.name), p.log_text()), p.logs()
+
+
+def test_usr1_and_hup_during_graceful_stop(postern_config):
+    """While a graceful stop waits for a session, USR1 still reopens the
+    logs, and HUP is ignored with a log line (no reload)."""
+    p = simple(postern_config, mail={"timeout": "60s"})
+    p.start()
+    with harness.LineClient(p.port) as c:
+        assert c.readline().startswith(b"* OK")
+        p.kill(signal.SIGQUIT)
+        harness.wait_for(lambda: "SIGQUIT" in p.log_text(), 10,
+                         what="the graceful stop")
+        os.rename(p.error_log, p.error_log + ".1")
+        p.kill(signal.SIGUSR1)
+        harness.wait_for(lambda: os.path.exists(p.error_log), 10,
+                         what="error.log to be reopened")
+        new_port = p.add_server({"protocol": "pop3"})
+        p.write_conf()
+        p.kill(signal.SIGHUP)
+        harness.wait_for(lambda: "SIGHUP) received during graceful shutdown, "
+                         "ignored" in p.log_text(), 10,
+                         what="the HUP to be refused")
+        assert refused(new_port)
+        assert p.alive()
+        c.close()                   # the last session ends: so does postern
+        assert p.wait_exit(15) == 0, p.logs()
+    assert not os.path.exists(p.pidfile)
 
 
 def test_usr1_reopens_log(postern_config):
