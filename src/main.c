@@ -127,6 +127,65 @@ send_signal(const char *conf_path, const char *name)
     return 0;
 }
 
+/* One warning for a top-level setting the reload cannot apply. */
+static void
+restart_only(const char *name, const char *was, const char *now)
+{
+    if (strcmp(was, now) != 0) {
+        log_g(LOG_LV_WARN, "\"%s\" changed from %s to %s, which takes "
+              "effect after a restart", name, was, now);
+    }
+}
+
+/* An int setting as text; none_text (if not NULL) stands for `none`, the
+ * value that means unset or auto. */
+static const char *
+int_text(char *buf, size_t len, int v, int none, const char *none_text)
+{
+    if (none_text != NULL && v == none) {
+        return none_text;
+    }
+    snprintf(buf, len, "%d", v);
+    return buf;
+}
+
+/* "USER [GROUP]" as written, or "unset". */
+static const char *
+user_text(char *buf, size_t len, const struct conf *c)
+{
+    if (c->user == NULL) {
+        return "unset";
+    }
+    snprintf(buf, len, "\"%s%s%s\"", c->user, c->group != NULL ? " " : "",
+             c->group != NULL ? c->group : "");
+    return buf;
+}
+
+/*
+ * The threads, the open-file limit, the user and daemon mode are set up
+ * once at start-up: a reload that changes them says so rather than
+ * ignoring them silently.
+ */
+static void
+warn_restart_settings(const struct conf *old, const struct conf *next)
+{
+    char a[300], b[300];
+
+    restart_only("worker_threads",
+                 int_text(a, sizeof(a), old->worker_threads, 0, NULL),
+                 int_text(b, sizeof(b), next->worker_threads, 0, NULL));
+    restart_only("relay_threads",
+                 int_text(a, sizeof(a), old->relay_threads, 0, "auto"),
+                 int_text(b, sizeof(b), next->relay_threads, 0, "auto"));
+    restart_only("worker_rlimit_nofile",
+                 int_text(a, sizeof(a), old->worker_rlimit_nofile, -1, "unset"),
+                 int_text(b, sizeof(b), next->worker_rlimit_nofile, -1, "unset"));
+    restart_only("user", user_text(a, sizeof(a), old),
+                 user_text(b, sizeof(b), next));
+    restart_only("daemon", old->daemon ? "on" : "off",
+                 next->daemon ? "on" : "off");
+}
+
 /* HUP: load, bind and switch; the old configuration stays on any error. */
 static void
 reload(struct conf **cur)
@@ -134,6 +193,7 @@ reload(struct conf **cur)
     char err[1024];
     struct conf *next;
     struct listener_set *set, *old;
+    int new_pid;
 
     log_g(LOG_LV_NOTICE, "signal 1 (SIGHUP) received, reconfiguring");
     next = conf_load((*cur)->path, err, sizeof(err));
@@ -142,28 +202,50 @@ reload(struct conf **cur)
         return;
     }
     if (open_logs(next, err, sizeof(err)) != 0) {
-        log_g(LOG_LV_ERR, "reload failed, old configuration kept: %s", err);
-        conf_unref(next);
-        return;
+        goto fail;
+    }
+    /* a larger worker_connections must find room in the queue too */
+    if (pool_grow((size_t)next->worker_connections) != 0) {
+        snprintf(err, sizeof(err), "out of memory for a queue of %d "
+                 "worker_connections", next->worker_connections);
+        goto fail;
+    }
+    /* the new pid file first: `-s` and a second start look for it there */
+    new_pid = strcmp(next->pid, (*cur)->pid) != 0;
+    if (new_pid && pidfile_write(next->pid, err, sizeof(err)) != 0) {
+        goto fail;
     }
     /* the acceptor still uses the old set: take over its sockets */
     old = acceptor_swap(NULL);
     set = listeners_open(next, old, err, sizeof(err));
     if (set == NULL) {
         acceptor_swap(old);
-        log_g(LOG_LV_ERR, "reload failed, old configuration kept: %s", err);
-        conf_unref(next);
-        return;
+        if (new_pid) {
+            pidfile_remove(next->pid);
+        }
+        goto fail;
     }
     acceptor_swap(set);
     log_set_global(next->error_log);
     listeners_close(&old);
+    if (new_pid) {
+        pidfile_remove((*cur)->pid);
+    }
+    if (next->worker_connections != (*cur)->worker_connections) {
+        process_check_nofile(next->worker_connections, set->n);
+    }
+    warn_restart_settings(*cur, next);
     if (next->shutdown_timeout >= 0) {
         relay_set_deadline(next, clock_now() + next->shutdown_timeout);
     }
     conf_unref(*cur);
     *cur = next;
     log_g(LOG_LV_NOTICE, "reconfigured from \"%s\"", next->path);
+    return;
+
+fail:
+    log_g(LOG_LV_ERR, "reload failed, old configuration kept: %s", err);
+    conf_unref(next);
 }
 
 /* USR1: reopen every log file of the configuration. */

@@ -361,6 +361,37 @@ pool_start(int nthreads, size_t capacity)
     return 0;
 }
 
+/*
+ * Let the queue hold capacity items, for a reload that raised
+ * worker_connections.  It never shrinks: queued connections keep their
+ * place, and the acceptor's own limit already keeps fewer open.  Main
+ * thread only (the one writer of pool.cap).  0 / -1 out of memory.
+ */
+int
+pool_grow(size_t capacity)
+{
+    struct pool_item *q, *old;
+
+    if (capacity <= pool.cap) {
+        return 0;
+    }
+    q = calloc(capacity, sizeof(*q));
+    if (q == NULL) {
+        return -1;
+    }
+    pthread_mutex_lock(&pool.lock);
+    for (size_t i = 0; i < pool.len; i++) {
+        q[i] = pool.q[(pool.head + i) % pool.cap];
+    }
+    old = pool.q;
+    pool.q = q;
+    pool.head = 0;
+    pool.cap = capacity;
+    pthread_mutex_unlock(&pool.lock);
+    free(old);
+    return 0;
+}
+
 /* Queue one connection. */
 int
 pool_push(const struct pool_item *it)

@@ -43,6 +43,9 @@ struct pool_item {
 
 /* Start nthreads workers with a queue of capacity items.  0 / -1. */
 int pool_start(int nthreads, size_t capacity);
+/* Grow the queue to capacity items (a reload raised worker_connections);
+ * a smaller capacity leaves it as it is.  0 / -1 out of memory. */
+int pool_grow(size_t capacity);
 /* Queue a connection; -1 when the queue is full (the caller answers busy
  * and closes; the item is still the caller's). */
 int pool_push(const struct pool_item *it);

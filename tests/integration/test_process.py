@@ -451,6 +451,108 @@ def test_hup_reload_bad_file_keeps_running(postern_config):
     harness.wait_port(new_port, 15, p.proc)
 
 
+def test_hup_reload_moves_pid_file(postern_config):
+    """A reload with a new `pid` writes that file and removes the old one,
+    so -s with the new file finds the process."""
+    p = simple(postern_config)
+    p.start()
+    old = p.pidfile
+    new = os.path.join(p.dir, "new.pid")
+    p.top["pid"] = new
+    p.write_conf()
+    p.kill(signal.SIGHUP)
+    harness.wait_for(lambda: harness.read_pidfile(new) == p.pid, 15,
+                     what="the new pid file")
+    harness.wait_for(lambda: not os.path.exists(old), 10,
+                     what="the old pid file to go")
+    r = p.run("-s", "stop")
+    assert r.returncode == 0, output(r)
+    assert p.wait_exit(15) == 0, p.logs()
+    assert not os.path.exists(new)
+
+
+def test_hup_reload_pid_file_not_writable(postern_config):
+    """If the new pid file cannot be written, the reload fails with one
+    error line and the old configuration, pid file included, stays."""
+    p = simple(postern_config)
+    p.start()
+    new_port = p.add_server({"protocol": "pop3"})
+    bad = os.path.join(p.dir, "no-such-dir", "postern.pid")
+    p.top["pid"] = bad
+    p.write_conf()
+    before = len(p.log_text())
+    p.kill(signal.SIGHUP)
+
+    def errors():
+        return [ln for ln in p.log_text()[before:].splitlines()
+                if ERROR_LEVELS.search(ln)]
+    harness.wait_for(errors, 15, what="an error line about the reload")
+    time.sleep(0.5)                  # anything else it was going to log
+    assert len(errors()) == 1, "\n".join(errors())
+    assert "reload failed, old configuration kept" in errors()[0]
+    assert bad in errors()[0]
+    assert refused(new_port), "the new configuration was applied"
+    assert harness.read_pidfile(p.pidfile) == p.pid
+    assert p.alive()
+
+
+def test_hup_reload_names_settings_that_need_a_restart(postern_config):
+    """Top-level settings set up once at start-up get one warning each,
+    with the old and the new value, instead of being ignored silently."""
+    p = simple(postern_config)
+    p.start()
+    p.top.update({"worker_threads": 6, "relay_threads": "auto",
+                  "worker_rlimit_nofile": 2000, "user": "nobody nogroup",
+                  "daemon": True})
+    p.write_conf()
+    before = len(p.log_text())
+    p.kill(signal.SIGHUP)
+    harness.wait_for(lambda: "reconfigured" in p.log_text()[before:], 15,
+                     what="the reload")
+    text = p.log_text()[before:]
+    for name, was, now in (("worker_threads", "4", "6"),
+                           ("relay_threads", "1", "auto"),
+                           ("worker_rlimit_nofile", "unset", "2000"),
+                           ("user", "unset", '"nobody nogroup"'),
+                           ("daemon", "off", "on")):
+        lines = [ln for ln in text.splitlines() if '"%s"' % name in ln]
+        assert len(lines) == 1, text
+        assert "[warn]" in lines[0], lines[0]
+        assert "changed from %s to %s, which takes effect after a restart" \
+            % (was, now) in lines[0], lines[0]
+    # what a reload applies is not named
+    assert "worker_connections" not in text, text
+    assert p.alive()
+
+
+def test_hup_reload_raises_worker_connections(postern_config):
+    """A reload that raises worker_connections makes room in the queue
+    for that many connections too."""
+    p = simple(postern_config, top={"worker_threads": 1,
+                                    "worker_connections": 2})
+    p.start()
+    p.top["worker_connections"] = 5
+    p.write_conf()
+    p.kill(signal.SIGHUP)
+    harness.wait_for(lambda: "reconfigured" in p.log_text(), 15,
+                     what="the reload")
+    clients = []
+    try:
+        # one in the worker, four waiting in the queue
+        for _ in range(5):
+            clients.append(harness.LineClient(p.port))
+            assert clients[-1].readline().startswith(b"* OK")
+        # the sixth is over the limit; once it is refused, the acceptor
+        # (one thread, in order) has queued or refused the five before it
+        with harness.LineClient(p.port) as extra:
+            assert extra.closed_by_peer(10)
+        assert "queue is full" not in p.log_text(), p.logs()
+        assert "5 worker_connections are not enough" in p.log_text()
+    finally:
+        for c in clients:
+            c.close()
+
+
 def test_term_fast_stop(postern_config):
     p = simple(postern_config, mail={"timeout": "60s"})
     p.start()
