@@ -86,6 +86,27 @@ open_logs(struct conf *c, char *err, size_t errlen)
     return 0;
 }
 
+/*
+ * -t beyond the file itself: what start-up would still refuse, as NGINX's
+ * -t does.  Each log file is opened for appending (and closed with the
+ * configuration); `user` and its group must exist when we run as root.
+ */
+static int
+test_start_up(struct conf *c, char *err, size_t errlen)
+{
+    uid_t uid;
+    gid_t gid;
+
+    if (open_logs(c, err, errlen) != 0) {
+        return -1;
+    }
+    if (c->user != NULL && c->user[0] != '\0' && geteuid() == 0
+        && process_lookup_user(c->user, c->group, &uid, &gid, err, errlen) != 0) {
+        return -1;
+    }
+    return 0;
+}
+
 /* -s: signal the running instance through the pid file. */
 static int
 send_signal(const char *conf_path, const char *name)
@@ -477,6 +498,13 @@ main(int argc, char **argv)
         if (opt.test) {
             fprintf(stderr, "postern: configuration file %s test failed\n", opt.conf);
         }
+        tls_global_deinit();
+        return 1;
+    }
+    if (opt.test && test_start_up(c, err, sizeof(err)) != 0) {
+        fprintf(stderr, "postern: [emerg] %s\n", err);
+        fprintf(stderr, "postern: configuration file %s test failed\n", opt.conf);
+        conf_unref(c);
         tls_global_deinit();
         return 1;
     }

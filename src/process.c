@@ -311,12 +311,36 @@ process_name_self(const char *role, int index)
 #endif
 }
 
+/* The ids of "USER [GROUP]" (group NULL: the user's primary group). */
+int
+process_lookup_user(const char *user, const char *group, uid_t *uid_r,
+                    gid_t *gid_r, char *err, size_t errlen)
+{
+    struct passwd *pw = getpwnam(user);
+
+    if (pw == NULL) {
+        snprintf(err, errlen, "getpwnam(\"%s\") failed", user);
+        return -1;
+    }
+    *uid_r = pw->pw_uid;
+    *gid_r = pw->pw_gid;
+    if (group != NULL && group[0] != '\0') {
+        struct group *gr = getgrnam(group);
+
+        if (gr == NULL) {
+            snprintf(err, errlen, "getgrnam(\"%s\") failed", group);
+            return -1;
+        }
+        *gid_r = gr->gr_gid;
+    }
+    return 0;
+}
+
 /* Become `user`, for good. */
 int
 process_drop_privileges(const char *user, const char *group, char *err,
                         size_t errlen)
 {
-    struct passwd *pw;
     gid_t gid;
     uid_t uid;
 
@@ -328,21 +352,8 @@ process_drop_privileges(const char *user, const char *group, char *err,
         log_g(LOG_LV_NOTICE, "the \"user\" setting makes sense only as root, ignored");
         return 0;
     }
-    pw = getpwnam(user);
-    if (pw == NULL) {
-        snprintf(err, errlen, "getpwnam(\"%s\") failed", user);
+    if (process_lookup_user(user, group, &uid, &gid, err, errlen) != 0) {
         return -1;
-    }
-    uid = pw->pw_uid;
-    gid = pw->pw_gid;
-    if (group != NULL && group[0] != '\0') {
-        struct group *gr = getgrnam(group);
-
-        if (gr == NULL) {
-            snprintf(err, errlen, "getgrnam(\"%s\") failed", group);
-            return -1;
-        }
-        gid = gr->gr_gid;
     }
     if (setgroups(1, &gid) != 0 || setresgid(gid, gid, gid) != 0
         || setresuid(uid, uid, uid) != 0) {

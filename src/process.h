@@ -44,6 +44,10 @@ int process_tune_malloc(void);
  * does is under its name.  Nothing where threads cannot be named. */
 void process_name_self(const char *role, int index);
 
+/* The uid and gid of user (and group; NULL: the user's primary group).
+ * 0 / -1 with err naming the unknown one. */
+int process_lookup_user(const char *user, const char *group, uid_t *uid_r,
+                        gid_t *gid_r, char *err, size_t errlen);
 /* Drop to user (and group; NULL: the user's primary group):
  * setgroups -> setresgid -> setresuid, then check it cannot be undone. */
 int process_drop_privileges(const char *user, const char *group,

@@ -322,6 +322,37 @@ def test_t_missing_file(postern_bin, tmp_path):
     assert "test failed" in output(r)
 
 
+def test_t_error_log_that_cannot_be_opened(postern_config):
+    """-t opens each error_log file for appending, as start-up does, and
+    reports the one it cannot open."""
+    p = simple(postern_config)
+    bad = os.path.join(p.dir, "no-such-dir", "error.log")
+    p.servers[0]["error_log"] = bad + " info"
+    p.write_conf()
+    r = p.run("-t")
+    assert r.returncode != 0, output(r)
+    assert 'open() "%s" failed' % bad in r.stderr, r.stderr
+    assert "configuration file %s test failed" % p.conf in output(r)
+    assert "test is successful" not in output(r)
+    # the same file as start-up sees it
+    p.start(wait=False)
+    assert p.wait_exit(15) != 0
+    assert 'open() "%s" failed' % bad in p.stderr_text(), p.logs()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="`user` is looked up as root")
+@pytest.mark.parametrize("user", ["postern-no-such-user",
+                                  "nobody postern-no-such-group"])
+def test_t_unknown_user(postern_config, user):
+    """As root, -t looks up `user` and its group, as start-up does."""
+    p = simple(postern_config, top={"user": user})
+    r = p.run("-t")
+    assert r.returncode != 0, output(r)
+    assert re.search(r'\[emerg\] get(pw|gr)nam\("postern-no-such-\w+"\) '
+                     r'failed', r.stderr), r.stderr
+    assert "configuration file %s test failed" % p.conf in output(r)
+
+
 def test_both_auth_kinds_is_an_error(postern_config):
     p = simple(postern_config, auth=None,
                mail={"auth_http": "http://127.0.0.1:9/auth",
