@@ -18,3 +18,9 @@ check_PROGRAMS += tests/unit/test_process
 tests_unit_test_process_SOURCES = tests/unit/test_process.c
 tests_unit_test_process_LDADD = $(POSTERN_LIBS)
 TESTS += tests/unit/test_process
+
+# error_log targets: reopen and hand-over to `user` (log.c, core)
+check_PROGRAMS += tests/unit/test_log
+tests_unit_test_log_SOURCES = tests/unit/test_log.c
+tests_unit_test_log_LDADD = $(POSTERN_LIBS)
+TESTS += tests/unit/test_log

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <time.h>
@@ -331,26 +332,65 @@ log_open(struct log *lg, char *err, size_t errlen)
     return 0;
 }
 
-/* Reopen files (USR1, after log rotation). */
+/*
+ * Reopen files (USR1, after log rotation).  A file that cannot be opened
+ * keeps its old descriptor, and the other targets are reopened all the
+ * same; each failure is logged once the lock is released (the global log
+ * may be this one).
+ */
 int
 log_reopen(struct log *lg)
 {
-    char err[256];
-    int rc = 0;
+    char err[LOG_TARGETS_MAX][512];
+    size_t nerr = 0;
 
     if (lg == NULL) {
         return 0;
     }
     pthread_rwlock_wrlock(&lg->reopen);
     for (size_t i = 0; i < lg->n; i++) {
-        if (lg->t[i].kind == T_FILE && target_open(&lg->t[i], err, sizeof(err)) != 0) {
-            rc = -1;
-            break;
+        if (lg->t[i].kind == T_FILE
+            && target_open(&lg->t[i], err[nerr], sizeof(err[nerr])) != 0) {
+            nerr++;
         }
     }
     pthread_rwlock_unlock(&lg->reopen);
-    if (rc != 0) {
-        log_g(LOG_LV_ALERT, "%s", err);
+    for (size_t i = 0; i < nerr; i++) {
+        log_g(LOG_LV_ALERT, "%s", err[i]);
+    }
+    return nerr == 0 ? 0 : -1;
+}
+
+/*
+ * Give the log's open regular files to uid:gid.  Called as root just
+ * before the switch to `user`, so that a reload and USR1, which open the
+ * files again as that user, still can (NGINX gives reopened logs to its
+ * worker user likewise).  Other files (/dev/null, a FIFO) are left alone.
+ * Each failure is logged; 0 / -1.
+ */
+int
+log_chown(struct log *lg, uid_t uid, gid_t gid)
+{
+    int rc = 0;
+
+    if (lg == NULL) {
+        return 0;
+    }
+    for (size_t i = 0; i < lg->n; i++) {
+        struct target *t = &lg->t[i];
+        int fd = atomic_load(&t->fd);
+        struct stat st;
+
+        if (t->kind != T_FILE || fd < 0 || fstat(fd, &st) != 0
+            || !S_ISREG(st.st_mode) || (st.st_uid == uid && st.st_gid == gid)) {
+            continue;
+        }
+        if (fchown(fd, uid, gid) != 0) {
+            log_g(LOG_LV_WARN, "fchown() \"%s\" to %ld:%ld failed (%s): "
+                  "after the switch to \"user\", a reload or reopen cannot "
+                  "open it", t->path, (long)uid, (long)gid, strerror(errno));
+            rc = -1;
+        }
     }
     return rc;
 }

@@ -13,6 +13,7 @@
 
 #include <stdarg.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 enum log_level {
     LOG_LV_EMERG, LOG_LV_ALERT, LOG_LV_CRIT, LOG_LV_ERR,
@@ -35,7 +36,10 @@ struct log *log_new(void);
 int log_add_target(struct log *lg, const char *spec, const char *dir,
                    char *err, size_t errlen);
 int log_open(struct log *lg, char *err, size_t errlen);    /* 0 / -1 */
-int log_reopen(struct log *lg);                             /* USR1 */
+int log_reopen(struct log *lg);    /* USR1; every file, each failure logged */
+/* As root before dropping privileges: hand the open log files to the user
+ * that reloads and reopens them later.  0 / -1 (each failure logged). */
+int log_chown(struct log *lg, uid_t uid, gid_t gid);
 void log_free(struct log **lg);
 int log_max_level(const struct log *lg);  /* most verbose level any target takes */
 

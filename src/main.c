@@ -87,6 +87,31 @@ open_logs(struct conf *c, char *err, size_t errlen)
 }
 
 /*
+ * As root with `user` set, just before the switch: the log files opened
+ * at start-up become that user's, since a reload and USR1 open them again
+ * after the switch.  An unknown user is left to the switch to report.
+ */
+static void
+chown_logs(struct conf *c)
+{
+    char err[1024];
+    uid_t uid;
+    gid_t gid;
+
+    if (c->user == NULL || c->user[0] == '\0' || geteuid() != 0
+        || process_lookup_user(c->user, c->group, &uid, &gid, err,
+                               sizeof(err)) != 0) {
+        return;
+    }
+    log_chown(c->error_log, uid, gid);
+    for (size_t i = 0; i < c->nservers; i++) {
+        if (c->servers[i].error_log != c->error_log) {
+            log_chown(c->servers[i].error_log, uid, gid);
+        }
+    }
+}
+
+/*
  * -t beyond the file itself: what start-up would still refuse, as NGINX's
  * -t does.  Each log file is opened for appending (and closed with the
  * configuration); `user` and its group must exist when we run as root.
@@ -404,6 +429,7 @@ serve(struct conf **cur, const struct options *opt)
         process_ready(1);
         return 1;
     }
+    chown_logs(*cur);
     if (process_drop_privileges((*cur)->user, (*cur)->group, err, sizeof(err)) != 0) {
         log_g(LOG_LV_EMERG, "%s", err);
         fprintf(stderr, "postern: [emerg] %s\n", err);

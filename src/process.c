@@ -355,7 +355,9 @@ process_drop_privileges(const char *user, const char *group, char *err,
     if (process_lookup_user(user, group, &uid, &gid, err, errlen) != 0) {
         return -1;
     }
-    if (setgroups(1, &gid) != 0 || setresgid(gid, gid, gid) != 0
+    /* initgroups, not setgroups(1, &gid): keys readable through a
+     * supplementary group (ssl-cert) must stay readable for a reload */
+    if (initgroups(user, gid) != 0 || setresgid(gid, gid, gid) != 0
         || setresuid(uid, uid, uid) != 0) {
         snprintf(err, errlen, "cannot switch to user \"%s\" (%s)", user, strerror(errno));
         return -1;

@@ -49,7 +49,7 @@ void process_name_self(const char *role, int index);
 int process_lookup_user(const char *user, const char *group, uid_t *uid_r,
                         gid_t *gid_r, char *err, size_t errlen);
 /* Drop to user (and group; NULL: the user's primary group):
- * setgroups -> setresgid -> setresuid, then check it cannot be undone. */
+ * initgroups -> setresgid -> setresuid, then check it cannot be undone. */
 int process_drop_privileges(const char *user, const char *group,
                             char *err, size_t errlen);
 

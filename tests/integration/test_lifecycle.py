@@ -7,6 +7,7 @@ None of this needs a backend: the auth_file sends every user to a port
 nobody listens on, and no test logs in.
 """
 
+import grp
 import json
 import os
 import pwd
@@ -118,6 +119,94 @@ def test_user_drops_privileges(postern):
         assert greeting_of(c).startswith(b"* OK")
 
 
+# a group that nobody belongs to, in nss_wrapper's group file only
+CERT_GID = 54321
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs root")
+def test_user_keeps_supplementary_groups(postern_config):
+    """The switch to `user` keeps that user's supplementary groups, as
+    NGINX's initgroups() does: a key readable through a group such as
+    ssl-cert stays readable for a reload.  The user and group databases
+    are files served by nss_wrapper (libnss-wrapper)."""
+    assert os.path.exists(NSS_WRAPPER), "tests/setup-debian.sh installs it"
+    nobody = pwd.getpwnam("nobody")
+    nogroup = grp.getgrnam("nogroup")
+    p = postern_config([{"protocol": "imap"}], auth=nowhere_auth(),
+                       top={"user": "nobody nogroup"})
+    passwd = os.path.join(p.dir, "passwd")
+    group = os.path.join(p.dir, "group")
+    with open(passwd, "w") as f:
+        f.write("root:x:0:0:root:/root:/bin/sh\n"
+                "nobody:x:%d:%d:nobody:/nonexistent:/usr/sbin/nologin\n"
+                % (nobody.pw_uid, nobody.pw_gid))
+    with open(group, "w") as f:
+        f.write("root:x:0:\nnogroup:x:%d:\npostern-cert:x:%d:nobody\n"
+                % (nogroup.gr_gid, CERT_GID))
+    p.env = nss_wrapper_env(NSS_WRAPPER_PASSWD=passwd,
+                            NSS_WRAPPER_GROUP=group)
+    p.start()
+    with open("/proc/%d/status" % p.pid) as f:
+        status = f.read()
+    gids = re.search(r"^Gid:\s+(.*)$", status, re.M).group(1).split()
+    groups = re.search(r"^Groups:\s*(.*)$", status, re.M).group(1).split()
+    assert gids == [str(nogroup.gr_gid)] * 4, status
+    assert sorted(int(g) for g in groups) == sorted([nogroup.gr_gid,
+                                                     CERT_GID]), status
+    with socket.create_connection(("127.0.0.1", p.port)) as c:
+        assert greeting_of(c).startswith(b"* OK")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs root")
+def test_reload_and_reopen_after_user_switch(postern_config):
+    """With `user` set, the log files postern opened as root become that
+    user's, so a reload and USR1, which open them again after the switch,
+    still can: in place, even in root's directory, and anew after rotation
+    in a directory the user may write."""
+    nobody = pwd.getpwnam("nobody")
+    nogroup = grp.getgrnam("nogroup")
+    p = postern_config([{"protocol": "imap"}], auth=nowhere_auth(),
+                       top={"user": "nobody nogroup"})
+    logdir = os.path.join(p.dir, "log")
+    os.mkdir(logdir)
+    os.chown(logdir, nobody.pw_uid, nogroup.gr_gid)
+    p.error_log = os.path.join(logdir, "error.log")
+    own = os.path.join(p.dir, "imap.log")          # p.dir: root's, 0755
+    p.top["error_log"] = p.error_log + " info"
+    p.servers[0]["error_log"] = own + " info"
+    p.write_conf()
+    # a reload reads the user file as nobody: through its group, here
+    os.chown(p.auth_file, 0, nogroup.gr_gid)
+    os.chmod(p.auth_file, 0o640)
+    p.start()
+    for path in (p.error_log, own):
+        st = os.stat(path)
+        assert (st.st_uid, st.st_gid) == (nobody.pw_uid, nogroup.gr_gid), \
+            path
+    # a reload opens both logs again, as nobody
+    p.kill(signal.SIGHUP)
+    harness.wait_for(lambda: "reconfigured" in p.log_text(), 15,
+                     what="the reload")
+    # rotation: error.log is made anew in nobody's directory, imap.log
+    # (not rotated) is reopened in place in root's
+    os.rename(p.error_log, p.error_log + ".1")
+    p.kill(signal.SIGUSR1)
+    harness.wait_for(lambda: os.path.exists(p.error_log), 10,
+                     what="error.log to be reopened")
+    # the main thread takes signals in order: once this reload is logged,
+    # the reopen before it has ended
+    p.kill(signal.SIGHUP)
+    harness.wait_for(lambda: "reconfigured" in p.log_text(), 15,
+                     what="the second reload")
+    with socket.create_connection(("127.0.0.1", p.port)) as c:
+        assert greeting_of(c).startswith(b"* OK")
+    harness.wait_for(lambda: "connected" in harness.read_text(own), 10,
+                     what="the server's log after the reopen")
+    text = harness.read_text(p.error_log + ".1") + p.log_text()
+    assert "[alert]" not in text and "reload failed" not in text, text
+    assert text.count("reconfigured") == 2, text
+
+
 def test_worker_rlimit_nofile(postern):
     p = postern([{"protocol": "imap"}], auth=nowhere_auth(),
                 top={"worker_rlimit_nofile": 4000})
@@ -164,6 +253,23 @@ def test_listen_ipv6_and_unix(postern_config):
 NSS_WRAPPER = "/usr/lib/x86_64-linux-gnu/libnss_wrapper.so"
 
 
+def nss_wrapper_env(**files):
+    """The environment for a postern whose name lookups nss_wrapper answers
+    from the given files (NSS_WRAPPER_HOSTS=..., _PASSWD, _GROUP)."""
+    return dict(os.environ, LD_PRELOAD=NSS_WRAPPER,
+                # sanitizer runtimes refuse a libc opened with RTLD_DEEPBIND,
+                # and the wrapper is preloaded ahead of them
+                NSS_WRAPPER_DISABLE_DEEPBIND="1",
+                ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", "")
+                + ":verify_asan_link_order=0",
+                # the wrapper's own locking is not ours to judge
+                TSAN_OPTIONS=os.environ.get("TSAN_OPTIONS", "")
+                + ":suppressions=" + os.path.join(
+                    os.path.dirname(os.path.abspath(__file__)),
+                    "nss_wrapper.tsan.supp"),
+                **files)
+
+
 def test_listen_host_name_binds_every_address(postern_config):
     """A listen host name with several addresses binds each of them, as
     NGINX does; -T prints the setting once, as written.  The name comes
@@ -180,18 +286,7 @@ def test_listen_host_name_binds_every_address(postern_config):
                   "listen": "multi.postern.test:%d" % port}]
     p.ports = [None]
     p.write_conf()
-    env = dict(os.environ, NSS_WRAPPER_HOSTS=hosts,
-               LD_PRELOAD=NSS_WRAPPER,
-               # sanitizer runtimes refuse a libc opened with RTLD_DEEPBIND,
-               # and the wrapper is preloaded ahead of them
-               NSS_WRAPPER_DISABLE_DEEPBIND="1",
-               ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", "")
-               + ":verify_asan_link_order=0",
-               # the wrapper's own locking is not ours to judge
-               TSAN_OPTIONS=os.environ.get("TSAN_OPTIONS", "")
-               + ":suppressions=" + os.path.join(
-                   os.path.dirname(os.path.abspath(__file__)),
-                   "nss_wrapper.tsan.supp"))
+    env = nss_wrapper_env(NSS_WRAPPER_HOSTS=hosts)
     p.env = env
     r = subprocess.run(p.command("-T"), env=env, capture_output=True,
                        text=True, timeout=30)

@@ -1,0 +1,141 @@
+/*
+ * test_log.c - error_log files: USR1's reopen goes on with the other
+ * files when one cannot be opened (and says which), and log_chown hands
+ * the open files to `user` while leaving anything that is not a regular
+ * file alone.  Works in a scratch directory under $TMPDIR (or /tmp).
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "tap.h"
+
+static char dir[256];
+
+/* dir/name into buf. */
+static const char *
+path_in(char *buf, size_t len, const char *name)
+{
+    snprintf(buf, len, "%s/%s", dir, name);
+    return buf;
+}
+
+/* The whole of a small file ("" when absent). */
+static const char *
+slurp(const char *path)
+{
+    static char text[8192];
+    ssize_t n = -1;
+    int fd = open(path, O_RDONLY);
+
+    if (fd >= 0) {
+        n = read(fd, text, sizeof(text) - 1);
+        close(fd);
+    }
+    text[n > 0 ? n : 0] = '\0';
+    return text;
+}
+
+/* A log with the files a.log and b.log, both opened. */
+static struct log *
+two_files(void)
+{
+    char err[256];
+    struct log *lg = log_new();
+
+    if (lg == NULL || log_add_target(lg, "a.log info", dir, err, sizeof(err)) != 0
+        || log_add_target(lg, "b.log info", dir, err, sizeof(err)) != 0
+        || log_open(lg, err, sizeof(err)) != 0) {
+        printf("# setting up the log failed: %s\n", err);
+        exit(1);
+    }
+    return lg;
+}
+
+/* One target cannot be reopened: the next one is reopened all the same. */
+static void
+test_reopen_goes_on(void)
+{
+    char a[300], b[300], a1[300], b1[300];
+    struct log *lg = two_files();
+
+    path_in(a, sizeof(a), "a.log");
+    path_in(b, sizeof(b), "b.log");
+    path_in(a1, sizeof(a1), "a.log.1");
+    path_in(b1, sizeof(b1), "b.log.1");
+    /* rotation: both renamed; a.log's name then taken by a directory,
+     * which cannot be opened for writing */
+    ok(rename(a, a1) == 0 && rename(b, b1) == 0, "both files rotated");
+    ok(mkdir(a, 0755) == 0, "a.log is now a directory");
+    is_int(log_reopen(lg), -1, "the reopen reports the failure");
+    ok(access(b, F_OK) == 0, "b.log, after the one that failed, is reopened");
+    log_write(lg, LOG_LV_NOTICE, 0, "after the reopen");
+    ok(strstr(slurp(b), "after the reopen") != NULL,
+       "b.log gets the lines written after the reopen");
+    ok(strstr(slurp(a1), "after the reopen") != NULL,
+       "a.log keeps its old descriptor (now a.log.1)");
+    log_free(&lg);
+    rmdir(a);
+    unlink(a1);
+    unlink(b);
+    unlink(b1);
+}
+
+/* log_chown: regular files only; as non-root, a chown to ourselves. */
+static void
+test_chown(void)
+{
+    char a[300], err[256];
+    struct log *lg = two_files();
+    struct log *devnull = log_new();
+    struct stat st;
+
+    path_in(a, sizeof(a), "a.log");
+    is_int(log_chown(lg, getuid(), getgid()), 0, "chown to our own ids");
+    ok(stat(a, &st) == 0 && st.st_uid == getuid() && st.st_gid == getgid(),
+       "a.log is ours");
+    if (geteuid() == 0) {
+        is_int(log_chown(lg, 65534, 65534), 0, "as root: chown to 65534");
+        ok(stat(a, &st) == 0 && st.st_uid == 65534 && st.st_gid == 65534,
+           "a.log belongs to 65534");
+    } else {
+        ok(1, "# SKIP chown to another user needs root");
+    }
+    ok(devnull != NULL
+       && log_add_target(devnull, "/dev/null info", NULL, err, sizeof(err)) == 0
+       && log_open(devnull, err, sizeof(err)) == 0, "a log on /dev/null");
+    ok(stat("/dev/null", &st) == 0, "stat /dev/null");
+    {
+        uid_t owner = st.st_uid;
+
+        is_int(log_chown(devnull, 65534, 65534), 0, "chown of /dev/null's log");
+        ok(stat("/dev/null", &st) == 0 && st.st_uid == owner,
+           "/dev/null is left alone");
+    }
+    log_free(&devnull);
+    log_free(&lg);
+    unlink(a);
+    path_in(a, sizeof(a), "b.log");
+    unlink(a);
+}
+
+int
+main(void)
+{
+    const char *tmp = getenv("TMPDIR");
+
+    snprintf(dir, sizeof(dir), "%s/postern-test-log-XXXXXX",
+             tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
+    if (mkdtemp(dir) == NULL) {
+        printf("Bail out! mkdtemp failed\n");
+        return 1;
+    }
+    test_reopen_goes_on();
+    test_chown();
+    rmdir(dir);
+    return tap_done();
+}
