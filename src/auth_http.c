@@ -345,26 +345,66 @@ has_token(struct str v, const char *token)
     return 0;
 }
 
+/*
+ * Whether the Connection headers, all of them, ask to keep the connection:
+ * keep-alive in one, close in none.
+ */
+static int
+keeps_alive(const struct http_response *hr, const unsigned char *buf)
+{
+    struct str v;
+    size_t pos = 0;
+    int keep = 0;
+
+    while (http_header_next(hr, buf, "Connection", &pos, &v)) {
+        if (has_token(v, "close")) {
+            return 0;
+        }
+        keep |= has_token(v, "keep-alive");
+    }
+    return keep;
+}
+
+/*
+ * The body length every Content-Length header agrees on; -1 when there is
+ * none, one is not a number, or two differ (RFC 9112 section 6.3: the
+ * framing is then unknown).
+ */
+static long
+content_length(const struct http_response *hr, const unsigned char *buf)
+{
+    struct str v;
+    size_t pos = 0;
+    long n, body = -1;
+
+    while (http_header_next(hr, buf, "Content-Length", &pos, &v)) {
+        if ((n = parse_number(v, 5)) < 0 || (body >= 0 && n != body)) {
+            return -1;
+        }
+        body = n;
+    }
+    return body;
+}
+
 /* Whether the connection may carry another request (see auth_http.h). */
 int
 auth_http_reusable(const struct http_response *hr, const unsigned char *buf,
                    size_t *total_r)
 {
-    struct str conn, clen;
+    struct str te;
     long body;
 
     *total_r = 0;
-    if (hr->done != HTTP_PARSE_OK
-        || !http_header_get(hr, buf, "Connection", &conn)
-        || !has_token(conn, "keep-alive") || has_token(conn, "close")
-        || http_header_get(hr, buf, "Transfer-Encoding", &clen)) {
+    /* an interim 1xx is never a whole exchange: its final response is
+     * still to come on this connection */
+    if (hr->done != HTTP_PARSE_OK || hr->status < 200
+        || !keeps_alive(hr, buf)
+        || http_header_get(hr, buf, "Transfer-Encoding", &te)) {
         return 0;
     }
-    if ((hr->status >= 100 && hr->status < 200) || hr->status == 204
-        || hr->status == 304) {
+    if (hr->status == 204 || hr->status == 304) {
         body = 0;
-    } else if (!http_header_get(hr, buf, "Content-Length", &clen)
-               || (body = parse_number(clen, 5)) < 0
+    } else if ((body = content_length(hr, buf)) < 0
                || (size_t)body > HTTP_MAX_TOTAL - hr->header_end) {
         return 0;               /* ends at close, or too long to read */
     }
@@ -393,6 +433,14 @@ auth_http_interpret(const struct http_response *hr, const unsigned char *buf,
                                  "header in response (%s)", peer,
                                  hr->error ? hr->error : "incomplete");
         }
+        return AUTH_HTTP_DONE;
+    }
+    if (hr->status < 200) {
+        /* exchange() skips interim answers; what is left (101) switches
+         * to a protocol nobody asked for */
+        auth_result_tempfail(r, "auth http server %s sent HTTP status %d "
+                             "instead of a final response", peer,
+                             hr->status);
         return AUTH_HTTP_DONE;
     }
     if (!http_header_get(hr, buf, "Auth-Status", &status)
@@ -586,26 +634,57 @@ send_all(int fd, const char *p, size_t len, msec_t deadline)
 
 /* What became of one request on one connection. */
 enum exchange_rc {
-    EXCHANGE_OK,            /* a response head (and its body when kept) */
+    EXCHANGE_OK,            /* a final response head (and its body if kept) */
     EXCHANGE_FAILED,        /* *r says why */
     EXCHANGE_STALE          /* a reused connection closed before answering */
 };
 
 /*
- * Send req on fd and read the response head into buf (*len_r bytes) until
- * the deadline.  When keep is set, also read the body up to *keep_r's end
- * and leave *keep_r 1 only if the connection may carry another request.
+ * Parse the response heads in buf[*head_r .. len), skipping interim ones:
+ * a 1xx head (but 101, which ends HTTP on the connection) is never the
+ * answer, and the final response follows it (RFC 9110 section 15.2).  On
+ * a skip *head_r moves past it and hr starts over on what follows.
+ * AGAIN until the final head is complete; then OK, or INVALID.
+ */
+static enum http_parse_rc
+final_head(struct http_response *hr, const unsigned char *buf,
+           size_t *head_r, size_t len)
+{
+    enum http_parse_rc rc;
+
+    for (;;) {
+        rc = http_parse(hr, buf + *head_r, len - *head_r);
+        if (rc != HTTP_PARSE_OK || hr->status >= 200 || hr->status == 101) {
+            return rc;
+        }
+        *head_r += hr->header_end;
+        http_parse_init(hr);
+    }
+}
+
+/*
+ * Send req on fd and read the final response head into buf until the
+ * deadline: it starts at *head_r (after any interim heads), and *len_r
+ * bytes were read in all.  With want_keep, also read the body to its
+ * end; *keep_r is 1 only when the connection may carry another request:
+ * one complete, well-framed final response and not a byte more.  On
+ * every other way out (timeout, error, close, extra bytes, a response
+ * whose end is unknown) it is 0, and the caller closes the connection.
  */
 static enum exchange_rc
 exchange(int fd, int reused, const char *req, size_t reqlen, msec_t deadline,
-         struct http_response *hr, unsigned char *buf, size_t *len_r,
-         int *keep_r, const char *peer, struct auth_result *r)
+         int want_keep, struct http_response *hr, unsigned char *buf,
+         size_t *head_r, size_t *len_r, int *keep_r, const char *peer,
+         struct auth_result *r)
 {
-    size_t len = 0, total = 0;
+    size_t len = 0, head = 0, total = 0;
     ssize_t n;
-    int w, head = 0;
+    int w, done = 0;    /* done: the final head is complete */
     int wait = 1;       /* only just asked: a recv() now would say EAGAIN */
 
+    *head_r = 0;
+    *len_r = 0;
+    *keep_r = 0;
     if (send_all(fd, req, reqlen, deadline) < 0) {
         if (reused && errno != ETIMEDOUT) {
             return EXCHANGE_STALE;
@@ -622,9 +701,8 @@ exchange(int fd, int reused, const char *req, size_t reqlen, msec_t deadline,
     for (;;) {
         if (wait) {
             w = wait_fd(fd, POLLIN, deadline);
-            if (w == 0 && head) {
-                *keep_r = 0;
-                return EXCHANGE_OK;
+            if (w <= 0 && done) {
+                return EXCHANGE_OK;         /* the body never ended */
             }
             if (w == 0) {
                 auth_result_tempfail(r, "auth http server %s timed out", peer);
@@ -637,19 +715,30 @@ exchange(int fd, int reused, const char *req, size_t reqlen, msec_t deadline,
             }
             wait = 0;
         }
+        if (len == HTTP_MAX_TOTAL) {
+            /* interim heads filled the buffer (one head too big is the
+             * parser's error, a body too long for it is never read) */
+            auth_result_tempfail(r, "auth http server %s sent invalid "
+                                 "response (interim responses too big)",
+                                 peer);
+            return EXCHANGE_FAILED;
+        }
         n = recv(fd, buf + len, HTTP_MAX_TOTAL - len, 0);
         if (n > 0) {
             len += (size_t)n;
             *len_r = len;
-            if (!head) {
-                if (http_parse(hr, buf, len) == HTTP_PARSE_AGAIN) {
+            if (!done) {
+                if (final_head(hr, buf, &head, len) == HTTP_PARSE_AGAIN) {
                     continue;
                 }
-                head = 1;
-                if (!*keep_r || !auth_http_reusable(hr, buf, &total)) {
-                    *keep_r = 0;
+                done = 1;
+                *head_r = head;
+                if (!want_keep
+                    || !auth_http_reusable(hr, buf + head, &total)
+                    || total > HTTP_MAX_TOTAL - head) {
                     return EXCHANGE_OK;
                 }
+                total += head;
             }
             if (len >= total) {
                 *keep_r = len == total;     /* bytes past it: not ours */
@@ -661,8 +750,7 @@ exchange(int fd, int reused, const char *req, size_t reqlen, msec_t deadline,
             if (reused && len == 0) {
                 return EXCHANGE_STALE;
             }
-            if (head) {                     /* the body was cut short */
-                *keep_r = 0;
+            if (done) {                     /* the body was cut short */
                 return EXCHANGE_OK;
             }
             auth_result_tempfail(r, "auth http server %s closed the "
@@ -674,6 +762,9 @@ exchange(int fd, int reused, const char *req, size_t reqlen, msec_t deadline,
             continue;
         }
         if (errno != EAGAIN && errno != EWOULDBLOCK) {
+            if (done) {                     /* the head is all we need */
+                return EXCHANGE_OK;
+            }
             auth_result_tempfail(r, "auth http server %s: recv() failed "
                                  "(%s)", peer, strerror(errno));
             return EXCHANGE_FAILED;
@@ -699,7 +790,7 @@ one_round(const struct server_conf *sc, const struct auth_request *rq,
     struct http_response *hr = NULL;
     unsigned char *buf = NULL;
     char *req = NULL;
-    size_t reqlen = 0, len = 0;
+    size_t reqlen = 0, head = 0, len = 0;
     char err[256];
     msec_t deadline;
     int fd = -1, keep = 0, reused, tries;
@@ -733,12 +824,11 @@ one_round(const struct server_conf *sc, const struct auth_request *rq,
             auth_result_tempfail(r, "auth http server %s: %s", peer, err);
             goto done;
         }
-        keep = idle != NULL;
-        rc = exchange(fd, reused, req, reqlen, deadline, hr, buf, &len,
-                      &keep, peer, r);
+        rc = exchange(fd, reused, req, reqlen, deadline, idle != NULL, hr,
+                      buf, &head, &len, &keep, peer, r);
     }
     if (rc == EXCHANGE_OK) {
-        verdict = auth_http_interpret(hr, buf, rq, peer, r);
+        verdict = auth_http_interpret(hr, buf + head, rq, peer, r);
     }
 
 done:

@@ -42,12 +42,13 @@ enum auth_http_verdict auth_http_interpret(const struct http_response *hr,
                                            struct auth_result *r);
 
 /*
- * Whether the connection a complete response head buf came on may carry
- * the next request: the response says "Connection: keep-alive" (the
- * request asks for it in HTTP/1.0) without "close", has no
- * Transfer-Encoding, and its body has a known end that fits the response
- * buffer: none (1xx, 204, 304) or Content-Length.  1 with the response's
- * whole length (head and body) in *total_r; 0 if not.
+ * Whether the connection a complete final response head buf came on may
+ * carry the next request: the response says "Connection: keep-alive" (the
+ * request asks for it in HTTP/1.0) and no Connection header says "close",
+ * it has no Transfer-Encoding, and its body has a known end that fits the
+ * response buffer: none (204, 304) or one Content-Length value.  Never
+ * for a 1xx head, whose final response is still to come.  1 with the
+ * response's whole length (head and body) in *total_r; 0 if not.
  */
 int auth_http_reusable(const struct http_response *hr,
                        const unsigned char *buf, size_t *total_r);

@@ -218,7 +218,10 @@ name_eq(const unsigned char *p, size_t n, const char *name)
     return 1;
 }
 
-/* Last header of that name wins, as in NGINX's auth_http client. */
+/*
+ * The last header of that name (a later one replaces an earlier one, as
+ * in NGINX's auth_http client).
+ */
 int
 http_header_get(const struct http_response *r, const unsigned char *buf,
                 const char *name, struct str *value_r)
@@ -231,6 +234,24 @@ http_header_get(const struct http_response *r, const unsigned char *buf,
         if (name_eq(buf + h->name.off, h->name.len, name)) {
             value_r->data = (unsigned char *)buf + h->value.off;
             value_r->len = h->value.len;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The next header of that name, in the order received (see the header). */
+int
+http_header_next(const struct http_response *r, const unsigned char *buf,
+                 const char *name, size_t *pos, struct str *value_r)
+{
+    for (; *pos < r->nheaders; (*pos)++) {
+        const struct http_header *h = &r->headers[*pos];
+
+        if (name_eq(buf + h->name.off, h->name.len, name)) {
+            value_r->data = (unsigned char *)buf + h->value.off;
+            value_r->len = h->value.len;
+            (*pos)++;
             return 1;
         }
     }

@@ -69,9 +69,18 @@ enum http_parse_rc http_parse(struct http_response *r,
 
 /*
  * The value of the last header called name (case-insensitive) as a slice
- * of buf; 1 if found, 0 if not.
+ * of buf; 1 if found, 0 if not.  For a header whose every occurrence
+ * matters (Connection, Content-Length) use http_header_next.
  */
 int http_header_get(const struct http_response *r, const unsigned char *buf,
                     const char *name, struct str *value_r);
+
+/*
+ * The headers called name in the order received: start with *pos = 0;
+ * each call returns 1 with the next one's value (and advances *pos), 0
+ * when there are no more.
+ */
+int http_header_next(const struct http_response *r, const unsigned char *buf,
+                     const char *name, size_t *pos, struct str *value_r);
 
 #endif

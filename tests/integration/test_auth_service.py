@@ -859,6 +859,87 @@ def test_long_refusal_text_is_cut(postern, scripted):
         assert r.endswith(b" NO " + text[:512].encode() + b"\r\n"), r[:80]
 
 
+def test_interim_responses_skipped(postern, scripted, dovecot):
+    """A 1xx answer is interim (RFC 9110 section 15.2): the final answer
+    after it is the one that counts."""
+    auth = scripted("HTTP/1.1 100 Continue\r\n\r\n"
+                    "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
+                    "HTTP/1.0 200 OK\r\n" +
+                    OK_HEADERS.format(port=dovecot.pop3_port) + "\r\n")
+    p = postern([{"protocol": "pop3"}], auth=auth.url)
+    with Pop3Raw(p.port) as c:
+        assert c.login("bob", USERS["bob"]).startswith(b"+OK"), p.logs()
+
+
+class InterimKeepAuth(harness.FakeServer):
+    """An auth service that keeps its connection open and answers the
+    first request with an interim 100 and, after a pause, the final OK
+    for alice; every later request with a refusal.  .users lists each
+    request's Auth-User."""
+
+    def __init__(self, backend_port):
+        self.backend_port = backend_port
+        self.users = []
+        super().__init__()
+        self.url = "http://127.0.0.1:%d/auth" % self.port
+
+    def handle(self, c, index):
+        try:
+            self.serve(c)
+        except OSError:
+            pass                # stop() closed the connection
+
+    def serve(self, c):
+        buf = b""
+        while True:
+            while b"\r\n\r\n" not in buf:
+                data = c.recv(4096)
+                if not data:
+                    return
+                buf += data
+            req, buf = buf.split(b"\r\n\r\n", 1)
+            user = re.search(rb"\r\nAuth-User: ([^\r]*)", req).group(1)
+            with self.lock:
+                self.users.append(user.decode())
+                first = len(self.users) == 1
+            if first:
+                c.sendall(b"HTTP/1.1 100 Continue\r\n"
+                          b"Connection: keep-alive\r\n\r\n")
+                time.sleep(0.5)
+                c.sendall(("HTTP/1.1 200 OK\r\nAuth-Status: OK\r\n"
+                           "Auth-Server: 127.0.0.1\r\nAuth-Port: %d\r\n"
+                           "Auth-User: alice\r\nAuth-Pass: %s\r\n"
+                           "Connection: keep-alive\r\nContent-Length: 0"
+                           "\r\n\r\n" % (self.backend_port,
+                                           USERS["alice"])).encode())
+            else:
+                c.sendall(b"HTTP/1.1 200 OK\r\nAuth-Status: Invalid login"
+                          b"\r\nConnection: keep-alive\r\n"
+                          b"Content-Length: 0\r\n\r\n")
+
+
+def test_interim_response_keepalive(postern, dovecot):
+    """With auth_http_keepalive, an interim 100 (keep-alive) must not end
+    the exchange: the connection would go back to the idle stack with the
+    final answer still coming, and the next login, anyone's, would read
+    it as its own (alice's mailbox for mallory's wrong password)."""
+    auth = InterimKeepAuth(dovecot.imap_port)
+    try:
+        p = postern([{"protocol": "imap"}], auth=auth.url,
+                    mail={"auth_http_keepalive": 1,
+                          "auth_http_timeout": "10s"})
+        with ImapRaw(p.port) as c:
+            u, r = c.tagged('LOGIN alice "%s"' % USERS["alice"])
+            assert (u, r[:5]) == ([], b"a1 OK"), (u, r)
+        with ImapRaw(p.port) as c:
+            u, r = c.tagged('LOGIN mallory "guess"')
+            assert (u, r) == ([], b"a1 NO Invalid login\r\n")
+        assert auth.users == ["alice", "mallory"]
+        assert auth.accepted == 1       # the kept connection was reused
+    finally:
+        auth.stop()
+
+
 def test_request_bytes(postern, scripted, dovecot):
     """The request itself: HTTP/1.0, CRLF lines, one of each header,
     Host first, a blank line and nothing after it."""

@@ -12,10 +12,12 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -31,6 +33,14 @@
 
 static struct auth_http_url url;
 static struct server_conf sc;
+
+/* Point url at 127.0.0.1:port. */
+static void
+use_port(unsigned short port)
+{
+    url.host = "127.0.0.1";
+    url.port = port;
+}
 
 /* A request for user / pass with the common fields set. */
 static void
@@ -282,6 +292,159 @@ run_keep(struct kscript *s, int nq, const struct auth_request *rq, int *st)
     pthread_join(th, NULL);
 }
 
+/* --- interim 1xx answers on a kept connection -------------------------- */
+
+struct iscript {
+    int fd;                     /* listening socket */
+    int requests;               /* requests read on the one connection */
+};
+
+/* Read one request head on c; 1 if whole. */
+static int
+read_request(int c)
+{
+    char got[8192];
+    size_t len = 0;
+    ssize_t n;
+
+    got[0] = '\0';
+    while (len < sizeof(got) - 1 && strstr(got, "\r\n\r\n") == NULL) {
+        if ((n = read(c, got + len, sizeof(got) - 1 - len)) <= 0) {
+            return 0;
+        }
+        len += (size_t)n;
+        got[len] = '\0';
+    }
+    return strstr(got, "\r\n\r\n") != NULL;
+}
+
+/*
+ * One connection, two requests: the first is answered with an interim
+ * 100 (keep-alive) and, a little later, its final answer (port 1111); the
+ * second with its own (port 2222).  A client that took the 100 for the
+ * answer would send the second request before the first's final answer
+ * and read that one as its own.
+ */
+static void *
+serve_interim(void *arg)
+{
+    static const char interim[] = "HTTP/1.1 100 Continue\r\n"
+        "Connection: keep-alive\r\n\r\n";
+    static const char final1[] = "HTTP/1.1 200 OK\r\nConnection: keep-alive"
+        "\r\nContent-Length: 0\r\nAuth-Status: OK\r\n"
+        "Auth-Server: 127.0.0.1\r\nAuth-Port: 1111\r\n\r\n";
+    static const char final2[] = "HTTP/1.1 200 OK\r\nConnection: keep-alive"
+        "\r\nContent-Length: 0\r\nAuth-Status: OK\r\n"
+        "Auth-Server: 127.0.0.1\r\nAuth-Port: 2222\r\n\r\n";
+    struct iscript *s = arg;
+    struct timeval tv = { 5, 0 };   /* a bound on every read */
+    int c = accept(s->fd, NULL, NULL);
+
+    if (c < 0) {
+        return NULL;
+    }
+    setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    if (read_request(c)) {
+        s->requests++;
+        if (write(c, interim, strlen(interim)) >= 0) {
+            sleep_ms(200);
+            if (write(c, final1, strlen(final1)) >= 0 && read_request(c)) {
+                s->requests++;
+                if (write(c, final2, strlen(final2)) < 0) {
+                    s->requests = -1;
+                }
+            }
+        }
+    }
+    close(c);
+    return NULL;
+}
+
+/* Interim answers: skipped, never the answer, never a reusable end. */
+static void
+test_interim(const struct auth_request *rq)
+{
+    /* 100 and 103 before the final answer, as one write */
+    static const char heads[] = "HTTP/1.1 100 Continue\r\n\r\n"
+        "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n"
+        "\r\nHTTP/1.0 200 OK\r\nAuth-Status: OK\r\n"
+        "Auth-Server: 127.0.0.1\r\nAuth-Port: 1145\r\n\r\n";
+    static const char one[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    struct auth_result r, r2;
+    struct script s;
+    struct iscript is;
+    unsigned short port;
+    pthread_t th;
+    char *flood;
+    size_t n;
+
+    memset(&s, 0, sizeof(s));
+    s.fd = listen_tcp(&port);
+    use_port(port);
+    s.nconn = 1;
+    s.mode = M_REPLY;
+    s.reply[0] = heads;
+    run(&s, rq, &r);
+    is_int(r.status, AUTH_OK, "interim 100 and 103 skipped: the final OK");
+    is_int(r.port, 1145, "interim heads skipped: the final answer's port");
+    auth_result_free(&r);
+    s.mode = M_TRICKLE;
+    run(&s, rq, &r);
+    is_int(r.status, AUTH_OK, "interim heads byte by byte: the final OK");
+    is_int(r.port, 1145, "byte by byte: the final answer's port");
+    auth_result_free(&r);
+
+    /* interim heads alone filling the buffer: an error, not a wait for
+     * ever nor a misread close */
+    n = (HTTP_MAX_TOTAL / (sizeof(one) - 1) + 2) * (sizeof(one) - 1);
+    flood = malloc(n + 1);
+    if (flood == NULL) {
+        exit(2);
+    }
+    for (size_t i = 0; i < n; i += sizeof(one) - 1) {
+        memcpy(flood + i, one, sizeof(one) - 1);
+    }
+    flood[n] = '\0';
+    s.mode = M_REPLY;
+    s.reply[0] = flood;
+    run(&s, rq, &r);
+    is_int(r.status, AUTH_TEMPFAIL, "interim heads without end: TEMPFAIL");
+    ok(r.log_reason != NULL
+       && strstr(r.log_reason, "interim responses too big") != NULL,
+       "interim heads without end: reason (%s)",
+       r.log_reason ? r.log_reason : "");
+    auth_result_free(&r);
+    free(flood);
+    close(s.fd);
+
+    /* keep-alive: the 100 must not end the first exchange, or the second
+     * login would read the first one's answer */
+    sc.auth_http_keepalive = 1;
+    url.idle = keepalive_new(1);
+    memset(&is, 0, sizeof(is));
+    is.fd = listen_tcp(&port);
+    use_port(port);
+    if (pthread_create(&th, NULL, serve_interim, &is) != 0) {
+        exit(2);
+    }
+    auth_http_query(&sc, rq, &r);
+    auth_http_query(&sc, rq, &r2);
+    pthread_join(th, NULL);
+    ok(r.status == AUTH_OK && r.port == 1111,
+       "kept connection, interim 100: the first login gets its own answer "
+       "(status %d, port %u)", r.status, (unsigned)r.port);
+    ok(r2.status == AUTH_OK && r2.port == 2222,
+       "kept connection, interim 100: the second login gets its own answer, "
+       "not the first's (status %d, port %u)", r2.status, (unsigned)r2.port);
+    is_int(is.requests, 2, "both requests on the one kept connection");
+    auth_result_free(&r);
+    auth_result_free(&r2);
+    close(is.fd);
+    keepalive_free(url.idle);
+    url.idle = NULL;
+    sc.auth_http_keepalive = 0;
+}
+
 /* auth_http_reusable() on a response text: the total, or -1 if not. */
 static long
 reusable(const char *text)
@@ -352,6 +515,24 @@ test_keepalive(const struct auth_request *rq)
     is_int(reusable("HTTP/1.1 200 OK\r\nConnection: keep-alive\r\n"
                     "Content-Length: 1x\r\n\r\n"), -1,
            "a bad Content-Length: not reusable");
+    is_int(reusable("HTTP/1.1 100 Continue\r\nConnection: keep-alive\r\n"
+                    "\r\n"), -1,
+           "an interim 100: not reusable (its final answer is to come)");
+    is_int(reusable("HTTP/1.1 103 Early Hints\r\nConnection: keep-alive\r\n"
+                    "Content-Length: 0\r\n\r\n"), -1,
+           "an interim 103: not reusable");
+    is_int(reusable("HTTP/1.1 204 No Content\r\nConnection: keep-alive\r\n"
+                    "Connection: close\r\n\r\n"), -1,
+           "close in a second Connection header: not reusable");
+    is_int(reusable("HTTP/1.1 204 No Content\r\nConnection: close\r\n"
+                    "Connection: keep-alive\r\n\r\n"), -1,
+           "close in a first Connection header: not reusable");
+    is_int(reusable("HTTP/1.1 200 OK\r\nConnection: keep-alive\r\n"
+                    "Content-Length: 0\r\nContent-Length: 5\r\n\r\n"), -1,
+           "two Content-Length values: not reusable (framing unknown)");
+    is_int(reusable("HTTP/1.1 200 OK\r\nConnection: keep-alive\r\n"
+                    "Content-Length: 2\r\nContent-Length: 2\r\n\r\nab"), 83,
+           "the same Content-Length twice: reusable");
 
     sc.auth_http_keepalive = 4;
     url.idle = keepalive_new(4);
@@ -362,7 +543,7 @@ test_keepalive(const struct auth_request *rq)
 
     memset(&k, 0, sizeof(k));
     k.fd = listen_tcp(&port);
-    url.port = port;
+    use_port(port);
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         const struct kcase *c = &cases[i];
 
@@ -392,6 +573,9 @@ main(void)
     const char *req;
     long ms;
 
+    /* a scripted server writing to a connection postern has closed gets
+     * EPIPE, not the end of the test */
+    signal(SIGPIPE, SIG_IGN);
     url.text = "http://127.0.0.1:9000/auth";
     url.host = "127.0.0.1";
     url.port = 9000;
@@ -629,6 +813,15 @@ main(void)
     is_str(r.log_reason, "auth http server 127.0.0.1:9000 sent invalid "
            "wait:\"soon\"", "bad wait reason");
     auth_result_free(&r);
+
+    /* a 1xx head is never the answer (exchange() reads past interim ones;
+     * 101 ends HTTP on the connection) */
+    interpret("HTTP/1.1 101 Switching Protocols\r\nAuth-Status: OK\r\n"
+              "Auth-Server: 10.0.0.1\r\nAuth-Port: 143\r\n\r\n", &rq, &r);
+    is_int(r.status, AUTH_TEMPFAIL, "101: TEMPFAIL");
+    is_str(r.log_reason, "auth http server 127.0.0.1:9000 sent HTTP status "
+           "101 instead of a final response", "101 reason");
+    auth_result_free(&r);
     is_int(interpret("HTTP/1.0 200 OK\r\nAuth-Status: WAIT\r\n"
                      "Auth-Wait: 1\r\n\r\n", &rq, &r), AUTH_HTTP_RETRY,
            "WAIT: ask again");
@@ -683,7 +876,7 @@ main(void)
 
     memset(&s, 0, sizeof(s));
     s.fd = listen_tcp(&port);
-    url.port = port;
+    use_port(port);
     auth_http_peer_name(&url, peer, sizeof(peer));
     s.nconn = 1;
     s.mode = M_REPLY;
@@ -752,7 +945,7 @@ main(void)
     /* refused: a port nobody listens on any more */
     s.fd = listen_tcp(&port);
     close(s.fd);
-    url.port = port;
+    use_port(port);
     auth_http_peer_name(&url, peer, sizeof(peer));
     auth_http_query(&sc, &rq, &r);
     is_int(r.status, AUTH_TEMPFAIL, "refused: TEMPFAIL");
@@ -806,12 +999,13 @@ main(void)
 
     url.host = "127.0.0.1";
     test_keepalive(&rq);
+    test_interim(&rq);
 
     /* auth_query() picks auth_http when there is no auth_file */
     memset(&s, 0, sizeof(s));
     s.fd = listen_tcp(&port);
     url.host = "127.0.0.1";
-    url.port = port;
+    use_port(port);
     s.nconn = 1;
     s.mode = M_REPLY;
     s.reply[0] = "HTTP/1.0 200 OK\r\nAuth-Status: Nope\r\n\r\n";

@@ -158,6 +158,30 @@ main(void)
         is_int(both(d, strlen(d), "dup"), HTTP_PARSE_OK, "duplicates parse");
         is_str(hdr(d, "Auth-Port"), "2", "the last duplicate wins");
     }
+    /* every one of a name, in order (Auth-Status: the refusal counts) */
+    {
+        const char *d = "HTTP/1.0 200 OK\r\nAuth-Status: Invalid\r\n"
+                        "X-Other: x\r\nauth-status: OK\r\n"
+                        "AUTH-STATUS:\r\n\r\n";
+        const unsigned char *b = (const unsigned char *)d;
+        struct str v;
+        size_t pos = 0;
+
+        is_int(both(d, strlen(d), "next"), HTTP_PARSE_OK, "several parse");
+        ok(http_header_next(&hr, b, "Auth-Status", &pos, &v)
+           && str_eq(v, "Invalid"), "next: the first in order");
+        ok(http_header_next(&hr, b, "Auth-Status", &pos, &v)
+           && str_eq(v, "OK"), "next: the second, any case");
+        ok(http_header_next(&hr, b, "Auth-Status", &pos, &v) && v.len == 0,
+           "next: the third, empty");
+        ok(!http_header_next(&hr, b, "Auth-Status", &pos, &v),
+           "next: no fourth");
+        ok(!http_header_next(&hr, b, "Auth-Status", &pos, &v),
+           "next: still none after the end");
+        pos = 0;
+        ok(!http_header_next(&hr, b, "Auth-Wait", &pos, &v),
+           "next: none of an absent name");
+    }
     {
         const char *d = "HTTP/1.0 500\r\n\r\n";
 
