@@ -412,13 +412,56 @@ auth_http_reusable(const struct http_response *hr, const unsigned char *buf,
     return 1;
 }
 
+/* What the Auth-Status headers of one answer say together. */
+enum status_kind {
+    STATUS_NONE,            /* no Auth-Status, or an empty one */
+    STATUS_OK,
+    STATUS_WAIT,
+    STATUS_REFUSED          /* *text_r is the refusal text */
+};
+
+/*
+ * Read every Auth-Status header, as NGINX does: a value other than OK and
+ * WAIT refuses with that text (the last such value), whatever OK or WAIT
+ * comes before or after it, so that an answer that says both fails
+ * closed; otherwise one WAIT asks again; otherwise all said OK.
+ */
+static enum status_kind
+read_status(const struct http_response *hr, const unsigned char *buf,
+            struct str *text_r)
+{
+    enum status_kind kind = STATUS_NONE;
+    struct str v;
+    size_t pos = 0;
+
+    while (http_header_next(hr, buf, "Auth-Status", &pos, &v)) {
+        if (v.len == 0) {
+            return STATUS_NONE;         /* malformed: not a verdict */
+        }
+        if (str_eq(v, "OK")) {
+            if (kind == STATUS_NONE) {
+                kind = STATUS_OK;
+            }
+        } else if (str_eq(v, "WAIT")) {
+            if (kind != STATUS_REFUSED) {
+                kind = STATUS_WAIT;
+            }
+        } else {
+            kind = STATUS_REFUSED;
+            *text_r = v;
+        }
+    }
+    return kind;
+}
+
 /* Turn a parsed response into a result (see auth_http.h). */
 enum auth_http_verdict
 auth_http_interpret(const struct http_response *hr, const unsigned char *buf,
                     const struct auth_request *rq, const char *peer,
                     struct auth_result *r)
 {
-    struct str status, server, port, user, pass, wait, code;
+    struct str status = STR_NULL, server, port, user, pass, wait, code;
+    enum status_kind kind;
     char shown[80];
     int nomem;
     long n;
@@ -443,14 +486,14 @@ auth_http_interpret(const struct http_response *hr, const unsigned char *buf,
                              hr->status);
         return AUTH_HTTP_DONE;
     }
-    if (!http_header_get(hr, buf, "Auth-Status", &status)
-        || status.len == 0) {
+    kind = read_status(hr, buf, &status);
+    if (kind == STATUS_NONE) {
         auth_result_tempfail(r, "auth http server %s sent no Auth-Status "
                              "header (HTTP status %d)", peer, hr->status);
         return AUTH_HTTP_DONE;
     }
 
-    if (str_eq(status, "OK")) {
+    if (kind == STATUS_OK) {
         if (!http_header_get(hr, buf, "Auth-Server", &server)
             || !http_header_get(hr, buf, "Auth-Port", &port)
             || server.len == 0 || port.len == 0) {
@@ -515,7 +558,7 @@ auth_http_interpret(const struct http_response *hr, const unsigned char *buf,
         r->wait = (int)n;
     }
 
-    if (str_eq(status, "WAIT")) {
+    if (kind == STATUS_WAIT) {
         /* ask again after Auth-Wait seconds (NGINX: at once without one) */
         if (r->wait < 0) {
             r->wait = 0;

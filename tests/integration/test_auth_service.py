@@ -859,6 +859,30 @@ def test_long_refusal_text_is_cut(postern, scripted):
         assert r.endswith(b" NO " + text[:512].encode() + b"\r\n"), r[:80]
 
 
+DUP_STATUS = [
+    ("refusal-then-ok", "Auth-Status: Invalid login\r\nAuth-Status: OK\r\n"),
+    ("ok-then-refusal", "Auth-Status: OK\r\nAuth-Status: Invalid login\r\n"),
+    ("wait-then-refusal",
+     "Auth-Status: WAIT\r\nAuth-Status: Invalid login\r\n"),
+]
+
+
+@pytest.mark.parametrize("name,statuses", DUP_STATUS,
+                         ids=[d[0] for d in DUP_STATUS])
+def test_several_auth_status_fail_closed(postern, scripted, dovecot, name,
+                                         statuses):
+    """As NGINX: one Auth-Status that is neither OK nor WAIT refuses the
+    login, whatever the others say."""
+    auth = scripted("HTTP/1.0 200 OK\r\n" + statuses +
+                    "Auth-Server: 127.0.0.1\r\nAuth-Port: %d\r\n\r\n"
+                    % dovecot.pop3_port)
+    p = postern([{"protocol": "pop3"}], auth=auth.url)
+    with Pop3Raw(p.port) as c:
+        assert c.login("bob", USERS["bob"]) == b"-ERR Invalid login\r\n"
+        assert c.closed_by_peer(5)
+    assert "client logged in" not in p.log_text()
+
+
 def test_interim_responses_skipped(postern, scripted, dovecot):
     """A 1xx answer is interim (RFC 9110 section 15.2): the final answer
     after it is the one that counts."""

@@ -814,6 +814,48 @@ main(void)
            "wait:\"soon\"", "bad wait reason");
     auth_result_free(&r);
 
+    /* several Auth-Status: a refusal anywhere refuses (NGINX fails
+     * closed); of several refusals the last text is the one */
+    {
+        static const struct {
+            const char *statuses, *what;
+            enum auth_status status;
+            const char *message;
+        } dup[] = {
+            { "Auth-Status: Invalid\r\nAuth-Status: OK\r\n",
+              "refusal, then OK", AUTH_FAIL, "Invalid" },
+            { "Auth-Status: OK\r\nAuth-Status: Invalid\r\n",
+              "OK, then refusal", AUTH_FAIL, "Invalid" },
+            { "Auth-Status: WAIT\r\nAuth-Status: Go away\r\n",
+              "WAIT, then refusal", AUTH_FAIL, "Go away" },
+            { "Auth-Status: Go away\r\nAuth-Status: WAIT\r\n",
+              "refusal, then WAIT", AUTH_FAIL, "Go away" },
+            { "Auth-Status: One\r\nAuth-Status: Two\r\n",
+              "two refusals", AUTH_FAIL, "Two" },
+            { "Auth-Status: OK\r\nAuth-Status: OK\r\n",
+              "OK twice", AUTH_OK, NULL },
+            { "Auth-Status: OK\r\nAuth-Status:\r\n",
+              "OK, then empty", AUTH_TEMPFAIL, NULL },
+        };
+
+        for (size_t i = 0; i < sizeof(dup) / sizeof(dup[0]); i++) {
+            char text[512];
+
+            snprintf(text, sizeof(text), "HTTP/1.0 200 OK\r\n%s"
+                     "Auth-Server: 10.0.0.1\r\nAuth-Port: 143\r\n\r\n",
+                     dup[i].statuses);
+            interpret(text, &rq, &r);
+            is_int(r.status, dup[i].status, "Auth-Status %s", dup[i].what);
+            is_str(r.message, dup[i].message, "Auth-Status %s: text",
+                   dup[i].what);
+            auth_result_free(&r);
+        }
+        is_int(interpret("HTTP/1.0 200 OK\r\nAuth-Status: OK\r\n"
+                         "Auth-Status: WAIT\r\n\r\n", &rq, &r),
+               AUTH_HTTP_RETRY, "Auth-Status OK, then WAIT: ask again");
+        auth_result_free(&r);
+    }
+
     /* a 1xx head is never the answer (exchange() reads past interim ones;
      * 101 ends HTTP on the connection) */
     interpret("HTTP/1.1 101 Switching Protocols\r\nAuth-Status: OK\r\n"
