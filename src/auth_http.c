@@ -454,13 +454,38 @@ read_status(const struct http_response *hr, const unsigned char *buf,
     return kind;
 }
 
+/*
+ * Auth-Wait seconds: the last value that is a number, -1 if none.  A
+ * value that is not a number is ignored, as NGINX ignores it; the last
+ * such value goes into *bad_r (data NULL if none) for the log.
+ */
+static long
+read_wait(const struct http_response *hr, const unsigned char *buf,
+          struct str *bad_r)
+{
+    struct str v;
+    size_t pos = 0;
+    long n, wait = -1;
+
+    bad_r->data = NULL;
+    bad_r->len = 0;
+    while (http_header_next(hr, buf, "Auth-Wait", &pos, &v)) {
+        if ((n = parse_number(v, 9)) < 0) {
+            *bad_r = v;
+        } else {
+            wait = n;
+        }
+    }
+    return wait;
+}
+
 /* Turn a parsed response into a result (see auth_http.h). */
 enum auth_http_verdict
 auth_http_interpret(const struct http_response *hr, const unsigned char *buf,
                     const struct auth_request *rq, const char *peer,
                     struct auth_result *r)
 {
-    struct str status = STR_NULL, server, port, user, pass, wait, code;
+    struct str status = STR_NULL, server, port, user, pass, badwait, code;
     enum status_kind kind;
     char shown[80];
     int nomem;
@@ -546,18 +571,7 @@ auth_http_interpret(const struct http_response *hr, const unsigned char *buf,
         return AUTH_HTTP_DONE;
     }
 
-    r->wait = -1;
-    if (http_header_get(hr, buf, "Auth-Wait", &wait)) {
-        n = parse_number(wait, 9);
-        if (n < 0) {
-            show(wait, shown, sizeof(shown));
-            auth_result_tempfail(r, "auth http server %s sent invalid "
-                                 "wait:\"%s\"", peer, shown);
-            return AUTH_HTTP_DONE;
-        }
-        r->wait = (int)n;
-    }
-
+    r->wait = (int)read_wait(hr, buf, &badwait);
     if (kind == STATUS_WAIT) {
         /* ask again after Auth-Wait seconds (NGINX: at once without one) */
         if (r->wait < 0) {
@@ -578,6 +592,12 @@ auth_http_interpret(const struct http_response *hr, const unsigned char *buf,
             auth_result_tempfail(r, "out of memory");
             return AUTH_HTTP_DONE;
         }
+    }
+    if (badwait.data != NULL) {
+        /* the refusal stands; the session logs this reason with it */
+        show(badwait, shown, sizeof(shown));
+        auth_result_reason(r, "auth http server %s sent invalid wait:\"%s\""
+                           ", ignored", peer, shown);
     }
     return AUTH_HTTP_DONE;
 }

@@ -220,10 +220,11 @@ name_eq(const unsigned char *p, size_t n, const char *name)
 
 /*
  * The last header of that name: a later Auth-Server, Auth-Port, Auth-User,
- * Auth-Pass, Auth-Wait or Auth-Error-Code replaces an earlier one, as in
- * NGINX's auth_http client.  Not so for Auth-Status, where NGINX fails
- * closed (one refusal among several values refuses): auth_http.c reads
- * every Auth-Status with http_header_next.
+ * Auth-Pass or Auth-Error-Code replaces an earlier one, as in NGINX's
+ * auth_http client.  Not so for Auth-Status, where NGINX fails closed (one
+ * refusal among several values refuses), nor for Auth-Wait (a value that
+ * is not a number is skipped): auth_http.c reads every one of those with
+ * http_header_next.
  */
 int
 http_header_get(const struct http_response *r, const unsigned char *buf,

@@ -70,7 +70,7 @@ enum http_parse_rc http_parse(struct http_response *r,
 /*
  * The value of the last header called name (case-insensitive) as a slice
  * of buf; 1 if found, 0 if not.  For a header whose every occurrence
- * matters (Auth-Status, Connection, Content-Length) use
+ * matters (Auth-Status, Auth-Wait, Connection, Content-Length) use
  * http_header_next.
  */
 int http_header_get(const struct http_response *r, const unsigned char *buf,

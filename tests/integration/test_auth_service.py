@@ -812,8 +812,6 @@ REFUSED = [
     ("bad-server", "HTTP/1.0 200 OK\r\nAuth-Status: OK\r\n"
      "Auth-Server: 127.0.0.1 evil\r\nAuth-Port: {port}\r\n\r\n",
      r"invalid server address"),
-    ("bad-wait", "HTTP/1.0 200 OK\r\nAuth-Status: Go away\r\n"
-     "Auth-Wait: soon\r\n\r\n", r'invalid wait:"soon"'),
     ("no-status", "HTTP/1.0 200 OK\r\nAuth-Server: 127.0.0.1\r\n"
      "Auth-Port: {port}\r\n\r\n", r"no Auth-Status"),
     ("no-colon", "HTTP/1.0 200 OK\r\nAuth-Status OK\r\n\r\n",
@@ -857,6 +855,23 @@ def test_long_refusal_text_is_cut(postern, scripted):
     with ImapRaw(imap_port(p)) as c:
         u, r = c.tagged('LOGIN bob "%s"' % USERS["bob"])
         assert r.endswith(b" NO " + text[:512].encode() + b"\r\n"), r[:80]
+
+
+def test_bad_auth_wait_ignored(postern, scripted):
+    """As NGINX: an Auth-Wait that is not a number is ignored; the client
+    gets the refusal text and the session ends as without Auth-Wait."""
+    auth = scripted("HTTP/1.0 200 OK\r\nAuth-Status: Go away\r\n"
+                    "Auth-Wait: soon\r\n\r\n")
+    p = both(postern, auth.url)
+    with Pop3Raw(pop3_port(p)) as c:
+        assert c.login("bob", USERS["bob"]) == b"-ERR Go away\r\n"
+        assert c.closed_by_peer(5)
+    with ImapRaw(imap_port(p)) as c:
+        u, r = c.tagged('LOGIN bob "%s"' % USERS["bob"])
+        assert (u, r) == ([], b"a1 NO Go away\r\n")
+        assert c.closed_by_peer(5)
+    wait_log(p, r'\[warn\] .*client login failed: "Go away" \(auth http '
+             r'server .* sent invalid wait:"soon", ignored\)')
 
 
 DUP_STATUS = [

@@ -807,11 +807,27 @@ main(void)
     is_int(r.wait, -1, "no Auth-Wait: -1 (the session closes)");
     is_str(r.error_code, "535 5.7.8", "Auth-Error-Code");
     auth_result_free(&r);
+    /* as NGINX: an Auth-Wait that is not a number is ignored, the
+     * refusal stands, and without a wait the session ends */
     interpret("HTTP/1.0 200 OK\r\nAuth-Status: No\r\nAuth-Wait: soon\r\n\r\n",
               &rq, &r);
-    is_int(r.status, AUTH_TEMPFAIL, "non-numeric wait: TEMPFAIL");
+    is_int(r.status, AUTH_FAIL, "non-numeric wait: still a refusal");
+    is_str(r.message, "No", "non-numeric wait: the refusal text");
+    is_int(r.wait, -1, "non-numeric wait: as no Auth-Wait");
     is_str(r.log_reason, "auth http server 127.0.0.1:9000 sent invalid "
-           "wait:\"soon\"", "bad wait reason");
+           "wait:\"soon\", ignored", "bad wait: a reason for the log");
+    auth_result_free(&r);
+    interpret("HTTP/1.0 200 OK\r\nAuth-Status: No\r\nAuth-Wait: 2\r\n"
+              "Auth-Wait: 1s\r\n\r\n", &rq, &r);
+    is_int(r.wait, 2, "a bad Auth-Wait after a good one: the good one");
+    auth_result_free(&r);
+    interpret("HTTP/1.0 200 OK\r\nAuth-Status: No\r\nAuth-Wait: -1\r\n"
+              "Auth-Wait: 4\r\n\r\n", &rq, &r);
+    is_int(r.wait, 4, "a good Auth-Wait after a bad one: the good one");
+    auth_result_free(&r);
+    interpret("HTTP/1.0 200 OK\r\nAuth-Status: WAIT\r\nAuth-Wait: x\r\n\r\n",
+              &rq, &r);
+    is_int(r.wait, 0, "WAIT with a bad Auth-Wait: ask again at once");
     auth_result_free(&r);
 
     /* several Auth-Status: a refusal anywhere refuses (NGINX fails
