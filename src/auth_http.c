@@ -20,6 +20,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "auth.h"
@@ -602,36 +603,40 @@ auth_http_interpret(const struct http_response *hr, const unsigned char *buf,
     return AUTH_HTTP_DONE;
 }
 
-/* Connect to the auth server until the deadline; fd or -1 with err. */
+/*
+ * Connect to the auth server until the deadline, trying each address its
+ * host had when the configuration was loaded (no lookup here); fd or -1
+ * with err.
+ */
 static int
 connect_peer(const struct auth_http_url *u, msec_t deadline, char *err,
              size_t errlen)
 {
-    char host[256];
-    size_t n;
+    char path[sizeof(((struct sockaddr_un *)0)->sun_path) + 8];
+    int fd = -1;
 
-    n = strlen(u->host);
     if (u->is_unix) {
         /* net_connect() takes "unix:PATH" */
-        if (snprintf(host, sizeof(host), "unix:%s", u->host)
-            >= (int)sizeof(host)) {
+        if (snprintf(path, sizeof(path), "unix:%s", u->host)
+            >= (int)sizeof(path)) {
             snprintf(err, errlen, "socket path too long");
             return -1;
         }
-    } else if (n >= 2 && u->host[0] == '[' && u->host[n - 1] == ']') {
-        /* "[::1]" -> "::1" for the resolver */
-        if (n - 2 >= sizeof(host)) {
-            snprintf(err, errlen, "host name too long");
-            return -1;
-        }
-        memcpy(host, u->host + 1, n - 2);
-        host[n - 2] = '\0';
-    } else if (str_lcpy(host, u->host, sizeof(host)) >= sizeof(host)) {
-        snprintf(err, errlen, "host name too long");
+        return net_connect(path, 0, deadline, err, errlen);
+    }
+    if (u->naddrs == 0) {
+        snprintf(err, errlen, "host \"%s\" has no address", u->host);
         return -1;
     }
-    /* non-blocking already (net_connect opens it so) */
-    return net_connect(host, u->port, deadline, err, errlen);
+    for (size_t i = 0; i < u->naddrs && fd < 0; i++) {
+        const struct sockaddr_storage *ss = &u->addrs[i];
+        socklen_t len = ss->ss_family == AF_INET6
+            ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+
+        fd = net_connect_addr((const struct sockaddr *)ss, len, deadline,
+                              err, errlen);
+    }
+    return fd;
 }
 
 /* Wait for an event until the deadline: 1 ready, 0 timed out, -1 error. */

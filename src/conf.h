@@ -96,6 +96,9 @@ struct auth_http_url {
     char *host;                      /* HOST (without port) or unix path */
     unsigned short port;
     char *uri;                       /* "/" by default */
+    struct sockaddr_storage *addrs;  /* HOST's addresses with port, looked
+                                      * up at load (none for unix) */
+    size_t naddrs;
     struct keepalive *idle;          /* auth_http_keepalive sockets, or NULL */
 };
 

@@ -95,6 +95,10 @@ void conf_dump_time(FILE *out, msec_t ms);
  * "unix:/path[:/URI]".  0 / -1 with err. */
 int conf_parse_auth_http(const char *s, struct auth_http_url *u,
                          char *err, size_t errlen);
+/* Look up a parsed auth_http URL's host into u->addrs (replacing any): at
+ * load and reload, never per login.  0 / -1 with err. */
+int conf_resolve_auth_http(struct auth_http_url *u, char *err,
+                           size_t errlen);
 void auth_http_url_free(struct auth_http_url *u);
 
 /* resolver: "ADDRESS[:PORT] ... [valid=TIME] [ipv4=on|off] [ipv6=on|off]"

@@ -1223,6 +1223,11 @@ auth_http_parse(struct conf_ctx *ctx, const struct conf_setting *set,
         free(u);
         return conf_fail(ctx, cs, set->name, "%s", msg);
     }
+    if (conf_resolve_auth_http(u, msg, sizeof(msg)) != 0) {
+        auth_http_url_free(u);
+        free(u);
+        return conf_fail(ctx, cs, set->name, "%s", msg);
+    }
     *(struct auth_http_url **)field = u;
     return 0;
 }

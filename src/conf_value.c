@@ -968,6 +968,62 @@ fail:
     return -1;
 }
 
+/*
+ * An auth_http host is looked up once, when the file is loaded (so again
+ * at each reload), as NGINX does: a login then never waits for the
+ * system's resolver, whose delays no auth_http_timeout bounds.  Every
+ * IPv4 and IPv6 address, without repeats, in getaddrinfo()'s order.
+ */
+int
+conf_resolve_auth_http(struct auth_http_url *u, char *err, size_t errlen)
+{
+    struct addrinfo *res;
+    size_t n = 0;
+
+    free(u->addrs);
+    u->addrs = NULL;
+    u->naddrs = 0;
+    if (u->is_unix) {
+        return 0;
+    }
+    if ((res = lookup_name(u->host, SOCK_STREAM, err, errlen)) == NULL) {
+        return -1;
+    }
+    for (const struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
+        n++;
+    }
+    if ((u->addrs = calloc(n, sizeof(*u->addrs))) == NULL) {
+        freeaddrinfo(res);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (const struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
+        struct sockaddr_storage ss;
+        int seen = 0;
+
+        if ((ai->ai_family != AF_INET && ai->ai_family != AF_INET6)
+            || ai->ai_addrlen > sizeof(ss)) {
+            continue;
+        }
+        memset(&ss, 0, sizeof(ss));
+        memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
+        set_port(&ss, u->port);
+        for (size_t i = 0; i < u->naddrs && !seen; i++) {
+            seen = memcmp(&u->addrs[i], &ss, sizeof(ss)) == 0;
+        }
+        if (!seen) {
+            u->addrs[u->naddrs++] = ss;
+        }
+    }
+    freeaddrinfo(res);
+    if (u->naddrs == 0) {
+        snprintf(err, errlen, "host \"%s\" has no IPv4 or IPv6 address",
+                 u->host);
+        return -1;
+    }
+    return 0;
+}
+
 /* Free the strings of an auth_http URL (not u itself). */
 void
 auth_http_url_free(struct auth_http_url *u)
@@ -975,6 +1031,7 @@ auth_http_url_free(struct auth_http_url *u)
     free(u->text);
     free(u->host);
     free(u->uri);
+    free(u->addrs);
     keepalive_free(u->idle);
     memset(u, 0, sizeof(*u));
 }

@@ -382,6 +382,14 @@ fail:
     return -1;
 }
 
+/* Connect to one address (see conn.h). */
+int
+net_connect_addr(const struct sockaddr *sa, socklen_t salen, msec_t deadline,
+                 char *err, size_t errlen)
+{
+    return connect_one(sa, salen, deadline, err, errlen);
+}
+
 /* Connect to host:port, trying each address in turn. */
 int
 net_connect(const char *host, unsigned short port, msec_t deadline,

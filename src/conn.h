@@ -80,6 +80,10 @@ int conn_shutdown_write(struct conn *c);
  * non-blocking fd or -1, with a text reason in err. */
 int net_connect(const char *host, unsigned short port, msec_t deadline,
                 char *err, size_t errlen);
+/* Connect to one address already known (no lookup) until deadline; as
+ * net_connect. */
+int net_connect_addr(const struct sockaddr *sa, socklen_t salen,
+                     msec_t deadline, char *err, size_t errlen);
 /* "1.2.3.4:143" / "[::1]:143" / "unix:/path" for a sockaddr. */
 void net_addr_text(const struct sockaddr *sa, socklen_t len, char *out,
                    size_t outlen, int with_port);

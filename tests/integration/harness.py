@@ -1003,6 +1003,27 @@ class LineClient:
 # --------------------------------------------------------------------------
 # base of the small in-process fake servers (imap_util, pop3_util, smtp_util)
 
+NSS_WRAPPER = "/usr/lib/x86_64-linux-gnu/libnss_wrapper.so"
+
+
+def nss_wrapper_env(hosts):
+    """An environment in which the process's host name lookups read the
+    hosts file `hosts` (nss_wrapper, from libnss-wrapper), so a test can
+    name hosts and change what they resolve to."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    return dict(os.environ, NSS_WRAPPER_HOSTS=hosts,
+                LD_PRELOAD=NSS_WRAPPER,
+                # sanitizer runtimes refuse a libc opened with RTLD_DEEPBIND,
+                # and the wrapper is preloaded ahead of them
+                NSS_WRAPPER_DISABLE_DEEPBIND="1",
+                ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", "")
+                + ":verify_asan_link_order=0",
+                # the wrapper's own locking is not ours to judge
+                TSAN_OPTIONS=os.environ.get("TSAN_OPTIONS", "")
+                + ":suppressions=" + os.path.join(here,
+                                                  "nss_wrapper.tsan.supp"))
+
+
 class FakeServer:
     """A scripted TCP server on a free port of 127.0.0.1, in this process.
 

@@ -13,6 +13,7 @@ import os
 import poplib
 import re
 import signal
+import subprocess
 import time
 
 import pytest
@@ -383,6 +384,44 @@ def test_auth_http_host_name(postern, svc):
         assert c.login("bob", USERS["bob"]).startswith(b"+OK")
     (rq,) = wait_requests(svc, 1)
     assert rq["headers"]["Host"] == "localhost"
+
+
+def test_auth_http_host_resolved_at_load(postern_config, svc):
+    """As NGINX: the auth_http host name is looked up when the file is
+    loaded, not for each login; a reload looks it up again, and a name
+    that no longer resolves then fails the reload, not the logins.  The
+    name comes from a hosts file (nss_wrapper) that the test changes."""
+    assert os.path.exists(harness.NSS_WRAPPER), \
+        "tests/setup-debian.sh installs it"
+    name = "authsvc.postern.test"
+    p = postern_config([{"protocol": "pop3"}],
+                       auth=svc.url.replace("127.0.0.1", name))
+    hosts = os.path.join(p.dir, "hosts")
+    with open(hosts, "w") as f:
+        f.write("127.0.0.1 %s\n" % name)
+    p.env = harness.nss_wrapper_env(hosts)
+    p.start()
+    with Pop3Raw(p.ports[0]) as c:
+        assert c.login("bob", USERS["bob"]).startswith(b"+OK")
+    with open(hosts + ".new", "w") as f:
+        f.write("127.0.0.2 other.postern.test\n")
+    os.rename(hosts + ".new", hosts)
+    # the address from load still serves; no login looks the name up
+    with Pop3Raw(p.ports[0]) as c:
+        assert c.login("bob", USERS["bob"]).startswith(b"+OK"), p.logs()
+    _reload(p)
+    wait_log(p, r'reload failed, old configuration kept: .*auth_http: '
+             r'host "%s" not found' % re.escape(name))
+    with Pop3Raw(p.ports[0]) as c:
+        assert c.login("bob", USERS["bob"]).startswith(b"+OK")
+    reqs = wait_requests(svc, 3)
+    assert [r["headers"]["Host"] for r in reqs] == [name] * 3
+    r = subprocess.run(p.command("-t"), env=p.env, capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode != 0
+    assert re.search(r'postern\.conf:\d+: auth_http: host "%s" not found'
+                     % re.escape(name), r.stdout + r.stderr), \
+        r.stdout + r.stderr
 
 
 # ---------------------------------------------------------------------------

@@ -274,7 +274,8 @@ def test_listen_host_name_binds_every_address(postern_config):
     """A listen host name with several addresses binds each of them, as
     NGINX does; -T prints the setting once, as written.  The name comes
     from a hosts file through nss_wrapper (libnss-wrapper)."""
-    assert os.path.exists(NSS_WRAPPER), "tests/setup-debian.sh installs it"
+    assert os.path.exists(harness.NSS_WRAPPER), \
+        "tests/setup-debian.sh installs it"
     p = postern_config([{"protocol": "imap"}], auth=nowhere_auth())
     hosts = os.path.join(p.dir, "hosts")
     with open(hosts, "w") as f:
@@ -287,6 +288,9 @@ def test_listen_host_name_binds_every_address(postern_config):
     p.ports = [None]
     p.write_conf()
     env = nss_wrapper_env(NSS_WRAPPER_HOSTS=hosts)
+
+
+    env = harness.nss_wrapper_env(hosts)
     p.env = env
     r = subprocess.run(p.command("-T"), env=env, capture_output=True,
                        text=True, timeout=30)

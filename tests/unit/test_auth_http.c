@@ -26,6 +26,7 @@
 #include "auth_http.h"
 #include "clock.h"
 #include "conf.h"
+#include "conf_int.h"
 #include "http_parse.h"
 #include "keepalive.h"
 #include "str.h"
@@ -34,12 +35,18 @@
 static struct auth_http_url url;
 static struct server_conf sc;
 
-/* Point url at 127.0.0.1:port. */
+/* Point url at 127.0.0.1:port, its address looked up as at load time. */
 static void
 use_port(unsigned short port)
 {
+    char err[256];
+
     url.host = "127.0.0.1";
     url.port = port;
+    if (conf_resolve_auth_http(&url, err, sizeof(err)) != 0) {
+        fprintf(stderr, "use_port: %s\n", err);
+        exit(2);
+    }
 }
 
 /* A request for user / pass with the common fields set. */
@@ -1078,6 +1085,7 @@ main(void)
     is_str(r.message, "Nope", "dispatch: message");
     auth_result_free(&r);
     close(s.fd);
+    free(url.addrs);
 
     return tap_done();
 }

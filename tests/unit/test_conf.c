@@ -8,6 +8,8 @@
  * Files are written under /tmp/postern-test-conf-PID and removed at the end.
  */
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -488,6 +490,18 @@ test_errors(void)
                "auth_http_header: invalid header name \"X:A\"",
                "a colon in a header name");
 
+    /* the auth_http host is looked up at load: a name that does not
+     * resolve is the file's error, not every login's */
+    c = load_text("mail = {\n    servers = ( { listen = \"143\";\n"
+                  "        auth_http = \"http://no-such-host.invalid/a\"; }"
+                  " );\n};\n", err, sizeof(err));
+    ok(c == NULL, "an auth_http host that does not resolve fails the load");
+    snprintf(want, sizeof(want), "%s:3: auth_http: host "
+             "\"no-such-host.invalid\" not found: ", path_of("t.conf"));
+    ok(strncmp(err, want, strlen(want)) == 0,
+       "unresolvable auth_http message \"%s\"", err);
+    conf_unref(c);
+
     /* a failing load-time hook names the setting */
     c = load_text("mail = {\n    servers = ( { listen = \"143\";\n"
                   "        auth_file = \"nosuchfile\"; } );\n};\n",
@@ -591,6 +605,13 @@ test_inheritance(void)
     ok(c->servers[1].auth_file_data != NULL, "auth_file loaded");
     is_str(s->auth_http->host, "127.0.0.1", "auth_http host");
     is_int(s->auth_http->port, 9000, "auth_http port");
+    /* looked up at load, with its port: a login does no lookup */
+    ok(s->auth_http->naddrs == 1
+       && s->auth_http->addrs[0].ss_family == AF_INET
+       && ((struct sockaddr_in *)&s->auth_http->addrs[0])->sin_port
+          == htons(9000)
+       && ((struct sockaddr_in *)&s->auth_http->addrs[0])->sin_addr.s_addr
+          == htonl(INADDR_LOOPBACK), "auth_http address from load");
 
     ok(c->error_log != NULL, "top log");
     ok(s->error_log == c->error_log, "server without error_log: top's log");

@@ -489,6 +489,35 @@ test_auth_http(void)
                "auth_http \"%s\" is invalid", bad[i].s);
         is_str(err, bad[i].err, "auth_http \"%s\" message", bad[i].s);
     }
+
+    /* the host's addresses, with the port, as loading finds them */
+    is_int(conf_parse_auth_http("http://127.0.0.1:9000/a", &u, err,
+                                sizeof(err)), 0, "v4 url");
+    is_int(conf_resolve_auth_http(&u, err, sizeof(err)), 0, "v4 resolves");
+    ok(u.naddrs == 1 && u.addrs[0].ss_family == AF_INET
+       && ((struct sockaddr_in *)&u.addrs[0])->sin_port == htons(9000),
+       "v4: one address, port 9000");
+    auth_http_url_free(&u);
+    is_int(conf_parse_auth_http("[::1]:8080", &u, err, sizeof(err)), 0,
+           "v6 url");
+    is_int(conf_resolve_auth_http(&u, err, sizeof(err)), 0, "v6 resolves");
+    ok(u.naddrs == 1 && u.addrs[0].ss_family == AF_INET6
+       && ((struct sockaddr_in6 *)&u.addrs[0])->sin6_port == htons(8080),
+       "v6: one address, port 8080");
+    auth_http_url_free(&u);
+    is_int(conf_parse_auth_http("unix:/run/a.sock", &u, err, sizeof(err)), 0,
+           "unix url");
+    is_int(conf_resolve_auth_http(&u, err, sizeof(err)), 0,
+           "unix: nothing to look up");
+    ok(u.naddrs == 0 && u.addrs == NULL, "unix: no addresses");
+    auth_http_url_free(&u);
+    is_int(conf_parse_auth_http("no-such-host.invalid", &u, err,
+                                sizeof(err)), 0, "unresolvable name parses");
+    is_int(conf_resolve_auth_http(&u, err, sizeof(err)), -1,
+           "unresolvable name: -1");
+    ok(strncmp(err, "host \"no-such-host.invalid\" not found: ", 39) == 0,
+       "unresolvable name: message \"%s\"", err);
+    auth_http_url_free(&u);
 }
 
 /* Tests of resolver. */
