@@ -424,6 +424,17 @@ def test_auth_http_host_resolved_at_load(postern_config, svc):
         r.stdout + r.stderr
 
 
+@pytest.mark.parametrize("setting", ["auth_http_timeout", "resolver_timeout"])
+def test_zero_timeout_refused(postern_config, setting):
+    """0 would fail every login at once: postern -t refuses it."""
+    p = postern_config([{"protocol": "pop3"}], mail={setting: 0},
+                       auth="http://127.0.0.1:9/auth")
+    r = p.run("-t")
+    assert r.returncode != 0
+    assert re.search(r"postern\.conf:\d+: %s: time out of range: the least is \"1ms\""
+                     % setting, r.stdout + r.stderr), r.stdout + r.stderr
+
+
 # ---------------------------------------------------------------------------
 # the response
 

@@ -490,6 +490,22 @@ test_errors(void)
                "auth_http_header: invalid header name \"X:A\"",
                "a colon in a header name");
 
+    /* 0 would fail every login at once (NGINX too: its timer fires at
+     * once); the least is 1ms */
+    load_fails(MAIL_OPEN "    auth_http_timeout = 0;\n"
+               "    servers = ( { listen = \"143\"; } );\n};\n", 3,
+               "auth_http_timeout: time out of range: the least is \"1ms\"",
+               "auth_http_timeout 0");
+    load_fails(MAIL_OPEN "    resolver_timeout = \"0s\";\n"
+               "    servers = ( { listen = \"143\"; } );\n};\n", 3,
+               "resolver_timeout: time out of range: the least is \"1ms\"",
+               "resolver_timeout 0");
+    c = load_ok(MAIL_OPEN "    auth_http_timeout = 1;\n"
+                "    resolver_timeout = \"1ms\";\n"
+                "    servers = ( { listen = \"143\"; } );\n};\n",
+                "timeouts of 1ms");
+    conf_unref(c);
+
     /* the auth_http host is looked up at load: a name that does not
      * resolve is the file's error, not every login's */
     c = load_text("mail = {\n    servers = ( { listen = \"143\";\n"
