@@ -9,6 +9,12 @@
  * conn_pending() > 0 is served without sleeping; a record write that
  * returned EAGAIN is retried with the same length (GnuTLS requires it).
  *
+ * poll() reports POLLHUP and POLLERR at once on every call, whatever the
+ * events asked for.  So an error ends the pair, and a side that has hung
+ * up is polled only while there is something to do on it; otherwise a
+ * side at EOF that is reset would make the thread spin until
+ * proxy_timeout.
+ *
  * Locks: each thread's `lock` guards only its incoming list and the
  * deadline request; the pairs themselves belong to the thread alone.
  */
@@ -21,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "conf.h"
@@ -44,6 +51,10 @@ struct side {
     int readable;                /* poll() said so, or not yet drained */
     int eof;                     /* read side saw EOF */
     int shut;                    /* our write side was shut down */
+    int hup;                     /* poll() reported a hang-up: it will on
+                                  * every call from now on */
+    int gone;                    /* the peer takes nothing more: it hung up
+                                  * before we shut our side */
     int rd_wants_write;          /* TLS read waits for POLLOUT */
     int wr_wants_read;           /* TLS write waits for POLLIN */
 };
@@ -177,6 +188,13 @@ pipe_flush(struct pair *p, struct side *dst, struct pipebuf *b)
 {
     int progress = 0;
 
+    if (dst->gone && b->pos < b->last) {
+        /* nobody there to take them: dropped, so that they hold up
+         * neither the other direction nor the pair's end */
+        b->pos = b->last = 0;
+        b->tls_retry = 0;
+        return 1;
+    }
     while (b->pos < b->last) {
         size_t len = b->tls_retry ? b->tls_retry : b->last - b->pos;
         int want_read;
@@ -271,6 +289,78 @@ side_events(const struct side *s, const struct pipebuf *in, const struct pipebuf
         ev |= s->wr_wants_read ? POLLIN : POLLOUT;
     }
     return ev;
+}
+
+/* The fd to poll for a side: none (-1, which poll() skips) for one that
+ * hung up and has nothing to do now, else it would be reported at once on
+ * every call.  Once it can read or write again it is polled, and poll()'s
+ * answer then comes with the data, the EOF or the error. */
+static int
+side_poll_fd(const struct side *s, short events)
+{
+    return s->hup && events == 0 ? -1 : s->c.fd;
+}
+
+/* The pending error of a socket (SO_ERROR, which reading clears), 0 if
+ * none. */
+static int
+sock_error(int fd)
+{
+    int e = 0;
+    socklen_t len = sizeof(e);
+
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &len) != 0) {
+        return errno;
+    }
+    return e;
+}
+
+/* After a turn's I/O, what poll() said beyond readiness about side s
+ * (its peer across the pair: other; what s sent: from_s).  An error ends
+ * the pair: the read that would report it may never come, as s is at EOF
+ * or its buffer is full.  A hang-up before we shut our side means the
+ * peer takes nothing more; once it is also at EOF and what it sent is out,
+ * nothing can move either way.  1: end the pair (reason set). */
+static int
+side_hangup(struct pair *p, struct side *s, const struct side *other,
+            const struct pipebuf *from_s, short revents)
+{
+    int is_client = s == &p->cl;
+
+    if (revents & (POLLHUP | POLLERR)) {
+        s->hup = 1;
+        /* our write side is open: only a reset, a timeout or a full close
+         * of the peer shuts it */
+        if (!s->shut) {
+            s->gone = 1;
+        }
+    }
+    if (revents & POLLERR) {
+        int e = sock_error(s->c.fd);
+
+        /* Linux reports a reset that follows the peer's FIN as EPIPE */
+        if (e == EPIPE && s->eof) {
+            e = ECONNRESET;
+        }
+        p->reason = is_client ? "client connection error"
+                              : "upstream connection error";
+        str_lcpy(p->detail, e != 0 ? strerror(e) : "poll() reported an error",
+                 sizeof(p->detail));
+        return 1;
+    }
+    if (s->gone && s->eof && from_s->pos == from_s->last && other->shut) {
+        p->reason = is_client ? "client closed" : "upstream closed";
+        return 1;
+    }
+    return 0;
+}
+
+/* side_hangup for both sides.  1: end the pair. */
+static int
+pair_hangups(struct pair *p, short cl_revents, short be_revents)
+{
+    return side_hangup(p, &p->cl, &p->be, &p->up, cl_revents)
+           || side_hangup(p, &p->be, &p->cl, &p->down, be_revents);
 }
 
 /* Whether poll()'s answer means a read may find something. */
@@ -386,10 +476,10 @@ relay_main(void *arg)
             /* asked once per turn: poll() does not change it */
             p->pending = pair_has_pending(p);
             busy |= p->pending;
-            pfd[np].fd = p->cl.c.fd;
             pfd[np].events = side_events(&p->cl, &p->up, &p->down);
-            pfd[np + 1].fd = p->be.c.fd;
+            pfd[np].fd = side_poll_fd(&p->cl, pfd[np].events);
             pfd[np + 1].events = side_events(&p->be, &p->down, &p->up);
+            pfd[np + 1].fd = side_poll_fd(&p->be, pfd[np + 1].events);
             np += 2;
         }
         timeout = busy ? 0 : clock_left(next);
@@ -408,21 +498,20 @@ relay_main(void *arg)
         /* walk backwards so that removing a pair keeps indexes valid */
         for (size_t i = t->n; i-- > 0;) {
             struct pair *p = t->pairs[i];
-            struct pollfd *pc = &pfd[1 + 2 * i], *pb = &pfd[2 + 2 * i];
+            /* (revents are not written when poll() fails) */
+            short cr = rc > 0 ? pfd[1 + 2 * i].revents : 0;
+            short br = rc > 0 ? pfd[2 + 2 * i].revents : 0;
             int end = 0;
 
-            if (rc > 0) {
-                p->cl.readable |= side_readable(&p->cl, pc->revents);
-                p->be.readable |= side_readable(&p->be, pb->revents);
-            }
-            if ((rc > 0 && (pc->revents | pb->revents)) || p->pending) {
-                if (((pc->revents | pb->revents) & (POLLERR | POLLNVAL))
-                    && !((pc->revents | pb->revents) & (POLLIN | POLLHUP))) {
-                    p->reason = "socket error";
-                    end = 1;
-                } else {
-                    end = pair_io(p) != 0;
-                }
+            p->cl.readable |= side_readable(&p->cl, cr);
+            p->be.readable |= side_readable(&p->be, br);
+            if ((cr | br) & POLLNVAL) {
+                /* not ours any more: never read or write it */
+                p->reason = "socket error";
+                str_lcpy(p->detail, "invalid descriptor", sizeof(p->detail));
+                end = 1;
+            } else if ((cr | br) || p->pending) {
+                end = pair_io(p) != 0 || pair_hangups(p, cr, br);
             }
             if (!end && now >= p->deadline) {
                 p->reason = "shutdown";

@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import base64
 import socket
+import threading
 import time
 
 import harness
@@ -115,18 +116,34 @@ class FakeBackend(harness.FakeServer):
                   "TAG NO [AUTHENTICATIONFAILED] Backend says no."
       "ok"        a normal greeting, then an untagged CAPABILITY and "TAG OK"
                   to LOGIN; echoes whatever comes after
+      "hold"      as "ok", but after the EOF from postern it keeps the
+                  connection open (until stop()), as a slow backend would
+      "eofreply"  as "hold", and it answers the EOF with AFTER_EOF first
       "silent"    accepts and never says anything
     literal_plus: the greeting announces LITERAL+ (and a {n+} literal then
     gets no "+" continuation).
-    Everything received is kept in .received (bytes), per connection."""
+    Everything received is kept in .received (bytes), per connection;
+    .eof_seen is set once a logged-in connection has read its EOF."""
 
     conn_timeout = 30
+    AFTER_EOF = b"* BYE answered after the EOF\r\n"
 
     def __init__(self, mode, literal_plus=False):
         self.mode = mode
         self.literal_plus = literal_plus
         self.received = []
+        self.eof_seen = threading.Event()
         super().__init__()
+
+    def _after_eof(self, c):
+        """"hold" and "eofreply": keep the connection until stop() (or
+        conn_timeout)."""
+        self.eof_seen.set()
+        if self.mode == "eofreply":
+            c.sendall(self.AFTER_EOF)
+        deadline = time.monotonic() + self.conn_timeout
+        while not self.stopping and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     def on_accept(self, index, peer):
         self.received.append(b"")
@@ -193,6 +210,8 @@ class FakeBackend(harness.FakeServer):
             for _ in range(1000000):
                 d = c.recv(65536)
                 if not d:
+                    if self.mode in ("hold", "eofreply"):
+                        self._after_eof(c)
                     return
                 self.received[idx] += d
                 c.sendall(d)

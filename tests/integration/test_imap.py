@@ -15,6 +15,7 @@ import re
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import threading
 import time
@@ -1058,6 +1059,55 @@ def test_relay_upstream_closes_first(imap_px, kind):
         assert b"* BYE" in data and data.splitlines()[-1].startswith(b"Z OK"), data
     line = session_done_line(p)
     assert "reason=upstream closed" in line, line
+
+
+def close_with_reset(sock):
+    """Leave with a TCP reset (SO_LINGER 0) instead of a FIN."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                    struct.pack("ii", 1, 0))
+    sock.close()
+
+
+def dave_at(fb):
+    """auth_file entries sending dave to the fake backend fb."""
+    return [("dave", "{PLAIN}dave-pw", "127.0.0.1:%d" % fb.port)]
+
+
+def test_relay_reset_after_half_close(imap_px):
+    """A client half-closes, then resets, while the backend keeps its side
+    open: the session ends at once as the client's error.  (poll() reports
+    the reset on every call; a side at EOF has nothing to read that would
+    find it, and proxy_timeout is a minute away.)"""
+    with FakeBackend("hold") as fb:
+        p = imap_px("file", mail={"proxy_timeout": "60s"},
+                    file_extra=dave_at(fb))
+        c = Raw(p.port)
+        try:
+            assert c.run("a", "LOGIN dave dave-pw")[0] == b"a OK logged in\r\n"
+            c.sock.shutdown(socket.SHUT_WR)
+            assert fb.eof_seen.wait(10), "the half-close was not passed on"
+        finally:
+            close_with_reset(c.sock)
+        line = session_done_line(p)
+    # the reset after the client's FIN (Linux says EPIPE in that state)
+    assert "reason=client connection error (Connection reset by peer) " \
+        "bytes_in=0 " in line, line
+
+
+def test_relay_answer_after_half_close(imap_px):
+    """A plain half-close is passed on, and the backend's answer to it
+    still reaches the client; the session ends when the backend closes."""
+    with FakeBackend("eofreply") as fb:
+        p = imap_px("file", file_extra=dave_at(fb))
+        with Raw(p.port) as c:
+            assert c.run("a", "LOGIN dave dave-pw")[0] == b"a OK logged in\r\n"
+            c.send("x SOMETHING\r\n")
+            assert c.readline() == b"x SOMETHING\r\n"
+            c.sock.shutdown(socket.SHUT_WR)
+            assert c.readline() == FakeBackend.AFTER_EOF
+            fb.stop()
+            assert c.read_all(10) == b""
+    assert "reason=client closed bytes_in=13 " in session_done_line(p)
 
 
 def test_logged_in_log_line(imap_px, kind, dovecot):

@@ -31,6 +31,7 @@ import pytest
 
 import harness
 import tls_util
+from imap_util import FakeBackend
 from tls_util import s_client
 
 
@@ -314,6 +315,95 @@ def test_reset_logged_with_the_system_reason(start, certs, dovecot):
     harness.wait_for(lambda: "reason=client read error (SSL reading failed: "
                      "Connection reset by peer)" in p.log_text(), 10,
                      what="the session's summary")
+
+
+class BioClient:
+    """A TLS client over ssl.MemoryBIO, so that the test alone decides
+    what reaches the socket: a close_notify without waiting for the
+    server's (SSLSocket.unwrap() waits), or a bare FIN (.sock)."""
+
+    def __init__(self, port, ctx):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.inc, self.out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.tls = ctx.wrap_bio(self.inc, self.out,
+                                server_hostname="localhost")
+        self.buf = b""
+        self._step(self.tls.do_handshake)
+
+    def _flush(self):
+        data = self.out.read()
+        if data:
+            self.sock.sendall(data)
+
+    def _step(self, fn, *args):
+        """fn(*args), feeding it from the socket until it needs no more."""
+        for _ in range(1000):
+            try:
+                r = fn(*args)
+                self._flush()
+                return r
+            except ssl.SSLWantReadError:
+                self._flush()
+                data = self.sock.recv(65536)
+                if not data:
+                    raise EOFError("postern closed the connection")
+                self.inc.write(data)
+        raise AssertionError("TLS call %r never completed" % fn)
+
+    def send(self, data):
+        self._step(self.tls.write, data)
+
+    def readline(self):
+        while b"\n" not in self.buf:
+            self.buf += self._step(self.tls.read, 65536)
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line + b"\n"
+
+    def close_notify(self):
+        """Send close_notify; the TCP connection stays open both ways."""
+        try:
+            self.tls.unwrap()
+        except ssl.SSLWantReadError:
+            pass                # the server's own close_notify: not awaited
+        self._flush()
+
+
+def bio_login_to(fb, p, certs):
+    """A BioClient logged in through postern p to the fake backend fb."""
+    c = BioClient(p.port, certs.client_context())
+    assert c.readline().startswith(b"* OK")
+    c.send(b"a LOGIN dave dave-pw\r\n")
+    assert c.readline() == b"* CAPABILITY IMAP4rev1 FAKE\r\n"
+    assert c.readline() == b"a OK logged in\r\n"
+    return c
+
+
+def summary_line(p):
+    """The relay's summary line of the one proxied session, once written."""
+    def line():
+        return next((ln for ln in p.log_text().splitlines()
+                     if "proxied session done" in ln), None)
+    return harness.wait_for(line, 5, what="the summary line:\n"
+                            + p.log_text())
+
+
+def test_reset_after_close_notify(start, certs):
+    """close_notify (a TLS half-close, passed on), then a reset, while the
+    backend keeps its side open: the session ends at once as the client's
+    error, not after proxy_timeout (poll() reports the reset on every call
+    and a side at EOF reads nothing that would find it)."""
+    with FakeBackend("hold") as fb:
+        p = start(tls_server(certs, "imap", proxy_timeout="60s"),
+                  auth=[("dave", "{PLAIN}dave-pw", "127.0.0.1:%d" % fb.port)])
+        c = bio_login_to(fb, p, certs)
+        try:
+            c.close_notify()
+            assert fb.eof_seen.wait(10), "the half-close was not passed on"
+        finally:
+            close_with_reset(c.sock)
+        line = summary_line(p)
+    assert "reason=client connection error (Connection reset by peer) " \
+        "bytes_in=0 " in line, line
 
 
 # --------------------------------------------------------------------------
