@@ -148,6 +148,13 @@ conn_shutdown_write(struct conn *c)
     return shutdown(c->fd, SHUT_WR);
 }
 
+/* Whether an EOF means the peer takes nothing more either (see conn.h). */
+int
+conn_eof_is_full_close(const struct conn *c)
+{
+    return c->tls != NULL && tls_eof_truncated(c);
+}
+
 /* Read what is there (waiting until the deadline) into c->in. */
 ssize_t
 conn_fill(struct conn *c)

@@ -75,6 +75,11 @@ size_t conn_pending(const struct conn *c);
 const char *conn_strerror(const struct conn *c, int e);
 /* Half-close the write side (TLS: close_notify, then shutdown(SHUT_WR)). */
 int conn_shutdown_write(struct conn *c);
+/* After a non-blocking read returned 0: 1 when the peer closed entirely,
+ * so that nothing can be written to it either (a TLS peer that sent a FIN
+ * without close_notify); 0 for an EOF that may be a half-close (a plain
+ * FIN, a close_notify). */
+int conn_eof_is_full_close(const struct conn *c);
 
 /* Connect to host:port (an address or a name) until deadline; a
  * non-blocking fd or -1, with a text reason in err. */

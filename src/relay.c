@@ -8,6 +8,9 @@
  * TLS: GnuTLS may hold decrypted bytes poll() cannot see, so a pair with
  * conn_pending() > 0 is served without sleeping; a record write that
  * returned EAGAIN is retried with the same length (GnuTLS requires it).
+ * A TLS client that ends without close_notify has closed entirely (GnuTLS
+ * will not write to it again): what it sent is delivered, then the pair
+ * ends.
  *
  * poll() reports POLLHUP and POLLERR at once on every call, whatever the
  * events asked for.  So an error ends the pair, and a side that has hung
@@ -54,7 +57,9 @@ struct side {
     int hup;                     /* poll() reported a hang-up: it will on
                                   * every call from now on */
     int gone;                    /* the peer takes nothing more: it hung up
-                                  * before we shut our side */
+                                  * before we shut, or a TLS EOF came
+                                  * without close_notify */
+    const char *gone_note;       /* for the summary line, or NULL */
     int rd_wants_write;          /* TLS read waits for POLLOUT */
     int wr_wants_read;           /* TLS write waits for POLLIN */
 };
@@ -167,6 +172,11 @@ pipe_fill(struct pair *p, struct side *src, struct pipebuf *b)
         }
         if (n == 0) {
             src->eof = 1;
+            if (conn_eof_is_full_close(&src->c)) {
+                /* no half-close: nothing can be written to it now */
+                src->gone = 1;
+                src->gone_note = "without close_notify";
+            }
             progress = 1;
             break;
         }
@@ -350,6 +360,9 @@ side_hangup(struct pair *p, struct side *s, const struct side *other,
     }
     if (s->gone && s->eof && from_s->pos == from_s->last && other->shut) {
         p->reason = is_client ? "client closed" : "upstream closed";
+        if (s->gone_note != NULL) {
+            str_lcpy(p->detail, s->gone_note, sizeof(p->detail));
+        }
         return 1;
     }
     return 0;

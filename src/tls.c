@@ -82,6 +82,7 @@ struct tls_sess {
     struct tls_flight flight;                 /* the transport's send side */
     int transport_errno;                      /* of the last failed call */
     int bye_sent;                             /* close_notify attempted */
+    int eof_truncated;                        /* EOF without close_notify */
 };
 
 static pthread_once_t base_once = PTHREAD_ONCE_INIT;
@@ -1183,7 +1184,14 @@ record_error(struct conn *c, ssize_t ret, int *dir_write_r, const char *op)
         errno = EIO;
         return -1;
     }
-    if (ret == 0 || ret == GNUTLS_E_PREMATURE_TERMINATION) {
+    if (ret == 0) {
+        return 0;
+    }
+    if (ret == GNUTLS_E_PREMATURE_TERMINATION) {
+        /* a TCP FIN without close_notify: an EOF to the caller, but
+         * GnuTLS has invalidated the session, so nothing can be written
+         * to this peer any more (tls_eof_truncated() says so) */
+        ss->eof_truncated = 1;
         return 0;
     }
     /* the caller logs it, with the session's context */
@@ -1312,6 +1320,19 @@ tls_bye(struct conn *c)
         ret = gnutls_bye(c->tls, GNUTLS_SHUT_WR);
     } while (ret == GNUTLS_E_INTERRUPTED);
     return ret == 0 ? 0 : -1;
+}
+
+/* Whether the last EOF came without close_notify (see tls.h). */
+int
+tls_eof_truncated(const struct conn *c)
+{
+    const struct tls_sess *ss;
+
+    if (c->tls == NULL) {
+        return 0;
+    }
+    ss = gnutls_session_get_ptr(c->tls);
+    return ss->eof_truncated;
 }
 
 /* Deinit the session. */

@@ -56,6 +56,10 @@ size_t tls_pending(const struct conn *c);
  * "SSL reading failed: ..."), for the caller's log line; "" if none. */
 const char *tls_last_error(const struct conn *c);
 int tls_bye(struct conn *c);           /* send close_notify, best effort */
+/* After tls_recv() returned 0: 1 when the peer ended the TCP connection
+ * without close_notify.  GnuTLS then refuses to write to it as well, so
+ * unlike a close_notify this is no half-close. */
+int tls_eof_truncated(const struct conn *c);
 void tls_free(struct conn *c);         /* deinit the session; c->tls = NULL */
 
 /* What the auth service is told (Auth-SSL-*): strings are malloc'd into

@@ -406,6 +406,27 @@ def test_reset_after_close_notify(start, certs):
         "bytes_in=0 " in line, line
 
 
+def test_fin_without_close_notify_ends_the_session(start, certs):
+    """A TLS client that ends with a bare FIN has closed entirely (GnuTLS
+    will not write to it again): what it sent reaches the backend, and the
+    session ends, instead of a half-close whose answer fails to be written
+    ("client write error")."""
+    with FakeBackend("eofreply") as fb:
+        p = start(tls_server(certs, "imap", proxy_timeout="60s"),
+                  auth=[("dave", "{PLAIN}dave-pw", "127.0.0.1:%d" % fb.port)])
+        c = bio_login_to(fb, p, certs)
+        try:
+            c.send(b"x LAST WORDS\r\n")
+            c.sock.shutdown(socket.SHUT_WR)
+            line = summary_line(p)
+        finally:
+            c.sock.close()
+        harness.wait_for(lambda: fb.received[0].endswith(b"x LAST WORDS\r\n"),
+                         5, what="the last bytes at the backend")
+    assert "reason=client closed (without close_notify) bytes_in=14 " \
+        in line, line
+
+
 # --------------------------------------------------------------------------
 # STARTTLS with Python's clients; capabilities before and after
 
