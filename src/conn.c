@@ -138,12 +138,15 @@ conn_strerror(const struct conn *c, int e)
     return strerror(e);
 }
 
-/* Pass a half-close on. */
+/* Pass a half-close on (see conn.h). */
 int
 conn_shutdown_write(struct conn *c)
 {
-    if (c->tls != NULL) {
-        tls_bye(c);
+    /* the FIN must not overtake a close_notify that waits for room: the
+     * peer would see a truncation.  (One that cannot be sent at all does
+     * not hold the FIN back.) */
+    if (c->tls != NULL && tls_bye(c) != 0 && errno == EAGAIN) {
+        return -1;
     }
     return shutdown(c->fd, SHUT_WR);
 }

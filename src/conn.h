@@ -73,7 +73,10 @@ size_t conn_pending(const struct conn *c);
 /* The reason for a failed call with errno e, for a log line: "timed out",
  * the TLS error behind an EIO, else strerror(e). */
 const char *conn_strerror(const struct conn *c, int e);
-/* Half-close the write side (TLS: close_notify, then shutdown(SHUT_WR)). */
+/* Half-close the write side (TLS: close_notify, then shutdown(SHUT_WR)).
+ * 0 / -1 with errno EAGAIN when the close_notify waits for room in the
+ * socket: call again once it is writable, the FIN goes after the alert;
+ * -1 with another errno if shutdown() failed. */
 int conn_shutdown_write(struct conn *c);
 /* After a non-blocking read returned 0: 1 when the peer closed entirely,
  * so that nothing can be written to it either (a TLS peer that sent a FIN

@@ -53,7 +53,9 @@ struct side {
     struct conn c;
     int readable;                /* poll() said so, or not yet drained */
     int eof;                     /* read side saw EOF */
-    int shut;                    /* our write side was shut down */
+    int shut;                    /* EOF passed on: we write no more data */
+    int bye_pending;             /* TLS: that close_notify waits for room
+                                  * in the socket; the FIN goes after it */
     int hup;                     /* poll() reported a hang-up: it will on
                                   * every call from now on */
     int gone;                    /* the peer takes nothing more: it hung up
@@ -246,6 +248,19 @@ pipebuf_release_if_empty(struct pipebuf *b)
     }
 }
 
+/* Pass an EOF on to s, or finish doing so: a close_notify that met a full
+ * socket is tried again once s is writable (side_events asks), and the FIN
+ * waits for it.  1 when a close_notify that was waiting went out. */
+static int
+side_shut(struct side *s)
+{
+    int was_pending = s->bye_pending;
+
+    s->shut = 1;
+    s->bye_pending = conn_shutdown_write(&s->c) != 0 && errno == EAGAIN;
+    return was_pending && !s->bye_pending;
+}
+
 /* Move bytes both ways until nothing more can move.  -1: end the pair. */
 static int
 pair_io(struct pair *p)
@@ -260,21 +275,23 @@ pair_io(struct pair *p)
             return -1;
         }
         /* both sides ended and everything is out: closing sends the FINs,
-         * no shutdown() calls first */
+         * no shutdown() calls first (but a close_notify already begun
+         * goes out before the close) */
         if (p->cl.eof && p->be.eof && p->up.pos == p->up.last
-            && p->down.pos == p->down.last) {
+            && p->down.pos == p->down.last
+            && !p->cl.bye_pending && !p->be.bye_pending) {
             /* the side whose EOF was passed on first closed first */
             p->reason = p->cl.shut ? "upstream closed" : "client closed";
             return -1;
         }
         /* half-close: pass an EOF on once everything before it is out */
-        if (p->cl.eof && !p->be.shut && p->up.pos == p->up.last) {
-            conn_shutdown_write(&p->be.c);
-            p->be.shut = 1;
+        if (p->cl.eof && (!p->be.shut || p->be.bye_pending)
+            && p->up.pos == p->up.last) {
+            b |= side_shut(&p->be);
         }
-        if (p->be.eof && !p->cl.shut && p->down.pos == p->down.last) {
-            conn_shutdown_write(&p->cl.c);
-            p->cl.shut = 1;
+        if (p->be.eof && (!p->cl.shut || p->cl.bye_pending)
+            && p->down.pos == p->down.last) {
+            d |= side_shut(&p->cl);
         }
         if (!(a || b || c || d)) {
             break;
@@ -297,6 +314,9 @@ side_events(const struct side *s, const struct pipebuf *in, const struct pipebuf
     }
     if (out->pos < out->last) {
         ev |= s->wr_wants_read ? POLLIN : POLLOUT;
+    }
+    if (s->bye_pending) {
+        ev |= POLLOUT;
     }
     return ev;
 }
@@ -358,7 +378,8 @@ side_hangup(struct pair *p, struct side *s, const struct side *other,
                  sizeof(p->detail));
         return 1;
     }
-    if (s->gone && s->eof && from_s->pos == from_s->last && other->shut) {
+    if (s->gone && s->eof && from_s->pos == from_s->last && other->shut
+        && !other->bye_pending) {
         p->reason = is_client ? "client closed" : "upstream closed";
         if (s->gone_note != NULL) {
             str_lcpy(p->detail, s->gone_note, sizeof(p->detail));

@@ -81,7 +81,7 @@ struct tls_sess {
     char error[160];                          /* tls_last_error() */
     struct tls_flight flight;                 /* the transport's send side */
     int transport_errno;                      /* of the last failed call */
-    int bye_sent;                             /* close_notify attempted */
+    enum { BYE_NONE, BYE_PENDING, BYE_DONE } bye;   /* close_notify */
     int eof_truncated;                        /* EOF without close_notify */
 };
 
@@ -1296,7 +1296,7 @@ tls_pending(const struct conn *c)
     return gnutls_record_check_pending(c->tls);
 }
 
-/* close_notify, best effort, without waiting, once per connection. */
+/* close_notify without waiting, once per connection (see tls.h). */
 int
 tls_bye(struct conn *c)
 {
@@ -1306,20 +1306,31 @@ tls_bye(struct conn *c)
     if (c->tls == NULL) {
         return 0;
     }
-    /* a half-close passed on by the relay sent it already, and the write
-     * side is shut: GnuTLS would build a second alert only to see EPIPE */
+    /* sent (or failed) already: a half-close passed on by the relay has
+     * shut the write side too, and GnuTLS would build a second alert
+     * only to see EPIPE */
     ss = gnutls_session_get_ptr(c->tls);
-    if (ss->bye_sent) {
+    if (ss->bye == BYE_DONE) {
         return 0;
     }
-    ss->bye_sent = 1;
-    /* one non-blocking attempt: the alert is a few bytes and the socket
-     * almost always has room; waiting here would stall a whole relay
-     * thread (every pair on it) for one peer */
+    /* never waits: waiting here would stall a whole relay thread (every
+     * pair on it) for one peer.  After EAGAIN GnuTLS keeps the alert and
+     * the next call sends it. */
     do {
         ret = gnutls_bye(c->tls, GNUTLS_SHUT_WR);
     } while (ret == GNUTLS_E_INTERRUPTED);
-    return ret == 0 ? 0 : -1;
+    if (ret == GNUTLS_E_AGAIN) {
+        ss->bye = BYE_PENDING;
+        errno = EAGAIN;
+        return -1;
+    }
+    ss->bye = BYE_DONE;
+    if (ret != 0) {
+        errno = ret == GNUTLS_E_PUSH_ERROR && ss->transport_errno != 0
+                ? ss->transport_errno : EIO;
+        return -1;
+    }
+    return 0;
 }
 
 /* Whether the last EOF came without close_notify (see tls.h). */

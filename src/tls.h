@@ -55,7 +55,12 @@ size_t tls_pending(const struct conn *c);
 /* Why the last record call failed with EIO ("SSL alert ... received",
  * "SSL reading failed: ..."), for the caller's log line; "" if none. */
 const char *tls_last_error(const struct conn *c);
-int tls_bye(struct conn *c);           /* send close_notify, best effort */
+/* Send close_notify without waiting; 0 once it is out.  -1 with errno
+ * EAGAIN: the socket is full and GnuTLS holds the alert: call again when
+ * it is writable (and shut the write side only after that).  -1 with
+ * another errno: it cannot be sent.  After 0 or such a failure, further
+ * calls do nothing and return 0 (one close_notify per connection). */
+int tls_bye(struct conn *c);
 /* After tls_recv() returned 0: 1 when the peer ended the TCP connection
  * without close_notify.  GnuTLS then refuses to write to it as well, so
  * unlike a close_notify this is no half-close. */

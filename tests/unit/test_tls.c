@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -706,6 +707,144 @@ test_handshakes(void)
     tls_server_conf_free(&sc);
 }
 
+/* ---- a close_notify that meets a full socket ---- */
+
+struct full_cli {
+    int fd;
+    int go;                             /* read end: the server says "read" */
+    int hs;
+    long long bytes;                    /* application bytes read */
+    int end;                            /* last record_recv: 0 close_notify */
+    ssize_t after;                      /* recv() after it: 0, the FIN */
+};
+
+/* The client: handshake, wait for the word, then read to the end. */
+static void *
+full_cli_main(void *arg)
+{
+    struct full_cli *fc = arg;
+    gnutls_certificate_credentials_t cred;
+    gnutls_session_t s;
+    struct pollfd pfd = { .fd = fc->go, .events = POLLIN };
+    static char buf[65536];
+    ssize_t n;
+
+    CHECK(gnutls_certificate_allocate_credentials(&cred));
+    CHECK(gnutls_init(&s, GNUTLS_CLIENT | GNUTLS_NO_SIGNAL));
+    CHECK(gnutls_priority_set_direct(s, "NORMAL", NULL));
+    CHECK(gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, cred));
+    gnutls_transport_set_int(s, fc->fd);
+    do {
+        fc->hs = gnutls_handshake(s);
+    } while (fc->hs < 0 && !gnutls_error_is_fatal(fc->hs));
+    if (fc->hs < 0 || poll(&pfd, 1, 5000) != 1) {
+        goto out;
+    }
+    for (;;) {
+        n = gnutls_record_recv(s, buf, sizeof(buf));
+        if (n > 0) {
+            fc->bytes += n;
+            continue;
+        }
+        if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED) {
+            continue;
+        }
+        fc->end = (int)n;
+        break;
+    }
+    if (fc->end == 0) {
+        fc->after = recv(fc->fd, buf, sizeof(buf), 0);
+    }
+out:
+    gnutls_deinit(s);
+    gnutls_certificate_free_credentials(cred);
+    return NULL;
+}
+
+/* conn_shutdown_write() on a TLS connection whose socket is full: the
+ * close_notify waits (EAGAIN), the FIN does not overtake it, and a later
+ * call sends both; tls_bye() then stays a no-op. */
+static void
+test_bye_waits_for_room(void)
+{
+    struct server_conf sc;
+    struct full_cli fc;
+    struct conn c;
+    struct timeval tv = { 5, 0 };
+    static char data[16384];
+    struct pollfd pfd;
+    pthread_t th;
+    char err[512];
+    int sp[2], go[2], small = 4096, rc, e, i;
+    long long sent = 0;
+
+    sc_default(&sc, 0);
+    if (!ok(tls_server_conf_init(&sc, err, sizeof(err)) == 0,
+            "server conf for the full-socket test: %s", err)) {
+        return;
+    }
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sp));
+    CHECK(pipe(go));
+    CHECK(fcntl(sp[0], F_SETFL, O_NONBLOCK));
+    setsockopt(sp[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+    setsockopt(sp[1], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(sp[1], SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    memset(&fc, 0, sizeof(fc));
+    fc.fd = sp[1];
+    fc.go = go[0];
+    fc.end = 1;
+    if (pthread_create(&th, NULL, full_cli_main, &fc) != 0) {
+        printf("Bail out! pthread_create\n");
+        exit(1);
+    }
+    memset(&c, 0, sizeof(c));
+    c.fd = sp[0];
+    c.deadline = clock_now() + 5000;
+    rc = tls_accept(&c, &sc, err, sizeof(err));
+    is_int(rc, 0, "full socket: handshake %s", err);
+    /* the client does not read yet: fill the socket */
+    for (i = 0; rc == 0 && i < 10000; i++) {
+        int dir;
+        ssize_t n = tls_send(&c, data, sizeof(data), &dir);
+
+        if (n < 0) {
+            break;
+        }
+        sent += n;
+    }
+    ok(rc == 0 && errno == EAGAIN, "the socket is full after %lld bytes",
+       sent);
+    rc = conn_shutdown_write(&c);
+    e = errno;
+    is_int(rc, -1, "full socket: conn_shutdown_write waits");
+    is_int(e, EAGAIN, "... with EAGAIN");
+    /* let the client read; the close_notify goes, then the FIN */
+    if (write(go[1], "r", 1) != 1) {
+        printf("Bail out! write to the pipe\n");
+        exit(1);
+    }
+    for (i = 0; i < 500 && rc != 0 && e == EAGAIN; i++) {
+        pfd.fd = sp[0];
+        pfd.events = POLLOUT;
+        (void)poll(&pfd, 1, 10);
+        rc = conn_shutdown_write(&c);
+        e = errno;
+    }
+    is_int(rc, 0, "conn_shutdown_write done once there is room");
+    is_int(tls_bye(&c), 0, "tls_bye afterwards is a no-op");
+    pthread_join(th, NULL);
+    is_int(fc.hs, 0, "full socket: client handshake");
+    is_int(fc.end, 0, "the client got close_notify, not a truncation");
+    ok(fc.bytes >= sent, "every record before it arrived (%lld of %lld)",
+       fc.bytes, sent);
+    is_int((int)fc.after, 0, "the FIN came after the close_notify");
+    conn_close(&c);
+    close(sp[1]);
+    close(go[0]);
+    close(go[1]);
+    tls_server_conf_free(&sc);
+}
+
 static void
 test_client_certs(void)
 {
@@ -1186,6 +1325,7 @@ main(void)
     make_files();
     test_conf_errors();
     test_handshakes();
+    test_bye_waits_for_room();
     test_client_certs();
     test_client_chains();
     test_resumption();
