@@ -249,19 +249,6 @@ conf_parse_size(const char *s, size_t *r)
     return 0;
 }
 
-/* A port 1..65535 from n bytes of text. */
-static int
-parse_port(const char *s, size_t n, unsigned short *port_r)
-{
-    uint64_t v;
-
-    if (parse_u64(s, n, &v) != 0 || v < 1 || v > 65535) {
-        return -1;
-    }
-    *port_r = (unsigned short)v;
-    return 0;
-}
-
 /* "on" / "off" -> 1 / 0, else -1. */
 static int
 on_off(const char *v)
@@ -461,7 +448,7 @@ listen_address(const char *a, struct listen_conf *l, char *err, size_t errlen)
             /* port only: every IPv4 address, as NGINX */
             struct sockaddr_in *sin = (struct sockaddr_in *)&l->addr;
 
-            if (parse_port(a, strlen(a), &l->port) != 0) {
+            if (str_parse_port(a, strlen(a), &l->port) != 0) {
                 snprintf(err, errlen, "no port in \"%s\"", a);
                 return -1;
             }
@@ -480,7 +467,7 @@ listen_address(const char *a, struct listen_conf *l, char *err, size_t errlen)
         host = a;
         hlen = (size_t)(colon - a);
     }
-    if (parse_port(colon + 1, strlen(colon + 1), &l->port) != 0) {
+    if (str_parse_port(colon + 1, strlen(colon + 1), &l->port) != 0) {
         snprintf(err, errlen, "invalid port in \"%s\"", a);
         return -1;
     }
@@ -951,7 +938,7 @@ conf_parse_auth_http(const char *s, struct auth_http_url *u, char *err,
         }
     }
     if (colon != NULL
-        && parse_port(colon + 1, (size_t)(hend - colon - 1), &u->port) != 0) {
+        && str_parse_port(colon + 1, (size_t)(hend - colon - 1), &u->port) != 0) {
         snprintf(err, errlen, "invalid port in \"%s\"", s);
         goto fail;
     }
@@ -1060,7 +1047,7 @@ resolver_addr_ok(const char *a)
         if (rb[1] == '\0') {
             return 1;
         }
-        return rb[1] == ':' && parse_port(rb + 2, strlen(rb + 2), &port) == 0;
+        return rb[1] == ':' && str_parse_port(rb + 2, strlen(rb + 2), &port) == 0;
     }
     colon = strchr(a, ':');
     if (colon != NULL && strchr(colon + 1, ':') != NULL) {
@@ -1070,7 +1057,7 @@ resolver_addr_ok(const char *a)
     if (n == 0 || n >= sizeof(host)) {
         return 0;
     }
-    if (colon != NULL && parse_port(colon + 1, strlen(colon + 1), &port) != 0) {
+    if (colon != NULL && str_parse_port(colon + 1, strlen(colon + 1), &port) != 0) {
         return 0;
     }
     for (size_t i = 0; i < n; i++) {

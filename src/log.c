@@ -142,10 +142,13 @@ syslog_server(struct target *t, const char *v, char *err, size_t errlen)
         host[hl] = '\0';
     }
     if (colon != NULL) {
-        if (str_lcpy(port, colon + 1, sizeof(port)) >= sizeof(port)) {
+        unsigned short num;
+
+        if (str_parse_port(colon + 1, strlen(colon + 1), &num) != 0) {
             snprintf(err, errlen, "invalid syslog port in \"%s\"", v);
             return -1;
         }
+        str_lcpy(port, colon + 1, sizeof(port));
     }
     hints.ai_socktype = SOCK_DGRAM;
     rc = getaddrinfo(host, port, &hints, &res);

@@ -109,29 +109,6 @@ resolver_name_valid(const char *name, size_t len)
     return label > 0 && name[len - 1] != '-';
 }
 
-/* A port of 1..65535 in decimal, digits only. */
-static int
-parse_port(const char *s, unsigned short *port_r)
-{
-    unsigned long v = 0;
-    size_t i;
-
-    if (s[0] == '\0' || strlen(s) > 5) {
-        return -1;
-    }
-    for (i = 0; s[i] != '\0'; i++) {
-        if (s[i] < '0' || s[i] > '9') {
-            return -1;
-        }
-        v = v * 10 + (unsigned long)(s[i] - '0');
-    }
-    if (v == 0 || v > 65535) {
-        return -1;
-    }
-    *port_r = (unsigned short)v;
-    return 0;
-}
-
 /* One "ADDRESS[:PORT]" of the resolver setting into a sockaddr. */
 int
 resolver_parse_server(const char *s, struct sockaddr_storage *ss,
@@ -173,7 +150,7 @@ resolver_parse_server(const char *s, struct sockaddr_storage *ss,
     }
     memcpy(host, h, hl);
     host[hl] = '\0';
-    if (port != NULL && parse_port(port, &pnum) != 0) {
+    if (port != NULL && str_parse_port(port, strlen(port), &pnum) != 0) {
         snprintf(err, errlen, "resolver \"%s\": bad port", s);
         return -1;
     }

@@ -137,6 +137,28 @@ mem_eq_const(const void *a, size_t alen, const void *b, size_t blen)
     return diff == 0;
 }
 
+/* A port from n decimal digits (see str.h). */
+int
+str_parse_port(const char *s, size_t n, unsigned short *port_r)
+{
+    unsigned long v = 0;
+
+    if (n == 0 || n > 5) {
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') {
+            return -1;
+        }
+        v = v * 10 + (unsigned long)(s[i] - '0');
+    }
+    if (v == 0 || v > 65535) {
+        return -1;
+    }
+    *port_r = (unsigned short)v;
+    return 0;
+}
+
 /* BSD strlcpy. */
 size_t
 str_lcpy(char *dst, const char *src, size_t size)

@@ -49,6 +49,10 @@ void str_wipe_free(struct str *s);
 /* Constant-time comparison of two byte strings: 1 if equal. */
 int mem_eq_const(const void *a, size_t alen, const void *b, size_t blen);
 
+/* A TCP/UDP port, 1..65535, from exactly n bytes of decimal digits (no
+ * sign, no spaces): 0, or -1 with *port_r untouched. */
+int str_parse_port(const char *s, size_t n, unsigned short *port_r);
+
 /* strlcpy: copy at most size-1 bytes, always terminate; returns strlen(src).
  * Callers check `>= size` for truncation. */
 size_t str_lcpy(char *dst, const char *src, size_t size);

@@ -119,6 +119,8 @@ static const struct row {
     { "pid", "\"run/p.pid\"", "\"\"", "empty value" },
     { "error_log", "[\"stderr info\", \"log/e.log\"]", "\"stderr loud\"",
       "~loud" },
+    { "error_log", "\"syslog:server=127.0.0.1:5514\"",
+      "\"syslog:server=127.0.0.1:99999\"", "~invalid syslog port" },
     { "worker_threads", "4", "0", "0 is out of range 1..10000" },
     { "relay_threads", "\"auto\"", "\"2\"",
       "invalid value \"2\", expected an integer or \"auto\"" },

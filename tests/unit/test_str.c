@@ -110,5 +110,25 @@ main(void)
     ok(out.data == NULL && is_reset(&b),
        "failed add on an empty builder: nothing allocated or kept");
 
+    /* ports: 1..65535, digits only, exactly n bytes */
+    {
+        static const char *bad[] = { "", "0", "65536", "99999", "123456",
+                                     "-1", "+1", " 1", "1 ", "1a", "0x10" };
+        unsigned short port = 7;
+
+        ok(str_parse_port("1", 1, &port) == 0 && port == 1, "port 1");
+        ok(str_parse_port("65535", 5, &port) == 0 && port == 65535,
+           "port 65535");
+        ok(str_parse_port("00143", 5, &port) == 0 && port == 143,
+           "leading zeros");
+        ok(str_parse_port("1438", 3, &port) == 0 && port == 143,
+           "only n bytes are read");
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+            port = 7;
+            ok(str_parse_port(bad[i], strlen(bad[i]), &port) == -1
+               && port == 7, "port \"%s\" refused, result untouched",
+               bad[i]);
+        }
+    }
     return tap_done();
 }
