@@ -12,6 +12,9 @@
                    (for -t, -s, daemon tests); .start() is up to the test
   auth_file_for    entries for postern's auth_file that send the Dovecot
                    test users to `dovecot`
+  fake_smtp, auth_stub, dns
+                   factories of smtp_util's FakeSMTP, AuthStub and DNSStub,
+                   each stopped at the end of the test
 
 When a test fails, the tails of the logs of every running fixture are
 added to its report.
@@ -23,6 +26,7 @@ import signal
 import pytest
 
 import harness
+import smtp_util
 
 
 def _sigterm(signum, frame):
@@ -136,3 +140,32 @@ def postern(postern_config):
             pytest.fail(str(e), pytrace=False)
         return p
     return start
+
+
+def _stopped_after(cls):
+    """A factory fixture's body: cls(*args, **kw) as often as the test
+    asks, every one stopped at the end of the test."""
+    made = []
+
+    def make(*args, **kw):
+        obj = cls(*args, **kw)
+        made.append(obj)
+        return obj
+    yield make
+    for obj in made:
+        obj.stop()
+
+
+@pytest.fixture
+def fake_smtp():
+    yield from _stopped_after(smtp_util.FakeSMTP)
+
+
+@pytest.fixture
+def auth_stub():
+    yield from _stopped_after(smtp_util.AuthStub)
+
+
+@pytest.fixture
+def dns():
+    yield from _stopped_after(smtp_util.DNSStub)

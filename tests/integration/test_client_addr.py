@@ -27,45 +27,6 @@ def env(dovecot, postfix, authsvc):
     return {"dovecot": dovecot, "postfix": postfix, "authsvc": authsvc}
 
 
-@pytest.fixture
-def dns():
-    made = []
-
-    def make(table, **kw):
-        d = smtp_util.DNSStub(table, **kw)
-        made.append(d)
-        return d
-    yield make
-    for d in made:
-        d.stop()
-
-
-@pytest.fixture
-def fake_smtp():
-    made = []
-
-    def make(**kw):
-        f = smtp_util.FakeSMTP(**kw)
-        made.append(f)
-        return f
-    yield make
-    for f in made:
-        f.stop()
-
-
-@pytest.fixture
-def auth_stub():
-    made = []
-
-    def make(decide):
-        a = smtp_util.AuthStub(decide)
-        made.append(a)
-        return a
-    yield make
-    for a in made:
-        a.stop()
-
-
 GOOD = {"ptr": {"127.0.0.1": "good.example.test"},
         "a": {"good.example.test": ["127.0.0.1"]}}
 

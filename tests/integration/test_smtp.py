@@ -306,19 +306,6 @@ def none_decide(headers):
             ("Auth-Port", str(none_decide.port))]
 
 
-@pytest.fixture
-def auth_stub():
-    made = []
-
-    def make(decide):
-        a = smtp_util.AuthStub(decide)
-        made.append(a)
-        return a
-    yield make
-    for a in made:
-        a.stop()
-
-
 def test_smtp_auth_none(postern, env, auth_stub):
     none_decide.port = env["postfix"].port
     stub = auth_stub(with_imap(none_decide, env))
@@ -414,18 +401,6 @@ def test_smtp_auth_none_swaks_authsvc(postern, env):
 
 # ---------------------------------------------------------------------------
 # proxy_smtp_auth and XCLIENT against a recording fake backend
-
-@pytest.fixture
-def fake_smtp():
-    made = []
-
-    def make(**kw):
-        f = smtp_util.FakeSMTP(**kw)
-        made.append(f)
-        return f
-    yield make
-    for f in made:
-        f.stop()
 
 
 def test_proxy_smtp_auth(postern, env, auth_stub, fake_smtp):
