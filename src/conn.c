@@ -437,8 +437,10 @@ net_connect(const char *host, unsigned short port, msec_t deadline,
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_ADDRCONFIG | AI_NUMERICSERV;
     rc = getaddrinfo(host, portstr, &hints, &res);
-    if (rc != 0) {
-        /* loopback-only hosts have no "configured" address family */
+    if (rc == EAI_NONAME || rc == EAI_ADDRFAMILY) {
+        /* loopback-only hosts have no "configured" address family (a
+         * temporary failure is not asked twice: each may take the system
+         * resolver's whole timeout) */
         hints.ai_flags = AI_NUMERICSERV;
         rc = getaddrinfo(host, portstr, &hints, &res);
     }
