@@ -1006,13 +1006,15 @@ class LineClient:
 NSS_WRAPPER = "/usr/lib/x86_64-linux-gnu/libnss_wrapper.so"
 
 
-def nss_wrapper_env(hosts):
-    """An environment in which the process's host name lookups read the
-    hosts file `hosts` (nss_wrapper, from libnss-wrapper), so a test can
-    name hosts and change what they resolve to."""
+def nss_wrapper_env(hosts=None, **files):
+    """An environment in which the process's name lookups are answered by
+    nss_wrapper (libnss-wrapper) from files: `hosts` for host names (so a
+    test can name hosts and change what they resolve to), and any of
+    NSS_WRAPPER_PASSWD=..., NSS_WRAPPER_GROUP=... for users and groups."""
     here = os.path.dirname(os.path.abspath(__file__))
-    return dict(os.environ, NSS_WRAPPER_HOSTS=hosts,
-                LD_PRELOAD=NSS_WRAPPER,
+    if hosts is not None:
+        files["NSS_WRAPPER_HOSTS"] = hosts
+    return dict(os.environ, LD_PRELOAD=NSS_WRAPPER,
                 # sanitizer runtimes refuse a libc opened with RTLD_DEEPBIND,
                 # and the wrapper is preloaded ahead of them
                 NSS_WRAPPER_DISABLE_DEEPBIND="1",
@@ -1021,7 +1023,8 @@ def nss_wrapper_env(hosts):
                 # the wrapper's own locking is not ours to judge
                 TSAN_OPTIONS=os.environ.get("TSAN_OPTIONS", "")
                 + ":suppressions=" + os.path.join(here,
-                                                  "nss_wrapper.tsan.supp"))
+                                                  "nss_wrapper.tsan.supp"),
+                **files)
 
 
 class FakeServer:

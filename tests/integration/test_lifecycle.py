@@ -129,7 +129,8 @@ def test_user_keeps_supplementary_groups(postern_config):
     NGINX's initgroups() does: a key readable through a group such as
     ssl-cert stays readable for a reload.  The user and group databases
     are files served by nss_wrapper (libnss-wrapper)."""
-    assert os.path.exists(NSS_WRAPPER), "tests/setup-debian.sh installs it"
+    assert os.path.exists(harness.NSS_WRAPPER), \
+        "tests/setup-debian.sh installs it"
     nobody = pwd.getpwnam("nobody")
     nogroup = grp.getgrnam("nogroup")
     p = postern_config([{"protocol": "imap"}], auth=nowhere_auth(),
@@ -143,8 +144,8 @@ def test_user_keeps_supplementary_groups(postern_config):
     with open(group, "w") as f:
         f.write("root:x:0:\nnogroup:x:%d:\npostern-cert:x:%d:nobody\n"
                 % (nogroup.gr_gid, CERT_GID))
-    p.env = nss_wrapper_env(NSS_WRAPPER_PASSWD=passwd,
-                            NSS_WRAPPER_GROUP=group)
+    p.env = harness.nss_wrapper_env(NSS_WRAPPER_PASSWD=passwd,
+                                    NSS_WRAPPER_GROUP=group)
     p.start()
     with open("/proc/%d/status" % p.pid) as f:
         status = f.read()
@@ -250,26 +251,6 @@ def test_listen_ipv6_and_unix(postern_config):
     assert not os.path.exists(sock_path)
 
 
-NSS_WRAPPER = "/usr/lib/x86_64-linux-gnu/libnss_wrapper.so"
-
-
-def nss_wrapper_env(**files):
-    """The environment for a postern whose name lookups nss_wrapper answers
-    from the given files (NSS_WRAPPER_HOSTS=..., _PASSWD, _GROUP)."""
-    return dict(os.environ, LD_PRELOAD=NSS_WRAPPER,
-                # sanitizer runtimes refuse a libc opened with RTLD_DEEPBIND,
-                # and the wrapper is preloaded ahead of them
-                NSS_WRAPPER_DISABLE_DEEPBIND="1",
-                ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", "")
-                + ":verify_asan_link_order=0",
-                # the wrapper's own locking is not ours to judge
-                TSAN_OPTIONS=os.environ.get("TSAN_OPTIONS", "")
-                + ":suppressions=" + os.path.join(
-                    os.path.dirname(os.path.abspath(__file__)),
-                    "nss_wrapper.tsan.supp"),
-                **files)
-
-
 def test_listen_host_name_binds_every_address(postern_config):
     """A listen host name with several addresses binds each of them, as
     NGINX does; -T prints the setting once, as written.  The name comes
@@ -287,9 +268,6 @@ def test_listen_host_name_binds_every_address(postern_config):
                   "listen": "multi.postern.test:%d" % port}]
     p.ports = [None]
     p.write_conf()
-    env = nss_wrapper_env(NSS_WRAPPER_HOSTS=hosts)
-
-
     env = harness.nss_wrapper_env(hosts)
     p.env = env
     r = subprocess.run(p.command("-T"), env=env, capture_output=True,
