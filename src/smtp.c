@@ -1012,8 +1012,9 @@ smtp_backend_login(struct session *s)
             return backend_fail(s, NULL);
         }
         if (xline.len == 0) {
-            session_log(s, LOG_LV_ERR, "upstream offers XCLIENT without "
-                        "ADDR, LOGIN or NAME, and xclient is on");
+            session_log(s, LOG_LV_ERR, "upstream's XCLIENT takes nothing "
+                        "to pass on (ADDR, NAME, or LOGIN for a logged-in "
+                        "client), and xclient is on");
             return backend_fail(s, NULL);
         }
     }
