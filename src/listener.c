@@ -25,7 +25,9 @@
 
 #define DEFAULT_BACKLOG 511         /* NGINX's default on Linux */
 
-/* Identity of a listening address: same key, same socket. */
+/* Identity of a listening socket: same key, same socket.  IPV6_V6ONLY is
+ * part of it, since a bound socket cannot change it: a reload that turns
+ * it needs a new socket (and so, while the old one listens, a restart). */
 static void
 listener_key(const struct listen_conf *lc, char *out, size_t outlen)
 {
@@ -33,7 +35,9 @@ listener_key(const struct listen_conf *lc, char *out, size_t outlen)
 
     net_addr_text((const struct sockaddr *)&lc->addr, lc->addrlen, text,
                   sizeof(text), 1);
-    snprintf(out, outlen, "%d %s", lc->addr.ss_family, text);
+    snprintf(out, outlen, "%d %s%s", lc->addr.ss_family, text,
+             lc->addr.ss_family != AF_INET6 ? ""
+             : lc->ipv6only != 0 ? " v6only" : " dual");
 }
 
 /* Create, configure and bind one socket (listen() comes later, once

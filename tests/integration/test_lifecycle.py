@@ -376,6 +376,18 @@ def test_listen_ipv4_and_ipv6_wildcards_of_one_port(postern_config):
     got = ns_greetings(p, [("127.0.0.1", port, False), ("::1", port, False)])
     assert all(g.startswith("* OK") for g in got), got
 
+    # a bound socket keeps its IPV6_V6ONLY: turning it is no reload (the
+    # dual-stack socket cannot be bound while the old ones listen), so the
+    # reload fails, says a restart is needed, and both families still work
+    p.servers[0]["listen"] = "[::]:%d ipv6only=off" % port
+    p.write_conf()
+    p.kill(signal.SIGHUP)
+    harness.wait_for(lambda: "reload failed" in p.log_text(), 15,
+                     what="the refused reload")
+    assert "needs a restart" in p.log_text(), p.log_text()
+    got = ns_greetings(p, [("127.0.0.1", port, False), ("::1", port, False)])
+    assert all(g.startswith("* OK") for g in got), got
+
 
 def make_cert(d):
     subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
