@@ -256,8 +256,11 @@ reload(struct conf **cur)
                  "worker_connections", next->worker_connections);
         goto fail;
     }
-    /* the new pid file first: `-s` and a second start look for it there */
-    new_pid = strcmp(next->pid, (*cur)->pid) != 0;
+    /* the new pid file first: `-s` and a second start look for it there
+     * (another name for the same file is no new one: written and then
+     * removed as the old, it would be gone) */
+    new_pid = strcmp(next->pid, (*cur)->pid) != 0
+              && !pidfile_same(next->pid, (*cur)->pid);
     if (new_pid && pidfile_write(next->pid, err, sizeof(err)) != 0) {
         goto fail;
     }

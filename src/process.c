@@ -124,6 +124,16 @@ pidfile_write(const char *path, char *err, size_t errlen)
     return 0;
 }
 
+/* Same existing file under two names (see process.h). */
+int
+pidfile_same(const char *a, const char *b)
+{
+    struct stat sa, sb;
+
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev
+           && sa.st_ino == sb.st_ino;
+}
+
 /*
  * Remove the pid file if it is still ours.  After the switch to `user` a
  * root-only directory keeps the file: that is logged, and harmless, since

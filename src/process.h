@@ -15,6 +15,8 @@ pid_t pidfile_read(const char *path, char *err, size_t errlen);
  * process.  0 / -1 with err. */
 int pidfile_write(const char *path, char *err, size_t errlen);
 void pidfile_remove(const char *path);
+/* 1 if the two paths name the same existing file (a symbolic link, "./"). */
+int pidfile_same(const char *a, const char *b);
 
 /* fork, setsid, fork, chdir /, stdin/out/err to /dev/null.  The parent
  * waits until the child reports ready (process_ready) or failure, and exits

@@ -502,6 +502,24 @@ def test_hup_reload_moves_pid_file(postern_config):
     assert not os.path.exists(new)
 
 
+def test_hup_reload_pid_file_under_another_name(postern_config):
+    """A `pid` that names the same file another way (a symbolic link to
+    its directory) is no new pid file: the reload keeps it, -s finds it."""
+    p = simple(postern_config)
+    p.start()
+    link = os.path.join(p.dir, "run-link")
+    os.symlink(os.path.dirname(p.pidfile), link)
+    p.top["pid"] = os.path.join(link, os.path.basename(p.pidfile))
+    p.write_conf()
+    p.kill(signal.SIGHUP)
+    harness.wait_for(lambda: "reconfigured from" in p.log_text(), 15,
+                     what="the reload")
+    assert harness.read_pidfile(p.pidfile) == p.pid, "the pid file is gone"
+    r = p.run("-s", "stop")
+    assert r.returncode == 0, output(r)
+    assert p.wait_exit(15) == 0, p.logs()
+
+
 def test_hup_reload_pid_file_not_writable(postern_config):
     """If the new pid file cannot be written, the reload fails with one
     error line and the old configuration, pid file included, stays."""
