@@ -365,14 +365,15 @@ log_reopen(struct log *lg)
 }
 
 /*
- * Give the log's open regular files to uid:gid.  Called as root just
+ * Make uid the owner of the log's open regular files; their group stays,
+ * so that the readers it lets in (adm) keep reading.  Called as root just
  * before the switch to `user`, so that a reload and USR1, which open the
  * files again as that user, still can (NGINX gives reopened logs to its
- * worker user likewise).  Other files (/dev/null, a FIFO) are left alone.
- * Each failure is logged; 0 / -1.
+ * worker user the same way).  Other files (/dev/null, a FIFO) are left
+ * alone.  Each failure is logged; 0 / -1.
  */
 int
-log_chown(struct log *lg, uid_t uid, gid_t gid)
+log_chown(struct log *lg, uid_t uid)
 {
     int rc = 0;
 
@@ -385,13 +386,13 @@ log_chown(struct log *lg, uid_t uid, gid_t gid)
         struct stat st;
 
         if (t->kind != T_FILE || fd < 0 || fstat(fd, &st) != 0
-            || !S_ISREG(st.st_mode) || (st.st_uid == uid && st.st_gid == gid)) {
+            || !S_ISREG(st.st_mode) || st.st_uid == uid) {
             continue;
         }
-        if (fchown(fd, uid, gid) != 0) {
-            log_g(LOG_LV_WARN, "fchown() \"%s\" to %ld:%ld failed (%s): "
+        if (fchown(fd, uid, (gid_t)-1) != 0) {
+            log_g(LOG_LV_WARN, "fchown() \"%s\" to %ld failed (%s): "
                   "after the switch to \"user\", a reload or reopen cannot "
-                  "open it", t->path, (long)uid, (long)gid, strerror(errno));
+                  "open it", t->path, (long)uid, strerror(errno));
             rc = -1;
         }
     }

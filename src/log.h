@@ -39,7 +39,7 @@ int log_open(struct log *lg, char *err, size_t errlen);    /* 0 / -1 */
 int log_reopen(struct log *lg);    /* USR1; every file, each failure logged */
 /* As root before dropping privileges: hand the open log files to the user
  * that reloads and reopens them later.  0 / -1 (each failure logged). */
-int log_chown(struct log *lg, uid_t uid, gid_t gid);
+int log_chown(struct log *lg, uid_t uid);
 void log_free(struct log **lg);
 int log_max_level(const struct log *lg);  /* most verbose level any target takes */
 

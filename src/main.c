@@ -103,10 +103,10 @@ chown_logs(struct conf *c)
                                sizeof(err)) != 0) {
         return;
     }
-    log_chown(c->error_log, uid, gid);
+    log_chown(c->error_log, uid);
     for (size_t i = 0; i < c->nservers; i++) {
         if (c->servers[i].error_log != c->error_log) {
-            log_chown(c->servers[i].error_log, uid, gid);
+            log_chown(c->servers[i].error_log, uid);
         }
     }
 }
