@@ -802,6 +802,7 @@ conf_load(const char *path, char *err, size_t errlen)
         rc = load_root(&ctx, c, config_root_setting(&cfg), err, errlen);
     }
     config_destroy(&cfg);
+    auth_http_url_free(&ctx.auth_http_seen);
     if (rc != 0) {
         conf_unref(c);
         return NULL;

@@ -38,6 +38,10 @@ struct conf_ctx {
     size_t errlen;
     int quiet;               /* re-applying mail values: no notices again */
     unsigned noticed;        /* notices already given (bit per kind) */
+    /* the auth_http host last looked up in this load (host, port, addrs):
+     * servers that inherit mail's value parse it again, and must not send
+     * the name to the system's resolver each time */
+    struct auth_http_url auth_http_seen;
 };
 
 struct conf_setting;

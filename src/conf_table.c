@@ -1190,6 +1190,44 @@ resolver_dump(FILE *out, int indent, const struct conf_setting *set,
             r->ipv6 ? "on" : "off");
 }
 
+/* The addresses of u's host, looked up once per load (conf_ctx). */
+static int
+auth_http_resolve_once(struct conf_ctx *ctx, struct auth_http_url *u,
+                       char *msg, size_t msglen)
+{
+    struct auth_http_url *seen = &ctx->auth_http_seen;
+    size_t size;
+
+    if (u->is_unix) {
+        return 0;
+    }
+    if (seen->host == NULL || strcmp(seen->host, u->host) != 0
+        || seen->port != u->port) {
+        auth_http_url_free(seen);
+        if (conf_resolve_auth_http(u, msg, msglen) != 0) {
+            return -1;
+        }
+        seen->host = strdup(u->host);
+        seen->port = u->port;
+        seen->addrs = malloc(u->naddrs * sizeof(*u->addrs));
+        if (seen->host == NULL || seen->addrs == NULL) {
+            auth_http_url_free(seen);       /* only a lookup more */
+            return 0;
+        }
+        memcpy(seen->addrs, u->addrs, u->naddrs * sizeof(*u->addrs));
+        seen->naddrs = u->naddrs;
+        return 0;
+    }
+    size = seen->naddrs * sizeof(*seen->addrs);
+    if ((u->addrs = malloc(size)) == NULL) {
+        snprintf(msg, msglen, "out of memory");
+        return -1;
+    }
+    memcpy(u->addrs, seen->addrs, size);
+    u->naddrs = seen->naddrs;
+    return 0;
+}
+
 /* auth_http URL: the libconfig value into the field. */
 static int
 auth_http_parse(struct conf_ctx *ctx, const struct conf_setting *set,
@@ -1223,7 +1261,7 @@ auth_http_parse(struct conf_ctx *ctx, const struct conf_setting *set,
         free(u);
         return conf_fail(ctx, cs, set->name, "%s", msg);
     }
-    if (conf_resolve_auth_http(u, msg, sizeof(msg)) != 0) {
+    if (auth_http_resolve_once(ctx, u, msg, sizeof(msg)) != 0) {
         auth_http_url_free(u);
         free(u);
         return conf_fail(ctx, cs, set->name, "%s", msg);

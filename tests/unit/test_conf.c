@@ -3,12 +3,15 @@
  * value and refused with a bad one (with the exact "FILE:LINE: SETTING:"
  * message), every error class, inheritance from mail to servers, the
  * protocol from the port, computed defaults, the auth service rule, the
- * logs, and that `postern -T` output loads back to the same thing.
+ * logs, that `postern -T` output loads back to the same thing, and that
+ * an auth_http host is looked up once per load (getaddrinfo counted below).
  *
  * Files are written under /tmp/postern-test-conf-PID and removed at the end.
  */
 
 #include <arpa/inet.h>
+#include <dlfcn.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +21,30 @@
 #include "conf.h"
 #include "conf_int.h"
 #include "tap.h"
+
+/* getaddrinfo() calls naming "localhost": this definition stands in front
+ * of libc's for the whole program and passes each call on. */
+static int localhost_lookups;
+
+int
+getaddrinfo(const char *node, const char *service,
+            const struct addrinfo *hints, struct addrinfo **res)
+{
+    typedef int (*gai_fn)(const char *, const char *,
+                          const struct addrinfo *, struct addrinfo **);
+    static gai_fn real;
+
+    if (real == NULL) {
+        *(void **)&real = dlsym(RTLD_NEXT, "getaddrinfo");
+        if (real == NULL) {
+            return EAI_SYSTEM;
+        }
+    }
+    if (node != NULL && strcmp(node, "localhost") == 0) {
+        localhost_lookups++;
+    }
+    return real(node, service, hints, res);
+}
 
 static char dir[256];
 
@@ -540,6 +567,44 @@ test_errors(void)
 
 /* ---- inheritance, defaults, computed values ------------------------ */
 
+/* An auth_http host name is looked up once per load, however many
+ * servers inherit or repeat it; another name is looked up for itself. */
+static void
+test_auth_http_lookups(void)
+{
+    struct conf *c;
+    int before = localhost_lookups;
+
+    c = load_ok("mail = {\n"
+                "    auth_http = \"http://localhost:9000/auth\";\n"
+                "    servers = (\n"
+                "        { listen = \"143\"; },\n"
+                "        { listen = \"110\"; },\n"
+                "        { listen = \"25\";\n"
+                "          auth_http = \"http://localhost:9000/smtp\"; }\n"
+                "    );\n"
+                "};\n", "auth_http on localhost for three servers");
+    is_int(localhost_lookups - before, 1, "localhost looked up once");
+    if (c != NULL) {
+        ok(c->nservers == 3 && c->servers[0].auth_http->naddrs > 0
+           && c->servers[2].auth_http->naddrs
+              == c->servers[0].auth_http->naddrs
+           && memcmp(c->servers[2].auth_http->addrs,
+                     c->servers[0].auth_http->addrs,
+                     c->servers[0].auth_http->naddrs
+                     * sizeof(*c->servers[0].auth_http->addrs)) == 0,
+           "every server has the addresses");
+        conf_unref(c);
+    }
+    before = localhost_lookups;
+    c = load_ok("mail = {\n"
+                "    auth_http = \"http://localhost:9000/auth\";\n"
+                "    servers = ( { listen = \"143\"; } );\n"
+                "};\n", "auth_http on localhost, loaded again");
+    is_int(localhost_lookups - before, 1, "a new load looks it up again");
+    conf_unref(c);
+}
+
 /* Tests of inheritance. */
 static void
 test_inheritance(void)
@@ -936,6 +1001,7 @@ main(void)
     test_every_setting();
     test_errors();
     test_inheritance();
+    test_auth_http_lookups();
     test_dump();
     test_listen_checks();
 
