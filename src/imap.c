@@ -554,12 +554,20 @@ imap_dialogue(struct session *s)
             }
             continue;
 
-        case IMAP_PARSE_INVALID:
-            buf_consume(in, p->consumed);
-            if (bad_line(s, p)) {
+        case IMAP_PARSE_INVALID: {
+            size_t n = p->consumed;
+            int close;
+
+            buf_consume(in, n);
+            close = bad_line(s, p);     /* its tag still lies in raw */
+            /* a bad line may be a literal's bytes sent without waiting
+             * for "+" after its command was refused: a password */
+            mem_wipe(raw, n);
+            if (close) {
                 return SESS_CLOSE;
             }
             continue;
+        }
 
         case IMAP_PARSE_OK:
             break;
