@@ -303,6 +303,18 @@ listener_for(const struct listener_set *set, const struct listener *l, int fd)
     return l;
 }
 
+/* Sockets of the set, for the start-up line and the open-files check. */
+size_t
+listeners_sockets(const struct listener_set *set)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < set->n; i++) {
+        n += set->v[i].fd >= 0;
+    }
+    return n;
+}
+
 /* Close what is left open and free. */
 void
 listeners_close(struct listener_set **setp)

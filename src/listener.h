@@ -47,6 +47,8 @@ struct listener_set *listeners_open(struct conf *conf, struct listener_set *old,
  */
 const struct listener *listener_for(const struct listener_set *set,
                                      const struct listener *l, int fd);
+/* The set's sockets (addresses a wildcard's socket serves have none). */
+size_t listeners_sockets(const struct listener_set *set);
 /* Close every fd still open in the set, unref its conf, free it. */
 void listeners_close(struct listener_set **set);
 

@@ -281,7 +281,8 @@ reload(struct conf **cur)
         pidfile_remove((*cur)->pid);
     }
     if (next->worker_connections != (*cur)->worker_connections) {
-        process_check_nofile(next->worker_connections, set->n);
+        process_check_nofile(next->worker_connections,
+                             listeners_sockets(set));
     }
     warn_restart_settings(*cur, next);
     if (next->shutdown_timeout >= 0) {
@@ -406,7 +407,7 @@ serve(struct conf **cur, const struct options *opt)
         }
         return 1;
     }
-    nlisten = ls->n;
+    nlisten = listeners_sockets(ls);
     process_check_nofile((*cur)->worker_connections, nlisten);
 
     if ((*cur)->daemon && !opt->foreground && process_daemonize() != 0) {
@@ -449,7 +450,7 @@ serve(struct conf **cur, const struct options *opt)
         process_ready(1);
         return 1;
     }
-    log_g(LOG_LV_NOTICE, "postern/%s started: %zu listeners, %d workers, %d relay threads",
+    log_g(LOG_LV_NOTICE, "postern/%s started: %zu listening sockets, %d workers, %d relay threads",
           PACKAGE_VERSION, nlisten, (*cur)->worker_threads, nrelay);
     process_ready(0);
 

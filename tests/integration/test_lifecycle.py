@@ -428,6 +428,8 @@ def test_listen_address_served_by_the_wildcard_socket(postern_config):
     assert got[1].startswith("+OK"), got        # 127.0.0.2's
     assert got[2].startswith("+OK"), got        # [::1]'s
     assert got[3].startswith("* OK"), got       # 127.0.0.3 ssl: over TLS
+    # the two wildcards' sockets serve all five addresses
+    assert "started: 2 listening sockets," in p.log_text(), p.log_text()
 
     # a reload moves the POP3 address; the wildcard socket is kept
     p.servers[1]["listen"] = "127.0.0.4:%d" % port
