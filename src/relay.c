@@ -187,6 +187,16 @@ pipe_fill(struct pair *p, struct side *src, struct pipebuf *b)
             src->readable = 0;
             break;
         }
+        if (progress) {
+            /* bytes came before the error (a TLS read loops record by
+             * record): they go on first, as NGINX passes them, then the
+             * side ends as one that reset (side_hangup names it) */
+            str_lcpy(p->detail, conn_strerror(&src->c, errno),
+                     sizeof(p->detail));
+            src->eof = 1;
+            src->gone = 1;
+            break;
+        }
         p->reason = src == &p->cl ? "client read error" : "upstream read error";
         str_lcpy(p->detail, conn_strerror(&src->c, errno), sizeof(p->detail));
         return -1;
