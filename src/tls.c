@@ -842,7 +842,10 @@ chain_intermediates(const struct tls_server *ts, const gnutls_datum_t *peers,
                                                        GNUTLS_TL_GET_COPY)
                      == 0;
         if (!next_owned) {
-            next = sent_issuer(cur, sent, nsent);
+            /* above a trusted certificate no sent one counts: it is the
+             * anchor when its issuer is not trusted too (as GnuTLS's path
+             * and OpenSSL's trusted-first search end there) */
+            next = cur_owned ? NULL : sent_issuer(cur, sent, nsent);
         }
         if (cur_owned) {
             gnutls_x509_crt_deinit(cur);

@@ -1005,6 +1005,15 @@ test_client_chains(void)
                   "depth 0, two CAs in the file: issued by the root");
         tls_server_conf_free(&sc);
     }
+    /* the intermediate alone is trusted: the chain ends there, whatever
+     * the client sends above it */
+    if (verify_conf(&sc, 0, int_crt)) {
+        cert_case(&sc, icl_crt, icl_key, "SUCCESS",
+                  "depth 0, intermediate trusted: leaf alone");
+        cert_case(&sc, icl_full, icl_key, "SUCCESS",
+                  "depth 0, intermediate trusted: leaf + intermediate + root");
+        tls_server_conf_free(&sc);
+    }
 }
 
 static void
