@@ -24,7 +24,10 @@
  * when that leaves no default, TLS 1.3 is turned off and `warn` says so
  * (an older list such as "AES256-SHA" keeps loading, as it did in NGINX);
  * a TLS 1.3 name whose cipher TLS 1.2 does not use fails the load, since
- * what the operator asked for by name cannot be given.
+ * what the operator asked for by name cannot be given.  The other way
+ * round cannot be kept apart: a TLS 1.2 cipher that also makes a TLS 1.3
+ * suite (AES-128-CCM, AES-128-CCM-8 under HIGH) enables that suite, and
+ * TLS 1.3 names do not narrow TLS 1.3 below the TLS 1.2 ciphers.
  *
  * Input is configuration text (trusted), but the parser is bounded and pure:
  * no I/O, no global state, no locks.  The suite table is also used for the
