@@ -306,7 +306,11 @@ pair_io(struct pair *p)
         if (!(a || b || c || d)) {
             break;
         }
-        p->last_active = clock_now();
+        /* bytes read only to be dropped for a side that is gone are no
+         * activity: proxy_timeout still ends such a pair */
+        if (((a || b) && !p->be.gone) || ((c || d) && !p->cl.gone)) {
+            p->last_active = clock_now();
+        }
     }
     pipebuf_release_if_empty(&p->up);
     pipebuf_release_if_empty(&p->down);
