@@ -76,6 +76,16 @@ def free_port():
     raise HarnessError("no fresh free port in 100 tries")
 
 
+def summary_line(p, timeout=5):
+    """The relay's summary line ("proxied session done ...") of the one
+    proxied session in postern p's log, once written."""
+    def line():
+        return next((ln for ln in p.log_text().splitlines()
+                     if "proxied session done" in ln), None)
+    return wait_for(line, timeout, what="the session's summary line:\n"
+                    + p.log_text())
+
+
 def read_text(path):
     """The file's text (undecodable bytes replaced), or "" while it does not
     exist yet: for logs the process under test writes."""

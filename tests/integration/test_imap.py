@@ -1027,15 +1027,6 @@ def test_relay_proxy_timeout(imap_px):
         assert c.closed_by_peer(15)
 
 
-def session_done_line(p):
-    """The relay's summary line of the one proxied session, once written."""
-    def line():
-        return next((ln for ln in p.log_text().splitlines()
-                     if "proxied session done" in ln), None)
-    return harness.wait_for(line, 5, what="the session's summary line:\n"
-                            + p.log_text())
-
-
 def test_relay_half_close(imap_px, kind):
     p = imap_px(kind)
     with login_raw(p.port) as c:
@@ -1045,7 +1036,7 @@ def test_relay_half_close(imap_px, kind):
         assert b"* BYE" in data and b"Z OK" in data, data
     # either EOF may reach the relay first (Dovecot closes after LOGOUT)
     assert re.search(r"reason=(client|upstream) closed bytes_in=10 ",
-                     session_done_line(p))
+                     harness.summary_line(p))
 
 
 def test_relay_upstream_closes_first(imap_px, kind):
@@ -1057,7 +1048,7 @@ def test_relay_upstream_closes_first(imap_px, kind):
         data = c.read_all(10)
         # read_all stops at the EOF: the tagged answer came before it
         assert b"* BYE" in data and data.splitlines()[-1].startswith(b"Z OK"), data
-    line = session_done_line(p)
+    line = harness.summary_line(p)
     assert "reason=upstream closed" in line, line
 
 
@@ -1088,7 +1079,7 @@ def test_relay_reset_after_half_close(imap_px):
             assert fb.eof_seen.wait(10), "the half-close was not passed on"
         finally:
             close_with_reset(c.sock)
-        line = session_done_line(p)
+        line = harness.summary_line(p)
     # the reset after the client's FIN (Linux says EPIPE in that state)
     assert "reason=client connection error (Connection reset by peer) " \
         "bytes_in=0 " in line, line
@@ -1107,7 +1098,7 @@ def test_relay_answer_after_half_close(imap_px):
             assert c.readline() == FakeBackend.AFTER_EOF
             fb.stop()
             assert c.read_all(10) == b""
-    assert "reason=client closed bytes_in=13 " in session_done_line(p)
+    assert "reason=client closed bytes_in=13 " in harness.summary_line(p)
 
 
 def test_logged_in_log_line(imap_px, kind, dovecot):

@@ -378,15 +378,6 @@ def bio_login_to(fb, p, certs):
     return c
 
 
-def summary_line(p):
-    """The relay's summary line of the one proxied session, once written."""
-    def line():
-        return next((ln for ln in p.log_text().splitlines()
-                     if "proxied session done" in ln), None)
-    return harness.wait_for(line, 5, what="the summary line:\n"
-                            + p.log_text())
-
-
 def test_reset_after_close_notify(start, certs):
     """close_notify (a TLS half-close, passed on), then a reset, while the
     backend keeps its side open: the session ends at once as the client's
@@ -401,7 +392,7 @@ def test_reset_after_close_notify(start, certs):
             assert fb.eof_seen.wait(10), "the half-close was not passed on"
         finally:
             close_with_reset(c.sock)
-        line = summary_line(p)
+        line = harness.summary_line(p)
     assert "reason=client connection error (Connection reset by peer) " \
         "bytes_in=0 " in line, line
 
@@ -418,7 +409,7 @@ def test_fin_without_close_notify_ends_the_session(start, certs):
         try:
             c.send(b"x LAST WORDS\r\n")
             c.sock.shutdown(socket.SHUT_WR)
-            line = summary_line(p)
+            line = harness.summary_line(p)
         finally:
             c.sock.close()
         harness.wait_for(lambda: fb.received[0].endswith(b"x LAST WORDS\r\n"),
