@@ -639,34 +639,6 @@ connect_peer(const struct auth_http_url *u, msec_t deadline, char *err,
     return fd;
 }
 
-/* Wait for an event until the deadline: 1 ready, 0 timed out, -1 error. */
-static int
-wait_fd(int fd, short events, msec_t deadline)
-{
-    struct pollfd pfd;
-    int left, rc;
-
-    for (;;) {
-        left = clock_left(deadline);
-        if (left == 0) {
-            return 0;
-        }
-        pfd.fd = fd;
-        pfd.events = events;
-        pfd.revents = 0;
-        rc = poll(&pfd, 1, left);
-        if (rc > 0) {
-            return 1;
-        }
-        if (rc == 0) {
-            continue;   /* clock_left decides whether the time is up */
-        }
-        if (errno != EINTR) {
-            return -1;
-        }
-    }
-}
-
 /* Send all bytes until the deadline: 0 ok, -1 (errno, ETIMEDOUT). */
 static int
 send_all(int fd, const char *p, size_t len, msec_t deadline)
@@ -685,7 +657,7 @@ send_all(int fd, const char *p, size_t len, msec_t deadline)
             continue;
         }
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            w = wait_fd(fd, POLLOUT, deadline);
+            w = conn_poll(fd, POLLOUT, deadline, NULL);
             if (w == 0) {
                 errno = ETIMEDOUT;
                 return -1;
@@ -768,7 +740,7 @@ exchange(int fd, int reused, const char *req, size_t reqlen, msec_t deadline,
     http_parse_init(hr);
     for (;;) {
         if (wait) {
-            w = wait_fd(fd, POLLIN, deadline);
+            w = conn_poll(fd, POLLIN, deadline, NULL);
             if (w <= 0 && done) {
                 return EXCHANGE_OK;         /* the body never ended */
             }
@@ -778,7 +750,9 @@ exchange(int fd, int reused, const char *req, size_t reqlen, msec_t deadline,
             }
             if (w < 0) {
                 auth_result_tempfail(r, "auth http server %s: poll() failed "
-                                     "(%s)", peer, strerror(errno));
+                                     "(%s)", peer, errno == ECANCELED
+                                     ? "server is shutting down"
+                                     : strerror(errno));
                 return EXCHANGE_FAILED;
             }
             wait = 0;
@@ -949,13 +923,11 @@ auth_http_query(const struct server_conf *sc, const struct auth_request *rq,
                                  "beyond the session's timeout", peer);
             return;
         }
-        if (ms > 0) {
-            msec_t until = clock_now() + ms;
-            int left;
-
-            while ((left = clock_left(until)) > 0) {
-                (void)poll(NULL, 0, left);
-            }
+        /* a fast stop ends the wait (and the session) */
+        if (ms > 0 && conn_poll(-1, 0, clock_now() + ms, NULL) < 0) {
+            auth_result_tempfail(r, "auth http server %s: WAIT not waited "
+                                 "for: server is shutting down", peer);
+            return;
         }
     }
 }

@@ -12,6 +12,7 @@
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -53,32 +54,59 @@ conn_close(struct conn *c)
     buf_free(&c->in);
 }
 
+/* The pool's stop descriptor (see conn.h); read by every worker. */
+static atomic_int cancel_fd = -1;
+
+void
+conn_set_cancel_fd(int fd)
+{
+    atomic_store(&cancel_fd, fd);
+}
+
+/* One wait of a worker (see conn.h). */
+int
+conn_poll(int fd, short events, msec_t deadline, short *revents_r)
+{
+    struct pollfd pfd[2] = {
+        { .fd = fd, .events = events },
+        { .fd = atomic_load(&cancel_fd), .events = POLLIN },
+    };
+
+    for (;;) {
+        int left = clock_left(deadline), rc;
+
+        if (left == 0) {
+            return 0;
+        }
+        rc = poll(pfd, 2, left);     /* a -1 fd is left out by poll() */
+        if (rc > 0 && pfd[1].revents != 0) {
+            errno = ECANCELED;
+            return -1;
+        }
+        if (rc > 0) {
+            if (revents_r != NULL) {
+                *revents_r = pfd[0].revents;
+            }
+            return 1;
+        }
+        if (rc < 0 && errno != EINTR) {
+            return -1;
+        }
+        /* timed out or interrupted: clock_left decides */
+    }
+}
+
 /* Wait until fd is ready in the given direction or the deadline passes. */
 static int
 conn_wait(struct conn *c, int want_write)
 {
-    struct pollfd pfd = { .fd = c->fd, .events = want_write ? POLLOUT : POLLIN };
-    int rc;
+    int rc = conn_poll(c->fd, want_write ? POLLOUT : POLLIN, c->deadline,
+                       NULL);
 
-    for (;;) {
-        int left = clock_left(c->deadline);
-
-        if (left == 0) {
-            errno = ETIMEDOUT;
-            return -1;
-        }
-        rc = poll(&pfd, 1, left);
-        if (rc > 0) {
-            return 0;
-        }
-        if (rc == 0) {
-            errno = ETIMEDOUT;
-            return -1;
-        }
-        if (errno != EINTR) {
-            return -1;
-        }
+    if (rc == 0) {
+        errno = ETIMEDOUT;
     }
+    return rc > 0 ? 0 : -1;
 }
 
 /* One non-blocking read, plain or TLS. */
@@ -131,6 +159,9 @@ conn_strerror(const struct conn *c, int e)
 {
     if (e == ETIMEDOUT) {
         return "timed out";
+    }
+    if (e == ECANCELED) {
+        return "server is shutting down";
     }
     if (e == EIO && c->tls != NULL && tls_last_error(c)[0] != '\0') {
         return tls_last_error(c);
@@ -339,9 +370,9 @@ connect_one(const struct sockaddr *sa, socklen_t salen, msec_t deadline,
             char *err, size_t errlen)
 {
     int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    int one = 1, soerr = 0;
+    int one = 1, soerr = 0, rc;
     socklen_t sl = sizeof(soerr);
-    struct pollfd pfd;
+    short revents = 0;
     char text[ADDR_TEXT_LEN];
 
     net_addr_text(sa, salen, text, sizeof(text), 1);
@@ -359,26 +390,19 @@ connect_one(const struct sockaddr *sa, socklen_t salen, msec_t deadline,
         snprintf(err, errlen, "connect() to %s failed: %s", text, strerror(errno));
         goto fail;
     }
-    pfd.fd = fd;
-    pfd.events = POLLOUT;
-    for (;;) {
-        int left = clock_left(deadline);
-        int rc = left == 0 ? 0 : poll(&pfd, 1, left);
-
-        if (rc > 0) {
-            break;
-        }
-        if (rc == 0) {
-            snprintf(err, errlen, "connect() to %s timed out", text);
-            goto fail;
-        }
-        if (errno != EINTR) {
-            snprintf(err, errlen, "poll() for %s failed: %s", text, strerror(errno));
-            goto fail;
-        }
+    rc = conn_poll(fd, POLLOUT, deadline, &revents);
+    if (rc == 0) {
+        snprintf(err, errlen, "connect() to %s timed out", text);
+        goto fail;
+    }
+    if (rc < 0) {
+        snprintf(err, errlen, "connect() to %s: %s", text,
+                 errno == ECANCELED ? "server is shutting down"
+                                    : strerror(errno));
+        goto fail;
     }
     /* writable without an error or hang-up: connected, nothing to ask */
-    if ((pfd.revents & (POLLERR | POLLHUP)) == 0) {
+    if ((revents & (POLLERR | POLLHUP)) == 0) {
         return fd;
     }
     if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) != 0 || soerr != 0) {

@@ -71,7 +71,8 @@ ssize_t conn_write_nb(struct conn *c, const void *src, size_t len, int *want_rea
 /* Bytes decrypted inside the TLS library, invisible to poll(). */
 size_t conn_pending(const struct conn *c);
 /* The reason for a failed call with errno e, for a log line: "timed out",
- * the TLS error behind an EIO, else strerror(e). */
+ * "server is shutting down" (ECANCELED), the TLS error behind an EIO,
+ * else strerror(e). */
 const char *conn_strerror(const struct conn *c, int e);
 /* Half-close the write side (TLS: close_notify, then shutdown(SHUT_WR)).
  * 0 / -1 with errno EAGAIN when the close_notify waits for room in the
@@ -83,6 +84,17 @@ int conn_shutdown_write(struct conn *c);
  * without close_notify); 0 for an EOF that may be a half-close (a plain
  * FIN, a close_notify). */
 int conn_eof_is_full_close(const struct conn *c);
+
+/*
+ * The worker's waits end early on a fast stop: fd (the pool's) turns
+ * readable then, and conn_poll() returns -1 with errno ECANCELED.  -1:
+ * none.  Set before the workers start, cleared after they are joined.
+ */
+void conn_set_cancel_fd(int fd);
+/* poll() fd (-1: none, only the deadline and the cancel fd are waited
+ * for) for events until deadline: 1 ready (fd's revents in *revents_r
+ * when not NULL), 0 timed out, -1 with errno (ECANCELED: stopping). */
+int conn_poll(int fd, short events, msec_t deadline, short *revents_r);
 
 /* Connect to host:port (an address or a name) until deadline; a
  * non-blocking fd or -1, with a text reason in err. */

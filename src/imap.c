@@ -689,7 +689,7 @@ backend_line(struct session *s, unsigned char **line_r, size_t *len_r)
         session_log(s, LOG_LV_INFO, "upstream timed out");
     } else {
         session_log(s, LOG_LV_ERR, "upstream read failed: %s",
-                    strerror(errno));
+                    conn_strerror(&s->backend, errno));
     }
     return -1;
 }

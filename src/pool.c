@@ -15,6 +15,7 @@
  * the table of client fds in workers; two condition variables.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
@@ -25,6 +26,7 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "conn.h"
 #include "log.h"
 #include "pool.h"
 #include "process.h"
@@ -58,7 +60,13 @@ static struct {
     struct addr_count *counts;      /* nthreads slots: at most one per worker */
     struct claim *claims;           /* per worker */
     int stopping;                   /* 1 graceful, 2 fast */
-} pool = { .lock = PTHREAD_MUTEX_INITIALIZER, .work = PTHREAD_COND_INITIALIZER };
+    /* read end: conn_poll()'s cancel descriptor; a byte written to the
+     * write end on a fast stop ends every wait of every worker (auth
+     * service, backend, Auth-Wait), not only the client reads that
+     * shutting down busy_fd ends */
+    int cancel[2];
+} pool = { .lock = PTHREAD_MUTEX_INITIALIZER, .work = PTHREAD_COND_INITIALIZER,
+           .cancel = { -1, -1 } };
 
 /* The fairness key of an address (IPv4-mapped IPv6 counts as IPv4). */
 static void
@@ -313,7 +321,11 @@ worker_main(void *arg)
         pthread_mutex_lock(&pool.lock);
         pool.busy_fd[self] = -1;
         claim_release(cl);
-        if (rc == 2 && (pool.stopping || queue_requeue(&it) != 0)) {
+        /* a graceful stop serves the queue, this one included; a fast
+         * one has dropped the queue and drops it too */
+        if (rc == 2 && pool.stopping == 2) {
+            item_drop(&it, "server is shutting down");
+        } else if (rc == 2 && queue_requeue(&it) != 0) {
             item_drop(&it, "no room to wait again for a worker, client closed");
         }
         /* no signal for the share that came free: releasing one share makes
@@ -341,6 +353,12 @@ pool_start(int nthreads, size_t capacity)
         log_g(LOG_LV_EMERG, "out of memory for %d worker threads", nthreads);
         return -1;
     }
+    if (pipe2(pool.cancel, O_CLOEXEC | O_NONBLOCK) != 0) {
+        log_g(LOG_LV_EMERG, "pipe() failed for the worker pool: %s",
+              strerror(errno));
+        return -1;
+    }
+    conn_set_cancel_fd(pool.cancel[0]);
     pool.cap = capacity;
     pool.head = pool.len = 0;
     pool.stopping = 0;
@@ -434,6 +452,11 @@ pool_abort_locked(void)
             shutdown(pool.busy_fd[i], SHUT_RDWR);
         }
     }
+    /* and every other wait: the pipe stays readable, once is enough */
+    if (pool.cancel[1] >= 0 && write(pool.cancel[1], "x", 1) < 0) {
+        log_g(LOG_LV_ALERT, "write() to the worker pool's stop pipe "
+              "failed: %s", strerror(errno));
+    }
 }
 
 /* Begin a stop: graceful (the queue is served first) or fast; a fast call
@@ -458,6 +481,13 @@ pool_join(void)
 {
     for (int i = 0; i < pool.nthreads; i++) {
         pthread_join(pool.threads[i], NULL);
+    }
+    conn_set_cancel_fd(-1);
+    for (int i = 0; i < 2; i++) {
+        if (pool.cancel[i] >= 0) {
+            close(pool.cancel[i]);
+            pool.cancel[i] = -1;
+        }
     }
     free(pool.q);
     free(pool.threads);

@@ -658,7 +658,7 @@ backend_expect_ok(struct session *s, unsigned char **line_r, size_t *len_r)
                         "upstream prematurely closed connection");
         } else {
             session_log(s, LOG_LV_ERR, "upstream connection failed: %s",
-                        strerror(errno));
+                        conn_strerror(&s->backend, errno));
         }
         send_lit(s, pop3_internal);
         return -1;

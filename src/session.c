@@ -468,23 +468,17 @@ ask_auth(struct session *s, struct auth_request *rq, struct tls_info *ti)
     auth_query(s->sc, rq, &s->auth);
 }
 
-/* Sleep for Auth-Wait, bounded by the session's deadline. */
+/* Sleep for Auth-Wait, bounded by the session's deadline; a fast stop
+ * ends it (conn_poll's cancel descriptor). */
 static void
 auth_wait(struct session *s, int seconds)
 {
     msec_t until = clock_now() + (msec_t)seconds * 1000;
-    struct timespec ts;
 
     if (until > s->client.deadline) {
         until = s->client.deadline;
     }
-    while (clock_now() < until) {
-        msec_t left = until - clock_now();
-
-        ts.tv_sec = left / 1000;
-        ts.tv_nsec = (left % 1000) * 1000000;
-        nanosleep(&ts, NULL);
-    }
+    (void)conn_poll(-1, 0, until, NULL);
 }
 
 /*
@@ -721,6 +715,8 @@ session_run(struct pool_item *it)
     if (conn_init(&s.client, fd, client_buffer_size(sc)) != 0) {
         log_write(sc->error_log, LOG_LV_ERR, s.id, "out of memory for a session");
         close(fd);
+        free(it->resume);           /* a session back from the queue */
+        it->resume = NULL;
         goto done;
     }
     s.client.deadline = s.start + sc->timeout;

@@ -762,7 +762,7 @@ backend_reply(struct session *s, struct smtp_reply *r)
         }
         if (n < 0) {
             session_log(s, LOG_LV_ERR, "upstream %s",
-                        errno == ETIMEDOUT ? "timed out" : strerror(errno));
+                        conn_strerror(&s->backend, errno));
             return -1;
         }
     }

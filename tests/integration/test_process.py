@@ -616,6 +616,33 @@ def test_term_fast_stop(postern_config):
     assert not os.path.exists(p.pidfile)
 
 
+@pytest.mark.parametrize("stage", ["auth service", "backend"])
+def test_term_ends_waits_beyond_the_client(postern_config, stage):
+    """A fast stop also ends a login waiting on a silent auth service or
+    backend (each would hold it for its 60 s timeout), not only one waiting
+    for its client, and the backend login does not go on after it."""
+    with imap_util.FakeBackend("silent") as silent:
+        where = "127.0.0.1:%d" % silent.port
+        if stage == "auth service":
+            p = simple(postern_config, mail={"timeout": "60s"},
+                       auth="http://%s/auth" % where)
+        else:
+            p = simple(postern_config, mail={"timeout": "60s"},
+                       auth=[("alice", "{PLAIN}alice-pw", where)])
+        p.start()
+        with harness.LineClient(p.port) as c:
+            assert c.readline().startswith(b"* OK")
+            c.send("a LOGIN alice alice-pw\r\n")
+            harness.wait_for(lambda: silent.accepted > 0, 10,
+                             what="the %s to be asked" % stage)
+            p.kill(signal.SIGTERM)
+            # exiting within the wait's bound means TERM ended the wait
+            status = p.wait_exit(10)
+            assert c.closed_by_peer(5)
+    assert status == 0, p.logs()
+    assert "server is shutting down" in p.log_text(), p.logs()
+
+
 def test_int_fast_stop(postern_config):
     p = simple(postern_config)
     p.start()
