@@ -8,6 +8,7 @@ import base64
 import os
 import re
 import smtplib
+import signal
 import socket
 
 import pytest
@@ -735,3 +736,32 @@ def test_proxy_protocol_share_counts_the_real_address(postern, env):
         if first is not None:
             first.close()
     assert "waiting again" in p.log_text()
+
+
+def test_proxy_protocol_share_waits_through_a_graceful_stop(postern, env):
+    """A connection accepted before a graceful stop whose header comes
+    after it, naming a real address that has its share, waits for the
+    share and is served, as the queue is (it was dropped without a
+    reply)."""
+    port, listen = pp_listen()
+    p = start(postern, env, listen=listen,
+              smtp={"set_real_ip_from": ["127.0.0.1"], "timeout": "30s"})
+    first = harness.LineClient(port, timeout=5)
+    try:
+        first.send(smtp_util.proxy_v1("192.0.2.1", "192.0.2.100", 1000, 25))
+        assert first.readline().startswith(b"220 ")
+        with harness.LineClient(port, timeout=10) as same:
+            p.kill(signal.SIGQUIT)
+            harness.wait_for(lambda: "SIGQUIT" in p.log_text(), 10,
+                             what="the graceful stop")
+            same.send(smtp_util.proxy_v1("192.0.2.1", "192.0.2.100", 1001, 25))
+            harness.wait_for(lambda: "waiting again" in p.log_text(), 10,
+                             what="the second session to wait")
+            first.close()
+            first = None
+            assert same.readline().startswith(b"220 ")
+            assert same.cmd("NOOP") == b"250 2.0.0 OK\r\n"
+    finally:
+        if first is not None:
+            first.close()
+    assert "server is shutting down" not in p.log_text(), p.log_text()
