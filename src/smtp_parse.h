@@ -50,7 +50,8 @@ void smtp_cmd_parser_init(struct smtp_cmd_parser *p);
 /*
  * Parse the command line that starts at data[0] (len bytes available).
  * A line is VERB [SP+ ARG]* [SP*] (CRLF | LF).  The verb is 1 to
- * SMTP_VERB_MAX letters; an argument is any bytes but SP, CR, LF and NUL.
+ * SMTP_VERB_MAX letters; an argument is any bytes but SP and the control
+ * bytes (TAB aside: kept, as NGINX keeps it).
  * OK: *cmd_r filled, cmd_r->len bytes to consume.
  * INVALID: reported once the line's LF has arrived (so that pipelined
  * commands stay in step with the replies); cmd_r->len skips the bad line.

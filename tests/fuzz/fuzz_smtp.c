@@ -18,7 +18,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* No CR, LF or NUL in s, and s inside [base, base + size). */
+/* No control byte but TAB in s, and s inside [base, base + size). */
 static void
 check_slice(struct str s, const unsigned char *base, size_t size)
 {
@@ -28,8 +28,10 @@ check_slice(struct str s, const unsigned char *base, size_t size)
     if (s.data < base || s.data + s.len > base + size) {
         abort();
     }
+    /* no control byte but TAB gets through (they would reach log lines
+     * and the auth service's Auth-SMTP-* headers) */
     for (size_t i = 0; i < s.len; i++) {
-        if (s.data[i] == '\r' || s.data[i] == '\n' || s.data[i] == '\0') {
+        if ((s.data[i] < 0x20 && s.data[i] != '\t') || s.data[i] == 0x7f) {
             abort();
         }
     }
