@@ -750,7 +750,13 @@ def test_proxy_protocol_share_waits_through_a_graceful_stop(postern, env):
     try:
         first.send(smtp_util.proxy_v1("192.0.2.1", "192.0.2.100", 1000, 25))
         assert first.readline().startswith(b"220 ")
+        fds = "/proc/%d/fd" % p.pid
+        before = len(os.listdir(fds))
         with harness.LineClient(port, timeout=10) as same:
+            # accepted (a descriptor more) before the stop closes the
+            # listener, so that its header is read after the stop
+            harness.wait_for(lambda: len(os.listdir(fds)) > before, 10,
+                             what="the second connection to be accepted")
             p.kill(signal.SIGQUIT)
             harness.wait_for(lambda: "SIGQUIT" in p.log_text(), 10,
                              what="the graceful stop")
