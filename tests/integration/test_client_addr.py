@@ -706,11 +706,10 @@ def test_proxy_protocol_balancer_not_one_client(postern, env):
     assert "client 192.0.2.2 connected" in p.log_text()
 
 
-def test_proxy_protocol_share_counts_the_real_address(postern, env):
-    """Behind a trusted balancer, preauth_per_client (1 here: 4 workers)
-    counts the real client: a second silent session of the same real
-    address waits in the queue, another address is served at once, and the
-    waiting one is served when the first ends."""
+def share_taken(postern, env):
+    """postern behind a trusted balancer (preauth_per_client 1: 4 workers)
+    with a silent first session of the real address 192.0.2.1, whose share
+    it holds: (p, port, first); the caller closes first."""
     port, listen = pp_listen()
     p = start(postern, env, listen=listen,
               smtp={"set_real_ip_from": ["127.0.0.1"], "timeout": "30s"})
@@ -718,23 +717,31 @@ def test_proxy_protocol_share_counts_the_real_address(postern, env):
     try:
         first.send(smtp_util.proxy_v1("192.0.2.1", "192.0.2.100", 1000, 25))
         assert first.readline().startswith(b"220 ")
-        with harness.LineClient(port, timeout=10) as same:
-            same.send(smtp_util.proxy_v1("192.0.2.1", "192.0.2.100", 1001, 25))
-            same.sock.settimeout(1.5)
-            with pytest.raises(socket.timeout):
-                same.readline()          # waits: 192.0.2.1 has its share
-            with harness.LineClient(port, timeout=5) as other:
-                other.send(smtp_util.proxy_v1("192.0.2.2", "192.0.2.100",
-                                              1002, 25))
-                assert other.readline().startswith(b"220 ")
-            first.close()
-            first = None
-            same.sock.settimeout(10)
-            assert same.readline().startswith(b"220 ")
-            assert same.cmd("NOOP") == b"250 2.0.0 OK\r\n"
-    finally:
-        if first is not None:
-            first.close()
+    except BaseException:
+        first.close()
+        raise
+    return p, port, first
+
+
+def test_proxy_protocol_share_counts_the_real_address(postern, env):
+    """Behind a trusted balancer, preauth_per_client counts the real
+    client: a second silent session of the same real address waits in the
+    queue, another address is served at once, and the waiting one is
+    served when the first ends."""
+    p, port, first = share_taken(postern, env)
+    with first, harness.LineClient(port, timeout=10) as same:
+        same.send(smtp_util.proxy_v1("192.0.2.1", "192.0.2.100", 1001, 25))
+        same.sock.settimeout(1.5)
+        with pytest.raises(socket.timeout):
+            same.readline()          # waits: 192.0.2.1 has its share
+        with harness.LineClient(port, timeout=5) as other:
+            other.send(smtp_util.proxy_v1("192.0.2.2", "192.0.2.100",
+                                          1002, 25))
+            assert other.readline().startswith(b"220 ")
+        first.close()
+        same.sock.settimeout(10)
+        assert same.readline().startswith(b"220 ")
+        assert same.cmd("NOOP") == b"250 2.0.0 OK\r\n"
     assert "waiting again" in p.log_text()
 
 
@@ -743,31 +750,21 @@ def test_proxy_protocol_share_waits_through_a_graceful_stop(postern, env):
     after it, naming a real address that has its share, waits for the
     share and is served, as the queue is (it was dropped without a
     reply)."""
-    port, listen = pp_listen()
-    p = start(postern, env, listen=listen,
-              smtp={"set_real_ip_from": ["127.0.0.1"], "timeout": "30s"})
-    first = harness.LineClient(port, timeout=5)
-    try:
-        first.send(smtp_util.proxy_v1("192.0.2.1", "192.0.2.100", 1000, 25))
-        assert first.readline().startswith(b"220 ")
-        fds = "/proc/%d/fd" % p.pid
-        before = len(os.listdir(fds))
-        with harness.LineClient(port, timeout=10) as same:
-            # accepted (a descriptor more) before the stop closes the
-            # listener, so that its header is read after the stop
-            harness.wait_for(lambda: len(os.listdir(fds)) > before, 10,
-                             what="the second connection to be accepted")
-            p.kill(signal.SIGQUIT)
-            harness.wait_for(lambda: "SIGQUIT" in p.log_text(), 10,
-                             what="the graceful stop")
-            same.send(smtp_util.proxy_v1("192.0.2.1", "192.0.2.100", 1001, 25))
-            harness.wait_for(lambda: "waiting again" in p.log_text(), 10,
-                             what="the second session to wait")
-            first.close()
-            first = None
-            assert same.readline().startswith(b"220 ")
-            assert same.cmd("NOOP") == b"250 2.0.0 OK\r\n"
-    finally:
-        if first is not None:
-            first.close()
+    p, port, first = share_taken(postern, env)
+    fds = "/proc/%d/fd" % p.pid
+    before = len(os.listdir(fds))
+    with first, harness.LineClient(port, timeout=10) as same:
+        # accepted (a descriptor more) before the stop closes the
+        # listener, so that its header is read after the stop
+        harness.wait_for(lambda: len(os.listdir(fds)) > before, 10,
+                         what="the second connection to be accepted")
+        p.kill(signal.SIGQUIT)
+        harness.wait_for(lambda: "SIGQUIT" in p.log_text(), 10,
+                         what="the graceful stop")
+        same.send(smtp_util.proxy_v1("192.0.2.1", "192.0.2.100", 1001, 25))
+        harness.wait_for(lambda: "waiting again" in p.log_text(), 10,
+                         what="the second session to wait")
+        first.close()
+        assert same.readline().startswith(b"220 ")
+        assert same.cmd("NOOP") == b"250 2.0.0 OK\r\n"
     assert "server is shutting down" not in p.log_text(), p.log_text()
