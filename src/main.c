@@ -518,6 +518,7 @@ main(int argc, char **argv)
         return send_signal(opt.conf, opt.signal);
     }
     (void)process_tune_malloc();    /* before GnuTLS and the threads */
+    (void)process_tune_sched();     /* before the threads: they inherit it */
     if (tls_global_init() != 0) {
         fprintf(stderr, "postern: [emerg] GnuTLS initialisation failed\n");
         return 1;

@@ -1,7 +1,8 @@
 /*
  * process.h - the process around the threads: daemonising, the pid file,
- * the open-file limit, the allocator's thresholds, dropping privileges and
- * the threads' names.  Main thread only, but for process_name_self().
+ * the open-file limit, the allocator's thresholds, the scheduling policy,
+ * dropping privileges and the threads' names.  Main thread only, but for
+ * process_name_self().
  */
 #ifndef POSTERN_PROCESS_H
 #define POSTERN_PROCESS_H
@@ -40,6 +41,12 @@ void process_check_nofile(int worker_connections, size_t nlisteners);
  * before any thread starts.  1 when set, 0 when not (no mallopt, or
  * GLIBC_TUNABLES sets malloc tunables). */
 int process_tune_malloc(void);
+
+/* Run the process's threads under SCHED_BATCH (Linux) when it runs under
+ * the normal policy; an administrator's other policy (chrt, systemd's
+ * CPUSchedulingPolicy=) is kept.  Call before any thread starts: threads
+ * inherit it.  1 when set, 0 when not. */
+int process_tune_sched(void);
 
 /* Name the calling thread "role index" (index < 0: "role"), as `ps -L`,
  * `top -H` and perf show it; called first thing in each thread, so all it

@@ -805,6 +805,7 @@ class Postern:
         self.stderr_path = os.path.join(self.dir, "stderr.log")
         self.log_level = log_level
         self.env = None             # the process environment, if not ours
+        self.preexec = None         # run in the child before exec
         self.proc = None
         self.ports = []
         self.servers = []
@@ -886,6 +887,7 @@ class Postern:
         LOGS["postern stderr"] = self.stderr_path
         self.stderr_file = open(self.stderr_path, "ab")
         self.proc = spawn(self.command(*args), "postern", env=self.env,
+                          preexec_fn=self.preexec,
                           stdout=self.stderr_file, stderr=subprocess.STDOUT)
         if wait:
             try:

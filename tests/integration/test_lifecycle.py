@@ -1,6 +1,6 @@
 """The process around the sessions: error_log targets and NGINX's line
 format, dropping privileges to `user`, the open-file limit and its warning,
-and every kind of listening address (IPv6, unix sockets, wildcards and
+the threads' scheduling policy, and every kind of listening address (IPv6, unix sockets, wildcards and
 the addresses a wildcard's socket serves).
 
 None of this needs a backend: the auth_file sends every user to a port
@@ -224,6 +224,30 @@ def test_warning_when_connections_exceed_open_files(postern):
                             and p.log_text(), 10, what="the warning")
     assert re.search(r"\[warn\] .*5000 worker_connections.*"
                      r"raise worker_rlimit_nofile", text), text
+
+
+def thread_policies(pid):
+    """The scheduling policy of each of the process's threads."""
+    return [os.sched_getscheduler(int(tid))
+            for tid in os.listdir("/proc/%d/task" % pid)]
+
+
+def test_threads_run_under_sched_batch(postern):
+    p = postern([{"protocol": "imap"}], auth=nowhere_auth())
+    # main, acceptor, 4 workers, 1 relay (harness's defaults)
+    policies = thread_policies(p.pid)
+    assert len(policies) >= 7, policies
+    assert set(policies) == {os.SCHED_BATCH}, policies
+
+
+def test_administrators_scheduling_policy_kept(postern_config):
+    p = postern_config([{"protocol": "imap"}], auth=nowhere_auth())
+    p.preexec = lambda: os.sched_setscheduler(0, os.SCHED_IDLE,
+                                              os.sched_param(0))
+    p.start()
+    policies = thread_policies(p.pid)
+    assert len(policies) >= 7, policies
+    assert set(policies) == {os.SCHED_IDLE}, policies
 
 
 def test_listen_ipv6_and_unix(postern_config):
