@@ -680,29 +680,6 @@ enum exchange_rc {
 };
 
 /*
- * Parse the response heads in buf[*head_r .. len), skipping interim ones:
- * a 1xx head (but 101, which ends HTTP on the connection) is never the
- * answer, and the final response follows it (RFC 9110 section 15.2).  On
- * a skip *head_r moves past it and hr starts over on what follows.
- * AGAIN until the final head is complete; then OK, or INVALID.
- */
-static enum http_parse_rc
-final_head(struct http_response *hr, const unsigned char *buf,
-           size_t *head_r, size_t len)
-{
-    enum http_parse_rc rc;
-
-    for (;;) {
-        rc = http_parse(hr, buf + *head_r, len - *head_r);
-        if (rc != HTTP_PARSE_OK || hr->status >= 200 || hr->status == 101) {
-            return rc;
-        }
-        *head_r += hr->header_end;
-        http_parse_init(hr);
-    }
-}
-
-/*
  * Send req on fd and read the final response head into buf until the
  * deadline: it starts at *head_r (after any interim heads), and *len_r
  * bytes were read in all.  With want_keep, also read the body to its
@@ -770,7 +747,8 @@ exchange(int fd, int reused, const char *req, size_t reqlen, msec_t deadline,
             len += (size_t)n;
             *len_r = len;
             if (!done) {
-                if (final_head(hr, buf, &head, len) == HTTP_PARSE_AGAIN) {
+                if (http_parse_final(hr, buf, &head, len)
+                    == HTTP_PARSE_AGAIN) {
                     continue;
                 }
                 done = 1;

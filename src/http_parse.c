@@ -193,6 +193,23 @@ http_parse(struct http_response *r, const unsigned char *buf, size_t len)
     }
 }
 
+/* See http_parse.h. */
+enum http_parse_rc
+http_parse_final(struct http_response *r, const unsigned char *buf,
+                 size_t *head_r, size_t len)
+{
+    enum http_parse_rc rc;
+
+    for (;;) {
+        rc = http_parse(r, buf + *head_r, len - *head_r);
+        if (rc != HTTP_PARSE_OK || r->status >= 200 || r->status == 101) {
+            return rc;
+        }
+        *head_r += r->header_end;
+        http_parse_init(r);
+    }
+}
+
 /* Case-insensitive name compare of a span with a C string. */
 static int
 name_eq(const unsigned char *p, size_t n, const char *name)

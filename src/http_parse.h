@@ -68,6 +68,19 @@ enum http_parse_rc http_parse(struct http_response *r,
                               const unsigned char *buf, size_t len);
 
 /*
+ * Parse the response heads in buf[*head_r .. len) (all bytes received so
+ * far, *head_r 0 at first), skipping interim ones: a 1xx head (but 101,
+ * which ends HTTP on the connection) is never the answer, and the final
+ * response follows it (RFC 9110 section 15.2).  On a skip *head_r moves
+ * past that head and r starts over on what follows; r's offsets are then
+ * relative to buf + *head_r.  AGAIN until the final head is complete,
+ * then OK; INVALID when a head is.
+ */
+enum http_parse_rc http_parse_final(struct http_response *r,
+                                    const unsigned char *buf,
+                                    size_t *head_r, size_t len);
+
+/*
  * The value of the last header called name (case-insensitive) as a slice
  * of buf; 1 if found, 0 if not.  For a header whose every occurrence
  * matters (Auth-Status, Auth-Wait, Connection, Content-Length) use

@@ -1,14 +1,16 @@
 /*
  * fuzz_http.c - libFuzzer target for the auth service response: the
- * resumable parser (http_parse.c) and its interpretation
- * (auth_http_interpret).
+ * resumable parser (http_parse.c), interim 1xx heads skipped as auth_http
+ * reads them (http_parse_final), and the interpretation of the final head
+ * (auth_http_interpret).  Like auth_http, it looks at no more than
+ * HTTP_MAX_TOTAL bytes.
  *
  * Besides "no crash, no out-of-bounds read", it checks the contract and
  * aborts when it breaks:
  * - the input fed in pieces (sizes taken from the input) gives the same
- *   result as fed whole;
- * - an OK head ends inside the input and within HTTP_MAX_TOTAL, and every
- *   header span lies inside the head;
+ *   result, and the same final head, as fed whole;
+ * - an OK head is final (not 1xx but 101), ends inside the input and
+ *   within HTTP_MAX_TOTAL, and every header span lies inside it;
  * - an OK result has a server and a port; a refusal's message holds no
  *   control byte.
  */
@@ -67,23 +69,28 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     enum http_parse_rc a, b = HTTP_PARSE_AGAIN;
-    size_t len = 0, step, i, k = 0;
+    size_t len = 0, step, i, k = 0, head_a = 0, head_b = 0;
 
+    if (size > HTTP_MAX_TOTAL) {
+        size = HTTP_MAX_TOTAL;          /* auth_http's buffer */
+    }
     http_parse_init(&whole);
-    a = http_parse(&whole, data, size);
+    a = http_parse_final(&whole, data, &head_a, size);
 
     /* the same bytes in pieces of 1..16 bytes, sizes from the input */
     http_parse_init(&piece);
     while (len < size && b == HTTP_PARSE_AGAIN) {
         step = size ? (size_t)(data[k++ % size] % 16) + 1 : 1;
         len = len + step > size ? size : len + step;
-        b = http_parse(&piece, data, len);
+        b = http_parse_final(&piece, data, &head_b, len);
     }
     if (a != b) {
         abort();
     }
     if (a == HTTP_PARSE_OK) {
-        if (whole.header_end > size || whole.header_end > HTTP_MAX_TOTAL
+        if ((whole.status < 200 && whole.status != 101)
+            || head_a != head_b
+            || head_a + whole.header_end > size
             || whole.header_end != piece.header_end
             || whole.nheaders != piece.nheaders
             || whole.nheaders > HTTP_MAX_HEADERS) {
@@ -100,9 +107,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
     if (a != HTTP_PARSE_AGAIN) {
-        check_result(&whole, data, AUTH_METHOD_PLAIN, PROTO_IMAP);
-        check_result(&whole, data, AUTH_METHOD_APOP, PROTO_POP3);
-        check_result(&whole, data, AUTH_METHOD_NONE, PROTO_SMTP);
+        check_result(&whole, data + head_a, AUTH_METHOD_PLAIN, PROTO_IMAP);
+        check_result(&whole, data + head_a, AUTH_METHOD_APOP, PROTO_POP3);
+        check_result(&whole, data + head_a, AUTH_METHOD_NONE, PROTO_SMTP);
     }
     return 0;
 }

@@ -1,7 +1,8 @@
 /*
  * test_http_parse.c - the auth service response parser: whole and byte by
- * byte, line ends, header look-up, syntax errors and the bounds on line
- * length, header count and total size.
+ * byte, line ends, header look-up, syntax errors, the bounds on line
+ * length, header count and total size, and interim 1xx heads skipped on
+ * the way to the final one.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +33,28 @@ bytewise(const char *s, size_t n)
     http_parse_init(&hr);
     for (i = 1; i <= n && rc == HTTP_PARSE_AGAIN; i++) {
         rc = http_parse(&hr, (const unsigned char *)s, i);
+    }
+    return rc;
+}
+
+/* http_parse_final over growing prefixes, one more byte each call; the
+ * final head's offset in *head_r.  Every prefix result must match what
+ * the whole text gives, and so must the offset. */
+static enum http_parse_rc
+final_bytewise(const char *s, size_t *head_r)
+{
+    enum http_parse_rc whole_rc, rc = HTTP_PARSE_AGAIN;
+    size_t n = strlen(s), i, head_whole = 0;
+
+    http_parse_init(&hr);
+    whole_rc = http_parse_final(&hr, (const unsigned char *)s, &head_whole, n);
+    *head_r = 0;
+    http_parse_init(&hr);
+    for (i = 1; i <= n && rc == HTTP_PARSE_AGAIN; i++) {
+        rc = http_parse_final(&hr, (const unsigned char *)s, head_r, i);
+    }
+    if (rc != whole_rc || *head_r != head_whole) {
+        return (enum http_parse_rc)-1;
     }
     return rc;
 }
@@ -294,6 +317,43 @@ main(void)
         }
     }
     is_int(i, strlen(ok1), "no prefix of a valid response is INVALID");
+
+    /* interim heads: skipped, the final one is the answer */
+    {
+        const char *cont = "HTTP/1.1 100 Continue\r\n\r\n";
+        const char *hints = "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n";
+        const char *fin = "HTTP/1.0 200 OK\r\nAuth-Status: OK\r\n\r\n";
+        char text[512];
+        size_t head;
+
+        is_int(final_bytewise(fin, &head), HTTP_PARSE_OK,
+               "a final head alone");
+        is_int(head, 0, "starts at 0");
+        snprintf(text, sizeof(text), "%s%s", cont, fin);
+        is_int(final_bytewise(text, &head), HTTP_PARSE_OK,
+               "100 Continue, then the final head");
+        is_int(head, strlen(cont), "the final head starts after it");
+        is_int(hr.status, 200, "its status");
+        is_str(hdr(text + head, "Auth-Status"), "OK",
+               "its headers, relative to the final head");
+        snprintf(text, sizeof(text), "%s%s%s", hints, cont, fin);
+        is_int(final_bytewise(text, &head), HTTP_PARSE_OK,
+               "two interim heads, then the final head");
+        is_int(head, strlen(hints) + strlen(cont), "both skipped");
+        snprintf(text, sizeof(text), "%s", cont);
+        is_int(final_bytewise(text, &head), HTTP_PARSE_AGAIN,
+               "an interim head alone: the answer is still to come");
+        is_int(head, strlen(cont), "the next head starts after it");
+        snprintf(text, sizeof(text), "HTTP/1.1 101 Switching Protocols"
+                 "\r\n\r\n%s", fin);
+        is_int(final_bytewise(text, &head), HTTP_PARSE_OK,
+               "101 ends HTTP on the connection: it is final");
+        is_int(hr.status, 101, "status 101 (which auth_http refuses)");
+        is_int(head, 0, "nothing skipped");
+        snprintf(text, sizeof(text), "%sHTTP/1.0 20 OK\r\n\r\n", cont);
+        is_int(final_bytewise(text, &head), HTTP_PARSE_INVALID,
+               "a bad head after an interim one: INVALID");
+    }
 
     return tap_done();
 }
