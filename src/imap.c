@@ -245,12 +245,13 @@ cmd_noop(struct session *s, struct imap_parser *c, unsigned char *raw)
     return reply(s, c->tag, "OK completed") == 0 ? CMD_NEXT : CMD_CLOSE;
 }
 
-/* LOGOUT: BYE, OK, close. */
+/* LOGOUT: BYE, OK, close.  RFC 3501's BYE carries text (resp-text needs
+ * at least one character); NGINX's bare "* BYE" trips strict parsers. */
 static enum cmd_rc
 cmd_logout(struct session *s, struct imap_parser *c, unsigned char *raw)
 {
     (void)raw;
-    session_sendf(s, "* BYE\r\n%s OK completed\r\n", c->tag);
+    session_sendf(s, "* BYE logging out\r\n%s OK completed\r\n", c->tag);
     return CMD_CLOSE;
 }
 

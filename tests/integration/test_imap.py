@@ -120,7 +120,8 @@ def test_greeting_noop_logout_id(imap_px):
         line, lines = c.run("a3", 'ID ("name" "Thunderbird" "version" "1")')
         assert lines == [b"* ID NIL\r\n", b"a3 OK completed\r\n"]
         line, lines = c.run("a4", "LOGOUT")
-        assert lines == [b"* BYE\r\n", b"a4 OK completed\r\n"]
+        # RFC 3501: BYE's resp-text is not empty
+        assert lines == [b"* BYE logging out\r\n", b"a4 OK completed\r\n"]
         assert c.closed_by_peer(5)
 
 
