@@ -119,6 +119,8 @@ class FakeBackend(harness.FakeServer):
       "hold"      as "ok", but after the EOF from postern it keeps the
                   connection open (until stop()), as a slow backend would
       "eofreply"  as "hold", and it answers the EOF with AFTER_EOF first
+      "chatter"   as "ok" up to the login, then reads nothing more and
+                  sends CHATTER every 50 ms (until stop() or conn_timeout)
       "silent"    accepts and never says anything
     literal_plus: the greeting announces LITERAL+ (and a {n+} literal then
     gets no "+" continuation).
@@ -127,6 +129,7 @@ class FakeBackend(harness.FakeServer):
 
     conn_timeout = 30
     AFTER_EOF = b"* BYE answered after the EOF\r\n"
+    CHATTER = b"* OK still here\r\n"
 
     def __init__(self, mode, literal_plus=False):
         self.mode = mode
@@ -207,6 +210,16 @@ class FakeBackend(harness.FakeServer):
                 return
             c.sendall(b"* CAPABILITY IMAP4rev1 FAKE\r\n" + tag
                       + b" OK logged in\r\n")
+            if self.mode == "chatter":
+                # a small receive buffer: what postern sends stays with it
+                c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                self.chatted = 0
+                deadline = time.monotonic() + self.conn_timeout
+                while not self.stopping and time.monotonic() < deadline:
+                    c.sendall(self.CHATTER)
+                    self.chatted += 1
+                    time.sleep(0.05)
+                return
             for _ in range(1000000):
                 d = c.recv(65536)
                 if not d:

@@ -418,6 +418,36 @@ def test_fin_without_close_notify_ends_the_session(start, certs):
         in line, line
 
 
+def test_bytes_dropped_for_a_gone_client_are_no_activity(start, certs):
+    """A TLS client sends more than the backend's socket takes, then ends
+    with a bare FIN: it is gone (nothing may be written to it), and what
+    it sent waits for a backend that no longer reads but keeps talking.
+    The backend's lines are read only to be dropped; that is no activity,
+    so proxy_timeout ends the session instead of the chatter keeping it
+    as long as the backend likes."""
+    with FakeBackend("chatter") as fb:
+        p = start(tls_server(certs, "imap", proxy_timeout="1s",
+                             proxy_buffer="32m"),
+                  auth=[("dave", "{PLAIN}dave-pw", "127.0.0.1:%d" % fb.port)])
+        c = bio_login_to(fb, p, certs)
+        try:
+            # more than the backend's receive buffer and postern's send
+            # buffer (4 MiB at most, tcp_wmem) hold, less than the relay's
+            # buffer: postern reads all of it and the FIN, and cannot pass
+            # the FIN on
+            c.send(b"x" * (16 << 20))
+            c.sock.shutdown(socket.SHUT_WR)
+            # the client keeps its socket open (a close() with the chatter
+            # unread would be a reset, which ends the session by itself)
+            line = harness.summary_line(p, timeout=15)
+            chatted = fb.chatted
+            time.sleep(0.2)
+            assert fb.chatted > chatted, "the backend stopped talking: " + line
+        finally:
+            c.sock.close()
+    assert "reason=proxy_timeout " in line, line
+
+
 # --------------------------------------------------------------------------
 # STARTTLS with Python's clients; capabilities before and after
 
