@@ -62,6 +62,9 @@ struct side {
                                   * before we shut, or a TLS EOF came
                                   * without close_notify */
     const char *gone_note;       /* for the summary line, or NULL */
+    int read_failed;             /* a read failed after bytes it passed on:
+                                  * the pair ends as that error once they
+                                  * are out (p->detail says what) */
     int rd_wants_write;          /* TLS read waits for POLLOUT */
     int wr_wants_read;           /* TLS write waits for POLLIN */
 };
@@ -190,11 +193,12 @@ pipe_fill(struct pair *p, struct side *src, struct pipebuf *b)
         if (progress) {
             /* bytes came before the error (a TLS read loops record by
              * record): they go on first, as NGINX passes them, then the
-             * side ends as one that reset (side_hangup names it) */
+             * pair ends as this read error (side_hangup) */
             str_lcpy(p->detail, conn_strerror(&src->c, errno),
                      sizeof(p->detail));
             src->eof = 1;
             src->gone = 1;
+            src->read_failed = 1;
             break;
         }
         p->reason = src == &p->cl ? "client read error" : "upstream read error";
@@ -364,7 +368,9 @@ sock_error(int fd)
  * the pair: the read that would report it may never come, as s is at EOF
  * or its buffer is full.  A hang-up before we shut our side means the
  * peer takes nothing more; once it is also at EOF and what it sent is out,
- * nothing can move either way.  1: end the pair (reason set). */
+ * nothing can move either way.  A read that failed after bytes ends the
+ * pair as that read error once those bytes are out.  1: end the pair
+ * (reason set). */
 static int
 side_hangup(struct pair *p, struct side *s, const struct side *other,
             const struct pipebuf *from_s, short revents)
@@ -378,6 +384,15 @@ side_hangup(struct pair *p, struct side *s, const struct side *other,
         if (!s->shut) {
             s->gone = 1;
         }
+    }
+    if (s->read_failed) {
+        /* the bytes read before the error go out first (unless nobody
+         * takes them); the reset poll() may report now is that error */
+        if (from_s->pos < from_s->last && !other->gone) {
+            return 0;
+        }
+        p->reason = is_client ? "client read error" : "upstream read error";
+        return 1;
     }
     if (revents & POLLERR) {
         int e = sock_error(s->c.fd);

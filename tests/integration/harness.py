@@ -24,6 +24,7 @@ import shutil
 import signal
 import smtplib
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -159,6 +160,13 @@ def wait_port(port, timeout=10.0, proc=None, host="127.0.0.1"):
                                                    port))
         return port_open(port, host)
     wait_for(ready, timeout, what="port %s:%d" % (host, port))
+
+
+def close_with_reset(sock):
+    """Leave with a TCP reset (SO_LINGER 0) instead of a FIN."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                    struct.pack("ii", 1, 0))
+    sock.close()
 
 
 def pid_alive(pid):

@@ -15,7 +15,6 @@ import re
 import shutil
 import signal
 import socket
-import struct
 import subprocess
 import threading
 import time
@@ -1053,13 +1052,6 @@ def test_relay_upstream_closes_first(imap_px, kind):
     assert "reason=upstream closed" in line, line
 
 
-def close_with_reset(sock):
-    """Leave with a TCP reset (SO_LINGER 0) instead of a FIN."""
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
-                    struct.pack("ii", 1, 0))
-    sock.close()
-
-
 def dave_at(fb):
     """auth_file entries sending dave to the fake backend fb."""
     return [("dave", "{PLAIN}dave-pw", "127.0.0.1:%d" % fb.port)]
@@ -1079,7 +1071,7 @@ def test_relay_reset_after_half_close(imap_px):
             c.sock.shutdown(socket.SHUT_WR)
             assert fb.eof_seen.wait(10), "the half-close was not passed on"
         finally:
-            close_with_reset(c.sock)
+            harness.close_with_reset(c.sock)
         line = harness.summary_line(p)
     # the reset after the client's FIN (Linux says EPIPE in that state)
     assert "reason=client connection error (Connection reset by peer) " \

@@ -22,7 +22,6 @@ import signal
 import smtplib
 import socket
 import ssl
-import struct
 import subprocess
 import tempfile
 import time
@@ -298,20 +297,13 @@ def test_bad_record_logged_with_its_session(start, certs, dovecot, when):
     assert not re.search(r"SSL .*, fd \d+", p.log_text())
 
 
-def close_with_reset(sock):
-    """Leave with a TCP reset (SO_LINGER 0) instead of a FIN."""
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
-                    struct.pack("ii", 1, 0))
-    sock.close()
-
-
 def test_reset_logged_with_the_system_reason(start, certs, dovecot):
     """A client that resets its TLS connection in the relay: the summary
     gives the system's reason, as for a plain connection."""
     p = start(tls_server(certs, "imap"), log_level="info")
     c, f = imaps_client(p.port, certs, login=True)
     f.close()
-    close_with_reset(c)
+    harness.close_with_reset(c)
     harness.wait_for(lambda: "reason=client read error (SSL reading failed: "
                      "Connection reset by peer)" in p.log_text(), 10,
                      what="the session's summary")
@@ -391,10 +383,42 @@ def test_reset_after_close_notify(start, certs):
             c.close_notify()
             assert fb.eof_seen.wait(10), "the half-close was not passed on"
         finally:
-            close_with_reset(c.sock)
+            harness.close_with_reset(c.sock)
         line = harness.summary_line(p)
     assert "reason=client connection error (Connection reset by peer) " \
         "bytes_in=0 " in line, line
+
+
+def test_records_before_a_reset_reach_the_backend(start, certs):
+    """A TLS client sends a few records and resets the connection at
+    once: the relay reads them record by record, meets the reset after
+    the last one, and still passes on what it read before ending the
+    session as the client's read error.  (postern is stopped while the client
+    sends and resets, so that the reset is queued before the relay
+    reads.)"""
+    records = [b"x%d LAST WORDS\r\n" % i for i in range(5)]
+    with FakeBackend("hold") as fb:
+        p = start(tls_server(certs, "imap", proxy_timeout="60s"),
+                  auth=[("dave", "{PLAIN}dave-pw", "127.0.0.1:%d" % fb.port)])
+        c = bio_login_to(fb, p, certs)
+        p.kill(signal.SIGSTOP)
+        try:
+            for r in records:
+                c.tls.write(r)          # one record each
+            # in one send, so that Nagle's algorithm holds none back (the
+            # reset would discard what is still in the client's queue)
+            c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            c._flush()
+            harness.close_with_reset(c.sock)
+        finally:
+            p.kill(signal.SIGCONT)
+        line = harness.summary_line(p)
+        harness.wait_for(lambda: fb.received[0].endswith(b"".join(records)),
+                         5, what="the records at the backend: %r"
+                         % fb.received[0][-100:])
+    # the same reason as a reset with nothing before it
+    assert "reason=client read error (SSL reading failed: Connection reset " \
+        "by peer) bytes_in=%d " % len(b"".join(records)) in line, line
 
 
 def test_fin_without_close_notify_ends_the_session(start, certs):
@@ -1135,7 +1159,7 @@ class WithheldFinished:
         self.raw.close()
 
     def reset(self):
-        close_with_reset(self.raw)
+        harness.close_with_reset(self.raw)
 
 
 @pytest.mark.parametrize("proto", ["imap", "pop3", "smtp"])
