@@ -415,7 +415,8 @@ auth_http_reusable(const struct http_response *hr, const unsigned char *buf,
 
 /* What the Auth-Status headers of one answer say together. */
 enum status_kind {
-    STATUS_NONE,            /* no Auth-Status, or an empty one */
+    STATUS_NONE,            /* no Auth-Status */
+    STATUS_EMPTY,           /* an empty one: malformed, not a verdict */
     STATUS_OK,
     STATUS_WAIT,
     STATUS_REFUSED          /* *text_r is the refusal text */
@@ -437,7 +438,7 @@ read_status(const struct http_response *hr, const unsigned char *buf,
 
     while (http_header_next(hr, buf, "Auth-Status", &pos, &v)) {
         if (v.len == 0) {
-            return STATUS_NONE;         /* malformed: not a verdict */
+            return STATUS_EMPTY;
         }
         if (str_eq(v, "OK")) {
             if (kind == STATUS_NONE) {
@@ -513,9 +514,11 @@ auth_http_interpret(const struct http_response *hr, const unsigned char *buf,
         return AUTH_HTTP_DONE;
     }
     kind = read_status(hr, buf, &status);
-    if (kind == STATUS_NONE) {
-        auth_result_tempfail(r, "auth http server %s sent no Auth-Status "
-                             "header (HTTP status %d)", peer, hr->status);
+    if (kind == STATUS_NONE || kind == STATUS_EMPTY) {
+        auth_result_tempfail(r, "auth http server %s sent %s Auth-Status "
+                             "header (HTTP status %d)", peer,
+                             kind == STATUS_NONE ? "no" : "an empty",
+                             hr->status);
         return AUTH_HTTP_DONE;
     }
 

@@ -901,6 +901,15 @@ main(void)
     auth_result_free(&r);
     interpret("HTTP/1.0 200 OK\r\nAuth-Status:\r\n\r\n", &rq, &r);
     is_int(r.status, AUTH_TEMPFAIL, "empty Auth-Status: TEMPFAIL");
+    is_str(r.log_reason, "auth http server 127.0.0.1:9000 sent an empty "
+           "Auth-Status header (HTTP status 200)", "empty Auth-Status reason");
+    auth_result_free(&r);
+    interpret("HTTP/1.0 200 OK\r\nAuth-Status: Go away\r\nAuth-Status:"
+              "\r\n\r\n", &rq, &r);
+    is_int(r.status, AUTH_TEMPFAIL, "refusal, then empty: TEMPFAIL");
+    is_str(r.log_reason, "auth http server 127.0.0.1:9000 sent an empty "
+           "Auth-Status header (HTTP status 200)",
+           "refusal, then empty: named as the empty one");
     auth_result_free(&r);
     interpret("junk\r\n\r\n", &rq, &r);
     is_str(r.log_reason, "auth http server 127.0.0.1:9000 sent invalid "
