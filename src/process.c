@@ -313,8 +313,8 @@ process_tune_malloc(void)
  * value and only stops that wake-up preemption: a woken thread runs when
  * the running task blocks or its slice ends, so the processes of a login
  * take turns in batches.  Measured in bench/ on 2 CPUs shared with the
- * client and the backend: 10-15 % less CPU per plain login and a higher
- * login rate (docs/benchmarks.md, twelfth round).  The cost is that a
+ * client and the backend: about 15 % less CPU per plain login and a
+ * higher login rate (docs/benchmarks.md, twelfth round).  The cost is that a
  * woken thread may wait up to one scheduler slice (a few ms) on a CPU kept
  * busy by something else, which no mail exchange notices.
  */
