@@ -63,6 +63,12 @@ conn_set_cancel_fd(int fd)
     atomic_store(&cancel_fd, fd);
 }
 
+int
+conn_cancel_fd(void)
+{
+    return atomic_load(&cancel_fd);
+}
+
 /* One wait of a worker (see conn.h). */
 int
 conn_poll(int fd, short events, msec_t deadline, short *revents_r)

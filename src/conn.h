@@ -91,6 +91,9 @@ int conn_eof_is_full_close(const struct conn *c);
  * none.  Set before the workers start, cleared after they are joined.
  */
 void conn_set_cancel_fd(int fd);
+/* That fd (-1: none), for a wait that polls descriptors of its own (the
+ * resolver's). */
+int conn_cancel_fd(void);
 /* poll() fd (-1: none, only the deadline and the cancel fd are waited
  * for) for events until deadline: 1 ready (fd's revents in *revents_r
  * when not NULL), 0 timed out, -1 with errno (ECANCELED: stopping). */

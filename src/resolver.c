@@ -25,6 +25,7 @@
 
 #include "clock.h"
 #include "conf.h"
+#include "conn.h"
 #include "resolver.h"
 #include "str.h"
 
@@ -288,16 +289,26 @@ channel_open(const struct server_conf *sc, msec_t end, ares_channel *ch_r,
     return 0;
 }
 
+/* How channel_wait() failed, from errno, for an error text. */
+static const char *
+wait_failure(void)
+{
+    return errno == ECANCELED ? "stopped: server is shutting down"
+                              : "timed out";
+}
+
 /*
  * Drive the channel with poll() until every query in q[0..nq) is done or
- * the deadline passes (then they are cancelled).  0, or -1 on timeout.
- * poll, not select: a busy proxy has descriptors above FD_SETSIZE.
+ * the deadline passes or a fast stop begins (then they are cancelled).
+ * 0, or -1 with errno ETIMEDOUT or ECANCELED (the pool's stop fd, as in
+ * conn_poll()).  poll, not select: a busy proxy has descriptors above
+ * FD_SETSIZE.
  */
 static int
 channel_wait(ares_channel ch, struct query *q, size_t nq, msec_t end)
 {
     ares_socket_t socks[ARES_GETSOCK_MAXNUM];
-    struct pollfd pfd[ARES_GETSOCK_MAXNUM];
+    struct pollfd pfd[ARES_GETSOCK_MAXNUM + 1];     /* + the stop fd */
     struct timeval tv, *tvp;
     int bits, i, nfds, left, wait, n;
     size_t k, pending;
@@ -314,6 +325,7 @@ channel_wait(ares_channel ch, struct query *q, size_t nq, msec_t end)
         left = clock_left(end);
         if (left == 0) {
             ares_cancel(ch);
+            errno = ETIMEDOUT;
             return -1;
         }
         bits = ares_getsock(ch, socks, ARES_GETSOCK_MAXNUM);
@@ -335,6 +347,9 @@ channel_wait(ares_channel ch, struct query *q, size_t nq, msec_t end)
                 nfds++;
             }
         }
+        pfd[nfds].fd = conn_cancel_fd();        /* -1: left out by poll() */
+        pfd[nfds].events = POLLIN;
+        pfd[nfds].revents = 0;
         wait = left;
         tvp = ares_timeout(ch, NULL, &tv);
         if (tvp != NULL) {
@@ -344,12 +359,19 @@ channel_wait(ares_channel ch, struct query *q, size_t nq, msec_t end)
                 wait = (int)ms;
             }
         }
-        n = poll(pfd, (nfds_t)nfds, wait);
+        n = poll(pfd, (nfds_t)nfds + 1, wait);
         if (n < 0) {
             if (errno == EINTR) {
                 continue;
             }
+            n = errno;
             ares_cancel(ch);
+            errno = n;
+            return -1;
+        }
+        if (pfd[nfds].revents != 0) {
+            ares_cancel(ch);
+            errno = ECANCELED;
             return -1;
         }
         if (n == 0) {
@@ -732,7 +754,7 @@ lookup_client(const struct server_conf *sc, int family,
     reverse_name(family, a, qname, sizeof(qname));
     ares_query(ch, qname, DNS_CLASS_IN, DNS_TYPE_PTR, query_done, &q);
     if (channel_wait(ch, &q, 1, end) != 0) {
-        snprintf(err, errlen, "PTR lookup timed out");
+        snprintf(err, errlen, "PTR lookup %s", wait_failure());
         rc = RESOLVER_TEMPUNAVAIL;
         goto done;
     }
@@ -764,7 +786,8 @@ lookup_client(const struct server_conf *sc, int family,
     ares_query(ch, name, DNS_CLASS_IN,
                family == AF_INET ? DNS_TYPE_A : DNS_TYPE_AAAA, query_done, &f);
     if (channel_wait(ch, &f, 1, end) != 0) {
-        snprintf(err, errlen, "forward lookup of \"%s\" timed out", name);
+        snprintf(err, errlen, "forward lookup of \"%s\" %s", name,
+                 wait_failure());
         rc = RESOLVER_TEMPUNAVAIL;
         goto done;
     }
@@ -948,7 +971,7 @@ resolver_lookup_host(const struct server_conf *sc, const char *name,
         q[1].status = ARES_ENODATA;
     }
     if (channel_wait(ch, q, 2, end) != 0) {
-        snprintf(err, errlen, "resolving \"%s\" timed out", name);
+        snprintf(err, errlen, "resolving \"%s\" %s", name, wait_failure());
         goto done;
     }
     for (i = 0; i < 2; i++) {

@@ -616,25 +616,39 @@ def test_term_fast_stop(postern_config):
     assert not os.path.exists(p.pidfile)
 
 
-@pytest.mark.parametrize("stage", ["auth service", "backend"])
+@pytest.mark.parametrize("stage", ["auth service", "backend", "resolver"])
 def test_term_ends_waits_beyond_the_client(postern_config, stage):
-    """A fast stop also ends a login waiting on a silent auth service or
-    backend (each would hold it for its 60 s timeout), not only one waiting
-    for its client, and the backend login does not go on after it."""
-    with imap_util.FakeBackend("silent") as silent:
+    """A fast stop also ends a login waiting on a silent auth service,
+    backend or DNS server (each would hold it for its 60 s timeout), not
+    only one waiting for its client, and the backend login does not go on
+    after it."""
+    with imap_util.FakeBackend("silent") as silent, \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as dns:
         where = "127.0.0.1:%d" % silent.port
+        dns.bind(("127.0.0.1", 0))
         if stage == "auth service":
             p = simple(postern_config, mail={"timeout": "60s"},
                        auth="http://%s/auth" % where)
-        else:
+        elif stage == "backend":
             p = simple(postern_config, mail={"timeout": "60s"},
                        auth=[("alice", "{PLAIN}alice-pw", where)])
+        else:
+            # the client's host name for the auth request: a lookup that
+            # the DNS server never answers
+            p = simple(postern_config, auth="http://%s/auth" % where,
+                       mail={"timeout": "60s", "resolver_timeout": "60s",
+                             "resolver": "127.0.0.1:%d"
+                                         % dns.getsockname()[1]})
         p.start()
         with harness.LineClient(p.port) as c:
             assert c.readline().startswith(b"* OK")
             c.send("a LOGIN alice alice-pw\r\n")
-            harness.wait_for(lambda: silent.accepted > 0, 10,
-                             what="the %s to be asked" % stage)
+            if stage == "resolver":
+                dns.settimeout(10)
+                dns.recvfrom(512)           # the question came
+            else:
+                harness.wait_for(lambda: silent.accepted > 0, 10,
+                                 what="the %s to be asked" % stage)
             p.kill(signal.SIGTERM)
             # exiting within the wait's bound means TERM ended the wait
             status = p.wait_exit(10)
