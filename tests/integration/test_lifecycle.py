@@ -1,7 +1,7 @@
 """The process around the sessions: error_log targets and NGINX's line
 format, dropping privileges to `user`, the open-file limit and its warning,
-the threads' scheduling policy, and every kind of listening address (IPv6, unix sockets, wildcards and
-the addresses a wildcard's socket serves).
+the threads' scheduling policy, and every kind of listening address (IPv6,
+unix sockets, wildcards and the addresses a wildcard's socket serves).
 
 None of this needs a backend: the auth_file sends every user to a port
 nobody listens on, and no test logs in.
