@@ -232,6 +232,12 @@ class FakeBackend(harness.FakeServer):
             pass
 
 
+def dave_at(fb):
+    """auth_file entries sending dave (password dave-pw) to the fake
+    backend fb."""
+    return [("dave", "{PLAIN}dave-pw", "127.0.0.1:%d" % fb.port)]
+
+
 def log_lines(text, pattern):
     """Lines of a log text that contain pattern."""
     return [ln for ln in text.splitlines() if pattern in ln]

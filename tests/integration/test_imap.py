@@ -23,7 +23,7 @@ import pytest
 
 import harness
 from imap_util import (EXTRA_USERS, FakeBackend, ManyDovecot, Raw, b64,
-                       closed_port, cram_answer, log_lines)
+                       closed_port, cram_answer, dave_at, log_lines)
 
 USERS = dict(harness.USERS)
 USERS.update(EXTRA_USERS)
@@ -860,8 +860,7 @@ def test_backend_misbehaves(imap_px, authsvc, kind, mode):
         with users_with(authsvc, {"dave": {"pass": "dave-pw",
                                            "server": "127.0.0.1",
                                            "port": fb.port}}):
-            p = imap_px(kind, file_extra=[
-                ("dave", "{PLAIN}dave-pw", "127.0.0.1:%d" % fb.port)])
+            p = imap_px(kind, file_extra=dave_at(fb))
             with Raw(p.port) as c:
                 c.send("a LOGIN dave dave-pw\r\n")
                 assert c.read_all(10) == INTERNAL
@@ -1050,11 +1049,6 @@ def test_relay_upstream_closes_first(imap_px, kind):
         assert b"* BYE" in data and data.splitlines()[-1].startswith(b"Z OK"), data
     line = harness.summary_line(p)
     assert "reason=upstream closed" in line, line
-
-
-def dave_at(fb):
-    """auth_file entries sending dave to the fake backend fb."""
-    return [("dave", "{PLAIN}dave-pw", "127.0.0.1:%d" % fb.port)]
 
 
 def test_relay_reset_after_half_close(imap_px):
@@ -1271,8 +1265,7 @@ def test_backend_untagged_capability_and_binary_relay(imap_px, authsvc,
         with users_with(authsvc, {"dave": {"pass": "dave-pw",
                                            "server": "127.0.0.1",
                                            "port": fb.port}}):
-            p = imap_px(kind, file_extra=[
-                ("dave", "{PLAIN}dave-pw", "127.0.0.1:%d" % fb.port)])
+            p = imap_px(kind, file_extra=dave_at(fb))
             with Raw(p.port) as c:
                 line, lines = c.run("a", "LOGIN dave dave-pw")
                 assert lines == [b"* CAPABILITY IMAP4rev1 FAKE\r\n",
@@ -1295,8 +1288,7 @@ def test_backend_untagged_capability_and_binary_relay(imap_px, authsvc,
 def test_backend_silent(imap_px):
     fb = FakeBackend("silent")
     try:
-        p = imap_px("file", mail={"timeout": "2s"}, file_extra=[
-            ("dave", "{PLAIN}dave-pw", "127.0.0.1:%d" % fb.port)])
+        p = imap_px("file", mail={"timeout": "2s"}, file_extra=dave_at(fb))
         with Raw(p.port) as c:
             c.send("a LOGIN dave dave-pw\r\n")
             assert c.read_all(15) == INTERNAL
@@ -1331,8 +1323,7 @@ def test_reload_shutdown_timeout_ends_old_sessions_only(imap_px):
     shutdown_timeout passes; one begun under the new configuration goes on."""
     fb = FakeBackend("ok")
     try:
-        p = imap_px("file", top={"shutdown_timeout": "1s"}, file_extra=[
-            ("dave", "{PLAIN}dave-pw", "127.0.0.1:%d" % fb.port)])
+        p = imap_px("file", top={"shutdown_timeout": "1s"}, file_extra=dave_at(fb))
         with Raw(p.port) as old, Raw(p.port, source="127.0.0.2") as mid:
             assert old.run("a", "LOGIN dave dave-pw")[0].startswith(b"a OK")
             p.write_conf()
@@ -1366,8 +1357,7 @@ def test_reload_without_shutdown_timeout_spares_new_sessions(imap_px):
     begun under the last one goes on past it."""
     fb = FakeBackend("ok")
     try:
-        p = imap_px("file", top={"shutdown_timeout": "1s"}, file_extra=[
-            ("dave", "{PLAIN}dave-pw", "127.0.0.1:%d" % fb.port)])
+        p = imap_px("file", top={"shutdown_timeout": "1s"}, file_extra=dave_at(fb))
         p.kill(signal.SIGHUP)
         harness.wait_for(lambda: p.log_text().count("reconfigured") == 1,
                          10, what="the first reload")

@@ -30,7 +30,7 @@ import pytest
 
 import harness
 import tls_util
-from imap_util import FakeBackend
+from imap_util import FakeBackend, dave_at
 from tls_util import s_client
 
 
@@ -377,7 +377,7 @@ def test_reset_after_close_notify(start, certs):
     and a side at EOF reads nothing that would find it)."""
     with FakeBackend("hold") as fb:
         p = start(tls_server(certs, "imap", proxy_timeout="60s"),
-                  auth=[("dave", "{PLAIN}dave-pw", "127.0.0.1:%d" % fb.port)])
+                  auth=dave_at(fb))
         c = bio_login_to(fb, p, certs)
         try:
             c.close_notify()
@@ -399,7 +399,7 @@ def test_records_before_a_reset_reach_the_backend(start, certs):
     records = [b"x%d LAST WORDS\r\n" % i for i in range(5)]
     with FakeBackend("hold") as fb:
         p = start(tls_server(certs, "imap", proxy_timeout="60s"),
-                  auth=[("dave", "{PLAIN}dave-pw", "127.0.0.1:%d" % fb.port)])
+                  auth=dave_at(fb))
         c = bio_login_to(fb, p, certs)
         p.kill(signal.SIGSTOP)
         try:
@@ -428,7 +428,7 @@ def test_fin_without_close_notify_ends_the_session(start, certs):
     ("client write error")."""
     with FakeBackend("eofreply") as fb:
         p = start(tls_server(certs, "imap", proxy_timeout="60s"),
-                  auth=[("dave", "{PLAIN}dave-pw", "127.0.0.1:%d" % fb.port)])
+                  auth=dave_at(fb))
         c = bio_login_to(fb, p, certs)
         try:
             c.send(b"x LAST WORDS\r\n")
@@ -452,7 +452,7 @@ def test_bytes_dropped_for_a_gone_client_are_no_activity(start, certs):
     with FakeBackend("chatter") as fb:
         p = start(tls_server(certs, "imap", proxy_timeout="1s",
                              proxy_buffer="32m"),
-                  auth=[("dave", "{PLAIN}dave-pw", "127.0.0.1:%d" % fb.port)])
+                  auth=dave_at(fb))
         c = bio_login_to(fb, p, certs)
         try:
             # more than the backend's receive buffer and postern's send
