@@ -58,6 +58,12 @@ static const char *const level_names[] = {
     "emerg", "alert", "crit", "error", "warn", "notice", "info", "debug"
 };
 
+/* log_g() writes to the global log holding this lock, and log_set_global()
+ * swaps it holding it too: once the swap returns, no thread still writes to
+ * the log it replaced, which a reload then frees with the old configuration.
+ * A mutex, not a rwlock: glibc's readers would starve the swap when threads
+ * log back to back, and the kernel serializes the writes anyway. */
+static pthread_mutex_t global_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct log *global_log;
 
 /* Name -> level, or -1. */
@@ -406,9 +412,12 @@ log_free(struct log **lg)
     if (*lg == NULL) {
         return;
     }
+    /* a log freed while still installed (an error path): stderr again */
+    pthread_mutex_lock(&global_lock);
     if (global_log == *lg) {
         global_log = NULL;
     }
+    pthread_mutex_unlock(&global_lock);
     for (size_t i = 0; i < (*lg)->n; i++) {
         struct target *t = &(*lg)->t[i];
         int fd = atomic_load(&t->fd);
@@ -441,18 +450,41 @@ log_max_level(const struct log *lg)
     return max;
 }
 
-/* The process-wide log: stderr at notice until a configuration sets one. */
+/* The process-wide log: stderr at notice until a configuration sets one.
+ * For the thread that installs it; any other thread writes through log_g(),
+ * as the pointer may be freed once it is replaced. */
 struct log *
 log_global(void)
 {
-    return __atomic_load_n(&global_log, __ATOMIC_ACQUIRE);
+    struct log *lg;
+
+    pthread_mutex_lock(&global_lock);
+    lg = global_log;
+    pthread_mutex_unlock(&global_lock);
+    return lg;
 }
 
-/* Install the process-wide log (not owned). */
+/* Install the process-wide log (not owned); waits for the lines being
+ * written to the one it replaces. */
 void
 log_set_global(struct log *lg)
 {
-    __atomic_store_n(&global_log, lg, __ATOMIC_RELEASE);
+    pthread_mutex_lock(&global_lock);
+    global_log = lg;
+    pthread_mutex_unlock(&global_lock);
+}
+
+/* One line to the process-wide log, which cannot be replaced meanwhile. */
+void
+log_g(enum log_level lv, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    pthread_mutex_lock(&global_lock);
+    log_vwrite(global_log, lv, 0, fmt, ap);
+    pthread_mutex_unlock(&global_lock);
+    va_end(ap);
 }
 
 /* Replace bytes that would break a log line. */

@@ -43,7 +43,9 @@ int log_chown(struct log *lg, uid_t uid);
 void log_free(struct log **lg);
 int log_max_level(const struct log *lg);  /* most verbose level any target takes */
 
-/* The process-wide log used before/outside configuration (stderr at start). */
+/* The process-wide log used before/outside configuration (stderr at start).
+ * log_global() is for the thread that installs it; other threads write with
+ * log_g(), which holds it against a concurrent log_set_global(). */
 struct log *log_global(void);
 void log_set_global(struct log *lg);      /* not owned; NULL = stderr */
 
@@ -53,7 +55,8 @@ void log_write(const struct log *lg, enum log_level lv, uint64_t conn,
 void log_vwrite(const struct log *lg, enum log_level lv, uint64_t conn,
                 const char *fmt, va_list ap);
 
-/* Shorthands on the global log. */
-#define log_g(lv, ...) log_write(log_global(), (lv), 0, __VA_ARGS__)
+/* A line on the global log. */
+void log_g(enum log_level lv, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 #endif

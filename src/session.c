@@ -42,7 +42,8 @@ session_log(const struct session *s, enum log_level lv, const char *fmt, ...)
     char msg[1024], ctx[768];
     size_t n = 0;
     va_list ap;
-    const struct log *lg = s->sc != NULL ? s->sc->error_log : log_global();
+    const struct log *lg = s->sc != NULL ? s->sc->error_log
+                           : s->conf != NULL ? s->conf->error_log : NULL;
 
     if ((int)lv > log_max_level(lg)) {
         return;
