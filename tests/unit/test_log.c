@@ -8,11 +8,13 @@
  */
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -131,16 +133,99 @@ test_chown(void)
 static atomic_int writers_stop;
 static atomic_long lines_written;
 
-/* A pool or relay thread: lines on the global log until told to stop. */
+/* A pool or relay thread: lines on the given log, or on the global one
+ * (NULL), back to back until told to stop. */
 static void *
 writer(void *arg)
 {
-    (void)arg;
+    const struct log *lg = arg;
+
     while (!atomic_load(&writers_stop)) {
-        log_g(LOG_LV_NOTICE, "a line from another thread");
+        if (lg != NULL) {
+            log_write(lg, LOG_LV_NOTICE, 1, "a session's line");
+        } else {
+            log_g(LOG_LV_NOTICE, "a line from another thread");
+        }
         atomic_fetch_add(&lines_written, 1);
     }
     return NULL;
+}
+
+enum { WRITERS = 4 };
+
+/* Start WRITERS threads on lg; how many started. */
+static int
+writers_start(pthread_t *th, struct log *lg)
+{
+    int started = 0;
+
+    atomic_store(&writers_stop, 0);
+    atomic_store(&lines_written, 0);
+    for (int i = 0; i < WRITERS; i++) {
+        started += pthread_create(&th[started], NULL, writer, lg) == 0;
+    }
+    return started;
+}
+
+/* Wait (10 s at most) until the writers have written more than n lines. */
+static int
+lines_beyond(long n)
+{
+    struct timespec now, end;
+
+    clock_gettime(CLOCK_MONOTONIC, &end);
+    end.tv_sec += 10;
+    while (atomic_load(&lines_written) <= n) {
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec > end.tv_sec
+            || (now.tv_sec == end.tv_sec && now.tv_nsec > end.tv_nsec)) {
+            return 0;
+        }
+        sched_yield();
+    }
+    return 1;
+}
+
+static void
+writers_join(pthread_t *th, int started)
+{
+    atomic_store(&writers_stop, 1);
+    for (int i = 0; i < started; i++) {
+        pthread_join(th[i], NULL);
+    }
+}
+
+/* USR1 while the sessions log back to back: each reopen gets its turn
+ * (the writers hold the reopen lock for their write(2) only, not while
+ * formatting), and the lines written after the last one go to the file
+ * now under the name. */
+static void
+test_reopen_under_writers(void)
+{
+    enum { REOPENS = 200 };
+    pthread_t th[WRITERS];
+    struct log *lg = two_files();
+    char a[300], a1[300];
+    int started, done = 0;
+
+    path_in(a, sizeof(a), "a.log");
+    path_in(a1, sizeof(a1), "a.log.1");
+    started = writers_start(th, lg);
+    is_int(started, WRITERS, "writer threads started");
+    for (int i = 0; i < REOPENS; i++) {
+        done += log_reopen(lg) == 0;
+    }
+    rename(a, a1);
+    done += log_reopen(lg) == 0;
+    ok(lines_beyond(atomic_load(&lines_written)), "lines written after it");
+    writers_join(th, started);
+    is_int(done, REOPENS + 1, "every reopen done while the lines went on");
+    ok(strstr(slurp(a), "a session's line") != NULL,
+       "lines after the last reopen go to the new file");
+    log_free(&lg);
+    unlink(a);
+    unlink(a1);
+    unlink(path_in(a, sizeof(a), "b.log"));
 }
 
 /* Reloads: each installs a new log and frees the old one at once, as the
@@ -151,29 +236,27 @@ writer(void *arg)
 static void
 test_swap_waits_for_writers(void)
 {
-    enum { WRITERS = 4, SWAPS = 300 };
+    enum { SWAPS = 300 };
     pthread_t th[WRITERS];
     struct log *cur = two_files();
     char a[300];
-    int started = 0;
+    int started, wrote = 0;
 
     log_set_global(cur);
-    for (int i = 0; i < WRITERS; i++) {
-        started += pthread_create(&th[i], NULL, writer, NULL) == 0;
-    }
+    started = writers_start(th, NULL);
     is_int(started, WRITERS, "writer threads started");
     for (int i = 0; i < SWAPS; i++) {
         struct log *next = two_files();
+        long before = atomic_load(&lines_written);
 
         log_set_global(next);
         log_free(&cur);
         cur = next;
+        /* a line between one swap and the next */
+        wrote += lines_beyond(before);
     }
-    atomic_store(&writers_stop, 1);
-    for (int i = 0; i < started; i++) {
-        pthread_join(th[i], NULL);
-    }
-    ok(atomic_load(&lines_written) > 0, "the writers wrote during the swaps");
+    writers_join(th, started);
+    is_int(wrote, SWAPS, "the writers wrote between the swaps");
     ok(strstr(slurp(path_in(a, sizeof(a), "a.log")), "another thread") != NULL,
        "the lines reach the log's files");
     /* the installed log freed: writers fall back to stderr, not to freed
@@ -197,6 +280,7 @@ main(void)
     }
     test_reopen_goes_on();
     test_chown();
+    test_reopen_under_writers();
     test_swap_waits_for_writers();
     rmdir(dir);
     return tap_done();
