@@ -69,6 +69,20 @@ conn_cancel_fd(void)
     return atomic_load(&cancel_fd);
 }
 
+/* Whether a fast stop has begun (its pipe is readable).  A fast stop also
+ * shuts the clients' sockets down, so a worker that was not inside poll()
+ * meets an end of file or EPIPE of the stop's making; errno is kept. */
+static int
+stop_requested(void)
+{
+    struct pollfd pfd = { .fd = atomic_load(&cancel_fd), .events = POLLIN };
+    int saved = errno, rc;
+
+    rc = pfd.fd >= 0 && poll(&pfd, 1, 0) > 0;
+    errno = saved;
+    return rc;
+}
+
 /* One wait of a worker (see conn.h). */
 int
 conn_poll(int fd, short events, msec_t deadline, short *revents_r)
@@ -225,11 +239,15 @@ conn_fill(struct conn *c)
             b->last += (size_t)n;
             return n;
         }
-        if (n == 0) {
-            c->eof = 1;
-            return 0;
-        }
-        if (errno != EAGAIN && errno != EWOULDBLOCK) {
+        if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
+            if (stop_requested()) {
+                errno = ECANCELED;
+                return -1;
+            }
+            if (n == 0) {
+                c->eof = 1;
+                return 0;
+            }
             return -1;
         }
         if (conn_wait(c, want_write) != 0) {
@@ -254,6 +272,9 @@ conn_write_all(struct conn *c, const void *data, size_t len)
             continue;
         }
         if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+            if (stop_requested()) {
+                errno = ECANCELED;
+            }
             return -1;
         }
         /* GnuTLS wants the same pointer and length again: p/len unchanged */

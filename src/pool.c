@@ -446,16 +446,19 @@ pool_abort_locked(void)
         pool.head = (pool.head + 1) % pool.cap;
         pool.len--;
     }
-    for (int i = 0; i < pool.nthreads; i++) {
-        if (pool.busy_fd[i] >= 0) {
-            /* wakes the worker's poll(); its session then ends */
-            shutdown(pool.busy_fd[i], SHUT_RDWR);
-        }
-    }
-    /* and every other wait: the pipe stays readable, once is enough */
+    /* every wait of every worker ends: the pipe stays readable, once is
+     * enough.  Written first, so that a worker woken by the shutdown
+     * below finds it too and says the stop ended its session, not its
+     * client */
     if (pool.cancel[1] >= 0 && write(pool.cancel[1], "x", 1) < 0) {
         log_g(LOG_LV_ALERT, "write() to the worker pool's stop pipe "
               "failed: %s", strerror(errno));
+    }
+    for (int i = 0; i < pool.nthreads; i++) {
+        if (pool.busy_fd[i] >= 0) {
+            /* the client sees its connection end now */
+            shutdown(pool.busy_fd[i], SHUT_RDWR);
+        }
     }
 }
 
