@@ -47,7 +47,7 @@ auth_result_init(struct auth_result *r)
 }
 
 /* Format into a fresh heap string; NULL when out of memory. */
-static char *
+static char * __attribute__((format(printf, 1, 0)))
 vformat(const char *fmt, va_list ap)
 {
     char tmp[512];

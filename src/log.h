@@ -53,7 +53,8 @@ void log_set_global(struct log *lg);      /* not owned; NULL = stderr */
 void log_write(const struct log *lg, enum log_level lv, uint64_t conn,
                const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 void log_vwrite(const struct log *lg, enum log_level lv, uint64_t conn,
-                const char *fmt, va_list ap);
+                const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
 
 /* A line on the global log. */
 void log_g(enum log_level lv, const char *fmt, ...)
