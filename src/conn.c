@@ -69,11 +69,9 @@ conn_cancel_fd(void)
     return atomic_load(&cancel_fd);
 }
 
-/* Whether a fast stop has begun (its pipe is readable).  A fast stop also
- * shuts the clients' sockets down, so a worker that was not inside poll()
- * meets an end of file or EPIPE of the stop's making; errno is kept. */
-static int
-stop_requested(void)
+/* See conn.h; errno is kept. */
+int
+conn_stopping(void)
 {
     struct pollfd pfd = { .fd = atomic_load(&cancel_fd), .events = POLLIN };
     int saved = errno, rc;
@@ -240,7 +238,7 @@ conn_fill(struct conn *c)
             return n;
         }
         if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
-            if (stop_requested()) {
+            if (conn_stopping()) {
                 errno = ECANCELED;
                 return -1;
             }
@@ -272,7 +270,7 @@ conn_write_all(struct conn *c, const void *data, size_t len)
             continue;
         }
         if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-            if (stop_requested()) {
+            if (conn_stopping()) {
                 errno = ECANCELED;
             }
             return -1;

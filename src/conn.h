@@ -98,6 +98,11 @@ int conn_cancel_fd(void);
  * for) for events until deadline: 1 ready (fd's revents in *revents_r
  * when not NULL), 0 timed out, -1 with errno (ECANCELED: stopping). */
 int conn_poll(int fd, short events, msec_t deadline, short *revents_r);
+/* Whether a fast stop has begun.  It also shuts the clients' sockets down,
+ * so a worker that was not inside conn_poll() then meets an end of file or
+ * EPIPE of the stop's making: a failure is the stop's when this says so.
+ * Keeps errno. */
+int conn_stopping(void);
 
 /* Connect to host:port (an address or a name) until deadline; a
  * non-blocking fd or -1, with a text reason in err. */

@@ -57,6 +57,10 @@
 /* Room for a server flight: certificate chains of a few KiB fit; a larger
  * flight is sent in more than one piece (tls_flight.c) */
 #define FLIGHT_BUF (16 * 1024)
+/* a fast stop's end of a handshake (its shutdown of the socket would read
+ * as the client's doing) */
+#define STOPPED_HANDSHAKE "SSL handshake stopped: server is shutting down"
+
 
 /* A server's TLS context: built once, read by every worker. */
 struct tls_server {
@@ -997,6 +1001,9 @@ flight_error(char *err, size_t errlen)
 {
     if (errno == ETIMEDOUT) {
         snprintf(err, errlen, "SSL handshake timed out");
+    } else if (errno == ECANCELED || conn_stopping()) {
+        snprintf(err, errlen, STOPPED_HANDSHAKE);
+        errno = ECANCELED;
     } else {
         snprintf(err, errlen, "SSL handshake failed: sending failed (%s)",
                  strerror(errno));
@@ -1013,7 +1020,6 @@ tls_accept(struct conn *c, const struct server_conf *sc, char *err,
     struct tls_sess *ss = NULL;
     gnutls_session_t s = NULL;
     gnutls_datum_t proto, tk;
-    struct pollfd pfd;
     int ret, left;
     unsigned char flight[FLIGHT_BUF];   /* the handshake's records, gathered */
     /* NO_SIGNAL: a record sent to a peer that has gone must be an error,
@@ -1098,6 +1104,13 @@ tls_accept(struct conn *c, const struct server_conf *sc, char *err,
             break;
         }
         if (ret != GNUTLS_E_AGAIN && ret != GNUTLS_E_INTERRUPTED
+            && gnutls_error_is_fatal(ret) && conn_stopping()) {
+            /* the end of file or EPIPE was the stop's shutdown */
+            snprintf(err, errlen, STOPPED_HANDSHAKE);
+            errno = ECANCELED;
+            goto fail_logged;
+        }
+        if (ret != GNUTLS_E_AGAIN && ret != GNUTLS_E_INTERRUPTED
             && gnutls_error_is_fatal(ret)) {
             handshake_error(s, ret, err, errlen);
             if (ret != GNUTLS_E_FATAL_ALERT_RECEIVED
@@ -1123,11 +1136,13 @@ tls_accept(struct conn *c, const struct server_conf *sc, char *err,
             flight_error(err, errlen);
             goto fail_logged;
         }
-        pfd.fd = c->fd;
-        pfd.events = gnutls_record_get_direction(s) ? POLLOUT : POLLIN;
-        pfd.revents = 0;
-        if (poll(&pfd, 1, left) < 0 && errno != EINTR) {
-            snprintf(err, errlen, "poll() failed: %s", strerror(errno));
+        if (conn_poll(c->fd, gnutls_record_get_direction(s) ? POLLOUT : POLLIN,
+                      c->deadline, NULL) < 0) {
+            if (errno == ECANCELED) {
+                snprintf(err, errlen, STOPPED_HANDSHAKE);
+            } else {
+                snprintf(err, errlen, "poll() failed: %s", strerror(errno));
+            }
             goto fail_logged;
         }
     }

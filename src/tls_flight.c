@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include "conn.h"
 #include "tls_flight.h"
 
 /* Back to direct writes; the lent buffer is no longer touched. */
@@ -64,21 +65,18 @@ flight_send(struct tls_flight *f)
 int
 tls_flight_flush(struct tls_flight *f, msec_t deadline)
 {
-    struct pollfd pfd = { .fd = f->fd, .events = POLLOUT };
-
     while (flight_send(f) != 0) {
-        int left, rc;
+        int rc;
 
         if (errno != EAGAIN && errno != EWOULDBLOCK) {
             return -1;
         }
-        left = clock_left(deadline);
-        rc = left == 0 ? 0 : poll(&pfd, 1, left);
+        /* a fast stop ends the wait too (ECANCELED) */
+        rc = conn_poll(f->fd, POLLOUT, deadline, NULL);
         if (rc == 0) {
             errno = ETIMEDOUT;
-            return -1;
         }
-        if (rc < 0 && errno != EINTR) {
+        if (rc <= 0) {
             return -1;
         }
     }

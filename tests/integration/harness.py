@@ -87,6 +87,16 @@ def summary_line(p, timeout=5):
                     + p.log_text())
 
 
+def last_session_lines(p):
+    """postern p's log lines of the last session it numbered: a test's
+    client when the harness's probe of the port came before it."""
+    text = p.log_text()
+    ids = [int(n) for n in re.findall(r"\] \d+#\d+: \*(\d+) ", text)]
+    if not ids:
+        return []
+    return [ln for ln in text.splitlines() if ": *%d " % max(ids) in ln]
+
+
 def read_text(path):
     """The file's text (undecodable bytes replaced), or "" while it does not
     exist yet: for logs the process under test writes."""

@@ -608,10 +608,7 @@ def assert_stop_ended_last_session(p):
     of file).  The last session is the test's client: the one before it
     is the harness's probe of the port, which closes by itself.  It may
     have waited in the queue, which the stop drops with one line."""
-    text = p.log_text()
-    ids = [int(n) for n in re.findall(r"\] \d+#\d+: \*(\d+) ", text)]
-    assert ids, text
-    mine = [ln for ln in text.splitlines() if ": *%d " % max(ids) in ln]
+    mine = harness.last_session_lines(p)
     assert any("server is shutting down" in ln for ln in mine), mine
     assert not any("client closed" in ln for ln in mine), mine
 

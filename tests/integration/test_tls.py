@@ -90,6 +90,28 @@ def tls_server(certs, protocol, ssl_listen=True, pairs=("rsa",), **extra):
     return s
 
 
+def test_fast_stop_during_a_handshake(certs, postern_config):
+    """A fast stop ends a handshake waiting for its client's hello, and the
+    log says that the stop ended it: the stop also shuts the socket down,
+    which the handshake would otherwise read as the client's leaving."""
+    nowhere = "127.0.0.1:%d" % harness.free_port()
+    p = postern_config([tls_server(certs, "imap")], mail={"timeout": "60s"},
+                       auth=[("alice", "{PLAIN}alice-pw", nowhere)])
+    p.start()
+    with socket.create_connection(("127.0.0.1", p.port), timeout=10) as raw:
+        # the harness's probe of the port, then this client, in a worker
+        harness.wait_for(lambda: p.log_text().count(" connected to ") >= 2,
+                         10, what="the client to reach a worker")
+        p.kill(signal.SIGTERM)
+        assert p.wait_exit(10) == 0, p.logs()
+        raw.settimeout(5)
+        assert raw.recv(100) == b""
+    mine = harness.last_session_lines(p)
+    assert any("SSL handshake stopped: server is shutting down" in ln
+               for ln in mine), p.logs()
+    assert not any("peer closed" in ln for ln in mine), mine
+
+
 @pytest.fixture
 def start(postern, authsvc, users):
     """start(server, ...) -> a running postern with those servers entries
