@@ -456,8 +456,11 @@ proxy_protocol_v1_build(const struct sockaddr *src,
  * it (a TLS ClientHello, a pipelined command) stays in the socket for
  * whoever reads next, plain or GnuTLS; c->in is not used.  While the
  * header is incomplete every byte that arrived is part of it, so those are
- * taken and the wait for more is a plain poll() bounded by c->deadline.
+ * taken and the wait for more is a conn_poll() bounded by c->deadline.
  */
+#define STOPPED "reading the PROXY protocol header stopped: server is " \
+                "shutting down"
+
 int
 proxy_protocol_read(struct conn *c, struct proxy_header *h,
                     char *err, size_t errlen)
@@ -467,10 +470,15 @@ proxy_protocol_read(struct conn *c, struct proxy_header *h,
     const char *why = "";
 
     for (;;) {
-        struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
         ssize_t n = recv(c->fd, hdr + have, sizeof(hdr) - have, MSG_PEEK);
         int rc;
 
+        if ((n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK
+                        && errno != EINTR)) && conn_stopping()) {
+            /* the end was the fast stop's shutdown of the socket */
+            snprintf(err, errlen, STOPPED);
+            return -1;
+        }
         if (n == 0) {
             snprintf(err, errlen, "client closed the connection %s the "
                      "PROXY protocol header", have == 0 ? "before" : "while "
@@ -505,13 +513,17 @@ proxy_protocol_read(struct conn *c, struct proxy_header *h,
                 return -1;
             }
         }
-        rc = poll(&pfd, 1, clock_left(c->deadline));
+        rc = conn_poll(c->fd, POLLIN, c->deadline, NULL);
         if (rc == 0) {
             snprintf(err, errlen, "client timed out while sending the "
                      "PROXY protocol header");
             return -1;
         }
-        if (rc < 0 && errno != EINTR) {
+        if (rc < 0 && errno == ECANCELED) {
+            snprintf(err, errlen, STOPPED);
+            return -1;
+        }
+        if (rc < 0) {
             snprintf(err, errlen, "reading the PROXY protocol header "
                      "failed: %s", strerror(errno));
             return -1;

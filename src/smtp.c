@@ -19,7 +19,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <limits.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -551,7 +550,6 @@ greeting_delay(struct session *s)
 {
     msec_t until = clock_now() + s->sc->smtp_greeting_delay;
     const char *old = s->action;
-    struct pollfd pfd;
     int ready = buf_len(&s->client.in) > 0 || conn_pending(&s->client) > 0;
     ssize_t n;
 
@@ -562,19 +560,15 @@ greeting_delay(struct session *s)
     }
 
     s->action = "in delay pipelining state";
-    while (!ready) {
-        msec_t left = until - clock_now();
-        int rc;
+    if (!ready) {
+        int rc = conn_poll(s->client.fd, POLLIN, until, NULL);
 
-        if (left <= 0) {
-            break;
-        }
-        pfd.fd = s->client.fd;
-        pfd.events = POLLIN;
-        pfd.revents = 0;
-        rc = poll(&pfd, 1, left > INT_MAX ? INT_MAX : (int)left);
-        if (rc < 0 && errno != EINTR) {
-            session_log(s, LOG_LV_ERR, "poll() failed: %s", strerror(errno));
+        if (rc < 0) {
+            if (errno == ECANCELED) {
+                session_log(s, LOG_LV_INFO, "server is shutting down");
+            } else {
+                session_log(s, LOG_LV_ERR, "poll() failed: %s", strerror(errno));
+            }
             return -1;
         }
         ready = rc > 0;

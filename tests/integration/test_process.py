@@ -11,6 +11,7 @@ import os
 import re
 import signal
 import socket
+import struct
 import subprocess
 import time
 
@@ -665,6 +666,53 @@ def test_term_ends_waits_beyond_the_client(postern_config, stage):
             # exiting within the wait's bound means TERM ended the wait
             status = p.wait_exit(10)
             assert c.closed_by_peer(5)
+    assert status == 0, p.logs()
+    assert_stop_ended_last_session(p)
+
+
+def receive_queue_empty(port, peer_port):
+    """Whether the server's end of the loopback connection 127.0.0.1:port
+    <- 127.0.0.1:peer_port holds no unread bytes (/proc/net/tcp)."""
+    # the kernel prints the address as one host-order integer
+    host = "%08X" % struct.unpack("=I", socket.inet_aton("127.0.0.1"))[0]
+    with open("/proc/net/tcp") as f:
+        for line in f.read().splitlines()[1:]:
+            fields = line.split()
+            local, remote, queues = fields[1], fields[2], fields[4]
+            if local == "%s:%04X" % (host, port) \
+                    and remote == "%s:%04X" % (host, peer_port):
+                return int(queues.split(":")[1], 16) == 0
+    return False
+
+
+@pytest.mark.parametrize("stage", ["PROXY header", "smtp_greeting_delay"])
+def test_term_ends_a_wait_for_the_client(postern_config, stage):
+    """A fast stop ends a worker waiting for the rest of a PROXY protocol
+    header, or out smtp_greeting_delay, and the log says the stop ended
+    the session, not its client."""
+    port = harness.free_port()
+    if stage == "PROXY header":
+        server = {"protocol": "imap",
+                  "listen": "127.0.0.1:%d proxy_protocol" % port}
+    else:
+        server = {"protocol": "smtp", "listen": "127.0.0.1:%d" % port,
+                  "smtp_greeting_delay": "50s"}
+    p = simple(postern_config, [server], mail={"timeout": "60s"})
+    p.start()
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
+        if stage == "PROXY header":
+            # the worker takes the bytes of a header that is not complete
+            c.sendall(b"PROXY TCP4 192.0.2.1 ")
+            peer = c.getsockname()[1]
+            harness.wait_for(lambda: receive_queue_empty(port, peer), 10,
+                             what="the worker to read the header's start")
+        else:
+            harness.wait_for(
+                lambda: p.log_text().count(" connected to ") >= 2, 10,
+                what="the client to reach a worker")
+        p.kill(signal.SIGTERM)
+        status = p.wait_exit(10)
+        assert c.recv(100) == b""
     assert status == 0, p.logs()
     assert_stop_ended_last_session(p)
 
