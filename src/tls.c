@@ -61,7 +61,6 @@
  * as the client's doing) */
 #define STOPPED_HANDSHAKE "SSL handshake stopped: server is shutting down"
 
-
 /* A server's TLS context: built once, read by every worker. */
 struct tls_server {
     gnutls_certificate_credentials_t cred;
@@ -1104,14 +1103,13 @@ tls_accept(struct conn *c, const struct server_conf *sc, char *err,
             break;
         }
         if (ret != GNUTLS_E_AGAIN && ret != GNUTLS_E_INTERRUPTED
-            && gnutls_error_is_fatal(ret) && conn_stopping()) {
-            /* the end of file or EPIPE was the stop's shutdown */
-            snprintf(err, errlen, STOPPED_HANDSHAKE);
-            errno = ECANCELED;
-            goto fail_logged;
-        }
-        if (ret != GNUTLS_E_AGAIN && ret != GNUTLS_E_INTERRUPTED
             && gnutls_error_is_fatal(ret)) {
+            if (conn_stopping()) {
+                /* the end of file or EPIPE was the stop's shutdown */
+                snprintf(err, errlen, STOPPED_HANDSHAKE);
+                errno = ECANCELED;
+                goto fail_logged;
+            }
             handshake_error(s, ret, err, errlen);
             if (ret != GNUTLS_E_FATAL_ALERT_RECEIVED
                 && ret != GNUTLS_E_PREMATURE_TERMINATION
