@@ -15,6 +15,7 @@ are.
 """
 
 import atexit
+import collections
 import json
 import os
 import pwd
@@ -58,49 +59,22 @@ class HarnessError(Exception):
 # --------------------------------------------------------------------------
 # small helpers
 
-def _port_block():
-    """This process's block of ports: below the kernel's ephemeral range
-    (an outgoing connection of any test takes its local port from there,
-    and could take a port chosen here before its server binds it), one
-    block of eight picked by pid, so that the test programs `make check`
-    runs side by side choose from different blocks."""
-    low, blocks = 10000, 8
-    try:
-        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
-            ephemeral = int(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        ephemeral = 32768
-    size = (ephemeral - low) // blocks
-    if size < 256:
-        return None, 0
-    return low + (os.getpid() % blocks) * size, size
-
-
-_port_next = 0
+_given_ports = collections.deque(maxlen=4096)
 
 
 def free_port():
-    """A TCP port on 127.0.0.1 that nobody listens on right now and that
-    this process has not handed out lately (ports are taken in turn
-    through its block; two ports for one configuration, say Dovecot's
-    IMAP and POP3 listeners, must differ)."""
-    global _port_next
-    start, size = _port_block()
-    if start is None:
-        # no room below the ephemeral range: the kernel's choice
+    """A TCP port on 127.0.0.1 that nobody listens on right now, and that
+    this process has not been given lately: the kernel may hand out a port
+    it just freed again, and two ports taken for one configuration (say
+    Dovecot's IMAP and POP3 listeners) must differ."""
+    for _ in range(100):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             s.bind(("127.0.0.1", 0))
-            return s.getsockname()[1]
-    for _ in range(size):
-        port = start + _port_next % size
-        _port_next += 1
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        return port
-    raise HarnessError("no free port in %d..%d" % (start, start + size - 1))
+            port = s.getsockname()[1]
+        if port not in _given_ports:
+            _given_ports.append(port)
+            return port
+    raise HarnessError("no fresh free port in 100 tries")
 
 
 def summary_line(p, timeout=5):
@@ -111,6 +85,13 @@ def summary_line(p, timeout=5):
                      if "proxied session done" in ln), None)
     return wait_for(line, timeout, what="the session's summary line:\n"
                     + p.log_text())
+
+
+def wait_sessions(p, n, timeout=10):
+    """Wait until postern p's workers have taken n clients (each logs that
+    it connected; the harness's probe of the port is the first)."""
+    wait_for(lambda: p.log_text().count(" connected to ") >= n, timeout,
+             what="%d clients to reach a worker" % n)
 
 
 def last_session_lines(p):

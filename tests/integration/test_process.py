@@ -707,9 +707,7 @@ def test_term_ends_a_wait_for_the_client(postern_config, stage):
             harness.wait_for(lambda: receive_queue_empty(port, peer), 10,
                              what="the worker to read the header's start")
         else:
-            harness.wait_for(
-                lambda: p.log_text().count(" connected to ") >= 2, 10,
-                what="the client to reach a worker")
+            harness.wait_sessions(p, 2)
         p.kill(signal.SIGTERM)
         status = p.wait_exit(10)
         assert c.recv(100) == b""

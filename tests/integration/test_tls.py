@@ -100,8 +100,7 @@ def test_fast_stop_during_a_handshake(certs, postern_config):
     p.start()
     with socket.create_connection(("127.0.0.1", p.port), timeout=10) as raw:
         # the harness's probe of the port, then this client, in a worker
-        harness.wait_for(lambda: p.log_text().count(" connected to ") >= 2,
-                         10, what="the client to reach a worker")
+        harness.wait_sessions(p, 2)
         p.kill(signal.SIGTERM)
         assert p.wait_exit(10) == 0, p.logs()
         raw.settimeout(5)

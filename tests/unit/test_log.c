@@ -14,9 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "tap.h"
 
@@ -171,14 +171,10 @@ writers_start(pthread_t *th, struct log *lg)
 static int
 lines_beyond(long n)
 {
-    struct timespec now, end;
+    msec_t end = clock_now() + 10000;
 
-    clock_gettime(CLOCK_MONOTONIC, &end);
-    end.tv_sec += 10;
     while (atomic_load(&lines_written) <= n) {
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        if (now.tv_sec > end.tv_sec
-            || (now.tv_sec == end.tv_sec && now.tv_nsec > end.tv_nsec)) {
+        if (clock_now() > end) {
             return 0;
         }
         sched_yield();
