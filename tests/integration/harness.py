@@ -16,6 +16,7 @@ are.
 
 import atexit
 import collections
+import fcntl
 import json
 import os
 import pwd
@@ -59,14 +60,48 @@ class HarnessError(Exception):
 # --------------------------------------------------------------------------
 # small helpers
 
+_PORT_LOW = 10000        # the blocks start here ...
+_PORT_BLOCK = 500        # ... and are this many ports each
+_port_claimed = False    # _claim_port_block() has run
+_port_lock = None        # the open lock file that holds this process's block
+_port_first = None       # the block's first port, or None: the kernel's choice
+_port_next = 0
 _given_ports = collections.deque(maxlen=4096)
 
 
-def free_port():
-    """A TCP port on 127.0.0.1 that nobody listens on right now, and that
-    this process has not been given lately: the kernel may hand out a port
-    it just freed again, and two ports taken for one configuration (say
-    Dovecot's IMAP and POP3 listeners) must differ."""
+def _claim_port_block():
+    """Claim a block of ports below the kernel's ephemeral range for this
+    process, held with flock() on a lock file for as long as the process
+    lives.  Below that range no outgoing connection takes a port as its
+    local port between free_port() and the server's bind(), and two test
+    programs that `make check` runs side by side hold different blocks.
+    When no block is free (or the ephemeral range starts too low), ports
+    come from the kernel."""
+    global _port_claimed, _port_lock, _port_first
+    _port_claimed = True
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            ephemeral = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return
+    lockdir = tempfile.gettempdir()
+    for first in range(_PORT_LOW, ephemeral - _PORT_BLOCK + 1, _PORT_BLOCK):
+        path = os.path.join(lockdir, "postern-test-ports.%d.lock" % first)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            continue
+        _port_lock, _port_first = fd, first
+        return
+
+
+def _kernel_port():
+    """A port the kernel picks from its ephemeral range."""
     for _ in range(100):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             s.bind(("127.0.0.1", 0))
@@ -75,6 +110,29 @@ def free_port():
             _given_ports.append(port)
             return port
     raise HarnessError("no fresh free port in 100 tries")
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nobody uses right now and that this
+    process has not handed out lately: ports are taken in turn through the
+    process's block (see _claim_port_block), each checked with a bind, so
+    two ports for one configuration (say Dovecot's IMAP and POP3
+    listeners) differ."""
+    global _port_next
+    if not _port_claimed:
+        _claim_port_block()
+    if _port_first is None:
+        return _kernel_port()
+    for _ in range(_PORT_BLOCK):
+        port = _port_first + _port_next % _PORT_BLOCK
+        _port_next += 1
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    return _kernel_port()
 
 
 def summary_line(p, timeout=5):

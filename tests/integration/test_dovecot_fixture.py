@@ -5,8 +5,11 @@ These talk to the backends directly, without postern, so that a failure
 here points at the test machine, not at postern."""
 
 import imaplib
+import os
 import poplib
 import smtplib
+import subprocess
+import sys
 
 import harness
 
@@ -114,3 +117,22 @@ def test_authsvc_answers_for_dovecot_users(authsvc, dovecot):
     assert h.get("Auth-Status") != "OK", h
     reqs = authsvc.requests()
     assert [r.get("user") for r in reqs[-3:]] == ["alice", "bob", "alice"]
+
+
+def test_free_ports_of_side_by_side_test_programs_differ():
+    """Two test programs that `make check` runs at once take ports from
+    different blocks, below the kernel's ephemeral range (where no
+    outgoing connection can take one before its server binds it)."""
+    mine = {harness.free_port() for _ in range(3)}
+    code = ("import harness\n"
+            "print(' '.join(str(harness.free_port()) for _ in range(3)))\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=harness.HERE,
+                         env=dict(os.environ, PYTHONPATH=harness.HERE),
+                         capture_output=True, text=True, timeout=30,
+                         check=True).stdout
+    theirs = {int(p) for p in out.split()}
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        ephemeral = int(f.read().split()[0])
+    assert len(mine) == 3 and len(theirs) == 3
+    assert not mine & theirs
+    assert max(mine | theirs) < ephemeral
