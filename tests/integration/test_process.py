@@ -9,6 +9,7 @@ nobody listens on, and no test logs in.
 
 import os
 import re
+import shlex
 import signal
 import socket
 import struct
@@ -89,6 +90,25 @@ def test_version_V(postern_bin):
     assert r.returncode == 0, output(r)
     assert package_version() in output(r)
     assert "configure arguments" in output(r).lower()
+
+
+def test_version_V_names_configure_arguments_as_given(postern_bin):
+    """-V gives configure's arguments as they were given, an argument with
+    spaces or quotes in it (CFLAGS="-g -O2") included, as the build's
+    config.status recorded them."""
+    status = os.path.join(harness.BUILDDIR, "config.status")
+    if not os.path.exists(status):
+        pytest.skip("no config.status in " + harness.BUILDDIR)
+    recorded = subprocess.run(
+        ["sh", "-c", 'eval "$(grep "^ac_cs_config=" "$1")"; '
+         'printf %s "$ac_cs_config"', "sh", status],
+        capture_output=True, text=True, timeout=30, check=True).stdout
+    r = subprocess.run([postern_bin, "-V"], capture_output=True, text=True,
+                       timeout=30)
+    line = next(ln for ln in r.stdout.splitlines()
+                if ln.startswith("configure arguments:"))
+    given = line[len("configure arguments:"):]
+    assert shlex.split(given) == shlex.split(recorded), (given, recorded)
 
 
 def test_help(postern_bin):
