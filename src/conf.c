@@ -345,6 +345,27 @@ settle_tls(struct conf_ctx *ctx, struct server_conf *sc,
     return 0;
 }
 
+/* A failure of tls_server_conf_init(), "SETTING: what is wrong", at the
+ * line where that setting was written (the entry's line if it was not). */
+static int
+tls_fail(struct conf_ctx *ctx, const char *msg, const unsigned char *from,
+         const config_setting_t *sg, const config_setting_t *mail)
+{
+    const char *colon = strstr(msg, ": ");
+    char name[64];
+    size_t len = colon != NULL ? (size_t)(colon - msg) : 0;
+
+    if (len > 0 && len < sizeof(name)) {
+        memcpy(name, msg, len);
+        name[len] = '\0';
+        if (conf_setting_find(name) != NULL) {
+            return conf_fail(ctx, origin(from, name, sg, mail), name, "%s",
+                             colon + 2);
+        }
+    }
+    return conf_fail(ctx, sg, "tls", "%s", msg);
+}
+
 /* Copy a string list. */
 static int
 strlist_copy(struct strlist *dst, const struct strlist *src)
@@ -470,7 +491,7 @@ load_server(struct conf_ctx *ctx, struct conf *c, struct server_conf *sc,
         }
     }
     if (uses_tls && tls_server_conf_init(sc, msg, sizeof(msg)) != 0) {
-        return conf_fail(ctx, sg, "tls", "%s", msg);
+        return tls_fail(ctx, msg, from, sg, mail);
     }
     return 0;
 }

@@ -21,6 +21,8 @@
 #include "conf.h"
 #include "conf_int.h"
 #include "imap_parse.h"
+#include "pop3_parse.h"
+#include "smtp_parse.h"
 #include "log.h"
 #include "str.h"
 
@@ -372,15 +374,24 @@ string_parse(struct conf_ctx *ctx, const struct conf_setting *set,
     return 0;
 }
 
-/* A file name: relative to the configuration file's directory.  PKCS #11
- * URLs are left as they are. */
+/* A file name, made absolute against the configuration file's directory,
+ * or NULL with a message.  A PKCS #11 URL is refused by name: postern reads
+ * every file itself, and would otherwise report a missing file. */
 static char *
-path_value(struct conf_ctx *ctx, const char *s)
+path_value(struct conf_ctx *ctx, const struct conf_setting *set,
+           const config_setting_t *cs, const char *s)
 {
-    if (strncmp(s, "pkcs11:", 7) == 0) {
-        return strdup(s);
+    char *abs;
+
+    if (strncasecmp(s, "pkcs11:", 7) == 0) {
+        conf_fail(ctx, cs, set->name, "\"%s\": PKCS #11 URLs are not "
+                  "supported, only files", s);
+        return NULL;
     }
-    return conf_abs_path(ctx->dir, s);
+    if ((abs = conf_abs_path(ctx->dir, s)) == NULL) {
+        conf_fail(ctx, cs, set->name, "out of memory");
+    }
+    return abs;
 }
 
 /* file name: the libconfig value into the field. */
@@ -393,8 +404,8 @@ path_parse(struct conf_ctx *ctx, const struct conf_setting *set,
     if (get_string(ctx, set, cs, &s) != 0) {
         return -1;
     }
-    if ((*(char **)field = path_value(ctx, s)) == NULL) {
-        return conf_fail(ctx, cs, set->name, "out of memory");
+    if ((*(char **)field = path_value(ctx, set, cs, s)) == NULL) {
+        return -1;
     }
     return 0;
 }
@@ -425,27 +436,19 @@ string_dump(FILE *out, int indent, const struct conf_setting *set,
 
 /* ---- lists --------------------------------------------------------- */
 
-/* list: the libconfig value into the field. */
+/* *_capabilities: a list of capabilities that refused() lets through
+ * (the protocol's own rules, and nothing postern announces itself); a bad
+ * one is named with its line. */
 static int
-strlist_parse(struct conf_ctx *ctx, const struct conf_setting *set,
-              const config_setting_t *cs, void *field, void *base)
+caps_parse(struct conf_ctx *ctx, const struct conf_setting *set,
+           const config_setting_t *cs, struct strlist *l,
+           const char *(*refused)(const char *))
 {
-    return get_strings(ctx, set, cs, field);
-}
-
-/* imap_capabilities: a list of IMAP atoms that postern does not add
- * itself (imap_capability_refused); a bad one is named with its line. */
-static int
-imapcaps_parse(struct conf_ctx *ctx, const struct conf_setting *set,
-               const config_setting_t *cs, void *field, void *base)
-{
-    struct strlist *l = field;
-
     if (get_strings(ctx, set, cs, l) != 0) {
         return -1;
     }
     for (size_t i = 0; i < l->n; i++) {
-        const char *why = imap_capability_refused(l->v[i]);
+        const char *why = refused(l->v[i]);
         const config_setting_t *e = cs;
         char shown[64];
 
@@ -467,6 +470,27 @@ imapcaps_parse(struct conf_ctx *ctx, const struct conf_setting *set,
     return 0;
 }
 
+static int
+imapcaps_parse(struct conf_ctx *ctx, const struct conf_setting *set,
+               const config_setting_t *cs, void *field, void *base)
+{
+    return caps_parse(ctx, set, cs, field, imap_capability_refused);
+}
+
+static int
+pop3caps_parse(struct conf_ctx *ctx, const struct conf_setting *set,
+               const config_setting_t *cs, void *field, void *base)
+{
+    return caps_parse(ctx, set, cs, field, pop3_capability_refused);
+}
+
+static int
+smtpcaps_parse(struct conf_ctx *ctx, const struct conf_setting *set,
+               const config_setting_t *cs, void *field, void *base)
+{
+    return caps_parse(ctx, set, cs, field, smtp_capability_refused);
+}
+
 /* list of file names: the libconfig value into the field. */
 static int
 pathlist_parse(struct conf_ctx *ctx, const struct conf_setting *set,
@@ -478,11 +502,11 @@ pathlist_parse(struct conf_ctx *ctx, const struct conf_setting *set,
         return -1;
     }
     for (size_t i = 0; i < l->n; i++) {
-        char *abs = path_value(ctx, l->v[i]);
+        char *abs = path_value(ctx, set, cs, l->v[i]);
 
         if (abs == NULL) {
             strlist_free(l);
-            return conf_fail(ctx, cs, set->name, "out of memory");
+            return -1;
         }
         free(l->v[i]);
         l->v[i] = abs;
@@ -1524,6 +1548,17 @@ user_dump(FILE *out, int indent, const struct conf_setting *set,
             c->group ? c->group : "");
 }
 
+/* A setting kept for compatibility: a comment, so that loading the dump
+ * does not log the compatibility notice a configuration that names it
+ * earns. */
+static void
+compat_dump(FILE *out, int indent, const struct conf_setting *set,
+            const void *field, const void *base)
+{
+    fprintf(out, "%*s# %s: accepted for compatibility, no effect\n", indent,
+            "", set->name);
+}
+
 /* For values that own no memory. */
 static void
 no_free(void *field, void *base)
@@ -1538,7 +1573,7 @@ static const struct conf_type
     t_flag = TYPE("flag", "a flag (true, false, \"on\" or \"off\")",
                   flag_parse, no_free, flag_dump),
     t_compat = TYPE("flag", "a flag (true, false, \"on\" or \"off\")",
-                    compat_flag_parse, no_free, flag_dump),
+                    compat_flag_parse, no_free, compat_dump),
     t_sslflag = TYPE("flag", "a flag (true, false, \"on\" or \"off\")",
                      ssl_flag_parse, no_free, flag_dump),
     t_int = TYPE("int", "an integer", int_parse, no_free, int_dump),
@@ -1548,10 +1583,12 @@ static const struct conf_type
                     string_dump),
     t_path = TYPE("path", "a string (a file name)", path_parse, string_free,
                   string_dump),
-    t_list = TYPE("list", "a string or a list of strings", strlist_parse,
-                  strlist_free_field, strlist_dump),
     t_imapcaps = TYPE("list", "a string or a list of strings",
                       imapcaps_parse, strlist_free_field, strlist_dump),
+    t_pop3caps = TYPE("list", "a string or a list of strings",
+                      pop3caps_parse, strlist_free_field, strlist_dump),
+    t_smtpcaps = TYPE("list", "a string or a list of strings",
+                      smtpcaps_parse, strlist_free_field, strlist_dump),
     t_pathlist = TYPE("list", "a string or a list of strings (file names)",
                       pathlist_parse, strlist_free_field, strlist_dump),
     t_time = TYPE("time", "a time (\"60s\", \"1h30m\" or a number)",
@@ -1677,10 +1714,10 @@ const struct conf_setting conf_settings[] = {
       0, 0, 0, 0 },
     { "imap_client_buffer", &t_size, SRVSCOPE, NULL, "the page size",
       S(imap_client_buffer), 512, 64 << 20, CF_DYNAMIC, 0 },
-    { "pop3_capabilities", &t_list, SRVSCOPE,
+    { "pop3_capabilities", &t_pop3caps, SRVSCOPE,
       "[\"TOP\", \"USER\", \"UIDL\"]", "[\"TOP\", \"USER\", \"UIDL\"]",
       S(pop3_capabilities), 0, 0, 0, 0 },
-    { "smtp_capabilities", &t_list, SRVSCOPE, "[]", "empty",
+    { "smtp_capabilities", &t_smtpcaps, SRVSCOPE, "[]", "empty",
       S(smtp_capabilities), 0, 0, 0, 0 },
     { "smtp_client_buffer", &t_size, SRVSCOPE, NULL, "the page size",
       S(smtp_client_buffer), 512, 64 << 20, CF_DYNAMIC, 0 },
@@ -1694,7 +1731,7 @@ const struct conf_setting conf_settings[] = {
     { "proxy_pass_error_message", &t_flag, SRVSCOPE, "false", "false",
       S(proxy_pass_error_message), 0, 0, 0, 0 },
     { "proxy_timeout", &t_time, SRVSCOPE, "\"24h\"", "24h", S(proxy_timeout),
-      0, TMAX, 0, 0 },
+      1, TMAX, 0, 0 },
     { "proxy_protocol", &t_flag, SRVSCOPE, "false", "false",
       S(proxy_protocol), 0, 0, 0, 0 },
     { "proxy_smtp_auth", &t_flag, SRVSCOPE, "false", "false",

@@ -208,7 +208,7 @@ conf_dump_time(FILE *out, msec_t ms)
 {
     fputc('"', out);
     if (ms <= 0) {
-        fputc('0', out);
+        fputs("0s", out);
     }
     for (size_t i = 0; i < N_TIME_UNITS && ms > 0; i++) {
         if (ms >= time_units[i].ms) {

@@ -200,15 +200,6 @@ pop3_conf_init(struct server_conf *sc, char *err, size_t errlen)
 {
     struct pop3_conf *pc;
 
-    for (size_t i = 0; i < sc->pop3_capabilities.n; i++) {
-        const char *cap = sc->pop3_capabilities.v[i];
-
-        if (cap[0] == '\0' || strpbrk(cap, "\r\n") != NULL) {
-            snprintf(err, errlen, "pop3_capabilities: invalid value \"%s\"",
-                     cap[0] ? "(line break)" : "");
-            return -1;
-        }
-    }
     pc = calloc(1, sizeof(*pc));
     if (pc == NULL) {
         snprintf(err, errlen, "pop3: out of memory");

@@ -16,6 +16,7 @@
  * parse starts on a line boundary.
  */
 #include <string.h>
+#include <strings.h>
 
 #include "pop3_parse.h"
 
@@ -256,4 +257,35 @@ invalid:
     }
     *consumed_r = len;
     return POP3_PARSE_AGAIN;
+}
+
+/* 1 if line is the keyword word, alone or followed by a space. */
+static int
+is_keyword(const char *line, const char *word)
+{
+    size_t n = strlen(word);
+
+    return strncasecmp(line, word, n) == 0
+           && (line[n] == '\0' || line[n] == ' ');
+}
+
+const char *
+pop3_capability_refused(const char *line)
+{
+    if (line[0] == '\0') {
+        return "an empty capability";
+    }
+    for (const char *c = line; *c != '\0'; c++) {
+        if ((unsigned char)*c < 0x20 || (unsigned char)*c > 0x7e) {
+            return "not one line of printable ASCII";
+        }
+    }
+    if (is_keyword(line, "STLS")) {
+        return "postern announces STLS itself, when starttls is on";
+    }
+    if (is_keyword(line, "SASL")) {
+        return "postern announces the SASL mechanisms itself, as pop3_auth "
+               "says";
+    }
+    return NULL;
 }

@@ -80,4 +80,12 @@ void pop3_parser_overflow(struct pop3_parser *p);
 /* "USER" for POP3_CMD_USER, for logs and tests. */
 const char *pop3_cmd_name(enum pop3_cmd c);
 
+/*
+ * Why line may not be one of pop3_capabilities; NULL when it may.  A
+ * capability is one CAPA line of printable ASCII, and not one that postern
+ * announces itself as its settings say: STLS, SASL mechanisms.  The reason
+ * is static text.
+ */
+const char *pop3_capability_refused(const char *line);
+
 #endif

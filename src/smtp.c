@@ -148,13 +148,6 @@ smtp_conf_init(struct server_conf *sc, char *err, size_t errlen)
         snprintf(err, errlen, "server_name: not set or not one line");
         return -1;
     }
-    for (size_t i = 0; i < ncaps; i++) {
-        if (has_ctl(sc->smtp_capabilities.v[i])) {
-            snprintf(err, errlen, "smtp_capabilities: \"%s\" is not one line",
-                     sc->smtp_capabilities.v[i]);
-            return -1;
-        }
-    }
     for (size_t i = 0; i < sizeof(mechs) / sizeof(mechs[0]); i++) {
         if (sc->smtp_auth & mechs[i].bit) {
             strcat(auth, " ");

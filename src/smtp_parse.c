@@ -380,3 +380,27 @@ smtp_ehlo_xclient(const struct smtp_reply *r, unsigned *attrs_r)
     }
     return 0;
 }
+
+const char *
+smtp_capability_refused(const char *line)
+{
+    if (line[0] == '\0') {
+        return "an empty capability";
+    }
+    for (const char *c = line; *c != '\0'; c++) {
+        if ((unsigned char)*c < 0x20 || (unsigned char)*c > 0x7e) {
+            return "not one line of printable ASCII";
+        }
+    }
+    if (strcasecmp(line, "STARTTLS") == 0
+        || strncasecmp(line, "STARTTLS ", 9) == 0) {
+        return "postern announces STARTTLS itself, when starttls is on";
+    }
+    /* "AUTH mech ..." and the old "AUTH=mech ..." */
+    if (strncasecmp(line, "AUTH", 4) == 0
+        && (line[4] == '\0' || line[4] == ' ' || line[4] == '=')) {
+        return "postern announces the AUTH mechanisms itself, as smtp_auth "
+               "says";
+    }
+    return NULL;
+}

@@ -121,4 +121,12 @@ enum {
  */
 int smtp_ehlo_xclient(const struct smtp_reply *r, unsigned *attrs_r);
 
+/*
+ * Why line may not be one of smtp_capabilities; NULL when it may.  A
+ * capability is one EHLO line of printable ASCII, and not one that postern
+ * announces itself as its settings say: STARTTLS, AUTH mechanisms.  The
+ * reason is static text.
+ */
+const char *smtp_capability_refused(const char *line);
+
 #endif

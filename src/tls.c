@@ -127,6 +127,18 @@ tls_global_deinit(void)
     gnutls_global_deinit();
 }
 
+/* Put "SETTING: " before the message in err (see tls_server_conf_init).
+ * -1, for the caller's return. */
+static int
+blame(const char *setting, char *err, size_t errlen)
+{
+    char msg[512];
+
+    str_lcpy(msg, err, sizeof(msg));
+    snprintf(err, errlen, "%s: %s", setting, msg);
+    return -1;
+}
+
 /* Read a whole file (bounded) into a malloc'd buffer; 0 / -1 with err. */
 static int
 read_file(const char *path, gnutls_datum_t *d, char *err, size_t errlen)
@@ -274,14 +286,19 @@ load_pair(struct tls_server *ts, const char *cert, const char *key,
     unsigned n = 0, i;
     int ret, rc = -1;
 
-    if (read_file(cert, &cd, err, errlen) < 0
-        || read_file(key, &kd, err, errlen) < 0) {
+    if (read_file(cert, &cd, err, errlen) < 0) {
+        blame("ssl_certificate", err, errlen);
+        goto out;
+    }
+    if (read_file(key, &kd, err, errlen) < 0) {
+        blame("ssl_certificate_key", err, errlen);
         goto out;
     }
     ret = gnutls_x509_crt_list_import2(&list, &n, &cd, GNUTLS_X509_FMT_PEM,
                                        0);
     if (ret < 0 || n == 0) {
-        snprintf(err, errlen, "%s: no PEM certificate could be read (%s)",
+        snprintf(err, errlen, "ssl_certificate: %s: no PEM certificate "
+                 "could be read (%s)",
                  cert, ret < 0 ? gnutls_strerror(ret) : "empty");
         goto out;
     }
@@ -306,17 +323,19 @@ load_pair(struct tls_server *ts, const char *cert, const char *key,
         }
     }
     if (ret == GNUTLS_E_CERTIFICATE_KEY_MISMATCH) {
-        snprintf(err, errlen, "%s: the key does not match the certificate "
-                 "%s", key, cert);
+        snprintf(err, errlen, "ssl_certificate_key: %s: the key does not "
+                 "match the certificate %s", key, cert);
         goto out;
     }
     if (ret < 0 && pw->n > 0) {
-        snprintf(err, errlen, "%s: cannot load the key with any password "
-                 "of %s (%s)", key, pwpath, gnutls_strerror(ret));
+        snprintf(err, errlen, "ssl_certificate_key: %s: cannot load the key "
+                 "with any password of %s (%s)", key, pwpath,
+                 gnutls_strerror(ret));
         goto out;
     }
     if (ret < 0) {
-        snprintf(err, errlen, "%s: cannot load the key (%s)%s", key,
+        snprintf(err, errlen, "ssl_certificate_key: %s: cannot load the key "
+                 "(%s)%s", key,
                  gnutls_strerror(ret),
                  memmem(kd.data, kd.size, "ENCRYPTED", 9) != NULL
                  ? ": it is encrypted and ssl_password_file is not set" : "");
@@ -458,8 +477,10 @@ client_ca_load(struct tls_server *ts, const struct server_conf *sc,
         ret = gnutls_certificate_set_x509_trust_file(ts->cred, files[i],
                                                      GNUTLS_X509_FMT_PEM);
         if (ret <= 0) {
-            snprintf(err, errlen, "%s: no CA certificate could be read (%s)",
-                     files[i], ret < 0 ? gnutls_strerror(ret) : "empty");
+            snprintf(err, errlen, "%s: %s: no CA certificate could be read "
+                     "(%s)", i == 0 ? "ssl_client_certificate"
+                     : "ssl_trusted_certificate", files[i],
+                     ret < 0 ? gnutls_strerror(ret) : "empty");
             return -1;
         }
     }
@@ -467,7 +488,7 @@ client_ca_load(struct tls_server *ts, const struct server_conf *sc,
         ret = gnutls_certificate_set_x509_crl_file(ts->cred, sc->ssl_crl,
                                                    GNUTLS_X509_FMT_PEM);
         if (ret < 0) {
-            snprintf(err, errlen, "%s: no CRL could be read (%s)",
+            snprintf(err, errlen, "ssl_crl: %s: no CRL could be read (%s)",
                      sc->ssl_crl, gnutls_strerror(ret));
             return -1;
         }
@@ -520,16 +541,18 @@ tickets_setup(struct tls_server *ts, const struct server_conf *sc,
         const char *path = sc->ssl_session_ticket_key.v[i];
 
         if (read_file(path, &d, err, errlen) < 0) {
+            blame("ssl_session_ticket_key", err, errlen);
             goto out;
         }
         if (d.size != 48 && d.size != 64 && d.size != 80) {
-            snprintf(err, errlen, "%s: ssl_session_ticket_key must be 48, "
+            snprintf(err, errlen, "ssl_session_ticket_key: %s: must be 48, "
                      "64 or 80 bytes, not %u", path, d.size);
             goto out;
         }
         if (i == 0 && sha512_parts(base, label_file, sizeof(label_file),
                                    d.data, d.size, "", 0) < 0) {
-            snprintf(err, errlen, "%s: cannot hash the key", path);
+            snprintf(err, errlen, "ssl_session_ticket_key: %s: cannot hash "
+                     "the key", path);
             goto out;
         }
         if (i > 0) {
@@ -616,8 +639,8 @@ tls_server_conf_init(struct server_conf *sc, char *err, size_t errlen)
         return 0;
     }
     if (sc->ssl_certificate.n == 0) {
-        snprintf(err, errlen, "no \"ssl_certificate\" is defined for the "
-                 "server at line %d", sc->line);
+        snprintf(err, errlen, "ssl_certificate: missing, the server at line "
+                 "%d uses TLS", sc->line);
         return -1;
     }
     if (sc->ssl_certificate_key.n != sc->ssl_certificate.n) {
@@ -628,7 +651,7 @@ tls_server_conf_init(struct server_conf *sc, char *err, size_t errlen)
     }
     ts = calloc(1, sizeof(*ts));
     if (ts == NULL) {
-        snprintf(err, errlen, "out of memory");
+        snprintf(err, errlen, "gnutls: out of memory");
         return -1;
     }
     ts->verify = sc->ssl_verify_client;
@@ -645,6 +668,7 @@ tls_server_conf_init(struct server_conf *sc, char *err, size_t errlen)
         goto out;
     }
     if (passwords_load(sc->ssl_password_file, &pw, err, errlen) < 0) {
+        blame("ssl_password_file", err, errlen);
         goto out;
     }
     for (i = 0; i < sc->ssl_certificate.n; i++) {
@@ -656,14 +680,16 @@ tls_server_conf_init(struct server_conf *sc, char *err, size_t errlen)
     }
     if (sc->ssl_dhparam != NULL) {
         if (read_file(sc->ssl_dhparam, &dd, err, errlen) < 0) {
+            blame("ssl_dhparam", err, errlen);
             goto out;
         }
         if ((ret = gnutls_dh_params_init(&ts->dh)) < 0
             || (ret = gnutls_dh_params_import_pkcs3(ts->dh, &dd,
                                                     GNUTLS_X509_FMT_PEM))
                < 0) {
-            snprintf(err, errlen, "%s: no PEM DH parameters could be read "
-                     "(%s)", sc->ssl_dhparam, gnutls_strerror(ret));
+            snprintf(err, errlen, "ssl_dhparam: %s: no PEM DH parameters "
+                     "could be read (%s)", sc->ssl_dhparam,
+                     gnutls_strerror(ret));
             goto out;
         }
         gnutls_certificate_set_dh_params(ts->cred, ts->dh);

@@ -20,7 +20,8 @@ void tls_global_deinit(void);
 /* Build sc->tls_data from the ssl_* settings when the server needs TLS
  * (a listen with ssl, ssl = on, or starttls != off).  Reads certificate,
  * key, password, CA and CRL files now (before privileges are dropped).
- * Error text "FILE: what is wrong".  0 / -1. */
+ * Error text "SETTING: what is wrong", SETTING the ssl_* setting at fault
+ * (or "gnutls" for a failure of the library's own).  0 / -1. */
 int tls_server_conf_init(struct server_conf *sc, char *err, size_t errlen);
 void tls_server_conf_free(struct server_conf *sc);
 

@@ -168,6 +168,8 @@ static const struct row {
       "254 bytes long, more than 253" },
     { "timeout", "\"1h30m\"", "\"30 1h\"", "invalid time \"30 1h\"" },
     { "timeout", "\"1s\"", "0", "time out of range: the least is \"1ms\"" },
+    { "proxy_timeout", "\"1s\"", "0",
+      "time out of range: the least is \"1ms\"" },
     { "max_errors", "3", "100001", "100001 is out of range 0..100000" },
     { "resolver", "\"127.0.0.1 valid=30s\"", "\"valid=30s\"",
       "no resolver address" },
@@ -210,8 +212,25 @@ static const struct row {
       "100 is out of range 512..67108864" },
     { "pop3_capabilities", "[\"TOP\"]", "5",
       "expected a string or a list of strings" },
+    { "pop3_capabilities", "[\"TOP\", \"PIPELINING\"]", "[\"TOP\", \"STLS\"]",
+      "\"STLS\": postern announces STLS itself, when starttls is on" },
+    { "pop3_capabilities", "\"UIDL\"", "\"SASL PLAIN\"",
+      "\"SASL PLAIN\": postern announces the SASL mechanisms itself, as "
+      "pop3_auth says" },
+    { "pop3_capabilities", "\"SASLX\"", "\"A\\nB\"",
+      "\"A_B\": not one line of printable ASCII" },
     { "smtp_capabilities", "[\"SIZE 10485760\", \"8BITMIME\"]", "[\"\"]",
       "empty value" },
+    { "smtp_capabilities", "\"AUTHX\"", "\"AUTH LOGIN\"",
+      "\"AUTH LOGIN\": postern announces the AUTH mechanisms itself, as "
+      "smtp_auth says" },
+    { "smtp_capabilities", "\"ETRN\"", "\"auth=login\"",
+      "~postern announces the AUTH mechanisms itself" },
+    { "smtp_capabilities", "\"DSN\"", "\"STARTTLS\"",
+      "\"STARTTLS\": postern announces STARTTLS itself, when starttls is "
+      "on" },
+    { "smtp_capabilities", "\"VRFY\"", "\"SIZE\\n10\"",
+      "\"SIZE_10\": not one line of printable ASCII" },
     { "smtp_client_buffer", "8192", "\"8q\"", "invalid size \"8q\"" },
     { "smtp_greeting_delay", "\"1s\"", "\"-1s\"", "invalid time \"-1s\"" },
     { "proxy", "true", "1", FLAGMSG },
@@ -560,9 +579,39 @@ test_errors(void)
                   "        ssl_certificate_key = \"key.pem\"; } );\n};\n",
                   err, sizeof(err));
     ok(c == NULL, "a missing certificate fails the load");
-    snprintf(want, sizeof(want), "%s:3: tls: ", path_of("t.conf"));
+    snprintf(want, sizeof(want), "%s:4: ssl_certificate: %s: cannot open",
+             path_of("t.conf"), path_of("nocert.pem"));
     ok(strncmp(err, want, strlen(want)) == 0,
-       "TLS hook message \"%s\"", err);
+       "TLS hook message names ssl_certificate and its line \"%s\"", err);
+    /* each TLS file's failure is put at the line of its setting, in the
+     * servers entry or in mail */
+    c = load_text(MAIL_OPEN "    ssl_certificate = \"cert.pem\";\n"
+                  "    ssl_certificate_key = \"cert.pem\";\n"
+                  "    servers = ( { listen = \"993 ssl\"; } );\n};\n",
+                  err, sizeof(err));
+    ok(c == NULL, "a certificate given as the key fails the load");
+    snprintf(want, sizeof(want), "%s:4: ssl_certificate_key: %s: cannot "
+             "load the key", path_of("t.conf"), path_of("cert.pem"));
+    ok(strncmp(err, want, strlen(want)) == 0,
+       "the key's failure names ssl_certificate_key in mail \"%s\"", err);
+    c = load_text(MAIL_OPEN "    servers = ( { listen = \"993 ssl\"" TLSFILES
+                  ";\n        ssl_dhparam = \"nodh.pem\"; } );\n};\n",
+                  err, sizeof(err));
+    ok(c == NULL, "a missing ssl_dhparam fails the load");
+    snprintf(want, sizeof(want), "%s:4: ssl_dhparam: %s: cannot open",
+             path_of("t.conf"), path_of("nodh.pem"));
+    ok(strncmp(err, want, strlen(want)) == 0,
+       "ssl_dhparam's failure names it \"%s\"", err);
+    load_fails(MAIL_OPEN "    servers = ( { listen = \"993 ssl\"" TLSFILES
+               ";\n\n        ssl_ciphers = \"NO-SUCH-CIPHER\"; } );\n};\n", 5,
+               "ssl_ciphers: \"NO-SUCH-CIPHER\" cannot be translated to "
+               "GnuTLS (use ssl_priority)", "ssl_ciphers at its line");
+    load_fails(MAIL_OPEN "    servers = ( { listen = \"993 ssl\";\n"
+               "        ssl_certificate = \"cert.pem\";\n"
+               "        ssl_certificate_key = \"pkcs11:token=t;object=k\"; } "
+               ");\n};\n", 5, "ssl_certificate_key: \"pkcs11:token=t;"
+               "object=k\": PKCS #11 URLs are not supported, only files",
+               "a PKCS #11 URL");
 }
 
 /* ---- inheritance, defaults, computed values ------------------------ */
@@ -848,6 +897,8 @@ test_dump(void)
        "ms time dumped");
     ok(a != NULL && strstr(a, "smtp_client_buffer = 1000;") != NULL,
        "size dumped");
+    ok(a != NULL && strstr(a, " proxy = ") == NULL,
+       "proxy (compatibility only) dumped as a comment, not a setting");
     ok(a != NULL && strstr(a, "user = \"mail nogroup\";") != NULL,
        "user dumped");
     ok(a != NULL && strstr(a, "relay_threads = \"auto\";") != NULL,
