@@ -61,7 +61,12 @@ struct pop3_session {
 enum pop3_next {
     NEXT_READ,                  /* reply sent: read the next command */
     NEXT_AUTH,                  /* credentials set: ask the auth service */
-    NEXT_INVALID,               /* "-ERR invalid command", count an error */
+    NEXT_INVALID,               /* unknown or malformed line: "-ERR invalid
+                                 * command", count an error */
+    NEXT_REFUSED,               /* a known command refused (arguments,
+                                 * state, settings): the same reply, not
+                                 * counted, as NGINX counts only what its
+                                 * parser refuses */
     NEXT_CLOSE                  /* end the session */
 };
 
@@ -265,7 +270,7 @@ cmd_user(struct session *s, struct pop3_session *ps,
 
     if (starttls_only(s) || !(pc->mechs & AUTH_M_PLAIN) || cmd->nargs != 1
         || cmd->args[0].len == 0) {
-        return NEXT_INVALID;
+        return NEXT_REFUSED;
     }
     str_wipe_free(&ps->user);
     if (str_set(&ps->user, cmd->args[0]) != 0) {
@@ -283,7 +288,7 @@ cmd_pass(struct session *s, struct pop3_session *ps,
          const struct pop3_command *cmd)
 {
     if (cmd->nargs != 1 || cmd->args[0].len == 0) {
-        return NEXT_INVALID;
+        return NEXT_REFUSED;
     }
     if (session_set_creds(s, AUTH_METHOD_PLAIN, ps->user, cmd->args[0],
                           STR_NULL) != 0) {
@@ -304,7 +309,7 @@ cmd_apop(struct session *s, struct pop3_session *ps,
 
     if (starttls_only(s) || !(pc->mechs & AUTH_M_APOP) || cmd->nargs != 2
         || ps->apop_salt.len == 0) {
-        return NEXT_INVALID;
+        return NEXT_REFUSED;
     }
     if (session_set_creds(s, AUTH_METHOD_APOP, cmd->args[0], cmd->args[1],
                           ps->apop_salt) != 0) {
@@ -327,7 +332,7 @@ cmd_auth(struct session *s, struct pop3_session *ps,
 
     (void)ps;
     if (starttls_only(s)) {
-        return NEXT_INVALID;
+        return NEXT_REFUSED;
     }
     if (cmd->nargs == 0) {
         return send_str(s, pc->auth_list) == 0 ? NEXT_READ : NEXT_CLOSE;
@@ -339,7 +344,7 @@ cmd_auth(struct session *s, struct pop3_session *ps,
         }
     }
     if (mech == 0 || !(pc->mechs & mech)) {
-        return NEXT_INVALID;
+        return NEXT_REFUSED;
     }
 
     /*
@@ -364,7 +369,7 @@ cmd_auth(struct session *s, struct pop3_session *ps,
         /* RFC 5034 4: the server rejects a cancelled AUTH with -ERR */
         return send_lit(s, pop3_cancelled) == 0 ? NEXT_READ : NEXT_CLOSE;
     case SASL_BAD:
-        return NEXT_INVALID;
+        return NEXT_REFUSED;
     case SASL_INTERNAL:
         send_lit(s, pop3_internal);
         return NEXT_CLOSE;
@@ -421,7 +426,7 @@ cmd_stls(struct session *s, struct pop3_session *ps,
 {
     (void)cmd;
     if (s->tls || s->sc->starttls == STARTTLS_OFF) {
-        return NEXT_INVALID;
+        return NEXT_REFUSED;
     }
     if (send_lit(s, pop3_ok) != 0) {
         return NEXT_CLOSE;
@@ -498,7 +503,7 @@ dispatch(struct session *s, struct pop3_session *ps,
          i++) {
         if (pop3_commands[i].cmd == cmd->cmd) {
             if (!(pop3_commands[i].states & ps->state)) {
-                return NEXT_INVALID;
+                return NEXT_REFUSED;
             }
             return pop3_commands[i].handler(s, ps, cmd);
         }
@@ -581,12 +586,13 @@ pop3_dialogue(struct session *s)
         case NEXT_CLOSE:
             return SESS_CLOSE;
         case NEXT_INVALID:
+        case NEXT_REFUSED:
             reset_state(ps);
             session_clear_creds(s);
             if (send_lit(s, pop3_invalid) != 0) {
                 return SESS_CLOSE;
             }
-            if (session_error(s)) {
+            if (next == NEXT_INVALID && session_error(s)) {
                 return SESS_CLOSE;
             }
             break;

@@ -82,7 +82,8 @@ struct smtp_state {
 enum cmd_rc {
     CMD_NEXT,           /* replied; read the next command */
     CMD_AUTH,           /* credentials or envelope ready: SESS_AUTH */
-    CMD_INVALID,        /* answer "500", count an error */
+    CMD_INVALID,        /* unknown or malformed: "500", count an error */
+    CMD_REFUSED,        /* a known command refused: "500", not counted */
     CMD_CLOSE,          /* end the session; any reply was sent */
 };
 
@@ -350,7 +351,7 @@ smtp_auth(struct session *s, struct smtp_state *st, const struct smtp_cmd *cmd)
 
     (void)st;
     if (sc->starttls == STARTTLS_ONLY && !s->tls) {
-        return CMD_INVALID;
+        return CMD_REFUSED;
     }
     if (cmd->nargs == 0) {
         return reply(s, SMTP_INVALID_ARGUMENT) == 0 ? CMD_NEXT : CMD_CLOSE;
@@ -368,7 +369,7 @@ smtp_auth(struct session *s, struct smtp_state *st, const struct smtp_cmd *cmd)
                && (sc->smtp_auth & AUTH_M_EXTERNAL)) {
         bit = AUTH_M_EXTERNAL;
     } else {
-        return CMD_INVALID;
+        return CMD_REFUSED;
     }
     if (cmd->nargs == 2) {
         /* own copy: the exchange reads into the buffer the slice is in */
@@ -389,7 +390,7 @@ smtp_auth(struct session *s, struct smtp_state *st, const struct smtp_cmd *cmd)
     case SASL_CANCEL:
         return reply(s, SMTP_AUTH_CANCELLED) == 0 ? CMD_NEXT : CMD_CLOSE;
     case SASL_BAD:
-        return CMD_INVALID;
+        return CMD_REFUSED;
     case SASL_INTERNAL:
         reply(s, SMTP_INTERNAL_ERROR);
         return CMD_CLOSE;
@@ -483,7 +484,7 @@ smtp_starttls(struct session *s, struct smtp_state *st,
 {
     (void)cmd;
     if (s->tls || s->sc->starttls == STARTTLS_OFF) {
-        return CMD_INVALID;
+        return CMD_REFUSED;
     }
     if (reply(s, SMTP_START_TLS) != 0) {
         return CMD_CLOSE;
@@ -530,6 +531,11 @@ dispatch(struct session *s, struct smtp_state *st, const struct smtp_cmd *cmd)
             return reply(s, SMTP_BAD_SEQUENCE) == 0 ? CMD_NEXT : CMD_CLOSE;
         }
         return c->handler(s, st, cmd);
+    }
+    /* NGINX's parser knows these three and refuses them uncounted */
+    if (str_eq_ci(cmd->verb, "VRFY") || str_eq_ci(cmd->verb, "EXPN")
+        || str_eq_ci(cmd->verb, "HELP")) {
+        return CMD_REFUSED;
     }
     return CMD_INVALID;
 }
@@ -643,10 +649,14 @@ smtp_dialogue(struct session *s)
         case CMD_AUTH:
             return SESS_AUTH;
         case CMD_INVALID:
+            /* counted as NGINX counts what its parser refuses; a known
+             * command refused in its handler is not */
             if (session_error(s)) {
                 reply(s, SMTP_INVALID_COMMAND);
                 return SESS_CLOSE;
             }
+            /* fall through */
+        case CMD_REFUSED:
             if (reply(s, SMTP_INVALID_COMMAND) != 0) {
                 return SESS_CLOSE;
             }

@@ -385,6 +385,24 @@ def test_max_errors(postern, svc):
     wait_log(p, "client sent too many invalid commands")
 
 
+def test_refused_known_commands_are_not_counted(postern, svc):
+    """A known command refused for its arguments, state or settings gets
+    the same reply as an unknown one but is not counted, as NGINX counts
+    only what its parser refuses."""
+    p = postern([{"protocol": "pop3"}], mail={"max_errors": 2},
+                auth=svc.url)
+    with Pop3Raw(p.port) as c:
+        for refused in ("USER", "PASS x", "APOP a", "AUTH FOO", "STLS"):
+            for _ in range(3):
+                assert c.cmd(refused) == b"-ERR invalid command\r\n", \
+                    refused
+        assert c.cmd("NOOP") == b"+OK\r\n"
+        assert c.cmd("STAT") == b"-ERR invalid command\r\n"
+        assert c.cmd("RETR 1") == b"-ERR invalid command\r\n"
+        assert_closed(c)
+    wait_log(p, "client sent too many invalid commands")
+
+
 def test_timeout_closes_silent_client(postern, svc):
     p = postern([{"protocol": "pop3"}], mail={"timeout": "1s"},
                 auth=svc.url)
