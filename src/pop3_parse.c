@@ -19,6 +19,7 @@
 #include <strings.h>
 
 #include "pop3_parse.h"
+#include "str.h"
 
 enum {
     ST_NAME = 0,        /* the keyword: data[0 .. pos) */
@@ -272,13 +273,10 @@ is_keyword(const char *line, const char *word)
 const char *
 pop3_capability_refused(const char *line)
 {
-    if (line[0] == '\0') {
-        return "an empty capability";
-    }
-    for (const char *c = line; *c != '\0'; c++) {
-        if ((unsigned char)*c < 0x20 || (unsigned char)*c > 0x7e) {
-            return "not one line of printable ASCII";
-        }
+    const char *why = str_capability_text_refused(line);
+
+    if (why != NULL) {
+        return why;
     }
     if (is_keyword(line, "STLS")) {
         return "postern announces STLS itself, when starttls is on";

@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "smtp_parse.h"
+#include "str.h"
 
 enum {
     C_VERB = 0,         /* the command word */
@@ -384,13 +385,10 @@ smtp_ehlo_xclient(const struct smtp_reply *r, unsigned *attrs_r)
 const char *
 smtp_capability_refused(const char *line)
 {
-    if (line[0] == '\0') {
-        return "an empty capability";
-    }
-    for (const char *c = line; *c != '\0'; c++) {
-        if ((unsigned char)*c < 0x20 || (unsigned char)*c > 0x7e) {
-            return "not one line of printable ASCII";
-        }
+    const char *why = str_capability_text_refused(line);
+
+    if (why != NULL) {
+        return why;
     }
     if (strcasecmp(line, "STARTTLS") == 0
         || strncasecmp(line, "STARTTLS ", 9) == 0) {

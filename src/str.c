@@ -101,6 +101,20 @@ str_has_ctl(struct str s)
     return 0;
 }
 
+const char *
+str_capability_text_refused(const char *s)
+{
+    if (s[0] == '\0') {
+        return "an empty capability";
+    }
+    for (; *s != '\0'; s++) {
+        if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e) {
+            return "not one line of printable ASCII";
+        }
+    }
+    return NULL;
+}
+
 /* Overwrite memory in a way the optimiser must keep (a memset followed by
  * a compiler barrier: as fast as memset, never elided). */
 void

@@ -40,6 +40,10 @@ void str_log_text(const unsigned char *p, size_t n, char *out, size_t outlen);
 /* 1 if s contains CR, LF or NUL (unfit for a header, log or command line). */
 int str_has_ctl(struct str s);
 
+/* Why s may not be a capability line (POP3 CAPA, SMTP EHLO): "an empty
+ * capability", "not one line of printable ASCII"; NULL when it may. */
+const char *str_capability_text_refused(const char *s);
+
 /* Overwrite memory so that the compiler cannot drop the store (secrets). */
 void mem_wipe(void *p, size_t len);
 
