@@ -309,10 +309,12 @@ keep_tag(struct session *s, const struct imap_parser *c)
 }
 
 /*
- * LOGIN user password.  As NGINX: exactly two arguments, the user not
- * empty.  A user name with CR, LF or NUL is refused too: it would reach
- * log lines and could not be a real mailbox name.  Only with "plain" in
- * imap_auth (see imap_cmds).
+ * LOGIN user password: exactly two arguments, as NGINX.  An empty user
+ * (which NGINX refuses as a quoted "" but passes on as a {0} literal) and
+ * a user with CR, LF or NUL are refused as malformed: neither can be a
+ * mailbox name, and the second would reach headers and log lines (see
+ * postern(8), DIFFERENCES FROM NGINX).  Only with "plain" in imap_auth
+ * (see imap_cmds).
  */
 static enum cmd_rc
 cmd_login(struct session *s, struct imap_parser *c, unsigned char *raw)
