@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "conf.h"
 #include "conf_int.h"
@@ -24,6 +25,7 @@
 #include "pop3_parse.h"
 #include "smtp_parse.h"
 #include "log.h"
+#include "process.h"
 #include "str.h"
 
 #ifndef POSTERN_LOCALSTATEDIR
@@ -1516,6 +1518,19 @@ user_parse(struct conf_ctx *ctx, const struct conf_setting *set,
     c->group = tok[1] ? strdup(tok[1]) : NULL;
     if (c->user == NULL || (tok[1] && c->group == NULL)) {
         return conf_fail(ctx, cs, set->name, "out of memory");
+    }
+    /* as NGINX: as root, an unknown user or group is an error of this line
+     * (once postern runs as the user, a reload neither can nor needs to
+     * switch again, and the names are not looked up) */
+    if (geteuid() == 0) {
+        char msg[300];
+        uid_t uid;
+        gid_t gid;
+
+        if (process_lookup_user(c->user, c->group, &uid, &gid, msg,
+                                sizeof(msg)) != 0) {
+            return conf_fail(ctx, cs, set->name, "%s", msg);
+        }
     }
     return 0;
 }

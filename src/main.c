@@ -114,22 +114,12 @@ chown_logs(struct conf *c)
 /*
  * -t beyond the file itself: what start-up would still refuse, as NGINX's
  * -t does.  Each log file is opened for appending (and closed with the
- * configuration); `user` and its group must exist when we run as root.
+ * configuration).  (Loading already looked up `user` when run as root.)
  */
 static int
 test_start_up(struct conf *c, char *err, size_t errlen)
 {
-    uid_t uid;
-    gid_t gid;
-
-    if (open_logs(c, err, errlen) != 0) {
-        return -1;
-    }
-    if (c->user != NULL && c->user[0] != '\0' && geteuid() == 0
-        && process_lookup_user(c->user, c->group, &uid, &gid, err, errlen) != 0) {
-        return -1;
-    }
-    return 0;
+    return open_logs(c, err, errlen);
 }
 
 /* -s: signal the running instance through the pid file. */

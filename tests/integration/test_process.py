@@ -365,12 +365,14 @@ def test_t_error_log_that_cannot_be_opened(postern_config):
 @pytest.mark.parametrize("user", ["postern-no-such-user",
                                   "nobody postern-no-such-group"])
 def test_t_unknown_user(postern_config, user):
-    """As root, -t looks up `user` and its group, as start-up does."""
+    """As root, loading looks up `user` and its group, as NGINX does: an
+    unknown one is an error of the file's `user` line."""
     p = simple(postern_config, top={"user": user})
     r = p.run("-t")
     assert r.returncode != 0, output(r)
-    assert re.search(r'\[emerg\] get(pw|gr)nam\("postern-no-such-\w+"\) '
-                     r'failed', r.stderr), r.stderr
+    assert re.search(r'\[emerg\] %s:\d+: user: get(pw|gr)nam\('
+                     r'"postern-no-such-\w+"\) failed' % re.escape(p.conf),
+                     r.stderr), r.stderr
     assert "configuration file %s test failed" % p.conf in output(r)
 
 

@@ -141,7 +141,7 @@ static const struct row {
     const char *name, *good, *bad, *what;   /* what: "~" = substring */
 } rows[] = {
     { "daemon", "\"on\"", "5", FLAGMSG },
-    { "user", "\"postern postern\"", "\"a b c\"",
+    { "user", "\"nobody nogroup\"", "\"a b c\"",
       "invalid value \"a b c\", expected \"USER [GROUP]\"" },
     { "pid", "\"run/p.pid\"", "\"\"", "empty value" },
     { "error_log", "[\"stderr info\", \"log/e.log\"]", "\"stderr loud\"",
