@@ -184,26 +184,22 @@ auth_http_build_request(const struct server_conf *sc,
     header_text(&b, "Proxy-Protocol-Server-Addr", rq->pp_server_addr);
     header_text(&b, "Proxy-Protocol-Server-Port", rq->pp_server_port);
 
-    if (rq->protocol == PROTO_SMTP) {
-        /* with "none" all three, as NGINX; otherwise those known so far */
-        int all = rq->method == AUTH_METHOD_NONE;
-
-        if (all || rq->smtp_helo.len > 0) {
-            header_smtp(&b, "Auth-SMTP-Helo", rq->smtp_helo);
-        }
-        if (all || rq->smtp_from.len > 0) {
-            header_smtp(&b, "Auth-SMTP-From", rq->smtp_from);
-        }
-        if (all || rq->smtp_to.len > 0) {
-            header_smtp(&b, "Auth-SMTP-To", rq->smtp_to);
-        }
+    if (rq->protocol == PROTO_SMTP && rq->method == AUTH_METHOD_NONE) {
+        /* the envelope stands for the login under "none", and only then,
+         * as NGINX sends it */
+        header_smtp(&b, "Auth-SMTP-Helo", rq->smtp_helo);
+        header_smtp(&b, "Auth-SMTP-From", rq->smtp_from);
+        header_smtp(&b, "Auth-SMTP-To", rq->smtp_to);
     }
 
     if (rq->ssl) {
         str_builder_puts(&b, "Auth-SSL: on\r\n");
         header_text(&b, "Auth-SSL-Protocol", rq->ssl_protocol);
         header_text(&b, "Auth-SSL-Cipher", rq->ssl_cipher);
-        header_text(&b, "Auth-SSL-Verify", rq->ssl_verify);
+        if (sc->ssl_verify_client != VERIFY_OFF) {
+            /* as NGINX: the result only where a certificate was asked for */
+            header_text(&b, "Auth-SSL-Verify", rq->ssl_verify);
+        }
         header_text(&b, "Auth-SSL-Subject", rq->ssl_subject);
         header_text(&b, "Auth-SSL-Issuer", rq->ssl_issuer);
         header_text(&b, "Auth-SSL-Serial", rq->ssl_serial);

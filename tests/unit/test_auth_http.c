@@ -664,15 +664,19 @@ main(void)
               "Auth-SMTP-From: <a@example.org> SIZE=100\r\n"
               "Auth-SMTP-To: <b@example.net>\r\n") != NULL,
        "none: SMTP headers, raw as NGINX sends them");
-    request(&rq, AUTH_METHOD_PLAIN, "u", "p");
+    request(&rq, AUTH_METHOD_NONE, "", "");
     rq.protocol = PROTO_SMTP;
     rq.smtp_helo = STR_LIT("h\r\nX: y");
     req = build(&rq);
     ok(strstr(req, "Auth-SMTP-Helo: h%0D%0AX:%20y\r\n") != NULL,
        "HELO escaped");
-    ok(strstr(req, "Auth-SMTP-From") == NULL
-       && strstr(req, "Auth-SMTP-To") == NULL,
-       "AUTH before MAIL: no empty From / To");
+    request(&rq, AUTH_METHOD_PLAIN, "u", "p");
+    rq.protocol = PROTO_SMTP;
+    rq.smtp_helo = STR_LIT("client.example");
+    rq.smtp_from = STR_LIT("<a@example.org>");
+    req = build(&rq);
+    ok(strstr(req, "Auth-SMTP-") == NULL,
+       "AUTH: no Auth-SMTP-* headers, as NGINX (only under none)");
 
     /* TLS, PROXY protocol, extra headers */
     request(&rq, AUTH_METHOD_EXTERNAL, "carol", "");
@@ -691,6 +695,11 @@ main(void)
     rq.pp_server_addr = "198.51.100.1";
     rq.pp_server_port = "143";
     sc.auth_http_header_block = "X-Auth-Key: secret_string\r\nX-B: 2\r\n";
+    req = build(&rq);
+    ok(strstr(req, "Auth-SSL-Cipher: TLS_AES_256_GCM_SHA384\r\n"
+              "Auth-SSL-Subject: ") != NULL,
+       "ssl_verify_client off: no Auth-SSL-Verify, as NGINX");
+    sc.ssl_verify_client = VERIFY_ON;
     req = build(&rq);
     ok(strstr(req, "Client-IP: 192.0.2.42\r\n"
               "Proxy-Protocol-Addr: 203.0.113.7\r\n"
