@@ -692,6 +692,18 @@ set_fail(struct auth_result *r, const char *msg)
     }
 }
 
+/* The byte two hex digits at p stand for, or -1. */
+static int
+hex_pair(const char *p)
+{
+    int hi = str_hex_digit((unsigned char)p[0]), lo;
+
+    if (hi < 0 || (lo = str_hex_digit((unsigned char)p[1])) < 0) {
+        return -1;
+    }
+    return hi << 4 | lo;
+}
+
 /*
  * Whether a verified certificate's subject (RFC 2253, as tls_get_info gives
  * it) names this user: its CN, UID or emailAddress attribute equals the
@@ -715,19 +727,27 @@ subject_names(const char *subject, const unsigned char *name, size_t len)
             return 0;
         }
         p++;
-        /* the value runs to the next unescaped ',' or '+' */
+        /* the value runs to the next unescaped ',' or '+'; "\\XX" is a
+         * byte in hex (RFC 4514 2.4), "\\c" the character c */
         while (*p != '\0' && *p != ',' && *p != '+') {
-            if (*p == '\\' && p[1] != '\0') {
-                p++;
-            }
+            int byte = *p == '\\' ? hex_pair(p + 1) : -1;
+
             if (vl == sizeof(value) - 1) {
                 return 0;
+            }
+            if (byte >= 0) {
+                value[vl++] = (char)byte;
+                p += 3;
+                continue;
+            }
+            if (*p == '\\' && p[1] != '\0') {
+                p++;
             }
             value[vl++] = *p++;
         }
         value[vl] = '\0';
-        /* GnuTLS names the e-mail attribute (1.2.840.113549.1.9.1)
-         * "EMAIL" in the subjects it formats; OpenSSL "emailAddress" */
+        /* the e-mail attribute (1.2.840.113549.1.9.1) as OpenSSL names it
+         * (tls_dn_as_openssl), and as GnuTLS does */
         if ((strcasecmp(type, "CN") == 0 || strcasecmp(type, "UID") == 0
              || strcasecmp(type, "EMAIL") == 0
              || strcasecmp(type, "emailAddress") == 0)

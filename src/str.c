@@ -101,6 +101,21 @@ str_has_ctl(struct str s)
     return 0;
 }
 
+int
+str_hex_digit(unsigned char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    return -1;
+}
+
 const char *
 str_capability_text_refused(const char *s)
 {

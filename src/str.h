@@ -40,6 +40,9 @@ void str_log_text(const unsigned char *p, size_t n, char *out, size_t outlen);
 /* 1 if s contains CR, LF or NUL (unfit for a header, log or command line). */
 int str_has_ctl(struct str s);
 
+/* The value of a hex digit, either case; -1 for any other byte. */
+int str_hex_digit(unsigned char c);
+
 /* Why s may not be a capability line (POP3 CAPA, SMTP EHLO): "an empty
  * capability", "not one line of printable ASCII"; NULL when it may. */
 const char *str_capability_text_refused(const char *s);

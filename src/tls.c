@@ -775,9 +775,74 @@ alpn_hook(gnutls_session_t s, unsigned htype, unsigned when,
     return 0;
 }
 
+/* Most certificates of a client's chain that chain_intermediates() reads
+ * (GnuTLS's own default limit on a verified chain) */
+#define CHAIN_MAX 16
+
+/* The issuer of cur among the certificates the client sent, or NULL. */
+static gnutls_x509_crt_t
+sent_issuer(gnutls_x509_crt_t cur, gnutls_x509_crt_t *sent, unsigned nsent)
+{
+    unsigned i;
+
+    for (i = 1; i < nsent; i++) {
+        if (sent[i] != cur && gnutls_x509_crt_check_issuer(cur, sent[i])) {
+            return sent[i];
+        }
+    }
+    return NULL;
+}
+
+/*
+ * OpenSSL's words for a client chain that leads to no trust anchor, as
+ * NGINX passes them on (GnuTLS says only "signer not found"): where the
+ * certificates the client sent lead, followed from its own through their
+ * issuers among them.  A self-signed one alone, a self-signed root above
+ * it, its own certificate with no issuer sent, or an issuer sent whose own
+ * issuer is unknown.
+ */
+static const char *
+untrusted_reason(const gnutls_datum_t *peers, unsigned npeers)
+{
+    gnutls_x509_crt_t sent[CHAIN_MAX], top, up;
+    unsigned nsent = 0, i, steps;
+    const char *reason = "unable to get local issuer certificate";
+
+    for (i = 0; i < npeers && i < CHAIN_MAX; i++) {
+        if (gnutls_x509_crt_init(&sent[nsent]) < 0) {
+            goto out;
+        }
+        if (gnutls_x509_crt_import(sent[nsent++], &peers[i],
+                                   GNUTLS_X509_FMT_DER) < 0) {
+            goto out;
+        }
+    }
+    if (nsent == 0) {
+        goto out;
+    }
+    top = sent[0];
+    for (steps = 0; steps < nsent && !gnutls_x509_crt_check_issuer(top, top)
+         && (up = sent_issuer(top, sent, nsent)) != NULL; steps++) {
+        top = up;
+    }
+    if (gnutls_x509_crt_check_issuer(top, top)) {
+        reason = top == sent[0] ? "self-signed certificate"
+                 : "self-signed certificate in certificate chain";
+    } else if (top == sent[0]) {
+        reason = "unable to verify the first certificate";
+    }
+
+out:
+    for (i = 0; i < nsent; i++) {
+        gnutls_x509_crt_deinit(sent[i]);
+    }
+    return reason;
+}
+
 /* OpenSSL-like text for a GnuTLS verification status. */
 static const char *
-verify_reason(unsigned status)
+verify_reason(unsigned status, const gnutls_datum_t *peers,
+              unsigned npeers)
 {
     if (status & GNUTLS_CERT_REVOKED) {
         return "certificate revoked";
@@ -789,7 +854,7 @@ verify_reason(unsigned status)
         return "certificate is not yet valid";
     }
     if (status & GNUTLS_CERT_SIGNER_NOT_FOUND) {
-        return "unable to get local issuer certificate";
+        return untrusted_reason(peers, npeers);
     }
     if (status & GNUTLS_CERT_SIGNER_NOT_CA) {
         return "invalid CA certificate";
@@ -807,24 +872,6 @@ verify_reason(unsigned status)
         return "CRL is not yet valid or superseded";
     }
     return "certificate verify failed";
-}
-
-/* Most certificates of a client's chain that chain_intermediates() reads
- * (GnuTLS's own default limit on a verified chain) */
-#define CHAIN_MAX 16
-
-/* The issuer of cur among the certificates the client sent, or NULL. */
-static gnutls_x509_crt_t
-sent_issuer(gnutls_x509_crt_t cur, gnutls_x509_crt_t *sent, unsigned nsent)
-{
-    unsigned i;
-
-    for (i = 1; i < nsent; i++) {
-        if (sent[i] != cur && gnutls_x509_crt_check_issuer(cur, sent[i])) {
-            return sent[i];
-        }
-    }
-    return NULL;
 }
 
 /* The intermediate CA certificates in a verified client chain, counted as
@@ -932,7 +979,7 @@ verify_client(gnutls_session_t s, struct tls_sess *ss, char *err,
     if (ret < 0) {
         reason = gnutls_strerror(ret);
     } else if (status != 0) {
-        reason = verify_reason(status);
+        reason = verify_reason(status, peers, n);
     } else if (chain_intermediates(ts, peers, n, (unsigned)ts->verify_depth,
                                    &depth) < 0) {
         reason = "cannot read the certificate chain";
@@ -1434,6 +1481,20 @@ datum_take(gnutls_datum_t *d)
     return s;
 }
 
+/* A DN datum as NGINX shows it (tls_dn_as_openssl); frees the datum. */
+static char *
+dn_take(gnutls_datum_t *d)
+{
+    char *raw = datum_take(d), *dn;
+
+    if (raw == NULL) {
+        return NULL;
+    }
+    dn = tls_dn_as_openssl(raw);
+    free(raw);
+    return dn;
+}
+
 /* The client certificate's facts into info; 0 / -1. */
 static int
 info_cert(gnutls_session_t s, struct tls_info *info)
@@ -1455,11 +1516,11 @@ info_cert(gnutls_session_t s, struct tls_info *info)
         goto out;
     }
     if (gnutls_x509_crt_get_dn3(crt, &d, 0) < 0
-        || (info->subject = datum_take(&d)) == NULL) {
+        || (info->subject = dn_take(&d)) == NULL) {
         goto out;
     }
     if (gnutls_x509_crt_get_issuer_dn3(crt, &d, 0)
-        < 0 || (info->issuer = datum_take(&d)) == NULL) {
+        < 0 || (info->issuer = dn_take(&d)) == NULL) {
         goto out;
     }
     size = sizeof(buf);

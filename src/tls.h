@@ -25,6 +25,12 @@ void tls_global_deinit(void);
 int tls_server_conf_init(struct server_conf *sc, char *err, size_t errlen);
 void tls_server_conf_free(struct server_conf *sc);
 
+/* A DN that GnuTLS formatted (RFC 4514) as NGINX passes it on (OpenSSL's
+ * RFC 2253 form): OpenSSL's names for the e-mail, given name and surname
+ * attributes, bytes above 0x7f escaped as \XX.  malloc'd; NULL when out of
+ * memory (see tls_dn.c). */
+char *tls_dn_as_openssl(const char *dn);
+
 /* Translate an OpenSSL cipher string and protocol list into a GnuTLS
  * priority string (malloc'd).  NULL with err naming the bad token.  warn
  * (may be NULL) is set to "" or to a notice for the operator: the string

@@ -1327,6 +1327,31 @@ def test_client_cert_accepted_headers(start, certs, dovecot, authsvc):
     assert pem.split() == want.split()
 
 
+def test_client_cert_subject_as_openssl_writes_it(start, certs, dovecot,
+                                                   authsvc):
+    """Auth-SSL-Subject and -Issuer in the form NGINX sends, OpenSSL's
+    RFC 2253 text: emailAddress, GN and SN by those names, 8-bit bytes as
+    \\XX, no raw UTF-8 in the header."""
+    p = start(verify_server(certs, "imap"))
+    before = len(authsvc.requests())
+    c = imaplib.IMAP4_SSL("localhost", p.port, timeout=10,
+                          ssl_context=certs.client_context(cert="rich_client"))
+    c.login("alice", PW["alice"])
+    c.logout()
+    h = authsvc.requests()[before]["headers"]
+
+    def rfc2253(what):
+        out = subprocess.run(
+            ["openssl", "x509", "-in", certs.path("rich_client.pem"),
+             "-noout", "-" + what, "-nameopt", "RFC2253"],
+            capture_output=True, text=True, timeout=30, check=True).stdout
+        return out.strip().split("=", 1)[1]
+    assert h["Auth-SSL-Subject"] == rfc2253("subject")
+    assert "emailAddress=alice@example.test" in h["Auth-SSL-Subject"]
+    assert "\\C3\\BC" in h["Auth-SSL-Subject"]
+    assert h["Auth-SSL-Issuer"] == rfc2253("issuer")
+
+
 def test_client_cert_optional(start, certs, dovecot, authsvc):
     p = start(verify_server(certs, "imap", verify="optional"))
     before = len(authsvc.requests())
@@ -1351,6 +1376,25 @@ def test_client_cert_optional(start, certs, dovecot, authsvc):
     h = authsvc.requests()[before]["headers"]
     assert h["Auth-SSL-Verify"].startswith("FAILED:"), h
     assert h["Auth-SSL-Issuer"] == "CN=another CA,O=postern test"
+
+
+@pytest.mark.parametrize("cert,reason", [
+    ("other_client", "unable to verify the first certificate"),
+    ("other_chain", "self-signed certificate in certificate chain"),
+    ("selfsigned_client", "self-signed certificate"),
+])
+def test_untrusted_chain_reasons(start, certs, dovecot, authsvc, cert,
+                                 reason):
+    """Under optional_no_ca, Auth-SSL-Verify says why a chain reaches no
+    trusted CA in OpenSSL's words, as NGINX passes them on."""
+    p = start(verify_server(certs, "imap", verify="optional_no_ca"))
+    before = len(authsvc.requests())
+    c = imaplib.IMAP4_SSL("localhost", p.port, timeout=10,
+                          ssl_context=certs.client_context(cert=cert))
+    assert c.login("alice", PW["alice"])[0] == "OK"
+    c.logout()
+    h = authsvc.requests()[before]["headers"]
+    assert h["Auth-SSL-Verify"] == "FAILED:" + reason
 
 
 def test_external_auth(start, certs, dovecot, authsvc):

@@ -17,6 +17,7 @@ a wrapper around `openssl s_client`.
 """
 
 import os
+import shutil
 import ssl
 import subprocess
 
@@ -61,10 +62,10 @@ class Certs:
                  "-addext", "keyUsage=critical,keyCertSign,cRLSign",
                  "-out", name + ".pem", cwd=self.dir)
 
-    def _leaf(self, name, kind, cn, ca, server=True):
+    def _leaf(self, name, kind, cn, ca, server=True, subj=None):
         self._key(name, kind)
-        _openssl("req", "-new", "-key", name + ".key", "-subj",
-                 "/O=postern test/CN=" + cn, "-out", name + ".csr",
+        _openssl("req", "-new", "-utf8", "-key", name + ".key", "-subj",
+                 subj or "/O=postern test/CN=" + cn, "-out", name + ".csr",
                  cwd=self.dir)
         ext = os.path.join(self.dir, name + ".ext")
         with open(ext, "w") as f:
@@ -85,8 +86,28 @@ class Certs:
         self._leaf("ecdsa", "ec", "localhost", "ca")
         self._leaf("rsa2", "rsa", "renewed.localhost", "ca")
         self._leaf("client", "rsa", "alice", "ca", server=False)
+        # a subject with the attributes whose names or bytes GnuTLS and
+        # OpenSSL write differently (see src/tls_dn.c)
+        self._leaf("rich_client", "ec", None, "ca", server=False,
+                   subj="/C=DE/O=Acme, Inc./GN=J\u00fcrgen/SN=M\u00fcller"
+                        "/CN=J\u00fcrgen M\u00fcller #1"
+                        "/emailAddress=alice@example.test")
         self._ca("other_ca", "another CA")
         self._leaf("other_client", "rsa", "alice", "other_ca", server=False)
+        # other_client with its (self-signed, untrusted) CA after it
+        with open(self.path("other_chain.pem"), "w") as out:
+            for part in ("other_client.pem", "other_ca.pem"):
+                with open(self.path(part)) as f:
+                    out.write(f.read())
+        shutil.copy(self.path("other_client.key"),
+                    self.path("other_chain.key"))
+        # a self-signed client certificate
+        self._key("selfsigned_client", "ec")
+        _openssl("req", "-x509", "-new", "-key", "selfsigned_client.key",
+                 "-sha256", "-days", "30", "-subj",
+                 "/O=postern test/CN=alice", "-addext",
+                 "extendedKeyUsage=clientAuth", "-out",
+                 "selfsigned_client.pem", cwd=self.dir)
         _openssl("pkey", "-in", "rsa.key", "-aes256", "-passout",
                  "pass:sesame", "-out", "enc.key", cwd=self.dir)
         with open(self.path("enc.pass"), "w") as f:

@@ -325,6 +325,10 @@ main(void)
     auth_query(&sc, &rq, &r);
     is_int(r.status, AUTH_OK, "EXTERNAL: emailAddress names the user");
     auth_result_free(&r);
+    rq.ssl_subject = "CN=t\\69m,O=Example";
+    auth_query(&sc, &rq, &r);
+    is_int(r.status, AUTH_OK, "EXTERNAL: \\XX is the byte in hex (RFC 4514)");
+    auth_result_free(&r);
     /* as GnuTLS's gnutls_x509_crt_get_dn3() writes that attribute */
     rq.ssl_subject = "CN=Tim Example,EMAIL=tim";
     auth_query(&sc, &rq, &r);

@@ -1317,6 +1317,39 @@ test_cache(void)
     tls_cache_set_free(&set);
 }
 
+/* GnuTLS's DN text as NGINX (OpenSSL's RFC 2253 form) shows it. */
+static void
+test_dn(void)
+{
+    static const struct {
+        const char *in, *want, *what;
+    } rows[] = {
+        { "CN=alice,O=Example,C=US", "CN=alice,O=Example,C=US",
+          "plain ASCII unchanged" },
+        { "EMAIL=a@example.test,CN=alice,O=Acme\\, Inc.,C=DE",
+          "emailAddress=a@example.test,CN=alice,O=Acme\\, Inc.,C=DE",
+          "EMAIL is emailAddress, escapes kept" },
+        { "givenName=John,surName=Smith,OU=IT+title=Boss",
+          "GN=John,SN=Smith,OU=IT+title=Boss",
+          "givenName, surName, a multi-valued RDN" },
+        { "CN=J\xc3\xbcrgen #1,L=M\xc3\xbcnchen",
+          "CN=J\\C3\\BCrgen #1,L=M\\C3\\BCnchen", "8-bit bytes in hex" },
+        { "CN=EMAIL=x,O=surName", "CN=EMAIL=x,O=surName",
+          "names renamed only where a type stands" },
+        { "CN=a\\+EMAIL=b", "CN=a\\+EMAIL=b", "an escaped + ends nothing" },
+        { "1.2.3.4=#0403616263,CN=x", "1.2.3.4=#0403616263,CN=x",
+          "a hex value unchanged" },
+        { "", "", "empty" },
+    };
+
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        char *got = tls_dn_as_openssl(rows[i].in);
+
+        is_str(got, rows[i].want, "DN: %s", rows[i].what);
+        free(got);
+    }
+}
+
 int
 main(void)
 {
@@ -1332,6 +1365,7 @@ main(void)
         return 1;
     }
     make_files();
+    test_dn();
     test_conf_errors();
     test_handshakes();
     test_bye_waits_for_room();
