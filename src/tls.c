@@ -779,6 +779,35 @@ alpn_hook(gnutls_session_t s, unsigned htype, unsigned when,
  * (GnuTLS's own default limit on a verified chain) */
 #define CHAIN_MAX 16
 
+/* The certificates the client sent (the first CHAIN_MAX) into sent[], how
+ * many in *n_r; 0, or -1 when one cannot be read (sent[] then holds *n_r
+ * certificates all the same: sent_free() them). */
+static int
+sent_load(const gnutls_datum_t *peers, unsigned npeers,
+          gnutls_x509_crt_t *sent, unsigned *n_r)
+{
+    *n_r = 0;
+    for (unsigned i = 0; i < npeers && i < CHAIN_MAX; i++) {
+        if (gnutls_x509_crt_init(&sent[i]) < 0) {
+            return -1;
+        }
+        (*n_r)++;
+        if (gnutls_x509_crt_import(sent[i], &peers[i],
+                                   GNUTLS_X509_FMT_DER) < 0) {
+            return -1;
+        }
+    }
+    return *n_r > 0 ? 0 : -1;
+}
+
+static void
+sent_free(gnutls_x509_crt_t *sent, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) {
+        gnutls_x509_crt_deinit(sent[i]);
+    }
+}
+
 /* The issuer of cur among the certificates the client sent, or NULL. */
 static gnutls_x509_crt_t
 sent_issuer(gnutls_x509_crt_t cur, gnutls_x509_crt_t *sent, unsigned nsent)
@@ -805,19 +834,10 @@ static const char *
 untrusted_reason(const gnutls_datum_t *peers, unsigned npeers)
 {
     gnutls_x509_crt_t sent[CHAIN_MAX], top, up;
-    unsigned nsent = 0, i, steps;
+    unsigned nsent, steps;
     const char *reason = "unable to get local issuer certificate";
 
-    for (i = 0; i < npeers && i < CHAIN_MAX; i++) {
-        if (gnutls_x509_crt_init(&sent[nsent]) < 0) {
-            goto out;
-        }
-        if (gnutls_x509_crt_import(sent[nsent++], &peers[i],
-                                   GNUTLS_X509_FMT_DER) < 0) {
-            goto out;
-        }
-    }
-    if (nsent == 0) {
+    if (sent_load(peers, npeers, sent, &nsent) < 0) {
         goto out;
     }
     top = sent[0];
@@ -833,9 +853,7 @@ untrusted_reason(const gnutls_datum_t *peers, unsigned npeers)
     }
 
 out:
-    for (i = 0; i < nsent; i++) {
-        gnutls_x509_crt_deinit(sent[i]);
-    }
+    sent_free(sent, nsent);
     return reason;
 }
 
@@ -890,21 +908,11 @@ chain_intermediates(const struct tls_server *ts, const gnutls_datum_t *peers,
 {
     gnutls_x509_trust_list_t tl;
     gnutls_x509_crt_t sent[CHAIN_MAX], cur, next;
-    unsigned nsent = 0, i, k = 0;   /* k: issuer steps taken from the leaf */
+    unsigned nsent, k = 0;          /* k: issuer steps taken from the leaf */
     int cur_owned = 0, next_owned, rc = -1;
 
     gnutls_certificate_get_trust_list(ts->cred, &tl);
-    for (i = 0; i < npeers && i < CHAIN_MAX; i++) {
-        if (gnutls_x509_crt_init(&sent[i]) < 0) {
-            goto out;
-        }
-        nsent++;
-        if (gnutls_x509_crt_import(sent[i], &peers[i],
-                                   GNUTLS_X509_FMT_DER) < 0) {
-            goto out;
-        }
-    }
-    if (nsent == 0) {
+    if (sent_load(peers, npeers, sent, &nsent) < 0) {
         goto out;
     }
     /* k - 1 intermediates once the anchor is k steps away: stop at
@@ -939,9 +947,7 @@ chain_intermediates(const struct tls_server *ts, const gnutls_datum_t *peers,
     rc = 0;
 
 out:
-    for (i = 0; i < nsent; i++) {
-        gnutls_x509_crt_deinit(sent[i]);
-    }
+    sent_free(sent, nsent);
     return rc;
 }
 
