@@ -72,8 +72,12 @@ done
 ok $? "every setting named in etc/postern.conf is in the table"
 
 # The example with its files under $tmp: a test certificate (valid until
-# 2126) and key, and a user table.
-sed "s#/etc/postern/#$tmp/#g" "$example" > "$tmp/postern.conf"
+# 2126) and key, and a user table; its `user` (which the administrator
+# creates, and which loading looks up as root) becomes nobody.
+sed -e "s#/etc/postern/#$tmp/#g" \
+    -e 's#^user = "postern";#user = "nobody";#' "$example" > "$tmp/postern.conf"
+grep -q '^user = "nobody";' "$tmp/postern.conf"
+ok $? "the example's user line is where this test expects it"
 cat > "$tmp/mail.pem" <<'EOF'
 -----BEGIN CERTIFICATE-----
 MIIBiDCCAS+gAwIBAgIBATAKBggqhkjOPQQDAjAXMRUwEwYDVQQDEwxwb3N0ZXJu
