@@ -531,14 +531,7 @@ fill(struct session *s, struct pop3_session *ps)
     if (n > 0) {
         return 0;
     }
-    if (n == 0) {
-        session_log(s, LOG_LV_INFO, "client closed connection");
-    } else if (errno == ETIMEDOUT) {
-        session_log(s, LOG_LV_INFO, "client timed out");
-    } else {
-        session_log(s, LOG_LV_INFO, "client connection failed: %s",
-                    conn_strerror(&s->client, errno));
-    }
+    session_log_client_gone(s, n, errno);
     return -1;
 }
 

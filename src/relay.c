@@ -77,9 +77,7 @@ struct pair {
     const struct server_conf *sc;
     uint64_t id;
     msec_t start, last_active, deadline;
-    char client_ip[ADDR_TEXT_MAX];
-    char upstream[ADDR_TEXT_MAX];
-    char login[128];
+    char *context;               /* ", client: ..." (session_context) */
     const char *reason;          /* set when the pair must end */
     int pending;                 /* this turn: GnuTLS holds bytes to move */
     char detail[160];            /* what failed, for a read/write error */
@@ -113,15 +111,22 @@ static void
 pair_end(struct relay_thread *t, struct pair *p)
 {
     msec_t dur = clock_now() - p->start;
+    const char *ctx = p->context != NULL ? p->context : "";
 
+    if (p->reason != NULL && strcmp(p->reason, "proxy_timeout") == 0) {
+        /* NGINX's line for it, then the summary as for every pair */
+        log_write(p->sc->error_log, LOG_LV_INFO, p->id,
+                  "client timed out (%d: %s) while proxying%s", ETIMEDOUT,
+                  strerror(ETIMEDOUT), ctx);
+    }
+    /* NGINX's line and context first, postern's facts after them */
     log_write(p->sc->error_log, LOG_LV_INFO, p->id,
-              "proxied session done, reason=%s%s%s%s bytes_in=%llu "
-              "bytes_out=%llu duration=%lld.%03lld, client: %s, login: \"%s\", "
-              "upstream: %s",
+              "proxied session done%s, reason=%s%s%s%s bytes_in=%llu "
+              "bytes_out=%llu duration=%lld.%03lld", ctx,
               p->reason ? p->reason : "closed", p->detail[0] ? " (" : "",
               p->detail, p->detail[0] ? ")" : "", p->up.total, p->down.total,
-              (long long)(dur / 1000), (long long)(dur % 1000),
-              p->client_ip, p->login, p->upstream);
+              (long long)(dur / 1000), (long long)(dur % 1000));
+    free(p->context);
     conn_close(&p->cl.c);
     conn_close(&p->be.c);
     free(p->up.data);
@@ -628,6 +633,7 @@ relay_add(struct session *s)
 {
     struct pair *p = calloc(1, sizeof(*p));
     struct relay_thread *t = &threads[0];
+    char ctx[768];
     char c = 1;
     int was_empty;
 
@@ -661,11 +667,8 @@ relay_add(struct session *s)
     p->id = s->id;
     p->start = s->start;
     p->deadline = DEADLINE_NONE;
-    str_lcpy(p->client_ip, s->client_ip, sizeof(p->client_ip));
-    str_lcpy(p->upstream, s->upstream, sizeof(p->upstream));
-    snprintf(p->login, sizeof(p->login), "%.*s",
-             (int)(s->login.len < sizeof(p->login) ? s->login.len : sizeof(p->login) - 1),
-             s->login.data ? (const char *)s->login.data : "");
+    session_context(s, ctx, sizeof(ctx));
+    p->context = strdup(ctx);       /* NULL: the summary goes without it */
 
     for (int i = 1; i < nthreads; i++) {
         if (atomic_load(&threads[i].count) < atomic_load(&t->count)) {

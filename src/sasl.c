@@ -357,10 +357,9 @@ read_answer(struct session *s, struct sasl_blob *out)
             }
             return SASL_BAD;
         }
-        if (errno == ETIMEDOUT) {
-            session_log(s, LOG_LV_INFO, "client timed out");
-        } else if (errno == 0) {
-            session_log(s, LOG_LV_INFO, "client closed connection");
+        if (errno == ETIMEDOUT || errno == 0) {
+            /* errno 0: the client closed */
+            session_log_client_gone(s, errno == 0 ? 0 : -1, errno);
         }
         return SASL_IO;
     }

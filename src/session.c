@@ -35,6 +35,42 @@
 /* Bound for backend reply lines (greetings, capability lists). */
 #define BACKEND_BUFFER_MIN 4096
 
+/* "ip:port", or "[ip]:port" for an IPv6 address, into out. */
+static const char *
+host_port(char *out, size_t outlen, const char *ip, const char *port)
+{
+    if (strchr(ip, ':') != NULL) {
+        snprintf(out, outlen, "[%s]:%s", ip, port);
+    } else {
+        snprintf(out, outlen, "%s:%s", ip, port);
+    }
+    return out;
+}
+
+size_t
+session_context(const struct session *s, char *out, size_t outlen)
+{
+    char server[ADDR_TEXT_MAX + 16];
+    size_t n = 0;
+
+    /* as NGINX's mail log handler; a field that does not fit is cut */
+    n += (size_t)snprintf(out, outlen, ", client: %s%s, server: %s",
+                          s->client_ip, s->starttls ? " using starttls" : "",
+                          host_port(server, sizeof(server), s->server_ip,
+                                    s->server_port));
+    if (n < outlen && s->login.len > 0) {
+        int l = s->login.len > 256 ? 256 : (int)s->login.len;
+
+        n += (size_t)snprintf(out + n, outlen - n, ", login: \"%.*s\"", l,
+                              (const char *)s->login.data);
+    }
+    if (n < outlen && s->upstream[0] != '\0') {
+        n += (size_t)snprintf(out + n, outlen - n, ", upstream: %s",
+                              s->upstream);
+    }
+    return n < outlen ? n : outlen - 1;
+}
+
 /* Log with NGINX's context suffix. */
 void
 session_log(const struct session *s, enum log_level lv, const char *fmt, ...)
@@ -53,22 +89,26 @@ session_log(const struct session *s, enum log_level lv, const char *fmt, ...)
     va_end(ap);
 
     if (s->action != NULL) {
-        n += (size_t)snprintf(ctx + n, sizeof(ctx) - n, " while %s", s->action);
+        n = (size_t)snprintf(ctx, sizeof(ctx), " while %s", s->action);
     }
     if (n < sizeof(ctx)) {
-        n += (size_t)snprintf(ctx + n, sizeof(ctx) - n, ", client: %s, server: %s:%s",
-                              s->client_ip, s->server_ip, s->server_port);
-    }
-    if (n < sizeof(ctx) && s->login.len > 0) {
-        int l = s->login.len > 256 ? 256 : (int)s->login.len;
-
-        n += (size_t)snprintf(ctx + n, sizeof(ctx) - n, ", login: \"%.*s\"",
-                              l, (const char *)s->login.data);
-    }
-    if (n < sizeof(ctx) && s->upstream[0] != '\0') {
-        snprintf(ctx + n, sizeof(ctx) - n, ", upstream: %s", s->upstream);
+        session_context(s, ctx + n, sizeof(ctx) - n);
     }
     log_write(lg, lv, s->id, "%s%s", msg, ctx);
+}
+
+void
+session_log_client_gone(struct session *s, ssize_t n, int error)
+{
+    if (n == 0) {
+        session_log(s, LOG_LV_INFO, "client closed connection");
+    } else if (error == ETIMEDOUT) {
+        session_log(s, LOG_LV_INFO, "client timed out (%d: %s)", ETIMEDOUT,
+                    strerror(ETIMEDOUT));
+    } else {
+        session_log(s, LOG_LV_INFO, "client read failed: %s",
+                    conn_strerror(&s->client, error));
+    }
 }
 
 /* Count a protocol error against max_errors. */
@@ -194,7 +234,7 @@ session_starttls(struct session *s)
     const char *old = s->action;
 
     conn_discard_input(&s->client);
-    s->action = "SSL handshaking";
+    s->action = "in starttls state";            /* as NGINX */
     if (tls_accept(&s->client, s->sc, err, sizeof(err)) != 0) {
         int error = errno;
 
@@ -205,6 +245,7 @@ session_starttls(struct session *s)
     }
     s->action = old;
     s->tls = 1;
+    s->starttls = 1;
     /* nothing of before TLS counts after it */
     s->attempts = 0;
     s->errors = 0;
@@ -640,7 +681,25 @@ session_addresses(struct session *s)
                       s->server_port, sizeof(s->server_port));
 }
 
-/* Log the successful login as NGINX does, with both socket pairs. */
+/* "client A:P connected to S:P", as NGINX writes it: no context. */
+static void
+log_connected(const struct session *s)
+{
+    char peer[ADDR_TEXT_MAX + 16], server[ADDR_TEXT_MAX + 16];
+
+    if (s->client_port[0] != '\0') {
+        host_port(peer, sizeof(peer), s->client_ip, s->client_port);
+    } else {
+        str_lcpy(peer, s->client_ip, sizeof(peer));     /* "unix:" */
+    }
+    log_write(s->sc->error_log, LOG_LV_INFO, s->id,
+              "client %s connected to %s", peer,
+              host_port(server, sizeof(server), s->server_ip,
+                        s->server_port));
+}
+
+/* Log the successful login as NGINX does ("client logged in" and the
+ * context); both socket pairs follow at debug level. */
 static void
 log_logged_in(struct session *s)
 {
@@ -649,7 +708,8 @@ log_logged_in(struct session *s)
     char bl[ADDR_TEXT_MAX] = "?", br[ADDR_TEXT_MAX] = "?";
 
     s->action = NULL;
-    if ((int)LOG_LV_INFO > log_max_level(s->sc->error_log)) {
+    session_log(s, LOG_LV_INFO, "client logged in");
+    if ((int)LOG_LV_DEBUG > log_max_level(s->sc->error_log)) {
         return;                     /* not worth two system calls */
     }
     if (getsockname(s->backend.fd, (struct sockaddr *)&a, &len) == 0) {
@@ -659,15 +719,9 @@ log_logged_in(struct session *s)
     if (getpeername(s->backend.fd, (struct sockaddr *)&a, &len) == 0) {
         net_addr_text((struct sockaddr *)&a, len, br, sizeof(br), 1);
     }
-    /* NGINX's order: the context first, then both socket pairs */
-    log_write(s->sc->error_log, LOG_LV_INFO, s->id,
-              "client logged in, client: %s, server: %s:%s, login: \"%.*s\", "
-              "upstream: %s, [%s%s%s-%s:%s] <=> [%s-%s]",
-              s->client_ip, s->server_ip, s->server_port,
-              (int)(s->login.len > 256 ? 256 : s->login.len),
-              s->login.data ? (const char *)s->login.data : "", s->upstream,
-              s->client_ip, s->client_port[0] ? ":" : "", s->client_port,
-              s->server_ip, s->server_port, bl, br);
+    session_log(s, LOG_LV_DEBUG, "client %s%s%s-%s:%s <=> upstream %s-%s",
+                s->client_ip, s->client_port[0] ? ":" : "", s->client_port,
+                s->server_ip, s->server_port, bl, br);
 }
 
 /* Free everything the session still owns. */
@@ -750,8 +804,7 @@ session_run(struct pool_item *it)
     if (phase_access(&s) != 0) {
         goto done;
     }
-    session_log(&s, LOG_LV_INFO, "client %s connected to %s:%s",
-                s.client_ip, s.server_ip, s.server_port);
+    log_connected(&s);
     if (phase_tls(&s) != 0) {
         goto done;
     }

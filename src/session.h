@@ -58,6 +58,7 @@ struct session {
     char *pp_addr, *pp_port, *pp_server_addr, *pp_server_port;
 
     int tls;                            /* client side is under TLS */
+    int starttls;                       /* ... by STARTTLS / STLS */
     int errors;                         /* protocol errors so far (max_errors) */
     int attempts;                       /* login attempts so far */
 
@@ -92,6 +93,16 @@ struct pool_item;
  * must be queued again (fd and conf reference stay the item's).
  */
 int session_run(struct pool_item *it);
+
+/* NGINX's context of a session's log lines, ", client: C[ using
+ * starttls], server: S:P[, login: "L"][, upstream: U]", into out (cut to
+ * fit); the length written. */
+size_t session_context(const struct session *s, char *out, size_t outlen);
+
+/* Log why the client's next bytes did not come, in NGINX's words: n is
+ * conn_fill()'s result, error its errno: "client closed connection",
+ * "client timed out (110: Connection timed out)", or the read error. */
+void session_log_client_gone(struct session *s, ssize_t n, int error);
 
 /* Log with the session's context appended, as NGINX does:
  * "MESSAGE while ACTION, client: A, server: B, login: "u", upstream: C". */

@@ -297,14 +297,8 @@ read_command(struct session *s, struct smtp_state *st, struct smtp_cmd *cmd)
             return -1;
         }
         n = conn_fill(&s->client);
-        if (n == 0) {
-            session_log(s, LOG_LV_INFO, "client closed connection");
-            return -1;
-        }
-        if (n < 0) {
-            session_log(s, LOG_LV_INFO, errno == ETIMEDOUT ? "client %s"
-                        : "client read failed: %s",
-                        conn_strerror(&s->client, errno));
+        if (n <= 0) {
+            session_log_client_gone(s, n, errno);
             return -1;
         }
     }

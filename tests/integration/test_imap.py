@@ -696,8 +696,9 @@ def test_timeout_closes_silent_client(imap_px):
             assert line == b"n%d OK completed\r\n" % i
             time.sleep(0.25)
         assert closed
-    harness.wait_for(lambda: "client timed out" in p.log_text(), 5,
-                     what="the timeout in the log")
+    harness.wait_for(lambda: "client timed out (110: Connection timed out)"
+                     " while in auth state" in p.log_text(), 5,
+                     what="the timeout in the log, in NGINX's words")
 
 
 def test_client_buffer(imap_px):
@@ -1034,8 +1035,12 @@ def test_relay_half_close(imap_px, kind):
         data = c.read_all(10)
         assert b"* BYE" in data and b"Z OK" in data, data
     # either EOF may reach the relay first (Dovecot closes after LOGOUT)
-    assert re.search(r"reason=(client|upstream) closed bytes_in=10 ",
-                     harness.summary_line(p))
+    line = harness.summary_line(p)
+    assert re.search(r"reason=(client|upstream) closed bytes_in=10 ", line)
+    # NGINX's line and context first
+    assert re.search(r"proxied session done, client: 127\.0\.0\.1, server: "
+                     r"127\.0\.0\.1:%d, login: \"alice\", upstream: "
+                     r"127\.0\.0\.1:\d+, reason=" % p.port, line), line
 
 
 def test_relay_upstream_closes_first(imap_px, kind):
@@ -1092,11 +1097,12 @@ def test_logged_in_log_line(imap_px, kind, dovecot):
     p = imap_px(kind)
     with login_raw(p.port) as c:
         local = c.sock.getsockname()[1]
+    # as NGINX: the line ends with the context (the socket pairs are a
+    # debug line of their own)
     pat = (r'client logged in, client: 127\.0\.0\.1, server: '
-           r'127\.0\.0\.1:%d, login: "alice", upstream: 127\.0\.0\.1:%d, '
-           r'\[127\.0\.0\.1:%d-127\.0\.0\.1:%d\] <=> '
-           r'\[127\.0\.0\.1:\d+-127\.0\.0\.1:%d\]$'
-           % (p.port, dovecot.imap_port, local, p.port, dovecot.imap_port))
+           r'127\.0\.0\.1:%d, login: "alice", upstream: 127\.0\.0\.1:%d$'
+           % (p.port, dovecot.imap_port))
+    assert local > 0
     harness.wait_for(lambda: any(re.search(pat, ln) for ln in
                                  p.log_text().splitlines()), 5,
                      what="the logged-in line:\n" + p.log_text())

@@ -312,8 +312,8 @@ def test_bad_record_logged_with_its_session(start, certs, dovecot, when):
                    r"reading failed: .*client: 127\.0\.0\.1")
     else:
         pattern = (r"\[info\] \d+#\d+: \*\d+ proxied session done, "
-                   r"reason=client read error \(SSL reading failed: [^)]+\)"
-                   r".*client: 127\.0\.0\.1")
+                   r"client: 127\.0\.0\.1, .*reason=client read error "
+                   r"\(SSL reading failed: [^)]+\)")
     harness.wait_for(lambda: re.search(pattern, p.log_text()), 10,
                      what="the log line")
     assert not re.search(r"SSL .*, fd \d+", p.log_text())
@@ -495,6 +495,10 @@ def test_bytes_dropped_for_a_gone_client_are_no_activity(start, certs):
         finally:
             c.sock.close()
     assert "reason=proxy_timeout " in line, line
+    # and NGINX's line for it before the summary
+    assert re.search(r"client timed out \(110: Connection timed out\) while "
+                     r"proxying, client: 127\.0\.0\.1, server: ",
+                     p.log_text()), p.log_text()
 
 
 # --------------------------------------------------------------------------
@@ -516,6 +520,12 @@ def test_imap_starttls_on(start, certs, dovecot):
         assert fetch_first(c) == msg
     finally:
         c.logout()
+    # as NGINX marks a session that went through STARTTLS
+    assert re.search(r"client logged in, client: 127\.0\.0\.1 using "
+                     r"starttls, server: 127\.0\.0\.1:%d, " % p.port,
+                     p.log_text()), p.log_text()
+    assert re.search(r"proxied session done, client: 127\.0\.0\.1 using "
+                     r"starttls, ", harness.summary_line(p))
 
 
 def test_imap_starttls_only(start, certs, dovecot):
@@ -1713,5 +1723,5 @@ def test_proxy_header_and_client_hello_in_one_packet(start, certs):
             if greeting.endswith(b"\r\n"):
                 break
         assert greeting.startswith(b"* OK"), greeting
-    harness.wait_for(lambda: "client 192.0.2.9 connected" in p.log_text(),
+    harness.wait_for(lambda: "client 192.0.2.9:" in p.log_text(),
                      10, what="the real address in the log")

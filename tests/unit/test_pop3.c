@@ -183,6 +183,13 @@ session_log(const struct session *s, enum log_level lv, const char *fmt, ...)
     va_end(ap);
 }
 
+void
+session_log_client_gone(struct session *s, ssize_t n, int error)
+{
+    session_log(s, LOG_LV_INFO, n == 0 ? "client closed connection"
+                : error == ETIMEDOUT ? "client timed out" : "client read failed");
+}
+
 int
 session_error(struct session *s)
 {

@@ -102,6 +102,13 @@ session_log(const struct session *s, enum log_level lv, const char *fmt, ...)
     (void)fmt;
 }
 
+void
+session_log_client_gone(struct session *s, ssize_t n, int error)
+{
+    session_log(s, LOG_LV_INFO, n == 0 ? "client closed connection"
+                : error == ETIMEDOUT ? "client timed out" : "client read failed");
+}
+
 static int salt_fails;                  /* session_make_salt fails */
 
 int
