@@ -477,18 +477,18 @@ proxy_protocol_read(struct conn *c, struct proxy_header *h,
                         && errno != EINTR)) && conn_stopping()) {
             /* the end was the fast stop's shutdown of the socket */
             snprintf(err, errlen, STOPPED);
-            return -1;
+            return PROXY_READ_FAILED;
         }
         if (n == 0) {
             snprintf(err, errlen, "client closed the connection %s the "
                      "PROXY protocol header", have == 0 ? "before" : "while "
                      "sending");
-            return have == 0 ? PROXY_READ_CLOSED : -1;
+            return have == 0 ? PROXY_READ_CLOSED : PROXY_READ_FAILED;
         }
         if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
             snprintf(err, errlen, "reading the PROXY protocol header "
                      "failed: %s", strerror(errno));
-            return -1;
+            return PROXY_READ_FAILED;
         }
         if (n > 0) {
             rc = proxy_protocol_parse(hdr, have + (size_t)n, h, &why);
@@ -515,18 +515,20 @@ proxy_protocol_read(struct conn *c, struct proxy_header *h,
         }
         rc = conn_poll(c->fd, POLLIN, c->deadline, NULL);
         if (rc == 0) {
-            snprintf(err, errlen, "client timed out while sending the "
-                     "PROXY protocol header");
-            return -1;
+            /* NGINX's words; the caller's action says "while reading
+             * PROXY protocol" */
+            snprintf(err, errlen, "client timed out (%d: %s)", ETIMEDOUT,
+                     strerror(ETIMEDOUT));
+            return PROXY_READ_FAILED;
         }
         if (rc < 0 && errno == ECANCELED) {
             snprintf(err, errlen, STOPPED);
-            return -1;
+            return PROXY_READ_FAILED;
         }
         if (rc < 0) {
             snprintf(err, errlen, "reading the PROXY protocol header "
                      "failed: %s", strerror(errno));
-            return -1;
+            return PROXY_READ_FAILED;
         }
     }
 }

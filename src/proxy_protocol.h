@@ -84,11 +84,14 @@ int proxy_protocol_v1_build(const struct sockaddr *src,
  * For the worker: read a header from c's socket until c->deadline, taking
  * exactly the header's bytes; whatever the client sent after it stays in
  * the socket for the protocol (plain or TLS).  Returns 0 with *h filled;
- * PROXY_READ_CLOSED when the peer closed before sending a byte (a health
- * check's connect, not worth an error); -1 with a reason for the log in err
- * (invalid header, timed out, closed midway, too long, read error).
+ * or, with a reason for the log in err: -1 for a broken header (invalid,
+ * too long); PROXY_READ_CLOSED when the peer closed before sending a byte
+ * (a health check's connect, not worth an error); PROXY_READ_FAILED when
+ * the header did not come (timed out, closed midway, a read error, a fast
+ * stop), which is the client's or the stop's doing, not a broken header.
  */
 #define PROXY_READ_CLOSED (-2)
+#define PROXY_READ_FAILED (-3)
 int proxy_protocol_read(struct conn *c, struct proxy_header *h,
                         char *err, size_t errlen);
 

@@ -345,6 +345,8 @@ phase_proxy_header(struct session *s, struct pool_resume **requeue_r)
     case 0:
         break;
     case PROXY_READ_CLOSED:
+    case PROXY_READ_FAILED:
+        /* the client's (or the stop's) doing, as NGINX logs it */
         session_log(s, LOG_LV_INFO, "%s", err);
         return -1;
     default:

@@ -572,6 +572,23 @@ def test_proxy_protocol_broken(postern, env, junk):
                      what="the log line")
 
 
+def test_proxy_protocol_header_that_never_comes(postern, env):
+    """A client that starts a header and falls silent is logged as NGINX
+    logs it, at info: a timeout, not a broken header."""
+    port, listen = pp_listen()
+    p = start(postern, env, listen=listen,
+              smtp={"set_real_ip_from": ["127.0.0.1"], "timeout": "1s"})
+    with harness.LineClient(port) as c:
+        c.send(b"PROXY TCP4 192.0.2.1 ")
+        assert smtp_util.drain(c) == b""       # closed, no greeting
+    harness.wait_for(lambda: "client timed out" in p.log_text(), 10,
+                     what="the log line")
+    log = p.log_text()
+    assert re.search(r"\[info\] .*client timed out \(110: Connection timed "
+                     r"out\) while reading PROXY protocol, client: ", log), log
+    assert "broken header" not in log and "[error]" not in log
+
+
 def test_proxy_protocol_health_check_is_not_an_error(postern, env):
     """A balancer's health check connects and closes without a byte: that
     is logged at info, never as a broken header."""
