@@ -700,8 +700,14 @@ backend_refused(struct session *s, const unsigned char *pre, size_t prelen,
                 const unsigned char *line, size_t len)
 {
     char text[IMAP_LOG_LINE_MAX];
+    const unsigned char *shown = line;
+    const unsigned char *sp = memchr(line, ' ', len);
 
-    str_log_text(line, len, text, sizeof(text));
+    /* as NGINX: a tagged answer is logged without its tag */
+    if (sp != NULL && line[0] != '*' && line[0] != '+') {
+        shown = sp + 1;
+    }
+    str_log_text(shown, len - (size_t)(shown - line), text, sizeof(text));
     if (!s->sc->proxy_pass_error_message) {
         session_log(s, LOG_LV_ERR, "upstream sent invalid response: \"%s\"",
                     text);

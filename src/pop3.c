@@ -702,6 +702,7 @@ pop3_backend_login(struct session *s)
         send_lit(s, pop3_internal);
         return SESS_CLOSE;
     }
+    s->action = "reading response from upstream";   /* as NGINX */
     if (backend_expect_ok(s, &line, &len) != 0) {
         return SESS_CLOSE;
     }
@@ -711,6 +712,7 @@ pop3_backend_login(struct session *s)
         send_lit(s, pop3_internal);
         return SESS_CLOSE;
     }
+    s->action = "reading response from upstream";
     if (backend_expect_ok(s, &line, &len) != 0) {
         return SESS_CLOSE;
     }

@@ -789,7 +789,11 @@ backend_step(struct session *s, const char *action, const char *prefix,
 {
     *bad_reply_r = 0;
     s->action = action;
-    if (session_backend_send(s, prefix, value, "\r\n") != 0 || backend_reply(s, r) != 0) {
+    if (session_backend_send(s, prefix, value, "\r\n") != 0) {
+        return -1;
+    }
+    s->action = "reading response from upstream";   /* as NGINX */
+    if (backend_reply(s, r) != 0) {
         return -1;
     }
     if (want1 != 0 && r->code != want1 && r->code != want2) {

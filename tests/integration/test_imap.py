@@ -871,6 +871,9 @@ def test_backend_misbehaves(imap_px, authsvc, kind, mode):
     assert re.search(r"\[error\].*upstream sent invalid response.*"
                      r"upstream: 127\.0\.0\.1:%d" % fb.port, text), text
     if mode == "refuse":
+        # logged as NGINX logs it: the answer without its tag
+        assert 'upstream sent invalid response: "NO [AUTHENTICATIONFAILED]' \
+            ' Backend says no." while reading response from upstream' in text
         # it was given the login in one line, and nothing after
         assert fb.received[0] == b'a LOGIN "dave" "dave-pw"\r\n'
 

@@ -670,7 +670,7 @@ def test_backend_refuses_login(postern, svc, dovecot, pass_msg):
             assert_closed(c)
         assert fake.received[:2] == [b"USER carol", b"PASS carol-pw"]
         wait_log(p, r'upstream sent invalid response: "-ERR \[AUTH\] no '
-                 r'such mailbox" while sending password to upstream')
+                 r'such mailbox" while reading response from upstream')
     finally:
         fake.stop()
 

@@ -443,7 +443,7 @@ def test_proxy_smtp_auth(postern, env, auth_stub, fake_smtp):
             b"451 4.3.2 Internal server error\r\n"
         assert c.closed_by_peer()
     assert re.search(r'upstream sent invalid response: "535 5.7.8 Bad '
-                     r'credentials" while sending AUTH to upstream',
+                     r'credentials" while reading response from upstream',
                      p.log_text())
 
     # CRAM-MD5 and no Auth-Pass from the service: no password to send
