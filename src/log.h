@@ -11,6 +11,7 @@
 #ifndef POSTERN_LOG_H
 #define POSTERN_LOG_H
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -48,6 +49,12 @@ int log_max_level(const struct log *lg);  /* most verbose level any target takes
  * log_g(), which holds it against a concurrent log_set_global(). */
 struct log *log_global(void);
 void log_set_global(struct log *lg);      /* not owned; NULL = stderr */
+
+/* NGINX's words for a wait that ran out, errno and its text as NGINX
+ * prints them: "timed out (110: Connection timed out)". */
+#define LOG_STR_(x) #x
+#define LOG_STR(x) LOG_STR_(x)
+#define LOG_TIMED_OUT "timed out (" LOG_STR(ETIMEDOUT) ": Connection timed out)"
 
 /* conn = 0: no "*CONN" part. */
 void log_write(const struct log *lg, enum log_level lv, uint64_t conn,

@@ -18,6 +18,7 @@
 
 #include "buf.h"
 #include "conn.h"
+#include "log.h"
 #include "proxy_protocol.h"
 
 static const unsigned char v2_sig[12] = {
@@ -517,8 +518,7 @@ proxy_protocol_read(struct conn *c, struct proxy_header *h,
         if (rc == 0) {
             /* NGINX's words; the caller's action says "while reading
              * PROXY protocol" */
-            snprintf(err, errlen, "client timed out (%d: %s)", ETIMEDOUT,
-                     strerror(ETIMEDOUT));
+            snprintf(err, errlen, "client " LOG_TIMED_OUT);
             return PROXY_READ_FAILED;
         }
         if (rc < 0 && errno == ECANCELED) {

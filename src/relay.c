@@ -104,6 +104,8 @@ struct relay_thread {
 };
 
 static struct relay_thread *threads;
+/* the reason of a pair proxy_timeout ended, known by its address */
+static const char reason_proxy_timeout[] = "proxy_timeout";
 static int nthreads;
 
 /* Free a pair and log its summary. */
@@ -113,11 +115,10 @@ pair_end(struct relay_thread *t, struct pair *p)
     msec_t dur = clock_now() - p->start;
     const char *ctx = p->context != NULL ? p->context : "";
 
-    if (p->reason != NULL && strcmp(p->reason, "proxy_timeout") == 0) {
+    if (p->reason == reason_proxy_timeout) {
         /* NGINX's line for it, then the summary as for every pair */
         log_write(p->sc->error_log, LOG_LV_INFO, p->id,
-                  "client timed out (%d: %s) while proxying%s", ETIMEDOUT,
-                  strerror(ETIMEDOUT), ctx);
+                  "client " LOG_TIMED_OUT " while proxying%s", ctx);
     }
     /* NGINX's line and context first, postern's facts after them */
     log_write(p->sc->error_log, LOG_LV_INFO, p->id,
@@ -586,7 +587,7 @@ relay_main(void *arg)
                 end = 1;
             }
             if (!end && now - p->last_active >= p->sc->proxy_timeout) {
-                p->reason = "proxy_timeout";
+                p->reason = reason_proxy_timeout;
                 end = 1;
             }
             if (end) {

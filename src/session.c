@@ -103,8 +103,7 @@ session_log_client_gone(struct session *s, ssize_t n, int error)
     if (n == 0) {
         session_log(s, LOG_LV_INFO, "client closed connection");
     } else if (error == ETIMEDOUT) {
-        session_log(s, LOG_LV_INFO, "client timed out (%d: %s)", ETIMEDOUT,
-                    strerror(ETIMEDOUT));
+        session_log(s, LOG_LV_INFO, "client " LOG_TIMED_OUT);
     } else {
         session_log(s, LOG_LV_INFO, "client read failed: %s",
                     conn_strerror(&s->client, error));
