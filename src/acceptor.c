@@ -7,11 +7,22 @@
  * and, when the queue is full, the protocol's busy line are sent with
  * MSG_DONTWAIT (a fresh socket's buffer takes either whole).
  *
+ * A client that must speak next (it has the whole greeting, or it opens
+ * with a TLS hello or a PROXY header) is held here, in the same poll(),
+ * until its first bytes come, and only then queued: a worker would only
+ * sleep on its socket until then, and clients that connect and say
+ * nothing do not take workers from those that talk.  A held client whose
+ * `timeout` passes is queued all the same, marked so that a worker times
+ * it out with the line it always wrote (pool_item.expired).
+ *
  * Locks: acc.lock guards the current listener set against a swap by the
- * main thread (reload); the thread is woken through a pipe.
+ * main thread (reload); the thread is woken through a pipe.  The held
+ * clients are the acceptor thread's alone (acceptor_stop() queues what is
+ * left after joining it).
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -37,6 +48,8 @@ static struct {
     struct listener_set *set;
     atomic_int stop;
     uint64_t next_id;
+    struct pool_item *held;     /* clients that must speak next */
+    size_t nheld, heldcap;
 } acc = { .lock = PTHREAD_MUTEX_INITIALIZER, .wake = { -1, -1 } };
 
 /* Wake the acceptor out of poll(). */
@@ -54,22 +67,26 @@ acceptor_wake(void)
  * close.  The protocol's temporary error beats a silent close: clients
  * retry later instead of reporting a broken server. */
 static void
-refuse_busy(int fd, const struct listener *l)
+refuse_busy(int fd, const struct server_conf *sc, const struct listen_conf *lc)
 {
-    const char *busy = proto_ops_get(l->sc->protocol)->busy_line;
+    const char *busy = proto_ops_get(sc->protocol)->busy_line;
 
-    if (busy != NULL && !l->lc->ssl && !l->sc->ssl) {
+    if (busy != NULL && !lc->ssl && !sc->ssl) {
         send(fd, busy, strlen(busy), MSG_DONTWAIT | MSG_NOSIGNAL);
     }
     close(fd);
 }
 
-/* Send the greeting now when a worker would send the same bytes first
+/*
+ * Send the greeting now when a worker would send the same bytes first
  * thing: the client's answer is then on its way while the connection waits
  * for a worker.  A client the access rules refuse is left to the worker,
  * which logs the refusal and closes without a greeting, as before.  What
- * was sent goes with the item; the worker sends the rest, if any. */
-static void
+ * was sent goes with the item; the worker sends the rest, if any.
+ * 1 when the client must speak next: it has the whole greeting, or the
+ * listener's protocol opens with the client's bytes (TLS, PROXY header).
+ */
+static int
 greet_early(struct pool_item *it, const struct listener *l)
 {
     size_t len;
@@ -77,15 +94,74 @@ greet_early(struct pool_item *it, const struct listener *l)
     int allow = 1;
     ssize_t n;
 
-    if (text == NULL
-        || (addr_rules_match(&l->sc->access, (const struct sockaddr *)&it->peer,
-                             &allow) && !allow)) {
-        return;
+    if (l->lc->proxy_protocol) {
+        return 1;               /* access applies to the header's address */
+    }
+    if (addr_rules_match(&l->sc->access, (const struct sockaddr *)&it->peer,
+                         &allow) && !allow) {
+        return 0;
+    }
+    if (l->sc->ssl || l->lc->ssl) {
+        return 1;
+    }
+    if (text == NULL) {
+        return 0;
     }
     n = send(it->fd, text, len, MSG_DONTWAIT | MSG_NOSIGNAL);
     if (n > 0) {
         it->greeted = (size_t)n;
     }
+    return n >= 0 && (size_t)n == len;
+}
+
+/* Queue a connection for the workers, or answer busy and close it. */
+static void
+queue(struct pool_item *it)
+{
+    if (pool_push(it) != 0) {
+        log_write(it->sc->error_log, LOG_LV_WARN, it->id,
+                  "all workers busy and the queue is full, client closed");
+        refuse_busy(it->fd, it->sc, it->lc);
+        conf_unref(it->conf);
+        atomic_fetch_sub(&conn_active, 1);
+    }
+}
+
+/* Hold a client until it speaks (queued at once if there is no room). */
+static void
+hold(struct pool_item *it)
+{
+    if (acc.nheld == acc.heldcap) {
+        size_t cap = acc.heldcap ? acc.heldcap * 2 : 64;
+        struct pool_item *v = realloc(acc.held, cap * sizeof(*v));
+
+        if (v == NULL) {
+            queue(it);
+            return;
+        }
+        acc.held = v;
+        acc.heldcap = cap;
+    }
+    acc.held[acc.nheld++] = *it;
+}
+
+/* poll()'s timeout for the held client whose `timeout` passes first. */
+static int
+held_timeout(msec_t now)
+{
+    msec_t first = DEADLINE_NONE;
+
+    for (size_t i = 0; i < acc.nheld; i++) {
+        msec_t d = acc.held[i].accepted + acc.held[i].sc->timeout;
+
+        if (d < first) {
+            first = d;
+        }
+    }
+    if (first == DEADLINE_NONE) {
+        return -1;
+    }
+    return first <= now ? 0 : first - now > INT_MAX ? INT_MAX : (int)(first - now);
 }
 
 /* Accept every pending connection on one listener's socket. */
@@ -123,23 +199,44 @@ accept_all(const struct listener_set *set, const struct listener *sock)
             log_write(l->sc->error_log, LOG_LV_ALERT, it.id,
                       "%d worker_connections are not enough",
                       set->conf->worker_connections);
-            refuse_busy(fd, l);
+            refuse_busy(fd, l->sc, l->lc);
             continue;
         }
         atomic_fetch_add(&conn_active, 1);
         it.conf = conf_ref(set->conf);
-        greet_early(&it, l);
-        if (pool_push(&it) != 0) {
-            log_write(l->sc->error_log, LOG_LV_WARN, it.id,
-                      "all workers busy and the queue is full, client closed");
-            refuse_busy(fd, l);
-            conf_unref(it.conf);
-            atomic_fetch_sub(&conn_active, 1);
+        if (greet_early(&it, l)) {
+            hold(&it);
+        } else {
+            queue(&it);
         }
     }
 }
 
-/* The acceptor thread. */
+/* Queue the held clients that spoke, closed or ran out of time, in the
+ * order they came (the queue is first come, first served); pfd holds
+ * their poll() results in the same order. */
+static void
+held_check(const struct pollfd *pfd, msec_t now)
+{
+    size_t kept = 0;
+
+    for (size_t i = 0; i < acc.nheld; i++) {
+        struct pool_item it = acc.held[i];
+
+        if (pfd[i].revents != 0) {
+            queue(&it);
+        } else if (now >= it.accepted + it.sc->timeout) {
+            it.expired = 1;
+            queue(&it);
+        } else {
+            acc.held[kept++] = it;
+        }
+    }
+    acc.nheld = kept;
+}
+
+/* The acceptor thread: poll() over the wake-up pipe, the listeners and
+ * the held clients, in that order. */
 static void *
 acceptor_main(void *arg)
 {
@@ -150,21 +247,23 @@ acceptor_main(void *arg)
     process_name_self("acceptor", -1);
     while (!atomic_load(&acc.stop)) {
         struct listener_set *set;
-        size_t n;
+        size_t n, nheld = acc.nheld;
+        struct pollfd *hp;
         int rc;
 
         pthread_mutex_lock(&acc.lock);
         set = acc.set;
         n = set != NULL ? set->n : 0;
-        if (n + 1 > cap) {
-            struct pollfd *p = realloc(pfd, (n + 1) * sizeof(*pfd));
+        if (n + 1 + nheld > cap) {
+            size_t want = (n + 1 + nheld) * 2;
+            struct pollfd *p = realloc(pfd, want * sizeof(*pfd));
             if (p == NULL) {
                 pthread_mutex_unlock(&acc.lock);
                 log_g(LOG_LV_ALERT, "out of memory in the acceptor");
                 break;
             }
             pfd = p;
-            cap = n + 1;
+            cap = want;
         }
         pfd[0].fd = acc.wake[0];
         pfd[0].events = POLLIN;
@@ -176,11 +275,19 @@ acceptor_main(void *arg)
             pfd[i + 1].revents = 0;
         }
         pthread_mutex_unlock(&acc.lock);
+        hp = pfd + n + 1;
+        for (size_t i = 0; i < nheld; i++) {
+            hp[i].fd = acc.held[i].fd;
+            hp[i].events = POLLIN;
+            hp[i].revents = 0;
+        }
 
-        rc = poll(pfd, n + 1, -1);
+        rc = poll(pfd, n + 1 + nheld, held_timeout(clock_now()));
         if (rc < 0) {
             continue;
         }
+        /* before accepting, so that every held client is in hp */
+        held_check(hp, clock_now());
         if (pfd[0].revents & POLLIN) {
             char drain[64];
             while (read(acc.wake[0], drain, sizeof(drain)) > 0) {
@@ -246,6 +353,15 @@ acceptor_stop(void)
         pthread_join(acc.thread, NULL);
         acc.running = 0;
     }
+    /* the held clients go to the queue, which a graceful stop serves and
+     * a fast one drops, as it does the clients already there */
+    for (size_t i = 0; i < acc.nheld; i++) {
+        queue(&acc.held[i]);
+    }
+    acc.nheld = 0;
+    free(acc.held);
+    acc.held = NULL;
+    acc.heldcap = 0;
     if (acc.wake[0] >= 0) {
         close(acc.wake[0]);
         close(acc.wake[1]);

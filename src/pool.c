@@ -3,13 +3,16 @@
  * fixed set of threads that each run one session at a time (session.c).
  *
  * Fairness: a worker takes the first queued item whose client address has
- * fewer than preauth_per_client sessions in workers, so silent clients from
- * one address hold at most their share of the pool.  Behind a trusted PROXY
+ * fewer than preauth_per_client sessions in workers, so slow clients from
+ * one address hold at most their share of the pool (clients that have said
+ * nothing yet wait in the acceptor and hold none).  Behind a trusted PROXY
  * protocol balancer the address that counts is the real client's: such a
  * connection is taken without a share, reads its header, then claims the
  * share of the real address (pool_claim_share) or waits in the queue again
  * under it.  Items whose `timeout` passed while they waited are closed,
- * never served.
+ * never served; but one that passed it in the acceptor, waiting for the
+ * client's first bytes, goes to a worker, which logs the timeout in the
+ * session's words (acceptor.c).
  *
  * Locks: one mutex (pool.lock) guards the queue, the per-address counts and
  * the table of client fds in workers; two condition variables.
@@ -201,7 +204,7 @@ queue_take(struct pool_item *out, struct claim *cl)
         unsigned char key[17];
         int exempt;
 
-        if (now >= it->accepted + it->sc->timeout) {
+        if (now >= it->accepted + it->sc->timeout && !it->expired) {
             struct pool_item dead = *it;
 
             queue_remove(i);

@@ -39,6 +39,9 @@ struct pool_item {
     msec_t accepted;
     struct pool_resume *resume;        /* NULL unless waiting again */
     size_t greeted;                    /* greeting bytes the acceptor sent */
+    int expired;                       /* its timeout passed while the
+                                          acceptor held it: a worker times
+                                          it out, as if it had waited there */
 };
 
 /* Start nthreads workers with a queue of capacity items.  0 / -1. */

@@ -15,6 +15,8 @@
   fake_smtp, auth_stub, dns
                    factories of smtp_util's FakeSMTP, AuthStub and DNSStub,
                    each stopped at the end of the test
+  certs            module-scoped tls_util.Certs: a test CA, server and
+                   client certificates
 
 When a test fails, the tails of the logs of every running fixture are
 added to its report.
@@ -27,6 +29,7 @@ import pytest
 
 import harness
 import smtp_util
+import tls_util
 
 
 def _sigterm(signum, frame):
@@ -104,6 +107,21 @@ def auth_file_for(dovecot):
             out.append((name, h, "127.0.0.1:%d" % port))
         return out
     return entries
+
+
+@pytest.fixture(scope="module")
+def certs():
+    missing = harness.missing("openssl")
+    if missing:
+        pytest.skip("openssl is not installed")
+    d = harness.make_tmpdir("certs")
+    try:
+        c = tls_util.Certs(d).make()
+    except harness.HarnessError as e:
+        harness.remove_tmpdir(d)
+        pytest.fail(str(e), pytrace=False)
+    yield c
+    harness.remove_tmpdir(d)
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ import pytest
 
 import harness
 import imap_util
+import smtp_util
 
 ERROR_LEVELS = re.compile(r"\[(emerg|alert|crit|error)\]")
 
@@ -735,6 +736,109 @@ def test_term_ends_a_wait_for_the_client(postern_config, stage):
         assert c.recv(100) == b""
     assert status == 0, p.logs()
     assert_stop_ended_last_session(p)
+
+
+# --------------------------------------------------------------------------
+# clients that have said nothing wait in the acceptor, not in a worker
+
+SILENT_KINDS = ["IMAP", "POP3", "SMTP", "implicit TLS", "PROXY protocol"]
+
+
+def silent_server(kind, port, certs):
+    """A server on port where a client of this kind must speak next."""
+    listen = "127.0.0.1:%d" % port
+    if kind == "implicit TLS":
+        s = {"protocol": "imap", "listen": listen + " ssl"}
+        s.update(certs.server_settings("rsa"))
+        return s
+    if kind == "PROXY protocol":
+        return {"protocol": "imap", "listen": listen + " proxy_protocol",
+                "set_real_ip_from": ["127.0.0.1"]}
+    return {"protocol": kind.lower(), "listen": listen}
+
+
+def silent_client(kind, port):
+    """A client that connects, reads the greeting if it is sent one at
+    once, and says nothing."""
+    c = socket.create_connection(("127.0.0.1", port), timeout=10)
+    if kind in ("IMAP", "POP3", "SMTP"):
+        f = c.makefile("rb")
+        assert f.readline()[:1] in (b"*", b"+", b"2")
+        f.close()
+    return c
+
+
+def first_words(kind, c, certs):
+    """The silent client c speaks at last and is served: it gets its
+    greeting or the answer to its first command."""
+    if kind == "implicit TLS":
+        t = certs.client_context().wrap_socket(c, server_hostname="localhost")
+        assert t.recv(100).startswith(b"* OK")
+        return t
+    if kind == "PROXY protocol":
+        c.sendall(smtp_util.proxy_v1("192.0.2.7", "127.0.0.1", 40007, 143))
+        assert c.recv(100).startswith(b"* OK")
+        return c
+    c.sendall({"IMAP": b"a NOOP\r\n", "POP3": b"NOOP\r\n",
+               "SMTP": b"NOOP\r\n"}[kind])
+    assert c.recv(100)[:1] in (b"a", b"+", b"2")
+    return c
+
+
+@pytest.mark.parametrize("kind", SILENT_KINDS)
+def test_silent_clients_do_not_take_workers(postern_config, certs, kind):
+    """Clients that connect and say nothing (the greeting read and no
+    command, no TLS hello, no PROXY header) wait for their first bytes
+    without a worker: with one worker, a client that talks is served at
+    once beside five silent ones, which used to hold that worker for
+    `timeout`.  A silent client that speaks at last is served as usual."""
+    port = harness.free_port()
+    p = simple(postern_config, [{"protocol": "imap"},
+                                silent_server(kind, port, certs)],
+               top={"worker_threads": 1}, mail={"timeout": "60s"})
+    p.start()
+    fds = len(os.listdir("/proc/%d/fd" % p.pid))
+    silent = []
+    try:
+        for _ in range(5):
+            silent.append(silent_client(kind, port))
+        # all five accepted before the talking client connects
+        harness.wait_for(lambda: len(os.listdir("/proc/%d/fd" % p.pid))
+                         >= fds + 5, 10, what="postern to accept them")
+        with harness.LineClient(p.port, timeout=10) as c:
+            assert c.readline().startswith(b"* OK")
+            assert c.cmd("a CAPABILITY").startswith(b"* CAPABILITY")
+            assert c.readline().startswith(b"a OK")
+        silent[0] = first_words(kind, silent[0], certs)
+    finally:
+        for c in silent:
+            c.close()
+    assert "waiting for a worker" not in p.log_text(), p.logs()
+
+
+@pytest.mark.parametrize("kind", SILENT_KINDS)
+def test_silent_client_times_out(postern_config, certs, kind):
+    """A client held until it speaks is closed when `timeout` passes and
+    logged in the words of the stage it never left, after its connect
+    line, as when a worker waited for it."""
+    port = harness.free_port()
+    p = simple(postern_config, [silent_server(kind, port, certs)],
+               mail={"timeout": "1s"})
+    p.start()
+    with silent_client(kind, port) as c:
+        c.settimeout(10)
+        assert c.recv(100) == b""
+    words = {"implicit TLS": "SSL handshake timed out while SSL handshaking",
+             "PROXY protocol": "client timed out (110: Connection timed out) "
+                               "while reading PROXY protocol"}.get(
+        kind, "client timed out (110: Connection timed out) while in auth "
+              "state")
+    harness.wait_for(lambda: words in p.log_text(), 10, what=words)
+    mine = harness.last_session_lines(p)
+    assert words in mine[-1], mine
+    if kind != "PROXY protocol":        # no address to log before a header
+        assert " connected to " in mine[0], mine
+    assert "waiting for a worker" not in p.log_text(), p.logs()
 
 
 def test_int_fast_stop(postern_config):

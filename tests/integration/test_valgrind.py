@@ -20,7 +20,6 @@ import ssl
 import pytest
 
 import harness
-import tls_util
 
 VALGRIND = shutil.which("valgrind")
 SLOW = 60           # seconds: valgrind runs postern some 20-50 times slower
@@ -57,15 +56,6 @@ class UnderValgrind(harness.Postern):
 
     def report_text(self):
         return harness.read_text(self.report)
-
-
-@pytest.fixture(scope="module")
-def certs():
-    d = harness.make_tmpdir("certs")
-    try:
-        yield tls_util.Certs(d).make()
-    finally:
-        harness.remove_tmpdir(d)
 
 
 @pytest.fixture
