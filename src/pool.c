@@ -71,7 +71,10 @@ static struct {
 } pool = { .lock = PTHREAD_MUTEX_INITIALIZER, .work = PTHREAD_COND_INITIALIZER,
            .cancel = { -1, -1 } };
 
-/* The fairness key of an address (IPv4-mapped IPv6 counts as IPv4). */
+/* The fairness key of an address: IPv4-mapped IPv6 counts as IPv4, and
+ * other IPv6 addresses by their /64, the block one host forms its
+ * addresses in (SLAAC, privacy addresses), so that a client cannot take
+ * more of the pool by changing its address within it. */
 static void
 addr_key(const struct sockaddr_storage *ss, unsigned char key[17])
 {
@@ -87,7 +90,7 @@ addr_key(const struct sockaddr_storage *ss, unsigned char key[17])
             memcpy(key + 1, a->s6_addr + 12, 4);
         } else {
             key[0] = 6;
-            memcpy(key + 1, a->s6_addr, 16);
+            memcpy(key + 1, a->s6_addr, 8);
         }
     } else {
         key[0] = 1;                 /* every unix-socket client shares one */

@@ -724,16 +724,21 @@ def test_proxy_protocol_balancer_not_one_client(postern, env):
     assert "client 192.0.2.2:1001 connected" in p.log_text()
 
 
-def share_taken(postern, env):
+def real_server(src):
+    """The server address of a PROXY header from src's family."""
+    return "2001:db8::100" if ":" in src else "192.0.2.100"
+
+
+def share_taken(postern, env, src="192.0.2.1"):
     """postern behind a trusted balancer (preauth_per_client 1: 4 workers)
-    with a silent first session of the real address 192.0.2.1, whose share
-    it holds: (p, port, first); the caller closes first."""
+    with a silent first session of the real address src, whose share it
+    holds: (p, port, first); the caller closes first."""
     port, listen = pp_listen()
     p = start(postern, env, listen=listen,
               smtp={"set_real_ip_from": ["127.0.0.1"], "timeout": "30s"})
     first = harness.LineClient(port, timeout=5)
     try:
-        first.send(smtp_util.proxy_v1("192.0.2.1", "192.0.2.100", 1000, 25))
+        first.send(smtp_util.proxy_v1(src, real_server(src), 1000, 25))
         assert first.readline().startswith(b"220 ")
     except BaseException:
         first.close()
@@ -741,19 +746,28 @@ def share_taken(postern, env):
     return p, port, first
 
 
-def test_proxy_protocol_share_counts_the_real_address(postern, env):
+@pytest.mark.parametrize("first_src,same_src,other_src", [
+    ("192.0.2.1", "192.0.2.1", "192.0.2.2"),
+    # IPv6 counts by /64: another address of the same /64 is the same
+    # client, the next /64 another one
+    ("2001:db8:0:1::1", "2001:db8:0:1:ffff:ffff:ffff:ffff",
+     "2001:db8:0:2::1"),
+], ids=["IPv4", "IPv6 /64"])
+def test_proxy_protocol_share_counts_the_real_address(postern, env, first_src,
+                                                      same_src, other_src):
     """Behind a trusted balancer, preauth_per_client counts the real
     client: a second silent session of the same real address waits in the
     queue, another address is served at once, and the waiting one is
     served when the first ends."""
-    p, port, first = share_taken(postern, env)
+    p, port, first = share_taken(postern, env, first_src)
     with first, harness.LineClient(port, timeout=10) as same:
-        same.send(smtp_util.proxy_v1("192.0.2.1", "192.0.2.100", 1001, 25))
+        same.send(smtp_util.proxy_v1(same_src, real_server(same_src), 1001,
+                                     25))
         same.sock.settimeout(1.5)
         with pytest.raises(socket.timeout):
-            same.readline()          # waits: 192.0.2.1 has its share
+            same.readline()          # waits: the first has the share
         with harness.LineClient(port, timeout=5) as other:
-            other.send(smtp_util.proxy_v1("192.0.2.2", "192.0.2.100",
+            other.send(smtp_util.proxy_v1(other_src, real_server(other_src),
                                           1002, 25))
             assert other.readline().startswith(b"220 ")
         first.close()
