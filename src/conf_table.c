@@ -12,8 +12,11 @@
  */
 
 #include <ctype.h>
+#include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -282,6 +285,96 @@ ssl_flag_parse(struct conf_ctx *ctx, const struct conf_setting *set,
 
 /* ---- int ----------------------------------------------------------- */
 
+/* Whether c may be part of a setting's name. */
+static int
+name_char(int c)
+{
+    return isalnum(c) || c == '_' || c == '-' || c == '*';
+}
+
+/*
+ * libconfig 1.5 reads an integer written without the L suffix into 32 bits
+ * and drops the rest without a word: 4294967297 reads as 1, 3000000000 as
+ * a negative number.  The setting's line (where its name is) shows what
+ * was written: find "NAME =" or "NAME :" there and read the literal again
+ * into lit.  1 when it does not fit in 32 bits; 0 when it fits or is not
+ * found there (an element of a list has no name; a name given twice on
+ * one line is read at its first place).
+ */
+static int
+int_literal_wrapped(const config_setting_t *cs, char *lit, size_t litlen)
+{
+    const char *path = config_setting_source_file(cs);
+    const char *name = config_setting_name(cs);
+    unsigned line = config_setting_source_line(cs);
+    char text[1024];            /* the name's line and what follows it */
+    size_t len = 0, nl = strlen(name != NULL ? name : "");
+    const char *p;
+    FILE *f;
+    int c, wrapped = 0;
+
+    if (path == NULL || name == NULL || line == 0
+        || (f = fopen(path, "r")) == NULL) {
+        return 0;
+    }
+    for (unsigned at = 1; at < line && (c = getc(f)) != EOF;) {
+        at += c == '\n';
+    }
+    len = fread(text, 1, sizeof(text) - 1, f);
+    fclose(f);
+    text[len] = '\0';
+    for (p = strstr(text, name); p != NULL; p = strstr(p + 1, name)) {
+        const char *q = p + nl, *digits;
+        char *end;
+        long long v;
+        int hex;
+
+        if ((p > text && name_char((unsigned char)p[-1]))
+            || name_char((unsigned char)*q)) {
+            continue;
+        }
+        q += strspn(q, " \t\r\n");
+        if (*q != '=' && *q != ':') {
+            continue;
+        }
+        q += 1 + strspn(q + 1, " \t\r\n");
+        digits = q + (*q == '-' || *q == '+');
+        hex = digits[0] == '0' && (digits[1] == 'x' || digits[1] == 'X');
+        if (!isdigit((unsigned char)*digits)) {
+            return 0;
+        }
+        errno = 0;
+        v = strtoll(q, &end, hex ? 16 : 10);
+        if (*end == 'L' || *end == '.' || *end == 'e' || *end == 'E') {
+            return 0;           /* a 64-bit integer or a float */
+        }
+        wrapped = errno == ERANGE || v < INT32_MIN || v > INT32_MAX;
+        snprintf(lit, litlen, "%.*s", (int)(end - q), q);
+        return wrapped;
+    }
+    return 0;
+}
+
+/* An integer setting's value, refused when libconfig cut it to 32 bits. */
+static int
+get_int(struct conf_ctx *ctx, const struct conf_setting *set,
+        const config_setting_t *cs, long long *v)
+{
+    char lit[64];
+
+    if (config_setting_type(cs) == CONFIG_TYPE_INT64) {
+        *v = config_setting_get_int64(cs);
+        return 0;
+    }
+    *v = config_setting_get_int(cs);
+    if (int_literal_wrapped(cs, lit, sizeof(lit))) {
+        return conf_fail(ctx, cs, set->name, "%s does not fit in 32 bits "
+                         "(libconfig reads it as %lld): write %sL", lit, *v,
+                         lit);
+    }
+    return 0;
+}
+
 /* int: the libconfig value into the field. */
 static int
 int_parse(struct conf_ctx *ctx, const struct conf_setting *set,
@@ -289,12 +382,12 @@ int_parse(struct conf_ctx *ctx, const struct conf_setting *set,
 {
     long long v;
 
-    if (config_setting_type(cs) == CONFIG_TYPE_INT) {
-        v = config_setting_get_int(cs);
-    } else if (config_setting_type(cs) == CONFIG_TYPE_INT64) {
-        v = config_setting_get_int64(cs);
-    } else {
+    if (config_setting_type(cs) != CONFIG_TYPE_INT
+        && config_setting_type(cs) != CONFIG_TYPE_INT64) {
         return bad_type(ctx, set, cs);
+    }
+    if (get_int(ctx, set, cs, &v) != 0) {
+        return -1;
     }
     if (v < set->min || v > set->max) {
         return conf_fail(ctx, cs, set->name, "%lld is out of range %lld..%lld",
@@ -554,9 +647,8 @@ get_time(struct conf_ctx *ctx, const struct conf_setting *set,
     switch (config_setting_type(cs)) {
     case CONFIG_TYPE_INT:
     case CONFIG_TYPE_INT64:
-        v = config_setting_get_int64(cs);
-        if (config_setting_type(cs) == CONFIG_TYPE_INT) {
-            v = config_setting_get_int(cs);
+        if (get_int(ctx, set, cs, &v) != 0) {
+            return -1;
         }
         if (v < 0 || (sec && v > INT64_MAX / 1000)) {
             return conf_fail(ctx, cs, set->name, "invalid time %lld", v);
@@ -646,8 +738,9 @@ size_parse(struct conf_ctx *ctx, const struct conf_setting *set,
     switch (config_setting_type(cs)) {
     case CONFIG_TYPE_INT:
     case CONFIG_TYPE_INT64:
-        i = config_setting_type(cs) == CONFIG_TYPE_INT
-            ? config_setting_get_int(cs) : config_setting_get_int64(cs);
+        if (get_int(ctx, set, cs, &i) != 0) {
+            return -1;
+        }
         if (i < 0) {
             return conf_fail(ctx, cs, set->name, "invalid size %lld", i);
         }

@@ -757,6 +757,19 @@ def silent_server(kind, port, certs):
     return {"protocol": kind.lower(), "listen": listen}
 
 
+def accepted(port, peer_port, host="0100007F"):
+    """Whether the server side of the loopback connection from peer_port
+    to port has been accepted: until then it has no socket file, and
+    /proc/net/tcp shows its inode as 0."""
+    with open("/proc/net/tcp") as f:
+        for line in f.read().splitlines()[1:]:
+            fields = line.split()
+            if fields[1] == "%s:%04X" % (host, port) \
+                    and fields[2] == "%s:%04X" % (host, peer_port):
+                return fields[9] != "0"
+    return False
+
+
 def silent_client(kind, port):
     """A client that connects, reads the greeting if it is sent one at
     once, and says nothing."""
@@ -797,14 +810,14 @@ def test_silent_clients_do_not_take_workers(postern_config, certs, kind):
                                 silent_server(kind, port, certs)],
                top={"worker_threads": 1}, mail={"timeout": "60s"})
     p.start()
-    fds = len(os.listdir("/proc/%d/fd" % p.pid))
     silent = []
     try:
         for _ in range(5):
             silent.append(silent_client(kind, port))
         # all five accepted before the talking client connects
-        harness.wait_for(lambda: len(os.listdir("/proc/%d/fd" % p.pid))
-                         >= fds + 5, 10, what="postern to accept them")
+        peers = [c.getsockname()[1] for c in silent]
+        harness.wait_for(lambda: all(accepted(port, peer) for peer in peers),
+                         10, what="postern to accept them")
         with harness.LineClient(p.port, timeout=10) as c:
             assert c.readline().startswith(b"* OK")
             assert c.cmd("a CAPABILITY").startswith(b"* CAPABILITY")

@@ -153,6 +153,19 @@ static const struct row {
       "invalid value \"2\", expected an integer or \"auto\"" },
     { "relay_threads", "2", "true", "expected an integer or \"auto\"" },
     { "worker_connections", "10", "-5", "-5 is out of range 1..10000000" },
+    /* libconfig 1.5 keeps 32 bits of a number without L, silently */
+    { "worker_connections", "10", "4294967297",
+      "4294967297 does not fit in 32 bits (libconfig reads it as 1): "
+      "write 4294967297L" },
+    { "proxy_timeout", "3000000000L", "3000000000",
+      "3000000000 does not fit in 32 bits (libconfig reads it as "
+      "-1294967296): write 3000000000L" },
+    { "proxy_buffer", "65536", "0x100010000",
+      "0x100010000 does not fit in 32 bits (libconfig reads it as 65536): "
+      "write 0x100010000L" },
+    { "max_errors", "3", "-2147483649",
+      "-2147483649 does not fit in 32 bits (libconfig reads it as "
+      "2147483647): write -2147483649L" },
     { "worker_rlimit_nofile", "4096", "0", "0 is out of range 1..2147483647" },
     { "shutdown_timeout", "\"10s\"", "\"10x\"", "invalid time \"10x\"" },
     { "listen", "[\"127.0.0.1:1143\", \"127.0.0.1:1144 proxy_protocol "
