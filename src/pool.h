@@ -42,6 +42,7 @@ struct pool_item {
     int expired;                       /* its timeout passed while the
                                           acceptor held it: a worker times
                                           it out, as if it had waited there */
+    int connected;                     /* its connect line is written */
 };
 
 /* Start nthreads workers with a queue of capacity items.  0 / -1. */

@@ -699,6 +699,27 @@ log_connected(const struct session *s)
                         s->server_port));
 }
 
+/* See session.h. */
+void
+session_log_accepted(struct pool_item *it)
+{
+    struct session s;
+
+    it->connected = 1;
+    if ((int)LOG_LV_INFO > log_max_level(it->sc->error_log)) {
+        return;                     /* not worth a getsockname() */
+    }
+    memset(&s, 0, sizeof(s));
+    s.id = it->id;
+    s.sc = it->sc;
+    s.lc = it->lc;
+    memcpy(&s.peer, &it->peer, it->peerlen);
+    s.peerlen = it->peerlen;
+    s.client.fd = it->fd;
+    session_addresses(&s);
+    log_connected(&s);
+}
+
 /* Log the successful login as NGINX does ("client logged in" and the
  * context); both socket pairs follow at debug level. */
 static void
@@ -805,7 +826,9 @@ session_run(struct pool_item *it)
     if (phase_access(&s) != 0) {
         goto done;
     }
-    log_connected(&s);
+    if (!it->connected) {
+        log_connected(&s);
+    }
     if (phase_tls(&s) != 0) {
         goto done;
     }

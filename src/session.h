@@ -94,6 +94,11 @@ struct pool_item;
  */
 int session_run(struct pool_item *it);
 
+/* The connect line ("client A:P connected to S:P") of a connection the
+ * acceptor holds until its client speaks, written as it is accepted, as
+ * NGINX writes it; the session does not write it again (it->connected). */
+void session_log_accepted(struct pool_item *it);
+
 /* NGINX's context of a session's log lines, ", client: C[ using
  * starttls], server: S:P[, login: "L"][, upstream: U]", into out (cut to
  * fit); the length written. */
