@@ -11,9 +11,11 @@
  * with a TLS hello or a PROXY header) is held here, in the same poll(),
  * until its first bytes come, and only then queued: a worker would only
  * sleep on its socket until then, and clients that connect and say
- * nothing do not take workers from those that talk.  A held client whose
- * `timeout` passes is queued all the same, marked so that a worker times
- * it out with the line it always wrote (pool_item.expired).
+ * nothing do not take workers from those that talk.  Its connect line is
+ * written as it is accepted (session_log_accepted), as NGINX writes it.  A
+ * held client whose `timeout` passes is queued all the same, marked so
+ * that a worker times it out with the line it always wrote
+ * (pool_item.expired).
  *
  * Locks: acc.lock guards the current listener set against a swap by the
  * main thread (reload); the thread is woken through a pipe.  The held
