@@ -693,19 +693,31 @@ def test_term_ends_waits_beyond_the_client(postern_config, stage):
     assert_stop_ended_last_session(p)
 
 
-def receive_queue_empty(port, peer_port):
-    """Whether the server's end of the loopback connection 127.0.0.1:port
-    <- 127.0.0.1:peer_port holds no unread bytes (/proc/net/tcp)."""
+def server_end(port, peer_port):
+    """/proc/net/tcp's fields of the server's end of the loopback
+    connection 127.0.0.1:port <- 127.0.0.1:peer_port, or None."""
     # the kernel prints the address as one host-order integer
     host = "%08X" % struct.unpack("=I", socket.inet_aton("127.0.0.1"))[0]
     with open("/proc/net/tcp") as f:
         for line in f.read().splitlines()[1:]:
             fields = line.split()
-            local, remote, queues = fields[1], fields[2], fields[4]
-            if local == "%s:%04X" % (host, port) \
-                    and remote == "%s:%04X" % (host, peer_port):
-                return int(queues.split(":")[1], 16) == 0
-    return False
+            if fields[1] == "%s:%04X" % (host, port) \
+                    and fields[2] == "%s:%04X" % (host, peer_port):
+                return fields
+    return None
+
+
+def receive_queue_empty(port, peer_port):
+    """Whether the server's end holds no unread bytes."""
+    fields = server_end(port, peer_port)
+    return fields is not None and int(fields[4].split(":")[1], 16) == 0
+
+
+def accepted(port, peer_port):
+    """Whether the server's end has been accepted: until then it has no
+    socket file, and /proc/net/tcp shows its inode as 0."""
+    fields = server_end(port, peer_port)
+    return fields is not None and fields[9] != "0"
 
 
 @pytest.mark.parametrize("stage", ["PROXY header", "smtp_greeting_delay"])
@@ -755,19 +767,6 @@ def silent_server(kind, port, certs):
         return {"protocol": "imap", "listen": listen + " proxy_protocol",
                 "set_real_ip_from": ["127.0.0.1"]}
     return {"protocol": kind.lower(), "listen": listen}
-
-
-def accepted(port, peer_port, host="0100007F"):
-    """Whether the server side of the loopback connection from peer_port
-    to port has been accepted: until then it has no socket file, and
-    /proc/net/tcp shows its inode as 0."""
-    with open("/proc/net/tcp") as f:
-        for line in f.read().splitlines()[1:]:
-            fields = line.split()
-            if fields[1] == "%s:%04X" % (host, port) \
-                    and fields[2] == "%s:%04X" % (host, peer_port):
-                return fields[9] != "0"
-    return False
 
 
 def silent_client(kind, port):
