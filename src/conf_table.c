@@ -308,10 +308,10 @@ int_literal_wrapped(const config_setting_t *cs, char *lit, size_t litlen)
     const char *name = config_setting_name(cs);
     unsigned line = config_setting_source_line(cs);
     char text[1024];            /* the name's line and what follows it */
-    size_t len = 0, nl = strlen(name != NULL ? name : "");
+    size_t len, nl = strlen(name != NULL ? name : "");
     const char *p;
     FILE *f;
-    int c, wrapped = 0;
+    int c;
 
     if (path == NULL || name == NULL || line == 0
         || (f = fopen(path, "r")) == NULL) {
@@ -348,9 +348,11 @@ int_literal_wrapped(const config_setting_t *cs, char *lit, size_t litlen)
         if (*end == 'L' || *end == '.' || *end == 'e' || *end == 'E') {
             return 0;           /* a 64-bit integer or a float */
         }
-        wrapped = errno == ERANGE || v < INT32_MIN || v > INT32_MAX;
+        if (errno != ERANGE && v >= INT32_MIN && v <= INT32_MAX) {
+            return 0;
+        }
         snprintf(lit, litlen, "%.*s", (int)(end - q), q);
-        return wrapped;
+        return 1;
     }
     return 0;
 }
