@@ -208,10 +208,7 @@ accept_all(const struct listener_set *set, const struct listener *sock)
         atomic_fetch_add(&conn_active, 1);
         it.conf = conf_ref(set->conf);
         if (greet_early(&it, l)) {
-            if (!l->lc->proxy_protocol) {
-                /* behind a balancer the line needs the header's address */
-                session_log_accepted(&it);
-            }
+            session_log_accepted(&it);
             hold(&it);
         } else {
             queue(&it);

@@ -288,22 +288,28 @@ apply_header(struct session *s, const struct sockaddr_storage *src,
              socklen_t srclen, const struct sockaddr_storage *dst,
              socklen_t dstlen, int trusted)
 {
-    char addr[ADDR_TEXT_MAX], port[8];
+    char addr[ADDR_TEXT_MAX], port[8], daddr[ADDR_TEXT_MAX], dport[8];
 
     /* as NGINX: the Proxy-Protocol-* auth headers say what the header
      * claimed, trusted or not; only Client-IP and the rest depend on
      * set_real_ip_from */
     session_addr_text(src, srclen, addr, sizeof(addr), port, sizeof(port));
+    session_addr_text(dst, dstlen, daddr, sizeof(daddr), dport, sizeof(dport));
     s->pp_addr = strdup(addr);
     s->pp_port = strdup(port);
-    session_addr_text(dst, dstlen, addr, sizeof(addr), port, sizeof(port));
-    s->pp_server_addr = strdup(addr);
-    s->pp_server_port = strdup(port);
+    s->pp_server_addr = strdup(daddr);
+    s->pp_server_port = strdup(dport);
     if (trusted) {
         memcpy(&s->peer, src, sizeof(*src));
         s->peerlen = srclen;
-        session_addr_text(src, srclen, s->client_ip, sizeof(s->client_ip),
-                          s->client_port, sizeof(s->client_port));
+        str_lcpy(s->client_ip, addr, sizeof(s->client_ip));
+        str_lcpy(s->client_port, port, sizeof(s->client_port));
+        /* the connect line named the balancer, as NGINX's does; NGINX
+         * gives the header's addresses at debug, postern at info, so that
+         * the real client's port is in the log */
+        log_write(s->sc->error_log, LOG_LV_INFO, s->id,
+                  "PROXY protocol src: %s %s, dst: %s %s", addr, port, daddr,
+                  dport);
     }
 }
 

@@ -1711,5 +1711,5 @@ def test_proxy_header_and_client_hello_in_one_packet(start, certs):
             if greeting.endswith(b"\r\n"):
                 break
         assert greeting.startswith(b"* OK"), greeting
-    harness.wait_for(lambda: "client 192.0.2.9:" in p.log_text(),
-                     10, what="the real address in the log")
+    harness.wait_for(lambda: "PROXY protocol src: 192.0.2.9 40009" in
+                     p.log_text(), 10, what="the real address in the log")
