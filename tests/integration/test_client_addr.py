@@ -575,8 +575,13 @@ def test_proxy_protocol_broken(postern, env, junk):
     with harness.LineClient(port) as c:
         c.send(junk)
         assert smtp_util.drain(c) == b""       # closed, no greeting
+        cport = c.sock.getsockname()[1]
     harness.wait_for(lambda: "broken header" in p.log_text(), 5,
                      what="the log line")
+    # as NGINX: the connect line, with the balancer's address, came first
+    mine = harness.last_session_lines(p)
+    assert "client 127.0.0.1:%d connected to 127.0.0.1:%d" % (cport, port) \
+        in mine[0] and "broken header" in mine[-1], mine
 
 
 def test_proxy_protocol_header_that_never_comes(postern, env):
