@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "log.h"
 #include "str.h"
 #include "tls.h"
 
@@ -411,13 +412,16 @@ connect_one(const struct sockaddr *sa, socklen_t salen, msec_t deadline,
     if (connect(fd, sa, salen) == 0) {
         return fd;
     }
+    /* errors as NGINX words them, "(111: Connection refused)", so that a
+     * log filter written for NGINX's lines matches */
     if (errno != EINPROGRESS) {
-        snprintf(err, errlen, "connect() to %s failed: %s", text, strerror(errno));
+        snprintf(err, errlen, "connect() to %s failed (%d: %s)", text, errno,
+                 strerror(errno));
         goto fail;
     }
     rc = conn_poll(fd, POLLOUT, deadline, &revents);
     if (rc == 0) {
-        snprintf(err, errlen, "connect() to %s timed out", text);
+        snprintf(err, errlen, "connect() to %s " LOG_TIMED_OUT, text);
         goto fail;
     }
     if (rc < 0) {
@@ -431,8 +435,10 @@ connect_one(const struct sockaddr *sa, socklen_t salen, msec_t deadline,
         return fd;
     }
     if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) != 0 || soerr != 0) {
-        snprintf(err, errlen, "connect() to %s failed: %s", text,
-                 strerror(soerr ? soerr : errno));
+        int e = soerr ? soerr : errno;
+
+        snprintf(err, errlen, "connect() to %s failed (%d: %s)", text, e,
+                 strerror(e));
         goto fail;
     }
     return fd;

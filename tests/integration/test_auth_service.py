@@ -526,7 +526,8 @@ def test_no_backend_for_protocol(postern, svc, dovecot):
 # the service misbehaving: a temporary error, with a logged reason
 
 MISBEHAVIOUR = [
-    ("down-port", None, r"auth http server .*(refused|connect)"),
+    ("down-port", None, r"auth http server .*: connect\(\) to .* failed "
+                        r"\(111: Connection refused\)"),
     ("down", "/down", r"auth http server .*(closed|invalid|incomplete)"),
     ("garbled", "/garbled", r"auth http server .* invalid"),
     ("http500", "/http500", r"auth http server .*no Auth-Status"),

@@ -652,7 +652,10 @@ def test_backend_down_auth_file(postern):
     with Pop3Raw(p.port) as c:
         assert c.login("carol", "carol-pw") == \
             b"-ERR internal server error\r\n"
-    wait_log(p, r"\[error\].*while connecting to upstream")
+    # the error in NGINX's words, "(111: Connection refused)"
+    wait_log(p, r"(?m)\[error\].* connect\(\) to 127\.0\.0\.1:\d+ failed \(111: "
+             r"Connection refused\) while connecting to upstream, client: "
+             r"127\.0\.0\.1, server: .*, upstream: 127\.0\.0\.1:\d+$")
 
 
 @pytest.mark.parametrize("pass_msg", [False, True], ids=["plain", "pass-msg"])
