@@ -104,10 +104,19 @@ def test_server_error_log_overrides_mail(postern):
                      what="the server's own log")
 
 
+def wait_started(p):
+    """Wait for postern's "started" notice: its ports accept as soon as
+    they listen, before it has given the logs to `user` and switched to
+    it, which a busy machine can delay past the harness's port check."""
+    harness.wait_for(lambda: " started: " in p.log_text(), 15,
+                     what="postern to finish starting")
+
+
 def test_user_drops_privileges(postern):
     nobody = pwd.getpwnam("nobody")
     p = postern([{"protocol": "imap"}], auth=nowhere_auth(),
                 top={"user": "nobody nogroup"})
+    wait_started(p)
     with open("/proc/%d/status" % p.pid) as f:
         status = f.read()
     uids = re.search(r"^Uid:\s+(.*)$", status, re.M).group(1).split()
@@ -149,6 +158,7 @@ def test_user_keeps_supplementary_groups(postern_config):
     p.env = harness.nss_wrapper_env(NSS_WRAPPER_PASSWD=passwd,
                                     NSS_WRAPPER_GROUP=group)
     p.start()
+    wait_started(p)
     with open("/proc/%d/status" % p.pid) as f:
         status = f.read()
     gids = re.search(r"^Gid:\s+(.*)$", status, re.M).group(1).split()
@@ -182,6 +192,7 @@ def test_reload_and_reopen_after_user_switch(postern_config):
     os.chown(p.auth_file, 0, nogroup.gr_gid)
     os.chmod(p.auth_file, 0o640)
     p.start()
+    wait_started(p)
     for path in (p.error_log, own):
         st = os.stat(path)
         # the owner changes; the group root made them with stays (NGINX)
