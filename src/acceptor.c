@@ -155,7 +155,7 @@ held_timeout(msec_t now)
     msec_t first = DEADLINE_NONE;
 
     for (size_t i = 0; i < acc.nheld; i++) {
-        msec_t d = acc.held[i].accepted + acc.held[i].sc->timeout;
+        msec_t d = pool_item_deadline(&acc.held[i]);
 
         if (d < first) {
             first = d;
@@ -229,7 +229,7 @@ held_check(const struct pollfd *pfd, msec_t now)
 
         if (pfd[i].revents != 0) {
             queue(&it);
-        } else if (now >= it.accepted + it.sc->timeout) {
+        } else if (now >= pool_item_deadline(&it)) {
             it.expired = 1;
             queue(&it);
         } else {

@@ -195,6 +195,13 @@ item_eligible(const struct pool_item *it, unsigned char key[17],
     return c == NULL || c->n < it->sc->preauth_per_client;
 }
 
+/* See pool.h. */
+msec_t
+pool_item_deadline(const struct pool_item *it)
+{
+    return it->accepted + it->sc->timeout;
+}
+
 /* Take the first eligible item (lock held); 1 if one was taken, with the
  * share it counts under in *cl. */
 static int
@@ -207,7 +214,7 @@ queue_take(struct pool_item *out, struct claim *cl)
         unsigned char key[17];
         int exempt;
 
-        if (now >= it->accepted + it->sc->timeout && !it->expired) {
+        if (now >= pool_item_deadline(it) && !it->expired) {
             struct pool_item dead = *it;
 
             queue_remove(i);

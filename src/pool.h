@@ -45,6 +45,10 @@ struct pool_item {
     int connected;                     /* its connect line is written */
 };
 
+/* When the item's `timeout` passes: its whole time before the relay,
+ * counted from the accept (held, queued or in a worker). */
+msec_t pool_item_deadline(const struct pool_item *it);
+
 /* Start nthreads workers with a queue of capacity items.  0 / -1. */
 int pool_start(int nthreads, size_t capacity);
 /* Grow the queue to capacity items (a reload raised worker_connections);

@@ -802,7 +802,7 @@ session_run(struct pool_item *it)
         it->resume = NULL;
         goto done;
     }
-    s.client.deadline = s.start + sc->timeout;
+    s.client.deadline = pool_item_deadline(it);
     session_addresses(&s);
 
     if (it->resume != NULL) {
