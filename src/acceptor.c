@@ -1,17 +1,21 @@
 /*
  * acceptor.c - the acceptor thread: poll() over every listening socket,
  * accept, enforce worker_connections, and queue the connection for the
- * worker pool.  Where the greeting is the same for every client and
- * nothing has to come first (proto_early_greeting), it sends the greeting
- * as it queues the connection.  It never blocks on a client: the greeting
- * and, when the queue is full, the protocol's busy line are sent with
- * MSG_DONTWAIT (a fresh socket's buffer takes either whole).
+ * worker pool.  Where nothing has to come before the greeting (no TLS
+ * handshake, no PROXY header: proto_early_greeting), it sends the greeting
+ * itself, with a POP3 client's own APOP timestamp (which the item carries
+ * to the worker), once smtp_greeting_delay has passed for an SMTP one.  It
+ * never blocks on a client: the greeting and, when the queue is full, the
+ * protocol's busy line are sent with MSG_DONTWAIT (a fresh socket's buffer
+ * takes either whole).
  *
  * A client that must speak next (it has the whole greeting, or it opens
  * with a TLS hello or a PROXY header) is held here, in the same poll(),
  * until its first bytes come, and only then queued: a worker would only
  * sleep on its socket until then, and clients that connect and say
- * nothing do not take workers from those that talk.  Its connect line is
+ * nothing do not take workers from those that talk.  An SMTP client is
+ * held through smtp_greeting_delay the same way; if it talks first, it is
+ * queued ungreeted, and the worker turns it away as it always did.  Its connect line is
  * written as it is accepted (session_log_accepted), as NGINX writes it.  A
  * held client whose `timeout` passes is queued all the same, marked so
  * that a worker times it out with the line it always wrote
@@ -80,22 +84,47 @@ refuse_busy(int fd, const struct server_conf *sc, const struct listen_conf *lc)
     close(fd);
 }
 
+/* Send the greeting a worker would send first thing (see greet_early).
+ * What was sent goes with the item; the worker sends the rest, if any.
+ * 1 when the client has it all and must speak next. */
+static int
+greet_now(struct pool_item *it)
+{
+    char buf[PROTO_GREETING_MAX];
+    size_t len;
+    msec_t delay;
+    const char *text = proto_early_greeting(it->sc, it->lc, &it->stamp, buf,
+                                            sizeof(buf), &len, &delay);
+    ssize_t n;
+
+    it->greet_at = 0;
+    if (text == NULL) {
+        return 0;
+    }
+    n = send(it->fd, text, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n > 0) {
+        it->greeted = (size_t)n;
+    }
+    return n >= 0 && (size_t)n == len;
+}
+
 /*
- * Send the greeting now when a worker would send the same bytes first
- * thing: the client's answer is then on its way while the connection waits
- * for a worker.  A client the access rules refuse is left to the worker,
- * which logs the refusal and closes without a greeting, as before.  What
- * was sent goes with the item; the worker sends the rest, if any.
- * 1 when the client must speak next: it has the whole greeting, or the
- * listener's protocol opens with the client's bytes (TLS, PROXY header).
+ * Greet a new client now, or say when (smtp_greeting_delay), where no TLS
+ * handshake or PROXY header has to come first: the client's answer is
+ * then on its way while the connection waits for a worker.  A client the
+ * access rules refuse is left to the worker, which logs the refusal and
+ * closes without a greeting, as before.  1 when the client is to be held:
+ * it has the whole greeting and must speak next, it waits for its
+ * greeting here, or the listener's protocol opens with the client's bytes
+ * (TLS, PROXY header).
  */
 static int
 greet_early(struct pool_item *it, const struct listener *l)
 {
+    char buf[PROTO_GREETING_MAX];
     size_t len;
-    const char *text = proto_early_greeting(l->sc, l->lc, &len);
+    msec_t delay = 0;
     int allow = 1;
-    ssize_t n;
 
     if (l->lc->proxy_protocol) {
         return 1;               /* access applies to the header's address */
@@ -107,14 +136,15 @@ greet_early(struct pool_item *it, const struct listener *l)
     if (l->sc->ssl || l->lc->ssl) {
         return 1;
     }
-    if (text == NULL) {
+    if (proto_early_greeting(l->sc, l->lc, &it->stamp, buf, sizeof(buf),
+                             &len, &delay) == NULL) {
         return 0;
     }
-    n = send(it->fd, text, len, MSG_DONTWAIT | MSG_NOSIGNAL);
-    if (n > 0) {
-        it->greeted = (size_t)n;
+    if (delay > 0) {
+        it->greet_at = it->accepted + delay;
+        return 1;
     }
-    return n >= 0 && (size_t)n == len;
+    return greet_now(it);
 }
 
 /* Queue a connection for the workers, or answer busy and close it. */
@@ -148,14 +178,16 @@ hold(struct pool_item *it)
     acc.held[acc.nheld++] = *it;
 }
 
-/* poll()'s timeout for the held client whose `timeout` passes first. */
+/* poll()'s timeout for the held client to be greeted or whose `timeout`
+ * passes first. */
 static int
 held_timeout(msec_t now)
 {
     msec_t first = DEADLINE_NONE;
 
     for (size_t i = 0; i < acc.nheld; i++) {
-        msec_t d = pool_item_deadline(&acc.held[i]);
+        const struct pool_item *it = &acc.held[i];
+        msec_t d = it->greet_at != 0 ? it->greet_at : pool_item_deadline(it);
 
         if (d < first) {
             first = d;
@@ -217,8 +249,10 @@ accept_all(const struct listener_set *set, const struct listener *sock)
 }
 
 /* Queue the held clients that spoke, closed or ran out of time, in the
- * order they came (the queue is first come, first served); pfd holds
- * their poll() results in the same order. */
+ * order they came (the queue is first come, first served), and greet
+ * those whose smtp_greeting_delay has passed; pfd holds their poll()
+ * results in the same order.  A client that spoke before its greeting is
+ * queued ungreeted: the worker sees its bytes and turns it away. */
 static void
 held_check(const struct pollfd *pfd, msec_t now)
 {
@@ -229,6 +263,13 @@ held_check(const struct pollfd *pfd, msec_t now)
 
         if (pfd[i].revents != 0) {
             queue(&it);
+        } else if (it.greet_at != 0 && now >= it.greet_at) {
+            if (greet_now(&it)) {
+                acc.held[kept++] = it;
+            } else {
+                queue(&it);     /* the worker sends the rest, or finds the
+                                 * connection gone */
+            }
         } else if (now >= pool_item_deadline(&it)) {
             it.expired = 1;
             queue(&it);

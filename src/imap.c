@@ -623,9 +623,13 @@ imap_greet(struct session *s)
 
 /* The same greeting for every client. */
 static const char *
-imap_fixed_greeting(const struct server_conf *sc, size_t *len)
+imap_greeting_text(const struct server_conf *sc, struct stamp *st, char *buf,
+                   size_t cap, size_t *len)
 {
     (void)sc;
+    (void)st;
+    (void)buf;
+    (void)cap;
     *len = sizeof(imap_greeting) - 1;
     return imap_greeting;
 }
@@ -995,7 +999,7 @@ const struct proto_ops imap_ops = {
     .default_port = 143,
     .conf_init = imap_conf_init,
     .conf_free = imap_conf_free,
-    .fixed_greeting = imap_fixed_greeting,
+    .greeting = imap_greeting_text,
     .greet = imap_greet,
     .dialogue = imap_dialogue,
     .auth_error = imap_auth_error,

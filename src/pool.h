@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 
 #include "clock.h"
+#include "stamp.h"
 
 struct conf;
 struct server_conf;
@@ -39,6 +40,9 @@ struct pool_item {
     msec_t accepted;
     struct pool_resume *resume;        /* NULL unless waiting again */
     size_t greeted;                    /* greeting bytes the acceptor sent */
+    struct stamp stamp;                /* the APOP timestamp in that greeting */
+    msec_t greet_at;                   /* held for smtp_greeting_delay: the
+                                          acceptor greets then (0: not) */
     int expired;                       /* its timeout passed while the
                                           acceptor held it: a worker times
                                           it out, as if it had waited there */

@@ -445,29 +445,50 @@ cmd_stls(struct session *s, struct pop3_session *ps,
 /* ---- proto_ops ---- */
 
 /* Without APOP every client gets the same greeting; with it, each its own
- * timestamp.  (NGINX also adds the timestamp when only CRAM-MD5 is on;
+ * timestamp: *st, made here unless the acceptor made it for the greeting
+ * it sent.  (NGINX also adds the timestamp when only CRAM-MD5 is on;
  * postern does not, because clients take a timestamp as an offer of
  * APOP.) */
 static const char *
-pop3_fixed_greeting(const struct server_conf *sc, size_t *len)
+pop3_greeting_text(const struct server_conf *sc, struct stamp *st, char *buf,
+                   size_t cap, size_t *len)
 {
     const struct pop3_conf *pc = sc->proto_data;
+    static const char head[] = POP3_GREETING " ";
+    size_t n;
 
-    if (pc->mechs & AUTH_M_APOP) {
+    if (!(pc->mechs & AUTH_M_APOP)) {
+        *len = sizeof(pop3_greeting_line) - 1;
+        return pop3_greeting_line;
+    }
+    if (st->time == 0 && stamp_make(st) != 0) {
         return NULL;
     }
-    *len = sizeof(pop3_greeting_line) - 1;
-    return pop3_greeting_line;
+    if (cap < sizeof(head) + 2) {
+        return NULL;
+    }
+    memcpy(buf, head, sizeof(head) - 1);
+    n = stamp_format(st, sc->server_name, buf + sizeof(head) - 1,
+                     cap - (sizeof(head) - 1) - 2);
+    if (n == 0) {
+        return NULL;
+    }
+    n += sizeof(head) - 1;
+    memcpy(buf + n, CRLF, 2);
+    *len = n + 2;
+    return buf;
 }
 
-/* Send "+OK POP3 ready", with an APOP timestamp when APOP is enabled. */
+/* Send "+OK POP3 ready", with an APOP timestamp when APOP is enabled
+ * (the text the acceptor sent, if it did, with the same timestamp). */
 static enum sess_rc
 pop3_greet(struct session *s)
 {
+    const struct pop3_conf *pc = s->sc->proto_data;
     struct pop3_session *ps;
-    const char *fixed;
+    char buf[PROTO_GREETING_MAX];
+    const char *text;
     size_t len;
-    int rc;
 
     ps = calloc(1, sizeof(*ps));
     if (ps == NULL) {
@@ -479,19 +500,25 @@ pop3_greet(struct session *s)
     ps->state = POP3_ST_START;
     pop3_parser_init(&ps->parser);
 
-    fixed = pop3_fixed_greeting(s->sc, &len);
-    if (fixed != NULL) {
-        rc = session_send_greeting(s, fixed, len);
-        return rc == 0 ? SESS_OK : SESS_CLOSE;
-    }
-    if (session_make_salt(s) != 0 || str_set(&ps->apop_salt, s->salt) != 0) {
+    text = pop3_greeting_text(s->sc, &s->stamp, buf, sizeof(buf), &len);
+    if (text == NULL) {
         session_log(s, LOG_LV_ERR, "cannot make the APOP timestamp");
         send_lit(s, pop3_internal);
         return SESS_CLOSE;
     }
-    rc = session_sendf(s, POP3_GREETING " %.*s" CRLF,
-                       (int)ps->apop_salt.len, (char *)ps->apop_salt.data);
-    return rc == 0 ? SESS_OK : SESS_CLOSE;
+    if (pc->mechs & AUTH_M_APOP) {
+        /* the digest is of the timestamp as sent: between the greeting's
+         * words and its CRLF */
+        size_t head = sizeof(POP3_GREETING " ") - 1;
+        struct str salt = { len - head - 2, (unsigned char *)buf + head };
+
+        if (str_set(&ps->apop_salt, salt) != 0) {
+            session_log(s, LOG_LV_ERR, "out of memory");
+            send_lit(s, pop3_internal);
+            return SESS_CLOSE;
+        }
+    }
+    return session_send_greeting(s, text, len) == 0 ? SESS_OK : SESS_CLOSE;
 }
 
 /* Run one command through the table. */
@@ -753,7 +780,7 @@ const struct proto_ops pop3_ops = {
     .default_port = 110,
     .conf_init = pop3_conf_init,
     .conf_free = pop3_conf_free,
-    .fixed_greeting = pop3_fixed_greeting,
+    .greeting = pop3_greeting_text,
     .greet = pop3_greet,
     .dialogue = pop3_dialogue,
     .auth_error = pop3_auth_error,

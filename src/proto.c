@@ -21,10 +21,12 @@ proto_ops_get(enum proto p)
 /* See proto.h. */
 const char *
 proto_early_greeting(const struct server_conf *sc, const struct listen_conf *lc,
-                     size_t *len)
+                     struct stamp *st, char *buf, size_t cap, size_t *len,
+                     msec_t *delay)
 {
     if (sc->ssl || lc->ssl || lc->proxy_protocol) {
         return NULL;
     }
-    return proto_ops_get(sc->protocol)->fixed_greeting(sc, len);
+    *delay = sc->protocol == PROTO_SMTP ? sc->smtp_greeting_delay : 0;
+    return proto_ops_get(sc->protocol)->greeting(sc, st, buf, cap, len);
 }

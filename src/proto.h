@@ -9,6 +9,7 @@
 
 #include "auth.h"
 #include "conf.h"
+#include "stamp.h"
 
 struct session;
 
@@ -28,9 +29,14 @@ struct proto_ops {
     int (*conf_init)(struct server_conf *sc, char *err, size_t errlen);
     void (*conf_free)(struct server_conf *sc);
 
-    /* The greeting when every client of sc gets the same one, else NULL
-     * (it names the session, or waits first).  See proto_early_greeting. */
-    const char *(*fixed_greeting)(const struct server_conf *sc, size_t *len);
+    /* The greeting a client of sc gets: the configuration's text, or one
+     * written into buf (cap bytes, PROTO_GREETING_MAX) with the client's
+     * APOP timestamp *st, which is made here if st->time is 0.  NULL when
+     * it cannot be made (no random bytes).  The acceptor may send it before
+     * a worker takes the client (proto_early_greeting); greet sends the
+     * same bytes, less those. */
+    const char *(*greeting)(const struct server_conf *sc, struct stamp *st,
+                            char *buf, size_t cap, size_t *len);
     /* Allocate s->proto_state and send the greeting (what the acceptor has
      * not sent of it: session_send_greeting). */
     enum sess_rc (*greet)(struct session *s);
@@ -58,15 +64,23 @@ struct proto_ops {
 extern const struct proto_ops imap_ops, pop3_ops, smtp_ops;
 const struct proto_ops *proto_ops_get(enum proto p);
 
+/* Room for any greeting a module writes into a caller's buffer: the
+ * POP3 one with its APOP timestamp. */
+#define PROTO_GREETING_MAX (64 + STAMP_MAX)
+
 /*
- * The greeting the acceptor may send itself as it queues a client of lc,
- * or NULL.  A worker that takes the session then often finds the client's
- * first command already waiting instead of sleeping until it comes: one
- * context switch fewer per session.  Only where nothing has to happen
- * first: no TLS handshake, no PROXY header, a greeting the same for all
- * (the caller also checks the access rules).
+ * The greeting the acceptor may send itself to a client of lc, or NULL.  A
+ * worker that takes the session then often finds the client's first
+ * command already waiting instead of sleeping until it comes, and the
+ * client can be held until that command without a worker.  Only where
+ * nothing has to happen first: no TLS handshake, no PROXY header (the
+ * caller also checks the access rules).  *delay: how long after the accept
+ * the greeting may go (smtp_greeting_delay), else 0.  st, buf, cap, len:
+ * as proto_ops.greeting.
  */
 const char *proto_early_greeting(const struct server_conf *sc,
-                                 const struct listen_conf *lc, size_t *len);
+                                 const struct listen_conf *lc,
+                                 struct stamp *st, char *buf, size_t cap,
+                                 size_t *len, msec_t *delay);
 
 #endif

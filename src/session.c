@@ -27,6 +27,7 @@
 #include "relay.h"
 #include "resolver.h"
 #include "session.h"
+#include "stamp.h"
 #include "tls.h"
 
 /* Bytes for the POP3 client buffer: RFC 2449 bounds a command to 255 octets
@@ -122,25 +123,22 @@ session_error(struct session *s)
     return 0;
 }
 
-/* A fresh challenge "<RANDOM.TIME@server_name>" for APOP and CRAM-MD5;
- * room for the two 20-digit numbers and any server_name the
- * configuration accepts (or gethostname gives). */
+/* A fresh challenge for CRAM-MD5 (stamp.h). */
 int
 session_make_salt(struct session *s)
 {
-    unsigned long long rnd = 0;
-    char salt[SERVER_NAME_MAX + 64];
-    int n;
+    struct stamp st;
+    char salt[STAMP_MAX];
+    size_t n;
 
-    if (gnutls_rnd(GNUTLS_RND_NONCE, &rnd, sizeof(rnd)) != 0) {
+    if (stamp_make(&st) != 0) {
         return -1;
     }
-    n = snprintf(salt, sizeof(salt), "<%llu.%lld@%s>", rnd,
-                 (long long)time(NULL), s->sc->server_name);
-    if (n < 0 || (size_t)n >= sizeof(salt)) {
+    n = stamp_format(&st, s->sc->server_name, salt, sizeof(salt));
+    if (n == 0) {
         return -1;
     }
-    return str_set(&s->salt, (struct str){ (size_t)n, (unsigned char *)salt });
+    return str_set(&s->salt, (struct str){ n, (unsigned char *)salt });
 }
 
 /* One backend command line (see session.h). */
@@ -795,6 +793,7 @@ session_run(struct pool_item *it)
     memcpy(&s.peer, &it->peer, it->peerlen);
     s.peerlen = it->peerlen;
     s.greeted = it->greeted;
+    s.stamp = it->stamp;
     if (conn_init(&s.client, fd, client_buffer_size(sc)) != 0) {
         log_write(sc->error_log, LOG_LV_ERR, s.id, "out of memory for a session");
         close(fd);

@@ -19,6 +19,7 @@
 #include "conf.h"
 #include "conn.h"
 #include "log.h"
+#include "stamp.h"
 #include "str.h"
 
 #define ADDR_TEXT_MAX ADDR_TEXT_LEN
@@ -79,6 +80,8 @@ struct session {
     void *proto_state;                  /* protocol module's own state */
     const char *action;                 /* "while ..." part of log lines */
     size_t greeted;                     /* greeting bytes the acceptor sent */
+    struct stamp stamp;                 /* the APOP timestamp of the greeting
+                                         * (the acceptor's, or made by greet) */
 };
 
 struct pool_item;
@@ -126,7 +129,7 @@ void session_clear_creds(struct session *s);
  */
 int session_error(struct session *s);
 
-/* Make a challenge for APOP / CRAM-MD5: "<RANDOM.TIME@server_name>" into
+/* Make a fresh CRAM-MD5 challenge, "<RANDOM.TIME@server_name>", into
  * s->salt.  0 / -1. */
 int session_make_salt(struct session *s);
 

@@ -582,21 +582,25 @@ greeting_delay(struct session *s)
     return -1;
 }
 
-/* The greeting is the server's, unless smtp_greeting_delay must pass
- * first (only a worker can watch for a client that talks too early). */
+/* The server's greeting, the same for every client (after
+ * smtp_greeting_delay, which proto_early_greeting tells the acceptor). */
 static const char *
-smtp_fixed_greeting(const struct server_conf *sc, size_t *len)
+smtp_greeting_text(const struct server_conf *sc, struct stamp *st, char *buf,
+                   size_t cap, size_t *len)
 {
     const struct smtp_conf *cf = sc->proto_data;
 
-    if (sc->smtp_greeting_delay > 0) {
-        return NULL;
-    }
+    (void)st;
+    (void)buf;
+    (void)cap;
     *len = cf->greeting.len;
     return (const char *)cf->greeting.data;
 }
 
-/* Allocate the state, wait out smtp_greeting_delay, greet. */
+/* Allocate the state, wait out smtp_greeting_delay, greet.  A client the
+ * acceptor has greeted (s->greeted) was held there for the delay and
+ * stayed quiet through it: one that talked first was queued ungreeted, and
+ * greeting_delay finds its bytes at once. */
 static enum sess_rc
 smtp_greet(struct session *s)
 {
@@ -610,7 +614,8 @@ smtp_greet(struct session *s)
     st->state = ST_START;
     smtp_cmd_parser_init(&st->parser);
     s->proto_state = st;
-    if (s->sc->smtp_greeting_delay > 0 && greeting_delay(s) != 0) {
+    if (s->sc->smtp_greeting_delay > 0 && s->greeted == 0
+        && greeting_delay(s) != 0) {
         return SESS_CLOSE;
     }
     if (session_send_greeting(s, (const char *)cf->greeting.data,
@@ -1069,7 +1074,7 @@ const struct proto_ops smtp_ops = {
     .default_port = 25,
     .conf_init = smtp_conf_init,
     .conf_free = smtp_conf_free,
-    .fixed_greeting = smtp_fixed_greeting,
+    .greeting = smtp_greeting_text,
     .greet = smtp_greet,
     .dialogue = smtp_dialogue,
     .auth_error = smtp_auth_error,

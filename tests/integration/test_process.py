@@ -202,22 +202,37 @@ def nothing_within(sock, seconds):
     return False
 
 
-EARLY = {"imap": b"* OK IMAP4 ready\r\n", "pop3": b"+OK POP3 ready\r\n",
-         "smtp": b"220 proxy.example.test ESMTP ready\r\n"}
+EARLY = {
+    # name: (server settings, the greeting as a regular expression)
+    "imap": ({"protocol": "imap"}, rb"\* OK IMAP4 ready\r\n"),
+    "pop3": ({"protocol": "pop3"}, rb"\+OK POP3 ready\r\n"),
+    "smtp": ({"protocol": "smtp"},
+             rb"220 proxy\.example\.test ESMTP ready\r\n"),
+    # a timestamp of its own, which the worker checks the digest against
+    "pop3 with APOP": ({"protocol": "pop3", "pop3_auth": ["plain", "apop"]},
+                       rb"\+OK POP3 ready <\d+\.\d+@proxy\.example\.test>"
+                       rb"\r\n"),
+    # the acceptor waits out the delay, then greets
+    "smtp_greeting_delay": ({"protocol": "smtp",
+                             "smtp_greeting_delay": "100ms"},
+                            rb"220 proxy\.example\.test ESMTP ready\r\n"),
+}
 
 
-@pytest.mark.parametrize("proto", sorted(EARLY))
-def test_greeting_while_every_worker_is_busy(postern_config, proto):
-    """A plain connection is greeted as it is queued: its client's first
+@pytest.mark.parametrize("case", sorted(EARLY))
+def test_greeting_while_every_worker_is_busy(postern_config, case):
+    """A plain connection is greeted by the acceptor: its client's first
     command then waits in the socket for the worker, and is answered."""
-    p = simple(postern_config, servers=[{"protocol": "imap"},
-                                        {"protocol": proto}],
+    server, want = EARLY[case]
+    proto = server["protocol"]
+    p = simple(postern_config, servers=[{"protocol": "imap"}, server],
                top={"worker_threads": 1},
                mail={"server_name": "proxy.example.test", "timeout": "60s"})
     p.start()
     holder = hold_the_worker(p.ports[0])
     with harness.LineClient(p.ports[1], timeout=10) as c:
-        assert c.readline() == EARLY[proto], p.logs()
+        got = c.readline()
+        assert re.fullmatch(want, got), (got, p.logs())
         c.send({"imap": "B NOOP\r\n", "pop3": "NOOP\r\n",
                 "smtp": "NOOP\r\n"}[proto])
         holder.close()              # the worker comes free for it
@@ -229,10 +244,6 @@ def test_greeting_while_every_worker_is_busy(postern_config, proto):
 
 NOT_EARLY = {
     # name: (server settings, mail settings, what the client sends first)
-    "pop3 with APOP (a timestamp per client)": (
-        {"protocol": "pop3"}, {"pop3_auth": ["plain", "apop"]}, None),
-    "smtp_greeting_delay": (
-        {"protocol": "smtp", "smtp_greeting_delay": "100ms"}, {}, None),
     "refused by access": (
         {"protocol": "imap", "access": ["deny 127.0.0.1", "allow all"]}, {},
         None),
@@ -245,7 +256,7 @@ NOT_EARLY = {
 
 @pytest.mark.parametrize("case", sorted(NOT_EARLY))
 def test_no_early_greeting(postern_config, case):
-    """Where the greeting depends on the client or must wait, only the
+    """Where the access rules or the PROXY header come first, only the
     worker greets: nothing comes while the one worker is busy."""
     server, mail, first = NOT_EARLY[case]
     server = dict(server)
@@ -267,8 +278,6 @@ def test_no_early_greeting(postern_config, case):
             assert got == b"", got
         else:
             assert got[:1] in (b"*", b"+", b"2"), (got, p.logs())
-            if "APOP" in case:
-                assert re.match(rb"\+OK POP3 ready <[^>]+>\r\n$", got), got
     finally:
         c.close()
     assert p.alive()
@@ -753,7 +762,8 @@ def test_term_ends_a_wait_for_the_client(postern_config, stage):
 # --------------------------------------------------------------------------
 # clients that have said nothing wait in the acceptor, not in a worker
 
-SILENT_KINDS = ["IMAP", "POP3", "SMTP", "implicit TLS", "PROXY protocol"]
+SILENT_KINDS = ["IMAP", "POP3", "SMTP", "implicit TLS", "PROXY protocol",
+                "POP3 APOP", "SMTP greeting delay"]
 
 
 def silent_server(kind, port, certs):
@@ -766,6 +776,14 @@ def silent_server(kind, port, certs):
     if kind == "PROXY protocol":
         return {"protocol": "imap", "listen": listen + " proxy_protocol",
                 "set_real_ip_from": ["127.0.0.1"]}
+    if kind == "POP3 APOP":
+        # each client its own timestamp in the greeting
+        return {"protocol": "pop3", "listen": listen,
+                "pop3_auth": ["plain", "apop"]}
+    if kind == "SMTP greeting delay":
+        # held through the delay, then greeted, then held until it talks
+        return {"protocol": "smtp", "listen": listen,
+                "smtp_greeting_delay": "200ms"}
     return {"protocol": kind.lower(), "listen": listen}
 
 
@@ -773,10 +791,14 @@ def silent_client(kind, port):
     """A client that connects, reads the greeting if it is sent one at
     once, and says nothing."""
     c = socket.create_connection(("127.0.0.1", port), timeout=10)
-    if kind in ("IMAP", "POP3", "SMTP"):
+    if kind not in ("implicit TLS", "PROXY protocol"):
         f = c.makefile("rb")
-        assert f.readline()[:1] in (b"*", b"+", b"2")
+        greeting = f.readline()
         f.close()
+        assert greeting[:1] in (b"*", b"+", b"2"), greeting
+        if kind == "POP3 APOP":
+            assert re.match(rb"\+OK POP3 ready <\d+\.\d+@[^>]+>\r\n$",
+                            greeting), greeting
     return c
 
 
@@ -791,8 +813,7 @@ def first_words(kind, c, certs):
         c.sendall(smtp_util.proxy_v1("192.0.2.7", "127.0.0.1", 40007, 143))
         assert c.recv(100).startswith(b"* OK")
         return c
-    c.sendall({"IMAP": b"a NOOP\r\n", "POP3": b"NOOP\r\n",
-               "SMTP": b"NOOP\r\n"}[kind])
+    c.sendall(b"a NOOP\r\n" if kind == "IMAP" else b"NOOP\r\n")
     assert c.recv(100)[:1] in (b"a", b"+", b"2")
     return c
 

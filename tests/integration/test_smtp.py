@@ -15,6 +15,7 @@ import os
 import re
 import smtplib
 import subprocess
+import time
 
 import pytest
 
@@ -576,10 +577,20 @@ def test_xclient_off(postern, env):
 
 def test_greeting_delay(postern, env):
     p = start(postern, env, smtp={"smtp_greeting_delay": "500ms"})
-    # a patient client is greeted
+    # a patient client is greeted, not before the delay (counted from the
+    # accept, which follows the connect)
+    began = time.monotonic()
     with harness.LineClient(p.port) as c:
         assert c.readline().startswith(b"220 ")
+        assert time.monotonic() - began >= 0.5
         assert c.cmd("NOOP") == b"250 2.0.0 OK\r\n"
+    # one that talks in the middle of the delay, too
+    with harness.LineClient(p.port) as c:
+        time.sleep(0.2)
+        c.send("EHLO hasty.example\r\n")
+        assert c.readline() == \
+            b"503 5.5.0 Improper use of SMTP command pipelining\r\n"
+        assert c.closed_by_peer()
     # an early talker is turned away
     with harness.LineClient(p.port) as c:
         c.send("EHLO early.example\r\n")

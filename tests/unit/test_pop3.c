@@ -226,6 +226,7 @@ setup_conf(unsigned auth, enum starttls_mode tls, int pass_err)
     }
     memset(&sc, 0, sizeof(sc));
     sc.protocol = PROTO_POP3;
+    sc.server_name = "mail.example.org";
     sc.pop3_capabilities.n = 3;
     sc.pop3_capabilities.v = caps;
     sc.pop3_auth = auth;
@@ -250,6 +251,8 @@ start(const char *in, size_t chunk, size_t bufsize)
     buf_free(&sess.backend.in);
     memset(&sess, 0, sizeof(sess));
     sess.sc = &sc;
+    /* the stamp of every APOP greeting here, as if the acceptor made it */
+    sess.stamp = (struct stamp){ 42, 1700000000 };
     buf_init(&sess.client.in, bufsize);
     buf_init(&sess.backend.in, 1024);
     client_in = (struct stream){ in, strlen(in), 0, chunk };
@@ -276,10 +279,13 @@ test_conf(void)
     is_str(client_out, "+OK POP3 ready\r\n", "greeting without APOP");
     {
         size_t len = 0;
-        const char *g = pop3_ops.fixed_greeting(&sc, &len);
+        char buf[PROTO_GREETING_MAX];
+        struct stamp st = { 0, 0 };
+        const char *g = pop3_ops.greeting(&sc, &st, buf, sizeof(buf), &len);
 
         ok(g != NULL && len == 16 && memcmp(g, "+OK POP3 ready\r\n", 16) == 0,
-           "without APOP the acceptor may send the greeting");
+           "without APOP the same greeting for all");
+        is_int(st.time, 0, "without APOP no timestamp is made");
         start("", 0, 512);
         sess.greeted = 4;
         pop3_ops.greet(&sess);
@@ -314,9 +320,29 @@ test_conf(void)
     setup_conf(AUTH_M_APOP, STARTTLS_OFF, 0);
     {
         size_t len = 0;
+        char buf[PROTO_GREETING_MAX];
+        struct stamp st = { 7, 1700000001 };
+        const char *g = pop3_ops.greeting(&sc, &st, buf, sizeof(buf), &len);
+        static const char want[] =
+            "+OK POP3 ready <7.1700000001@mail.example.org>\r\n";
 
-        ok(pop3_ops.fixed_greeting(&sc, &len) == NULL,
-           "APOP: each client its own timestamp, the worker greets");
+        ok(g != NULL && len == sizeof(want) - 1 && memcmp(g, want, len) == 0,
+           "APOP: the greeting carries the client's timestamp");
+        st.time = 0;
+        g = pop3_ops.greeting(&sc, &st, buf, sizeof(buf), &len);
+        ok(g != NULL && st.time != 0 && len > 20 && memcmp(g, want, 16) == 0
+           && buf[15] == '<' && memcmp(g + len - 3, ">\r\n", 3) == 0,
+           "APOP: a timestamp is made when the client has none");
+        ok(pop3_ops.greeting(&sc, &st, buf, 40, &len) == NULL,
+           "APOP: no greeting cut to a short buffer");
+
+        /* the acceptor sent part of it: the worker sends the rest of the
+         * same text, and checks the digest against the same timestamp */
+        start("", 0, 512);
+        sess.greeted = 15;
+        pop3_ops.greet(&sess);
+        is_str(client_out, "<42.1700000000@mail.example.org>\r\n",
+               "APOP: the worker sends what the acceptor did not");
     }
     start("CAPA\r\n", 0, 512);
     pop3_ops.greet(&sess);
