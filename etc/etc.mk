@@ -25,3 +25,17 @@ uninstall-postern-conf:
 	fi
 
 .PHONY: install-postern-conf uninstall-postern-conf
+
+# The systemd unit, with this build's paths (configure
+# --with-systemdsystemunitdir=DIR, or =no for none).
+EXTRA_DIST += etc/postern.service.in
+CLEANFILES += etc/postern.service
+if SYSTEMD_UNIT
+systemdsystemunit_DATA = etc/postern.service
+endif
+etc/postern.service: $(top_srcdir)/etc/postern.service.in Makefile
+	$(AM_V_GEN)$(MKDIR_P) etc && sed \
+	    -e 's|[@]sbindir[@]|$(sbindir)|g' \
+	    -e 's|[@]sysconfdir[@]|$(sysconfdir)|g' \
+	    -e 's|[@]systemdsystemunitdir[@]|$(systemdsystemunitdir)|g' \
+	    $(top_srcdir)/etc/postern.service.in > $@

@@ -18,7 +18,7 @@ fi
 PACKAGES="build-essential autoconf automake libtool pkg-config
     libgnutls28-dev libconfig-dev libc-ares-dev libcrypt-dev
     dovecot-imapd dovecot-pop3d dovecot-lmtpd postfix
-    python3 python3-pytest curl swaks gnutls-bin openssl valgrind clang
+    python3 python3-pytest curl swaks gnutls-bin openssl valgrind clang systemd
     libnss-wrapper
     nginx libnginx-mod-mail"
 

@@ -32,3 +32,5 @@ TESTS += tests/integration/test_lifecycle.py
 EXTRA_DIST += tests/integration/test_lifecycle.py tests/integration/nss_wrapper.tsan.supp
 TESTS += tests/integration/test_valgrind.py
 EXTRA_DIST += tests/integration/test_valgrind.py
+TESTS += tests/integration/test_install.py
+EXTRA_DIST += tests/integration/test_install.py
