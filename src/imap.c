@@ -684,12 +684,9 @@ backend_line(struct session *s, unsigned char **line_r, size_t *len_r)
     if (errno == ENOBUFS) {
         session_log(s, LOG_LV_ERR, "upstream sent too long response line");
     } else if (errno == 0) {
-        session_log(s, LOG_LV_ERR, "upstream closed connection");
-    } else if (errno == ETIMEDOUT) {
-        session_log(s, LOG_LV_INFO, "upstream timed out");
+        session_log(s, LOG_LV_ERR, "upstream prematurely closed connection");
     } else {
-        session_log(s, LOG_LV_ERR, "upstream read failed: %s",
-                    conn_strerror(&s->backend, errno));
+        session_log_io_failed(s, &s->backend, errno, 0);
     }
     return -1;
 }

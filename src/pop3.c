@@ -666,16 +666,13 @@ backend_expect_ok(struct session *s, unsigned char **line_r, size_t *len_r)
     size_t n;
 
     if (conn_read_line(&s->backend, line_r, len_r) != 0) {
-        if (errno == ETIMEDOUT) {
-            session_log(s, LOG_LV_INFO, "upstream timed out");
-        } else if (errno == ENOBUFS) {
+        if (errno == ENOBUFS) {
             session_log(s, LOG_LV_ERR, "upstream sent too long response line");
         } else if (errno == 0) {
             session_log(s, LOG_LV_ERR,
                         "upstream prematurely closed connection");
         } else {
-            session_log(s, LOG_LV_ERR, "upstream connection failed: %s",
-                        conn_strerror(&s->backend, errno));
+            session_log_io_failed(s, &s->backend, errno, 0);
         }
         send_lit(s, pop3_internal);
         return -1;

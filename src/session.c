@@ -103,11 +103,29 @@ session_log_client_gone(struct session *s, ssize_t n, int error)
 {
     if (n == 0) {
         session_log(s, LOG_LV_INFO, "client closed connection");
-    } else if (error == ETIMEDOUT) {
-        session_log(s, LOG_LV_INFO, "client " LOG_TIMED_OUT);
     } else {
-        session_log(s, LOG_LV_INFO, "client read failed: %s",
-                    conn_strerror(&s->client, error));
+        session_log_io_failed(s, &s->client, error, 0);
+    }
+}
+
+/* See session.h. */
+void
+session_log_io_failed(struct session *s, const struct conn *c, int error,
+                      int writing)
+{
+    int client = c == &s->client;
+    const char *side = client ? "client" : "upstream";
+    enum log_level lv = client ? LOG_LV_INFO : LOG_LV_ERR;
+
+    if (error == ETIMEDOUT) {
+        session_log(s, LOG_LV_INFO, "%s " LOG_TIMED_OUT, side);
+    } else if (c->tls != NULL || error == ECANCELED) {
+        /* GnuTLS's reason, or the stop's */
+        session_log(s, lv, "%s %s failed: %s", side, writing ? "write" : "read",
+                    conn_strerror(c, error));
+    } else {
+        session_log(s, lv, "%s() failed (%d: %s)", writing ? "send" : "recv",
+                    error, strerror(error));
     }
 }
 
@@ -155,8 +173,7 @@ session_backend_send(struct session *s, const char *prefix, struct str value,
     if (line.failed) {
         session_log(s, LOG_LV_ERR, "out of memory");
     } else if (conn_write_all(&s->backend, line.data, line.len) != 0) {
-        session_log(s, LOG_LV_ERR, "upstream write failed: %s",
-                    conn_strerror(&s->backend, errno));
+        session_log_io_failed(s, &s->backend, errno, 1);
     } else {
         rc = 0;
     }
@@ -169,8 +186,7 @@ int
 session_send(struct session *s, const char *data, size_t len)
 {
     if (conn_write_all(&s->client, data, len) != 0) {
-        session_log(s, LOG_LV_INFO, "client write failed: %s",
-                    conn_strerror(&s->client, errno));
+        session_log_io_failed(s, &s->client, errno, 1);
         return -1;
     }
     return 0;

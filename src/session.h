@@ -111,6 +111,14 @@ size_t session_context(const struct session *s, char *out, size_t outlen);
  * conn_fill()'s result, error its errno: "client closed connection",
  * "client timed out (110: Connection timed out)", or the read error. */
 void session_log_client_gone(struct session *s, ssize_t n, int error);
+/* A read (writing 0) or write on c, the client's or the backend's
+ * connection, that failed with error, logged in NGINX's words: "recv()
+ * failed (104: Connection reset by peer)", "upstream timed out (110:
+ * Connection timed out)"; a TLS failure with GnuTLS's reason ("client read
+ * failed: ...").  At info for the client (as NGINX logs a client's
+ * resets), at error for the backend. */
+void session_log_io_failed(struct session *s, const struct conn *c, int error,
+                           int writing);
 
 /* Log with the session's context appended, as NGINX does:
  * "MESSAGE while ACTION, client: A, server: B, login: "u", upstream: C". */

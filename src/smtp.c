@@ -757,8 +757,7 @@ backend_reply(struct session *s, struct smtp_reply *r)
             return -1;
         }
         if (n < 0) {
-            session_log(s, LOG_LV_ERR, "upstream %s",
-                        conn_strerror(&s->backend, errno));
+            session_log_io_failed(s, &s->backend, errno, 0);
             return -1;
         }
     }

@@ -122,6 +122,8 @@ class FakeBackend(harness.FakeServer):
       "chatter"   as "ok" up to the login, then reads nothing more and
                   sends CHATTER every 50 ms (until stop() or conn_timeout)
       "silent"    accepts and never says anything
+      "reset"     a normal greeting, then resets the connection (RST)
+                  instead of answering LOGIN
     literal_plus: the greeting announces LITERAL+ (and a {n+} literal then
     gets no "+" continuation).
     Everything received is kept in .received (bytes), per connection;
@@ -203,6 +205,9 @@ class FakeBackend(harness.FakeServer):
                 line = self._recv_line(c, idx)
             else:
                 raise ValueError("too many literals")
+            if self.mode == "reset":
+                harness.close_with_reset(c)
+                return
             if self.mode == "refuse":
                 c.sendall(tag + b" NO [AUTHENTICATIONFAILED] Backend says "
                           b"no.\r\n")

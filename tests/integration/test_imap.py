@@ -1303,8 +1303,47 @@ def test_backend_silent(imap_px):
             assert c.read_all(15) == INTERNAL
     finally:
         fb.stop()
-    assert re.search(r"upstream timed out.*upstream: 127\.0\.0\.1:%d"
-                     % fb.port, p.log_text()), p.log_text()
+    # NGINX's words
+    assert re.search(r"\[info\] .*upstream timed out \(110: Connection timed "
+                     r"out\) while reading response from upstream, .*"
+                     r"upstream: 127\.0\.0\.1:%d" % fb.port, p.log_text()), \
+        p.log_text()
+
+
+def test_backend_reset(imap_px):
+    """A backend that resets the connection instead of answering LOGIN:
+    the client gets the internal error, the log the system's reason in
+    NGINX's words, at error."""
+    fb = FakeBackend("reset")
+    try:
+        p = imap_px("file", file_extra=dave_at(fb))
+        with Raw(p.port) as c:
+            c.send("a LOGIN dave dave-pw\r\n")
+            assert c.read_all(15) == INTERNAL
+    finally:
+        fb.stop()
+    harness.wait_for(lambda: "recv() failed" in p.log_text(), 10,
+                     what="the backend's reset in the log")
+    assert re.search(r"\[error\] .*recv\(\) failed \(104: Connection reset "
+                     r"by peer\) while reading response from upstream, .*"
+                     r"upstream: 127\.0\.0\.1:%d" % fb.port, p.log_text()), \
+        p.log_text()
+
+
+def test_client_reset_in_auth_state(imap_px):
+    """A client that resets its connection halfway through a command is
+    logged as NGINX logs it, at info."""
+    p = imap_px("file")
+    c = Raw(p.port)
+    try:
+        c.send("a LOGIN dave")
+    finally:
+        harness.close_with_reset(c.sock)
+    harness.wait_for(lambda: "recv() failed" in p.log_text(), 10,
+                     what="the client's reset in the log")
+    assert re.search(r"\[info\] .*recv\(\) failed \(104: Connection reset "
+                     r"by peer\) while in auth state, client: 127\.0\.0\.1",
+                     p.log_text()), p.log_text()
 
 
 def test_auth_server_host_name_and_backend_user(imap_px, authsvc, dovecot):

@@ -190,6 +190,15 @@ session_log_client_gone(struct session *s, ssize_t n, int error)
                 : error == ETIMEDOUT ? "client timed out" : "client read failed");
 }
 
+void
+session_log_io_failed(struct session *s, const struct conn *c, int error,
+                      int writing)
+{
+    (void)c;
+    session_log(s, LOG_LV_INFO, error == ETIMEDOUT ? "timed out"
+                : writing ? "write failed" : "read failed");
+}
+
 int
 session_error(struct session *s)
 {
