@@ -19,6 +19,7 @@ PACKAGES="build-essential autoconf automake libtool pkg-config
     libgnutls28-dev libconfig-dev libc-ares-dev libcrypt-dev
     dovecot-imapd dovecot-pop3d dovecot-lmtpd postfix
     python3 python3-pytest curl swaks gnutls-bin openssl valgrind clang systemd
+    logrotate
     libnss-wrapper
     nginx libnginx-mod-mail"
 

@@ -84,6 +84,7 @@ def test_files_in_place(installed):
     assert len(find(dest, "postern.conf.5", "man5")) == 1
     conf = find(dest, "postern.conf", "postern")
     assert len(conf) == 1
+    assert len(find(dest, "postern", "logrotate.d")) == 1
     unit = read_unit(dest + unit_path)
     argv = shlex.split(unit["Service"]["ExecStart"])
     assert argv[0] == find(dest, "postern", "sbin")[0]
@@ -173,3 +174,87 @@ def test_unit_verifies(installed):
         harness.remove_tmpdir(d)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "postern.service" not in r.stdout + r.stderr, r.stdout + r.stderr
+
+
+@pytest.mark.skipif(harness.missing("logrotate"),
+                    reason="logrotate is not installed")
+def test_logrotate(installed, postern_config):
+    """The installed logrotate file rotates a running postern's logs and
+    has it write to the new files (its postrotate: postern -s reopen).
+    Its log directory, owner and configuration path are swapped for the
+    test's; the rest runs as installed."""
+    dest, _ = installed
+    with open(dest + find(dest, "postern", "logrotate.d")[0]) as f:
+        text = f.read()
+    p = postern_config([{"protocol": "imap"}],
+                       mail={"auth_http": "http://127.0.0.1:9/auth"})
+    logs = os.path.join(p.dir, "logs")
+    os.mkdir(logs, 0o755)
+    p.error_log = os.path.join(logs, "error.log")
+    p.top["error_log"] = p.error_log + " info"
+    p.write_conf()
+    program = find(dest, "postern", "sbin")[0]
+    conf = find(dest, "postern.conf", "postern")[0]
+    head, _, rest = text.partition(" {")
+    assert head.splitlines()[-1].endswith("/log/postern/*.log"), head
+    assert "create 0640 postern adm" in rest
+    assert "-s reopen -c %s " % conf in rest
+    rest = rest.replace("create 0640 postern adm", "create 0640 %d %d"
+                        % (os.getuid(), os.getgid()))
+    rest = rest.replace(program + " ", dest + program + " ")
+    rest = rest.replace("-c %s " % conf, "-c %s " % p.conf)
+    rotate_conf = os.path.join(p.dir, "logrotate.conf")
+    with open(rotate_conf, "w") as f:
+        f.write(os.path.join(logs, "*.log") + " {" + rest)
+    p.start()
+    harness.wait_for(lambda: " started: " in p.log_text(), 10,
+                     what="the started notice")
+    r = subprocess.run(["logrotate", "-f", "-s",
+                        os.path.join(p.dir, "logrotate.state"), rotate_conf],
+                       capture_output=True, text=True, timeout=60,
+                       stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stdout + r.stderr
+    # the old file, renamed, ends with the signal that reopened the logs
+    # (postrotate ran postern -s reopen); what follows goes to the new one
+    harness.wait_for(lambda: "reopening logs"
+                     in harness.read_text(p.error_log + ".1"), 10,
+                     what="the reopen at the end of the old file")
+    assert " started: " in harness.read_text(p.error_log + ".1")
+    with harness.LineClient(p.port) as c:
+        assert c.readline().startswith(b"* OK")
+        port = c.sock.getsockname()[1]
+    harness.wait_for(lambda: "client 127.0.0.1:%d connected" % port
+                     in p.log_text(), 10, what="the session's connect line")
+    assert oct(os.stat(p.error_log).st_mode & 0o777) == "0o640"
+    assert p.alive()
+
+
+def test_uninstall_keeps_edited_files():
+    """make uninstall removes what make install put, except a
+    configuration the administrator has changed; a second make install
+    leaves that file as it is."""
+    if not os.path.exists(os.path.join(BUILDDIR, "Makefile")):
+        pytest.skip("no configured build directory in POSTERN_BUILDDIR")
+    dest = harness.make_tmpdir("uninstall")
+
+    def make(target):
+        r = subprocess.run(["make", "-s", "-C", BUILDDIR, target,
+                            "DESTDIR=" + dest], capture_output=True,
+                           text=True, timeout=600, env=make_env(),
+                           stdin=subprocess.DEVNULL)
+        assert r.returncode == 0, r.stdout + r.stderr
+
+    try:
+        make("install")
+        conf = dest + find(dest, "postern.conf", "postern")[0]
+        with open(conf, "a") as f:
+            f.write("# edited by the administrator\n")
+        make("install")
+        with open(conf) as f:
+            assert f.read().endswith("# edited by the administrator\n")
+        make("uninstall")
+        left = [os.path.relpath(os.path.join(d, n), dest)
+                for d, _, files in os.walk(dest) for n in files]
+        assert left == [os.path.relpath(conf, dest)], left
+    finally:
+        harness.remove_tmpdir(dest)
