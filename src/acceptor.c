@@ -15,11 +15,11 @@
  * sleep on its socket until then, and clients that connect and say
  * nothing do not take workers from those that talk.  An SMTP client is
  * held through smtp_greeting_delay the same way; if it talks first, it is
- * queued ungreeted, and the worker turns it away as it always did.  Its connect line is
- * written as it is accepted (session_log_accepted), as NGINX writes it.  A
- * held client whose `timeout` passes is queued all the same, marked so
- * that a worker times it out with the line it always wrote
- * (pool_item.expired).
+ * queued ungreeted, and the worker turns it away as it always did.  Its
+ * connect line is written as it is accepted (session_log_accepted), as
+ * NGINX writes it.  A held client whose `timeout` passes is queued all
+ * the same, marked so that a worker times it out with the line it always
+ * wrote (pool_item.expired).
  *
  * Locks: acc.lock guards the current listener set against a swap by the
  * main thread (reload); the thread is woken through a pipe.  The held

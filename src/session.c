@@ -15,9 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
-#include <gnutls/crypto.h>
 
 #include "conf.h"
 #include "log.h"
