@@ -40,26 +40,16 @@ uninstall-postern-conf:
 	  echo " rm -f $$f"; rm -f "$$f"; \
 	fi
 
-# the logrotate file, with this build's paths
-etc/postern.logrotate: $(top_srcdir)/etc/postern.logrotate.in Makefile
-	$(AM_V_GEN)$(MKDIR_P) etc && sed \
-	    -e 's|[@]sbindir[@]|$(sbindir)|g' \
-	    -e 's|[@]sysconfdir[@]|$(sysconfdir)|g' \
-	    -e 's|[@]localstatedir[@]|$(localstatedir)|g' \
-	    $(top_srcdir)/etc/postern.logrotate.in > $@
+# the logrotate file and the systemd unit, with this build's paths
+etc/postern.logrotate etc/postern.service: etc/%: $(top_srcdir)/etc/%.in Makefile
+	$(AM_V_GEN)$(MKDIR_P) etc && $(edit_paths) $(top_srcdir)/etc/$*.in > $@
 
 .PHONY: install-postern-conf uninstall-postern-conf
 
-# The systemd unit, with this build's paths (configure
-# --with-systemdsystemunitdir=DIR, or =no for none).
+# The systemd unit (configure --with-systemdsystemunitdir=DIR, or =no for
+# none).
 EXTRA_DIST += etc/postern.service.in
 CLEANFILES += etc/postern.service
 if SYSTEMD_UNIT
 systemdsystemunit_DATA = etc/postern.service
 endif
-etc/postern.service: $(top_srcdir)/etc/postern.service.in Makefile
-	$(AM_V_GEN)$(MKDIR_P) etc && sed \
-	    -e 's|[@]sbindir[@]|$(sbindir)|g' \
-	    -e 's|[@]sysconfdir[@]|$(sysconfdir)|g' \
-	    -e 's|[@]systemdsystemunitdir[@]|$(systemdsystemunitdir)|g' \
-	    $(top_srcdir)/etc/postern.service.in > $@
