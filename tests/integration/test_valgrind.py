@@ -65,8 +65,12 @@ def guest(authsvc, dovecot, postfix, certs):
     tls_port = harness.free_port()
     tls = {"protocol": "imap", "listen": "127.0.0.1:%d ssl" % tls_port}
     tls.update(certs.server_settings("rsa"))
-    p = UnderValgrind([{"protocol": "imap"}, {"protocol": "pop3"},
-                       {"protocol": "smtp"}, tls],
+    # APOP: the acceptor makes the client's timestamp, the worker checks
+    # the digest with it; the delay: the acceptor holds, then greets
+    p = UnderValgrind([{"protocol": "imap"},
+                       {"protocol": "pop3", "pop3_auth": ["plain", "apop"]},
+                       {"protocol": "smtp", "smtp_greeting_delay": "100ms"},
+                       tls],
                       auth=authsvc.url, log_level="info", tag="valgrind")
     try:
         p.start(timeout=SLOW)
@@ -107,6 +111,12 @@ def test_no_memory_error_or_leak(guest, dovecot, certs):
         c.user("bob")
         c.pass_(harness.USERS["bob"])
         assert b"Subject: under valgrind" in b"\r\n".join(c.retr(1)[1])
+    finally:
+        c.quit()
+    c = poplib.POP3("127.0.0.1", pop3, timeout=SLOW)
+    try:
+        assert c.apop("alice", harness.USERS["alice"]).startswith(b"+OK")
+        assert c.stat()[0] == 1
     finally:
         c.quit()
 
