@@ -510,7 +510,7 @@ pop3_greet(struct session *s)
         /* the digest is of the timestamp as sent: between the greeting's
          * words and its CRLF */
         size_t head = sizeof(POP3_GREETING " ") - 1;
-        struct str salt = { len - head - 2, (unsigned char *)buf + head };
+        struct str salt = { len - head - 2, (unsigned char *)text + head };
 
         if (str_set(&ps->apop_salt, salt) != 0) {
             session_log(s, LOG_LV_ERR, "out of memory");

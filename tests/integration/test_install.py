@@ -16,13 +16,17 @@ import harness
 BUILDDIR = os.environ.get("POSTERN_BUILDDIR", "")
 
 
-def make_env():
-    """The environment for a make of our own: without the jobserver and
-    the flags of the make that may be running this test (make check)."""
+def make(target, dest):
+    """make TARGET DESTDIR=dest in the build directory, in an environment
+    without the jobserver and flags of the make that may be running this
+    test (make check)."""
     env = dict(os.environ)
     for k in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES"):
         env.pop(k, None)
-    return env
+    r = subprocess.run(["make", "-s", "-C", BUILDDIR, target,
+                        "DESTDIR=" + dest], capture_output=True, text=True,
+                       timeout=600, env=env, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stdout + r.stderr
 
 
 def find(root, name, parent=None):
@@ -60,11 +64,7 @@ def installed():
         pytest.skip("no configured build directory in POSTERN_BUILDDIR")
     dest = harness.make_tmpdir("install")
     try:
-        r = subprocess.run(["make", "-s", "-C", BUILDDIR, "install",
-                            "DESTDIR=" + dest], capture_output=True,
-                           text=True, timeout=600, env=make_env(),
-                           stdin=subprocess.DEVNULL)
-        assert r.returncode == 0, r.stdout + r.stderr
+        make("install", dest)
         units = find(dest, "postern.service")
         if not units:
             pytest.skip("configured --with-systemdsystemunitdir=no")
@@ -236,23 +236,15 @@ def test_uninstall_keeps_edited_files():
     if not os.path.exists(os.path.join(BUILDDIR, "Makefile")):
         pytest.skip("no configured build directory in POSTERN_BUILDDIR")
     dest = harness.make_tmpdir("uninstall")
-
-    def make(target):
-        r = subprocess.run(["make", "-s", "-C", BUILDDIR, target,
-                            "DESTDIR=" + dest], capture_output=True,
-                           text=True, timeout=600, env=make_env(),
-                           stdin=subprocess.DEVNULL)
-        assert r.returncode == 0, r.stdout + r.stderr
-
     try:
-        make("install")
+        make("install", dest)
         conf = dest + find(dest, "postern.conf", "postern")[0]
         with open(conf, "a") as f:
             f.write("# edited by the administrator\n")
-        make("install")
+        make("install", dest)
         with open(conf) as f:
             assert f.read().endswith("# edited by the administrator\n")
-        make("uninstall")
+        make("uninstall", dest)
         left = [os.path.relpath(os.path.join(d, n), dest)
                 for d, _, files in os.walk(dest) for n in files]
         assert left == [os.path.relpath(conf, dest)], left
