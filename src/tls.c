@@ -6,7 +6,7 @@
  *
  * Untrusted input: everything the client sends in the handshake (GnuTLS
  * parses it; we read the ALPN list of the ClientHello ourselves, bounded by
- * the extension's own length) and its certificate.
+ * the extension's own length).  Its certificate is judged in tls_verify.c.
  * Secrets: private keys and their passwords (read at init, before privileges
  * are dropped; password buffers are wiped), session ticket keys (derived,
  * wiped when the configuration is freed).
@@ -53,7 +53,7 @@
 #include "tls_int.h"
 
 #define TICKET_KEY_SIZE 64
-#define MAX_KEY_FILE (1024 * 1024)       /* certificate, key, CA, CRL */
+#define MAX_KEY_FILE (1024 * 1024)   /* certificate, key, DH, ticket key */
 /* Room for a server flight: certificate chains of a few KiB fit; a larger
  * flight is sent in more than one piece (tls_flight.c) */
 #define FLIGHT_BUF (16 * 1024)
@@ -69,9 +69,7 @@ struct tls_server {
     struct tls_cache_set cache;
     int tickets;
     unsigned char ticket_key[TICKET_KEY_SIZE];
-    enum verify_client verify;
-    int verify_depth;
-    int send_ca_names;
+    struct tls_verify v;                      /* client certificates */
     unsigned session_timeout;                 /* seconds */
     char alpn[8];                             /* "imap", "pop3", "smtp" */
 };
@@ -139,9 +137,9 @@ blame(const char *setting, char *err, size_t errlen)
     return -1;
 }
 
-/* Read a whole file (bounded) into a malloc'd buffer; 0 / -1 with err. */
-static int
-read_file(const char *path, gnutls_datum_t *d, char *err, size_t errlen)
+int
+tls_read_file(const char *path, size_t max, gnutls_datum_t *d, char *err,
+              size_t errlen)
 {
     unsigned char *buf = NULL;
     size_t len = 0, cap = 0, n;
@@ -158,9 +156,9 @@ read_file(const char *path, gnutls_datum_t *d, char *err, size_t errlen)
         if (len == cap) {
             unsigned char *nb;
 
-            if (cap >= MAX_KEY_FILE) {
-                snprintf(err, errlen, "%s: larger than %d bytes", path,
-                         MAX_KEY_FILE);
+            if (cap >= max) {
+                snprintf(err, errlen, "%s: larger than %zu bytes", path,
+                         max);
                 goto out;
             }
             cap = cap ? cap * 2 : 4096;
@@ -201,9 +199,8 @@ out:
     return rc;
 }
 
-/* Wipe and free a datum read by read_file. */
-static void
-datum_wipe(gnutls_datum_t *d)
+void
+tls_datum_wipe(gnutls_datum_t *d)
 {
     if (d->data != NULL) {
         mem_wipe(d->data, d->size);
@@ -232,7 +229,7 @@ passwords_load(const char *path, struct passwords *pw, char *err,
     if (path == NULL) {
         return 0;
     }
-    if (read_file(path, &pw->file, err, errlen) < 0) {
+    if (tls_read_file(path, MAX_KEY_FILE, &pw->file, err, errlen) < 0) {
         return -1;
     }
     p = (char *)pw->file.data;
@@ -270,7 +267,7 @@ passwords_load(const char *path, struct passwords *pw, char *err,
 static void
 passwords_free(struct passwords *pw)
 {
-    datum_wipe(&pw->file);
+    tls_datum_wipe(&pw->file);
     free(pw->v);
     memset(pw, 0, sizeof(*pw));
 }
@@ -286,11 +283,11 @@ load_pair(struct tls_server *ts, const char *cert, const char *key,
     unsigned n = 0, i;
     int ret, rc = -1;
 
-    if (read_file(cert, &cd, err, errlen) < 0) {
+    if (tls_read_file(cert, MAX_KEY_FILE, &cd, err, errlen) < 0) {
         blame("ssl_certificate", err, errlen);
         goto out;
     }
-    if (read_file(key, &kd, err, errlen) < 0) {
+    if (tls_read_file(key, MAX_KEY_FILE, &kd, err, errlen) < 0) {
         blame("ssl_certificate_key", err, errlen);
         goto out;
     }
@@ -344,8 +341,8 @@ load_pair(struct tls_server *ts, const char *cert, const char *key,
     rc = 0;
 
 out:
-    datum_wipe(&cd);
-    datum_wipe(&kd);
+    tls_datum_wipe(&cd);
+    tls_datum_wipe(&kd);
     return rc;
 }
 
@@ -460,50 +457,6 @@ priority_build(struct tls_server *ts, const struct server_conf *sc,
     return 0;
 }
 
-/* Trust anchors and CRL for client certificates. */
-static int
-client_ca_load(struct tls_server *ts, const struct server_conf *sc,
-               char *err, size_t errlen)
-{
-    const char *files[2] = { sc->ssl_client_certificate,
-                             sc->ssl_trusted_certificate };
-    int ret, i;
-
-    ts->send_ca_names = sc->ssl_client_certificate != NULL;
-    for (i = 0; i < 2; i++) {
-        if (files[i] == NULL) {
-            continue;
-        }
-        ret = gnutls_certificate_set_x509_trust_file(ts->cred, files[i],
-                                                     GNUTLS_X509_FMT_PEM);
-        if (ret <= 0) {
-            snprintf(err, errlen, "%s: %s: no CA certificate could be read "
-                     "(%s)", i == 0 ? "ssl_client_certificate"
-                     : "ssl_trusted_certificate", files[i],
-                     ret < 0 ? gnutls_strerror(ret) : "empty");
-            return -1;
-        }
-    }
-    if (sc->ssl_crl != NULL) {
-        ret = gnutls_certificate_set_x509_crl_file(ts->cred, sc->ssl_crl,
-                                                   GNUTLS_X509_FMT_PEM);
-        if (ret < 0) {
-            snprintf(err, errlen, "ssl_crl: %s: no CRL could be read (%s)",
-                     sc->ssl_crl, gnutls_strerror(ret));
-            return -1;
-        }
-    }
-    if ((sc->ssl_verify_client == VERIFY_ON
-         || sc->ssl_verify_client == VERIFY_OPTIONAL)
-        && files[0] == NULL && files[1] == NULL) {
-        snprintf(err, errlen, "ssl_verify_client: no ssl_client_certificate "
-                 "or ssl_trusted_certificate for server at line %d",
-                 sc->line);
-        return -1;
-    }
-    return 0;
-}
-
 /* SHA-512 over the parts into out (64 bytes); 0 / -1. */
 static int
 sha512_parts(unsigned char *out, const void *a, size_t alen, const void *b,
@@ -540,7 +493,7 @@ tickets_setup(struct tls_server *ts, const struct server_conf *sc,
     for (i = 0; i < sc->ssl_session_ticket_key.n; i++) {
         const char *path = sc->ssl_session_ticket_key.v[i];
 
-        if (read_file(path, &d, err, errlen) < 0) {
+        if (tls_read_file(path, MAX_KEY_FILE, &d, err, errlen) < 0) {
             blame("ssl_session_ticket_key", err, errlen);
             goto out;
         }
@@ -559,7 +512,7 @@ tickets_setup(struct tls_server *ts, const struct server_conf *sc,
             log_g(LOG_LV_WARN, "ssl_session_ticket_key: GnuTLS takes one "
                   "key; \"%s\" is checked but not used", path);
         }
-        datum_wipe(&d);
+        tls_datum_wipe(&d);
     }
     if (sc->ssl_session_ticket_key.n == 0) {
         pthread_once(&base_once, base_make);
@@ -580,7 +533,7 @@ tickets_setup(struct tls_server *ts, const struct server_conf *sc,
     rc = 0;
 
 out:
-    datum_wipe(&d);
+    tls_datum_wipe(&d);
     mem_wipe(base, sizeof(base));
     return rc;
 }
@@ -601,6 +554,7 @@ tls_server_free(struct tls_server *ts)
     if (ts->dh != NULL) {
         gnutls_dh_params_deinit(ts->dh);
     }
+    tls_verify_free(&ts->v);
     tls_cache_set_free(&ts->cache);
     mem_wipe(ts->ticket_key, sizeof(ts->ticket_key));
     free(ts);
@@ -654,8 +608,6 @@ tls_server_conf_init(struct server_conf *sc, char *err, size_t errlen)
         snprintf(err, errlen, "gnutls: out of memory");
         return -1;
     }
-    ts->verify = sc->ssl_verify_client;
-    ts->verify_depth = sc->ssl_verify_depth;  /* 0: issued by a trust anchor */
     ts->session_timeout = sc->ssl_session_timeout > 0
                           ? (unsigned)sc->ssl_session_timeout : 300;
     str_lcpy(ts->alpn, sc->protocol == PROTO_IMAP ? "imap"
@@ -679,7 +631,7 @@ tls_server_conf_init(struct server_conf *sc, char *err, size_t errlen)
         }
     }
     if (sc->ssl_dhparam != NULL) {
-        if (read_file(sc->ssl_dhparam, &dd, err, errlen) < 0) {
+        if (tls_read_file(sc->ssl_dhparam, MAX_KEY_FILE, &dd, err, errlen) < 0) {
             blame("ssl_dhparam", err, errlen);
             goto out;
         }
@@ -694,7 +646,7 @@ tls_server_conf_init(struct server_conf *sc, char *err, size_t errlen)
         }
         gnutls_certificate_set_dh_params(ts->cred, ts->dh);
     }
-    if (client_ca_load(ts, sc, err, errlen) < 0
+    if (tls_verify_init(&ts->v, ts->cred, sc, err, errlen) < 0
         || priority_build(ts, sc, err, errlen) < 0
         || tls_cache_set_init(&ts->cache, &sc->ssl_session_cache, sc->index,
                               (int)ts->session_timeout, err, errlen) < 0
@@ -707,7 +659,7 @@ tls_server_conf_init(struct server_conf *sc, char *err, size_t errlen)
 
 out:
     passwords_free(&pw);
-    datum_wipe(&dd);
+    tls_datum_wipe(&dd);
     tls_server_free(ts);
     return rc;
 }
@@ -773,236 +725,6 @@ alpn_hook(gnutls_session_t s, unsigned htype, unsigned when,
         return GNUTLS_E_NO_APPLICATION_PROTOCOL;
     }
     return 0;
-}
-
-/* Most certificates of a client's chain that chain_intermediates() reads
- * (GnuTLS's own default limit on a verified chain) */
-#define CHAIN_MAX 16
-
-/* The certificates the client sent (the first CHAIN_MAX) into sent[], how
- * many in *n_r; 0, or -1 when one cannot be read (sent[] then holds *n_r
- * certificates all the same: sent_free() them). */
-static int
-sent_load(const gnutls_datum_t *peers, unsigned npeers,
-          gnutls_x509_crt_t *sent, unsigned *n_r)
-{
-    *n_r = 0;
-    for (unsigned i = 0; i < npeers && i < CHAIN_MAX; i++) {
-        if (gnutls_x509_crt_init(&sent[i]) < 0) {
-            return -1;
-        }
-        (*n_r)++;
-        if (gnutls_x509_crt_import(sent[i], &peers[i],
-                                   GNUTLS_X509_FMT_DER) < 0) {
-            return -1;
-        }
-    }
-    return *n_r > 0 ? 0 : -1;
-}
-
-static void
-sent_free(gnutls_x509_crt_t *sent, unsigned n)
-{
-    for (unsigned i = 0; i < n; i++) {
-        gnutls_x509_crt_deinit(sent[i]);
-    }
-}
-
-/* The issuer of cur among the certificates the client sent, or NULL. */
-static gnutls_x509_crt_t
-sent_issuer(gnutls_x509_crt_t cur, gnutls_x509_crt_t *sent, unsigned nsent)
-{
-    unsigned i;
-
-    for (i = 1; i < nsent; i++) {
-        if (sent[i] != cur && gnutls_x509_crt_check_issuer(cur, sent[i])) {
-            return sent[i];
-        }
-    }
-    return NULL;
-}
-
-/*
- * OpenSSL's words for a client chain that leads to no trust anchor, as
- * NGINX passes them on (GnuTLS says only "signer not found"): where the
- * certificates the client sent lead, followed from its own through their
- * issuers among them.  A self-signed one alone, a self-signed root above
- * it, its own certificate with no issuer sent, or an issuer sent whose own
- * issuer is unknown.
- */
-static const char *
-untrusted_reason(const gnutls_datum_t *peers, unsigned npeers)
-{
-    gnutls_x509_crt_t sent[CHAIN_MAX], top, up;
-    unsigned nsent, steps;
-    const char *reason = "unable to get local issuer certificate";
-
-    if (sent_load(peers, npeers, sent, &nsent) < 0) {
-        goto out;
-    }
-    top = sent[0];
-    for (steps = 0; steps < nsent && !gnutls_x509_crt_check_issuer(top, top)
-         && (up = sent_issuer(top, sent, nsent)) != NULL; steps++) {
-        top = up;
-    }
-    if (gnutls_x509_crt_check_issuer(top, top)) {
-        reason = top == sent[0] ? "self-signed certificate"
-                 : "self-signed certificate in certificate chain";
-    } else if (top == sent[0]) {
-        reason = "unable to verify the first certificate";
-    }
-
-out:
-    sent_free(sent, nsent);
-    return reason;
-}
-
-/* OpenSSL-like text for a GnuTLS verification status. */
-static const char *
-verify_reason(unsigned status, const gnutls_datum_t *peers,
-              unsigned npeers)
-{
-    if (status & GNUTLS_CERT_REVOKED) {
-        return "certificate revoked";
-    }
-    if (status & GNUTLS_CERT_EXPIRED) {
-        return "certificate has expired";
-    }
-    if (status & GNUTLS_CERT_NOT_ACTIVATED) {
-        return "certificate is not yet valid";
-    }
-    if (status & GNUTLS_CERT_SIGNER_NOT_FOUND) {
-        return untrusted_reason(peers, npeers);
-    }
-    if (status & GNUTLS_CERT_SIGNER_NOT_CA) {
-        return "invalid CA certificate";
-    }
-    if (status & GNUTLS_CERT_PURPOSE_MISMATCH) {
-        return "unsuitable certificate purpose";
-    }
-    if (status & GNUTLS_CERT_INSECURE_ALGORITHM) {
-        return "insecure signature algorithm";
-    }
-    if (status & GNUTLS_CERT_SIGNATURE_FAILURE) {
-        return "certificate signature failure";
-    }
-    if (status & GNUTLS_CERT_REVOCATION_DATA_SUPERSEDED) {
-        return "CRL is not yet valid or superseded";
-    }
-    return "certificate verify failed";
-}
-
-/* The intermediate CA certificates in a verified client chain, counted as
- * OpenSSL counts them against its verify depth.  The chain runs from the
- * client's certificate through its issuers, taken from the trust anchors
- * (ssl_client_certificate, ssl_trusted_certificate) first and then from
- * what the client sent, up to a self-signed certificate or one whose
- * issuer is unknown (the trust anchor); every certificate between the
- * two ends is an intermediate, wherever it came from.  GnuTLS stops its
- * own path at the first trusted certificate and keeps no count.  Stops
- * counting past limit.  0 with *n_r, or -1 when a certificate cannot be
- * read. */
-static int
-chain_intermediates(const struct tls_server *ts, const gnutls_datum_t *peers,
-                    unsigned npeers, unsigned limit, unsigned *n_r)
-{
-    gnutls_x509_trust_list_t tl;
-    gnutls_x509_crt_t sent[CHAIN_MAX], cur, next;
-    unsigned nsent, k = 0;          /* k: issuer steps taken from the leaf */
-    int cur_owned = 0, next_owned, rc = -1;
-
-    gnutls_certificate_get_trust_list(ts->cred, &tl);
-    if (sent_load(peers, npeers, sent, &nsent) < 0) {
-        goto out;
-    }
-    /* k - 1 intermediates once the anchor is k steps away: stop at
-     * limit + 2 steps, where the count is already over the limit */
-    for (cur = sent[0]; k < limit + 2; k++) {
-        if (gnutls_x509_crt_check_issuer(cur, cur)) {
-            break;                      /* self-signed: the root */
-        }
-        /* a copy: the trust list is shared by every worker */
-        next_owned = gnutls_x509_trust_list_get_issuer(tl, cur, &next,
-                                                       GNUTLS_TL_GET_COPY)
-                     == 0;
-        if (!next_owned) {
-            /* above a trusted certificate no sent one counts: it is the
-             * anchor when its issuer is not trusted too (as GnuTLS's path
-             * and OpenSSL's trusted-first search end there) */
-            next = cur_owned ? NULL : sent_issuer(cur, sent, nsent);
-        }
-        if (cur_owned) {
-            gnutls_x509_crt_deinit(cur);
-        }
-        cur = next;
-        cur_owned = next_owned;
-        if (cur == NULL) {
-            break;                      /* the previous one is the anchor */
-        }
-    }
-    if (cur_owned && cur != NULL) {
-        gnutls_x509_crt_deinit(cur);
-    }
-    *n_r = k > 0 ? k - 1 : 0;
-    rc = 0;
-
-out:
-    sent_free(sent, nsent);
-    return rc;
-}
-
-/* Check the client certificate after the handshake; 0 / -1 with err. */
-static int
-verify_client(gnutls_session_t s, struct tls_sess *ss, char *err,
-              size_t errlen)
-{
-    const struct tls_server *ts = ss->ts;
-    /* as OpenSSL's ssl_client purpose: a certificate that names its uses
-     * (extended key usage) must name TLS client authentication, so that a
-     * server certificate from the same CA cannot log in as a user */
-    gnutls_typed_vdata_st purpose = {
-        GNUTLS_DT_KEY_PURPOSE_OID,
-        (unsigned char *)GNUTLS_KP_TLS_WWW_CLIENT, 0
-    };
-    const gnutls_datum_t *peers;
-    unsigned n = 0, status = 0, depth = 0;
-    const char *reason = NULL;
-    int ret;
-
-    str_lcpy(ss->verify, "NONE", sizeof(ss->verify));
-    if (ts->verify == VERIFY_OFF) {
-        return 0;
-    }
-    peers = gnutls_certificate_get_peers(s, &n);
-    if (peers == NULL || n == 0) {
-        if (ts->verify == VERIFY_ON) {
-            snprintf(err, errlen, "client sent no required SSL certificate");
-            return -2;
-        }
-        return 0;
-    }
-    ret = gnutls_certificate_verify_peers(s, &purpose, 1, &status);
-    if (ret < 0) {
-        reason = gnutls_strerror(ret);
-    } else if (status != 0) {
-        reason = verify_reason(status, peers, n);
-    } else if (chain_intermediates(ts, peers, n, (unsigned)ts->verify_depth,
-                                   &depth) < 0) {
-        reason = "cannot read the certificate chain";
-    } else if (depth > (unsigned)ts->verify_depth) {
-        reason = "certificate chain too long";
-    }
-    if (reason == NULL) {
-        str_lcpy(ss->verify, "SUCCESS", sizeof(ss->verify));
-        return 0;
-    }
-    snprintf(ss->verify, sizeof(ss->verify), "FAILED:%s", reason);
-    if (ts->verify == VERIFY_OPTIONAL_NO_CA) {
-        return 0;
-    }
-    snprintf(err, errlen, "client SSL certificate verify error: (%s)",
-             reason);
-    return -1;
 }
 
 /* GnuTLS's pull: the socket, read directly (as GnuTLS's own would; the
@@ -1127,7 +849,7 @@ tls_accept(struct conn *c, const struct server_conf *sc, char *err,
      * ("0.5-RTT data": the greeting is public, and the first read verifies
      * the client's Finished before it returns a byte).  Not when a client
      * certificate is asked for: nothing is sent before it is checked. */
-    if (ts->verify == VERIFY_OFF) {
+    if (ts->v.mode == VERIFY_OFF) {
         flags |= GNUTLS_ENABLE_EARLY_START;
     }
     ret = gnutls_init(&s, flags);
@@ -1143,10 +865,10 @@ tls_accept(struct conn *c, const struct server_conf *sc, char *err,
                                          ts->cred)) < 0) {
         goto fail;
     }
-    gnutls_certificate_server_set_request(s, ts->verify == VERIFY_OFF
+    gnutls_certificate_server_set_request(s, ts->v.mode == VERIFY_OFF
                                           ? GNUTLS_CERT_IGNORE
                                           : GNUTLS_CERT_REQUEST);
-    if (!ts->send_ca_names) {
+    if (!ts->v.send_ca_names) {
         gnutls_certificate_send_x509_rdn_sequence(s, 1);
     }
     tls_cache_set_attach(&ts->cache, s);
@@ -1229,7 +951,8 @@ tls_accept(struct conn *c, const struct server_conf *sc, char *err,
     }
     tls_flight_direct(&ss->flight);     /* `flight` is about to go */
     c->tls = s;
-    ret = verify_client(s, ss, err, errlen);
+    ret = tls_verify_peer(&ts->v, s, ss->verify, sizeof(ss->verify), err,
+                          errlen);
     if (ret < 0) {
         /* c->tls stays set: the caller may tell the client, as NGINX
          * does, and conn_close() frees the session */

@@ -1,7 +1,8 @@
 /*
- * tls_int.h - private to tls.c, tls_priority.c and tls_cache.c (and their
- * unit tests): the cipher suite table shared by the priority translation and
- * the Auth-SSL-Cipher names, and the TLS session cache.
+ * tls_int.h - private to tls.c, tls_priority.c, tls_cache.c and
+ * tls_verify.c (and their unit tests): the cipher suite table shared by the
+ * priority translation and the Auth-SSL-Cipher names, the TLS session
+ * cache, and client certificate verification.
  *
  * Session cache: `ssl_session_cache` tokens build a tls_cache_set per
  * server: `builtin[:N]` is the server's own cache of at most N sessions,
@@ -19,6 +20,7 @@
 #include <stdint.h>
 
 #include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
 
 #include "clock.h"
 #include "conf.h"
@@ -69,5 +71,40 @@ int tls_cache_remove(void *set, gnutls_datum_t key);
 
 /* Entries and bytes held by one cache (tests). */
 void tls_cache_stats(struct tls_cache *c, size_t *entries_r, size_t *bytes_r);
+
+/* ---- files (tls.c) ---- */
+
+/* Read a whole file of at most max bytes into d (malloc'd, NUL after the
+ * end); 0 / -1 with err naming the file. */
+int tls_read_file(const char *path, size_t max, gnutls_datum_t *d,
+                  char *err, size_t errlen);
+/* Wipe and free what tls_read_file read. */
+void tls_datum_wipe(gnutls_datum_t *d);
+
+/* ---- client certificates (tls_verify.c) ---- */
+
+struct tls_verify {
+    enum verify_client mode;            /* ssl_verify_client */
+    int depth;                          /* ssl_verify_depth */
+    int send_ca_names;                  /* ssl_client_certificate given */
+    gnutls_x509_trust_list_t trust;     /* the credentials' own (not ours) */
+    gnutls_x509_crl_t *crls;            /* ssl_crl; none: no CRL check */
+    unsigned ncrls;
+};
+
+/* Load a server's trust anchors into cred and its CRLs into v; 0 / -1
+ * with err ("SETTING: what is wrong"). */
+int tls_verify_init(struct tls_verify *v,
+                    gnutls_certificate_credentials_t cred,
+                    const struct server_conf *sc, char *err, size_t errlen);
+void tls_verify_free(struct tls_verify *v);
+
+/* After the handshake: verify is set to what the auth service is told
+ * ("NONE", "SUCCESS", "FAILED:words").  0 the client goes on; -1 its
+ * certificate is refused, -2 it sent none where one is required, with
+ * err the log line's text. */
+int tls_verify_peer(const struct tls_verify *v, gnutls_session_t s,
+                    char *verify, size_t verifylen, char *err,
+                    size_t errlen);
 
 #endif

@@ -74,25 +74,26 @@ mkkey(gnutls_pk_algorithm_t pk, unsigned bits)
     return k;
 }
 
-/* A certificate for key; self-signed when issuer is NULL; with an
- * extended key usage of purpose (an OID) unless it is NULL. */
+/* A certificate for key valid from from to until; self-signed when issuer
+ * is NULL; with an extended key usage of purpose (an OID) unless it is
+ * NULL. */
 static gnutls_x509_crt_t
-mkcert_eku(gnutls_x509_privkey_t key, const char *dn, int ca,
-           gnutls_x509_crt_t issuer, gnutls_x509_privkey_t issuer_key,
-           unsigned char serial, const char *purpose)
+mkcert_span(gnutls_x509_privkey_t key, const char *dn, int ca,
+            gnutls_x509_crt_t issuer, gnutls_x509_privkey_t issuer_key,
+            unsigned char serial, const char *purpose, time_t from,
+            time_t until)
 {
     gnutls_x509_crt_t c;
     unsigned char ser[3] = { 0x00, 0x9a, serial };
     const char *errp;
-    time_t now = time(NULL);
 
     CHECK(gnutls_x509_crt_init(&c));
     CHECK(gnutls_x509_crt_set_key(c, key));
     CHECK(gnutls_x509_crt_set_version(c, 3));
     CHECK(gnutls_x509_crt_set_serial(c, ser, sizeof(ser)));
     CHECK(gnutls_x509_crt_set_dn(c, dn, &errp));
-    CHECK(gnutls_x509_crt_set_activation_time(c, now - 3600));
-    CHECK(gnutls_x509_crt_set_expiration_time(c, now + 86400));
+    CHECK(gnutls_x509_crt_set_activation_time(c, from));
+    CHECK(gnutls_x509_crt_set_expiration_time(c, until));
     CHECK(gnutls_x509_crt_set_basic_constraints(c, ca, -1));
     if (ca) {
         CHECK(gnutls_x509_crt_set_key_usage(c, GNUTLS_KEY_KEY_CERT_SIGN
@@ -105,6 +106,50 @@ mkcert_eku(gnutls_x509_privkey_t key, const char *dn, int ca,
                                 issuer_key ? issuer_key : key,
                                 GNUTLS_DIG_SHA256, 0));
     return c;
+}
+
+/* The same, valid from an hour ago for a day. */
+static gnutls_x509_crt_t
+mkcert_eku(gnutls_x509_privkey_t key, const char *dn, int ca,
+           gnutls_x509_crt_t issuer, gnutls_x509_privkey_t issuer_key,
+           unsigned char serial, const char *purpose)
+{
+    time_t now = time(NULL);
+
+    return mkcert_span(key, dn, ca, issuer, issuer_key, serial, purpose,
+                       now - 3600, now + 86400);
+}
+
+/* A CRL from issuer (signed with issuer_key), issued at from and next due
+ * at until, revoking revoked unless it is NULL; written to path, or added
+ * at its end. */
+static void
+save_crl(const char *path, int append, gnutls_x509_crt_t issuer,
+         gnutls_x509_privkey_t issuer_key, gnutls_x509_crt_t revoked,
+         time_t from, time_t until)
+{
+    gnutls_x509_crl_t crl;
+    gnutls_datum_t d;
+    FILE *f;
+
+    CHECK(gnutls_x509_crl_init(&crl));
+    CHECK(gnutls_x509_crl_set_version(crl, 2));
+    CHECK(gnutls_x509_crl_set_this_update(crl, from));
+    CHECK(gnutls_x509_crl_set_next_update(crl, until));
+    if (revoked != NULL) {
+        CHECK(gnutls_x509_crl_set_crt(crl, revoked, from));
+    }
+    CHECK(gnutls_x509_crl_sign2(crl, issuer, issuer_key, GNUTLS_DIG_SHA256,
+                                0));
+    CHECK(gnutls_x509_crl_export2(crl, GNUTLS_X509_FMT_PEM, &d));
+    f = fopen(path, append ? "ab" : "wb");
+    if (f == NULL || fwrite(d.data, 1, d.size, f) != d.size) {
+        printf("Bail out! cannot write %s\n", path);
+        exit(1);
+    }
+    fclose(f);
+    gnutls_free(d.data);
+    gnutls_x509_crl_deinit(crl);
 }
 
 /* A certificate without an extended key usage. */
@@ -174,13 +219,20 @@ static const char *rsa_crt, *rsa_key, *ec_crt, *ec_key, *ca_crt, *cl_crt,
  * serverAuth only) and ekucl (EKU clientAuth), both issued by ca */
 static const char *int_crt, *ca_int_crt, *icl_crt, *icl_chain, *icl_full,
                   *icl_key, *srvcl_crt, *srvcl_key, *ekucl_crt, *ekucl_key;
+/* client certificates from ca out of their time (key cl_key), and CRL
+ * files: ca's revoking client.pem; ca's past its next update; ca's not yet
+ * issued; one with ca's name signed by another key; ca's and int's */
+static const char *old_crt, *young_crt, *crl_revoking, *crl_stale,
+                  *crl_young, *crl_forged, *crl_ca_int;
 
 static void
 make_files(void)
 {
     gnutls_x509_privkey_t krsa, kec, kca, kcl, kself, kother, kint, kicl,
                           ksrvcl;
-    gnutls_x509_crt_t crsa, cec, cca, ccl, cself, cint, cicl, csrvcl, cekucl;
+    gnutls_x509_crt_t crsa, cec, cca, ccl, cself, cint, cicl, csrvcl, cekucl,
+                      cold, cyoung;
+    time_t now = time(NULL);
     gnutls_dh_params_t dh;
     gnutls_datum_t d;
     unsigned char rnd[80];
@@ -219,6 +271,23 @@ make_files(void)
     srvcl_key = tpath("srvcl.key");  save_key(ksrvcl, srvcl_key, NULL);
     ekucl_crt = tpath("ekucl.pem");  save_cert(cekucl, ekucl_crt);
     ekucl_key = srvcl_key;
+    cold = mkcert_span(kcl, "CN=old client,O=Postern Test", 0, cca, kca, 10,
+                       NULL, now - 3 * 86400, now - 86400);
+    cyoung = mkcert_span(kcl, "CN=young client,O=Postern Test", 0, cca, kca,
+                         11, NULL, now + 86400, now + 3 * 86400);
+    old_crt = tpath("old.pem");      save_cert(cold, old_crt);
+    young_crt = tpath("young.pem");  save_cert(cyoung, young_crt);
+    crl_revoking = tpath("revoking.crl");
+    save_crl(crl_revoking, 0, cca, kca, ccl, now - 3600, now + 86400);
+    crl_stale = tpath("stale.crl");
+    save_crl(crl_stale, 0, cca, kca, NULL, now - 3 * 86400, now - 86400);
+    crl_young = tpath("young.crl");
+    save_crl(crl_young, 0, cca, kca, NULL, now + 86400, now + 3 * 86400);
+    crl_forged = tpath("forged.crl");
+    save_crl(crl_forged, 0, cca, kother, NULL, now - 3600, now + 86400);
+    crl_ca_int = tpath("ca-int.crl");
+    save_crl(crl_ca_int, 0, cca, kca, NULL, now - 3600, now + 86400);
+    save_crl(crl_ca_int, 1, cint, kint, NULL, now - 3600, now + 86400);
 
     rsa_crt = tpath("rsa.pem");   save_cert(crsa, rsa_crt);
     rsa_key = tpath("rsa.key");   save_key(krsa, rsa_key, NULL);
@@ -263,6 +332,8 @@ make_files(void)
     gnutls_x509_crt_deinit(cicl);
     gnutls_x509_crt_deinit(csrvcl);
     gnutls_x509_crt_deinit(cekucl);
+    gnutls_x509_crt_deinit(cold);
+    gnutls_x509_crt_deinit(cyoung);
     gnutls_x509_privkey_deinit(krsa);
     gnutls_x509_privkey_deinit(kec);
     gnutls_x509_privkey_deinit(kca);
@@ -519,7 +590,7 @@ test_conf_errors(void)
     struct server_conf sc;
     char *bad_keys[2];
     char *ticket1[1];
-    char err[512];
+    char err[512] = "";
 
     sc_default(&sc, 0);
     bad_keys[0] = (char *)rsa_key;
@@ -574,6 +645,18 @@ test_conf_errors(void)
     sc.ssl_dhparam = (char *)rsa_crt;
     init_fails(&sc, rsa_crt, "ssl_dhparam that is no DH file named");
 
+    /* ssl_crl: a file with no CRL refuses the configuration, as NGINX */
+    sc_default(&sc, 0);
+    sc.ssl_verify_client = VERIFY_ON;
+    sc.ssl_client_certificate = (char *)ca_crt;
+    sc.ssl_crl = (char *)ca_crt;
+    init_fails(&sc, "ssl_crl: ", "a certificate given as ssl_crl");
+    init_fails(&sc, ca_crt, "... names the file");
+    sc.ssl_crl = (char *)pw_bad;
+    init_fails(&sc, "no CRL could be read", "a text file given as ssl_crl");
+    sc.ssl_crl = (char *)tpath("no-such.crl");
+    init_fails(&sc, "no-such.crl: cannot open", "missing ssl_crl named");
+
     sc_default(&sc, 0);
     sc.ssl_verify_client = VERIFY_ON;
     init_fails(&sc, "ssl_client_certificate", "verify on without a CA");
@@ -611,7 +694,7 @@ test_handshakes(void)
     struct server_conf sc;
     struct srv sv;
     struct cli cl;
-    char err[512];
+    char err[512] = "";
 
     sc_default(&sc, 0);
     if (!ok(tls_server_conf_init(&sc, err, sizeof(err)) == 0,
@@ -774,7 +857,7 @@ test_bye_waits_for_room(void)
     static char data[16384];
     struct pollfd pfd;
     pthread_t th;
-    char err[512];
+    char err[512] = "";
     int sp[2], go[2], small = 4096, rc, e, i;
     long long sent = 0;
 
@@ -851,7 +934,7 @@ test_client_certs(void)
     struct server_conf sc;
     struct srv sv;
     struct cli cl;
-    char err[512];
+    char err[512] = "";
 
     sc_default(&sc, 0);
     sc.ssl_verify_client = VERIFY_ON;
@@ -952,7 +1035,7 @@ cert_case(struct server_conf *sc, const char *crt, const char *key,
 static int
 verify_conf(struct server_conf *sc, int depth, const char *cafile)
 {
-    char err[512];
+    char err[512] = "";
 
     sc_default(sc, 0);
     sc->ssl_verify_client = VERIFY_ON;
@@ -971,7 +1054,7 @@ test_client_chains(void)
 
     if (verify_conf(&sc, 1, ca_crt)) {
         cert_case(&sc, srvcl_crt, srvcl_key,
-                  "verify error: (unsuitable certificate purpose)",
+                  "verify error: (26:unsuitable certificate purpose)",
                   "serverAuth-only certificate refused");
         cert_case(&sc, ekucl_crt, ekucl_key, "SUCCESS",
                   "clientAuth certificate accepted");
@@ -990,16 +1073,16 @@ test_client_chains(void)
         cert_case(&sc, cl_crt, cl_key, "SUCCESS",
                   "depth 0: issued by the CA");
         cert_case(&sc, icl_chain, icl_key,
-                  "verify error: (certificate chain too long)",
+                  "verify error: (22:certificate chain too long)",
                   "depth 0: leaf + intermediate refused");
         cert_case(&sc, icl_full, icl_key,
-                  "verify error: (certificate chain too long)",
+                  "verify error: (22:certificate chain too long)",
                   "depth 0: leaf + intermediate + root refused");
         tls_server_conf_free(&sc);
     }
     if (verify_conf(&sc, 0, ca_int_crt)) {
         cert_case(&sc, icl_crt, icl_key,
-                  "verify error: (certificate chain too long)",
+                  "verify error: (22:certificate chain too long)",
                   "depth 0: intermediate from the CA file counts");
         cert_case(&sc, cl_crt, cl_key, "SUCCESS",
                   "depth 0, two CAs in the file: issued by the root");
@@ -1016,6 +1099,93 @@ test_client_chains(void)
     }
 }
 
+/* cert against a server with verify on, depth 1, the CA file and the CRL
+ * file crl: the verify text or the error contains want. */
+static void
+crl_case(const char *crl, const char *crt, const char *key, const char *want,
+         const char *what)
+{
+    struct server_conf sc;
+    char err[512] = "";
+
+    sc_default(&sc, 0);
+    sc.ssl_verify_client = VERIFY_ON;
+    sc.ssl_verify_depth = 1;
+    sc.ssl_client_certificate = (char *)ca_crt;
+    sc.ssl_crl = (char *)crl;
+    if (ok(tls_server_conf_init(&sc, err, sizeof(err)) == 0, "%s: conf: %s",
+           what, err)) {
+        cert_case(&sc, crt, key, want, what);
+        tls_server_conf_free(&sc);
+    }
+}
+
+/* A failed verification is logged with OpenSSL 3.0's code and words, as
+ * NGINX logs it, and told to the auth service in the same words. */
+static void
+test_verify_reasons(void)
+{
+    struct server_conf sc;
+    char err[512] = "";
+
+    if (verify_conf(&sc, 1, ca_crt)) {
+        cert_case(&sc, old_crt, cl_key,
+                  "verify error: (10:certificate has expired)",
+                  "expired certificate refused");
+        cert_case(&sc, young_crt, cl_key,
+                  "verify error: (9:certificate is not yet valid)",
+                  "certificate not yet valid refused");
+        cert_case(&sc, srvcl_crt, srvcl_key,
+                  "verify error: (26:unsuitable certificate purpose)",
+                  "serverAuth-only certificate: code 26");
+        tls_server_conf_free(&sc);
+    }
+    if (verify_conf(&sc, 0, ca_crt)) {
+        cert_case(&sc, icl_chain, icl_key,
+                  "verify error: (22:certificate chain too long)",
+                  "chain too long: code 22");
+        tls_server_conf_free(&sc);
+    }
+    /* no CA names sent (ssl_trusted_certificate), so that the test client
+     * offers a certificate the CA did not issue */
+    sc_default(&sc, 0);
+    sc.ssl_verify_client = VERIFY_ON;
+    sc.ssl_trusted_certificate = (char *)ca_crt;
+    if (ok(tls_server_conf_init(&sc, err, sizeof(err)) == 0,
+           "trusted conf: %s", err)) {
+        cert_case(&sc, self_crt, self_key,
+                  "verify error: (18:self-signed certificate)",
+                  "self-signed stranger refused");
+        tls_server_conf_free(&sc);
+    }
+    sc_default(&sc, 0);
+    sc.ssl_verify_client = VERIFY_OPTIONAL_NO_CA;
+    sc.ssl_trusted_certificate = (char *)ca_crt;
+    if (ok(tls_server_conf_init(&sc, err, sizeof(err)) == 0,
+           "optional_no_ca conf: %s", err)) {
+        cert_case(&sc, old_crt, cl_key, "FAILED:certificate has expired",
+                  "optional_no_ca: the auth service has the words");
+        tls_server_conf_free(&sc);
+    }
+    /* ssl_crl: every certificate of the path needs a current CRL from its
+     * issuer, signed by it, that does not list it */
+    crl_case(crl_revoking, cl_crt, cl_key, "(23:certificate revoked)",
+             "revoked certificate refused");
+    crl_case(crl_revoking, ekucl_crt, ekucl_key, "SUCCESS",
+             "a certificate the CRL does not list accepted");
+    crl_case(crl_stale, cl_crt, cl_key, "(12:CRL has expired)",
+             "a CRL past its next update refuses");
+    crl_case(crl_young, cl_crt, cl_key, "(11:CRL is not yet valid)",
+             "a CRL not yet issued refuses");
+    crl_case(crl_forged, cl_crt, cl_key, "(8:CRL signature failure)",
+             "a CRL not signed by the issuer refuses");
+    crl_case(crl_revoking, icl_chain, icl_key,
+             "(3:unable to get certificate CRL)",
+             "no CRL from the intermediate refuses");
+    crl_case(crl_ca_int, icl_chain, icl_key, "SUCCESS",
+             "CRLs from the root and the intermediate: accepted");
+}
+
 static void
 test_resumption(void)
 {
@@ -1023,7 +1193,7 @@ test_resumption(void)
     struct srv sv;
     struct cli cl;
     gnutls_datum_t saved;
-    char err[512];
+    char err[512] = "";
     const char *tls12 = "NORMAL:-VERS-ALL:+VERS-TLS1.2";
 
     /* builtin cache, no tickets, TLS 1.2 */
@@ -1371,6 +1541,7 @@ main(void)
     test_bye_waits_for_room();
     test_client_certs();
     test_client_chains();
+    test_verify_reasons();
     test_resumption();
     test_cache();
     for (i = 0; i < npaths; i++) {
