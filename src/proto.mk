@@ -1,15 +1,16 @@
 # src/proto.mk
 
-# IMAP (imap.c, imap_parse.c)
-libpostern_a_SOURCES += src/imap.c src/imap_parse.c src/imap_parse.h
+# IMAP (imap.c, imap_backend.c, imap_parse.c)
+libpostern_a_SOURCES += src/imap.c src/imap_backend.c src/imap_int.h \
+	src/imap_parse.c src/imap_parse.h
 check_PROGRAMS += tests/unit/test_imap_parse
 tests_unit_test_imap_parse_SOURCES = tests/unit/test_imap_parse.c
 tests_unit_test_imap_parse_LDADD = $(POSTERN_LIBS)
 TESTS += tests/unit/test_imap_parse
 
-# SMTP (smtp.c, smtp_parse.c, xtext.c)
-libpostern_a_SOURCES += src/smtp.c src/smtp_parse.c src/smtp_parse.h \
-	src/xtext.c src/xtext.h
+# SMTP (smtp.c, smtp_backend.c, smtp_parse.c, xtext.c)
+libpostern_a_SOURCES += src/smtp.c src/smtp_backend.c src/smtp_int.h \
+	src/smtp_parse.c src/smtp_parse.h src/xtext.c src/xtext.h
 check_PROGRAMS += tests/unit/test_smtp_parse tests/unit/test_xtext
 tests_unit_test_smtp_parse_SOURCES = tests/unit/test_smtp_parse.c
 tests_unit_test_smtp_parse_LDADD = $(POSTERN_LIBS)

@@ -1,23 +1,19 @@
 /*
  * smtp.c - the SMTP protocol module: the client dialogue up to the
- * credentials (or, with smtp_auth none, up to the first RCPT TO), and the
- * login to the backend, as NGINX's mail module does it
- * (ngx_mail_smtp_handler.c and the SMTP part of ngx_mail_proxy_module.c):
+ * credentials (or, with smtp_auth none, up to the first RCPT TO), as
+ * NGINX's mail module does it (ngx_mail_smtp_handler.c); the login to the
+ * backend is smtp_backend.c's:
  *
  *   client:  220 greeting [after smtp_greeting_delay] -> EHLO/HELO ->
  *            [STARTTLS] -> AUTH ... | MAIL FROM + RCPT TO (smtp_auth none)
- *   backend: 220 -> EHLO server_name -> [XCLIENT ADDR LOGIN NAME -> 220 ->
- *            EHLO client's helo] -> [AUTH PLAIN -> 235] ->
- *            [MAIL FROM -> 250 -> RCPT TO -> reply to the client]
  *
- * Handles untrusted input from the client and the backend (every line is
- * bounded by its connection's buffer; every client value sent on goes
- * through the parser, which lets no CR, LF or NUL into a value, and into
- * XCLIENT only as xtext) and secrets (the password of AUTH PLAIN to the
- * backend, wiped after use).  No locks: a session belongs to one worker.
+ * Handles untrusted input from the client (every line is bounded by its
+ * connection's buffer; every value kept for the backend goes through the
+ * parser, which lets no CR, LF or NUL into it) and secrets (the
+ * credentials, kept by session.c).  No locks: a session belongs to one
+ * worker.
  */
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
@@ -31,15 +27,14 @@
 #include "proto.h"
 #include "sasl.h"
 #include "session.h"
+#include "smtp_int.h"
 #include "smtp_parse.h"
 #include "str.h"
-#include "xtext.h"
 
 /* Replies, with NGINX's wording where NGINX has one. */
 #define SMTP_OK               "250 2.0.0 OK\r\n"
 #define SMTP_BYE              "221 2.0.0 Bye\r\n"
 #define SMTP_START_TLS        "220 2.0.0 Start TLS\r\n"
-#define SMTP_AUTH_OK          "235 2.0.0 OK\r\n"
 #define SMTP_INVALID_COMMAND  "500 5.5.1 Invalid command\r\n"
 #define SMTP_INVALID_ARGUMENT "501 5.5.4 Invalid argument\r\n"
 #define SMTP_INVALID_PIPELINING \
@@ -50,11 +45,8 @@
 #define SMTP_AUTH_CANCELLED   "501 5.7.0 Authentication cancelled\r\n"
 #define SMTP_STARTTLS_FIRST \
     "530 5.7.0 Must issue a STARTTLS command first\r\n"
-#define SMTP_INTERNAL_ERROR   "451 4.3.2 Internal server error\r\n"
 /* Auth-Status refusals without Auth-Error-Code, as NGINX */
 #define SMTP_AUTH_ERRCODE     "535 5.7.0"
-
-#define SMTP_UNAVAILABLE      "[UNAVAILABLE]"
 
 /* What sessions only send, built once per server by smtp_conf_init(). */
 struct smtp_conf {
@@ -244,9 +236,8 @@ log_rejected(struct session *s, const char *what, const unsigned char *p,
     session_log(s, LOG_LV_INFO, "%s: \"%s\"", what, text);
 }
 
-/* Send a NUL-terminated reply to the client. */
-static int
-reply(struct session *s, const char *text)
+int
+smtp_reply(struct session *s, const char *text)
 {
     return session_send(s, text, strlen(text));
 }
@@ -293,7 +284,7 @@ read_command(struct session *s, struct smtp_state *st, struct smtp_cmd *cmd)
         if (buf_room(in) == 0 && in->pos == 0) {
             log_rejected(s, "client sent too long command", buf_head(in),
                          buf_len(in) > 64 ? 64 : buf_len(in));
-            reply(s, SMTP_INVALID_COMMAND);
+            smtp_reply(s, SMTP_INVALID_COMMAND);
             return -1;
         }
         n = conn_fill(&s->client);
@@ -312,11 +303,11 @@ smtp_helo(struct session *s, struct smtp_state *st, const struct smtp_cmd *cmd)
     const struct str *out;
 
     if (cmd->nargs != 1) {
-        return reply(s, SMTP_INVALID_ARGUMENT) == 0 ? CMD_NEXT : CMD_CLOSE;
+        return smtp_reply(s, SMTP_INVALID_ARGUMENT) == 0 ? CMD_NEXT : CMD_CLOSE;
     }
     if (str_set(&s->smtp_helo, cmd->args[0]) != 0) {
         session_log(s, LOG_LV_ERR, "out of memory");
-        reply(s, SMTP_INTERNAL_ERROR);
+        smtp_reply(s, SMTP_INTERNAL_ERROR);
         return CMD_CLOSE;
     }
     /* a new HELO starts over (RFC 5321 4.1.4) */
@@ -348,7 +339,7 @@ smtp_auth(struct session *s, struct smtp_state *st, const struct smtp_cmd *cmd)
         return CMD_REFUSED;
     }
     if (cmd->nargs == 0) {
-        return reply(s, SMTP_INVALID_ARGUMENT) == 0 ? CMD_NEXT : CMD_CLOSE;
+        return smtp_reply(s, SMTP_INVALID_ARGUMENT) == 0 ? CMD_NEXT : CMD_CLOSE;
     }
     mech = cmd->args[0];
     /* as NGINX: PLAIN and LOGIN are always taken, the others when set */
@@ -370,7 +361,7 @@ smtp_auth(struct session *s, struct smtp_state *st, const struct smtp_cmd *cmd)
         initial.data = malloc(cmd->args[1].len + 1);
         if (initial.data == NULL) {
             session_log(s, LOG_LV_ERR, "out of memory");
-            reply(s, SMTP_INTERNAL_ERROR);
+            smtp_reply(s, SMTP_INTERNAL_ERROR);
             return CMD_CLOSE;
         }
         memcpy(initial.data, cmd->args[1].data, cmd->args[1].len);
@@ -382,11 +373,11 @@ smtp_auth(struct session *s, struct smtp_state *st, const struct smtp_cmd *cmd)
     case SASL_OK:
         return CMD_AUTH;
     case SASL_CANCEL:
-        return reply(s, SMTP_AUTH_CANCELLED) == 0 ? CMD_NEXT : CMD_CLOSE;
+        return smtp_reply(s, SMTP_AUTH_CANCELLED) == 0 ? CMD_NEXT : CMD_CLOSE;
     case SASL_BAD:
         return CMD_REFUSED;
     case SASL_INTERNAL:
-        reply(s, SMTP_INTERNAL_ERROR);
+        smtp_reply(s, SMTP_INTERNAL_ERROR);
         return CMD_CLOSE;
     case SASL_IO:
     default:
@@ -401,22 +392,22 @@ smtp_mail(struct session *s, struct smtp_state *st, const struct smtp_cmd *cmd)
 {
     if (!(s->sc->smtp_auth & AUTH_M_NONE)) {
         log_rejected(s, "client was rejected", cmd->text.data, cmd->text.len);
-        return reply(s, SMTP_AUTH_REQUIRED) == 0 ? CMD_NEXT : CMD_CLOSE;
+        return smtp_reply(s, SMTP_AUTH_REQUIRED) == 0 ? CMD_NEXT : CMD_CLOSE;
     }
     if (s->sc->starttls == STARTTLS_ONLY && !s->tls) {
-        return reply(s, SMTP_STARTTLS_FIRST) == 0 ? CMD_NEXT : CMD_CLOSE;
+        return smtp_reply(s, SMTP_STARTTLS_FIRST) == 0 ? CMD_NEXT : CMD_CLOSE;
     }
     if (cmd->nargs == 0 || !has_prefix_ci(cmd->args[0], "FROM:")
         || (cmd->args[0].len == 5 && cmd->nargs == 1)) {
-        return reply(s, SMTP_INVALID_ARGUMENT) == 0 ? CMD_NEXT : CMD_CLOSE;
+        return smtp_reply(s, SMTP_INVALID_ARGUMENT) == 0 ? CMD_NEXT : CMD_CLOSE;
     }
     if (str_set(&s->smtp_from, cmd->text) != 0) {
         session_log(s, LOG_LV_ERR, "out of memory");
-        reply(s, SMTP_INTERNAL_ERROR);
+        smtp_reply(s, SMTP_INTERNAL_ERROR);
         return CMD_CLOSE;
     }
     st->state = ST_MAIL;
-    return reply(s, SMTP_OK) == 0 ? CMD_NEXT : CMD_CLOSE;
+    return smtp_reply(s, SMTP_OK) == 0 ? CMD_NEXT : CMD_CLOSE;
 }
 
 /* RCPT TO (after MAIL FROM): the envelope goes to the auth service. */
@@ -426,11 +417,11 @@ smtp_rcpt(struct session *s, struct smtp_state *st, const struct smtp_cmd *cmd)
     (void)st;
     if (cmd->nargs == 0 || !has_prefix_ci(cmd->args[0], "TO:")
         || (cmd->args[0].len == 3 && cmd->nargs == 1)) {
-        return reply(s, SMTP_INVALID_ARGUMENT) == 0 ? CMD_NEXT : CMD_CLOSE;
+        return smtp_reply(s, SMTP_INVALID_ARGUMENT) == 0 ? CMD_NEXT : CMD_CLOSE;
     }
     if (str_set(&s->smtp_to, cmd->text) != 0) {
         session_log(s, LOG_LV_ERR, "out of memory");
-        reply(s, SMTP_INTERNAL_ERROR);
+        smtp_reply(s, SMTP_INTERNAL_ERROR);
         return CMD_CLOSE;
     }
     session_clear_creds(s);
@@ -448,7 +439,7 @@ smtp_rset(struct session *s, struct smtp_state *st, const struct smtp_cmd *cmd)
     if (st->state == ST_MAIL) {
         st->state = ST_HELO;
     }
-    return reply(s, SMTP_OK) == 0 ? CMD_NEXT : CMD_CLOSE;
+    return smtp_reply(s, SMTP_OK) == 0 ? CMD_NEXT : CMD_CLOSE;
 }
 
 /* NOOP. */
@@ -457,7 +448,7 @@ smtp_noop(struct session *s, struct smtp_state *st, const struct smtp_cmd *cmd)
 {
     (void)st;
     (void)cmd;
-    return reply(s, SMTP_OK) == 0 ? CMD_NEXT : CMD_CLOSE;
+    return smtp_reply(s, SMTP_OK) == 0 ? CMD_NEXT : CMD_CLOSE;
 }
 
 /* QUIT. */
@@ -466,7 +457,7 @@ smtp_quit(struct session *s, struct smtp_state *st, const struct smtp_cmd *cmd)
 {
     (void)st;
     (void)cmd;
-    reply(s, SMTP_BYE);
+    smtp_reply(s, SMTP_BYE);
     return CMD_CLOSE;
 }
 
@@ -480,7 +471,7 @@ smtp_starttls(struct session *s, struct smtp_state *st,
     if (s->tls || s->sc->starttls == STARTTLS_OFF) {
         return CMD_REFUSED;
     }
-    if (reply(s, SMTP_START_TLS) != 0) {
+    if (smtp_reply(s, SMTP_START_TLS) != 0) {
         return CMD_CLOSE;
     }
     str_wipe_free(&s->smtp_helo);
@@ -522,7 +513,7 @@ dispatch(struct session *s, struct smtp_state *st, const struct smtp_cmd *cmd)
             continue;
         }
         if (!(c->states & st->state)) {
-            return reply(s, SMTP_BAD_SEQUENCE) == 0 ? CMD_NEXT : CMD_CLOSE;
+            return smtp_reply(s, SMTP_BAD_SEQUENCE) == 0 ? CMD_NEXT : CMD_CLOSE;
         }
         return c->handler(s, st, cmd);
     }
@@ -578,7 +569,7 @@ greeting_delay(struct session *s)
     }
     log_rejected(s, "client was rejected before greeting",
                  buf_head(&s->client.in), buf_len(&s->client.in));
-    reply(s, SMTP_INVALID_PIPELINING);
+    smtp_reply(s, SMTP_INVALID_PIPELINING);
     return -1;
 }
 
@@ -651,12 +642,12 @@ smtp_dialogue(struct session *s)
             /* counted as NGINX counts what its parser refuses; a known
              * command refused in its handler is not */
             if (session_error(s)) {
-                reply(s, SMTP_INVALID_COMMAND);
+                smtp_reply(s, SMTP_INVALID_COMMAND);
                 return SESS_CLOSE;
             }
             /* fall through */
         case CMD_REFUSED:
-            if (reply(s, SMTP_INVALID_COMMAND) != 0) {
+            if (smtp_reply(s, SMTP_INVALID_COMMAND) != 0) {
                 return SESS_CLOSE;
             }
             break;
@@ -701,7 +692,7 @@ smtp_auth_error(struct session *s, const struct auth_result *r)
         str_wipe_free(&s->smtp_to);
     }
     if (r->status != AUTH_FAIL) {
-        reply(s, SMTP_INTERNAL_ERROR);
+        smtp_reply(s, SMTP_INTERNAL_ERROR);
         return SESS_CLOSE;
     }
     msg = r->message != NULL && r->message[0] != '\0'
@@ -716,347 +707,11 @@ smtp_auth_error(struct session *s, const struct auth_result *r)
     return r->wait < 0 ? SESS_CLOSE : SESS_OK;
 }
 
-/* ---- the backend ---- */
-
-/* Read one whole (multi-line) reply from the backend; -1 is logged. */
-static int
-backend_reply(struct session *s, struct smtp_reply *r)
-{
-    struct buf *in = &s->backend.in;
-    struct smtp_reply_parser p;
-    enum smtp_parse_rc rc;
-    const char *old = s->action;
-    char text[256];
-    ssize_t n;
-
-    smtp_reply_parser_init(&p);
-    s->action = "reading response from upstream";
-    for (;;) {
-        rc = smtp_reply_parse(&p, buf_head(in), buf_len(in), r);
-        if (rc == SMTP_PARSE_OK) {
-            buf_consume(in, r->len);
-            s->action = old;
-            return 0;
-        }
-        if (rc == SMTP_PARSE_INVALID) {
-            str_log_text(buf_head(in), buf_len(in), text, sizeof(text));
-            session_log(s, LOG_LV_ERR, "upstream sent invalid response: \"%s\"",
-                        text);
-            return -1;
-        }
-        if (buf_room(in) == 0 && in->pos == 0) {
-            str_log_text(buf_head(in), buf_len(in), text, sizeof(text));
-            session_log(s, LOG_LV_ERR,
-                        "upstream sent too long response line: \"%s\"", text);
-            return -1;
-        }
-        n = conn_fill(&s->backend);
-        if (n == 0) {
-            session_log(s, LOG_LV_ERR,
-                        "upstream prematurely closed connection");
-            return -1;
-        }
-        if (n < 0) {
-            session_log_io_failed(s, &s->backend, errno, 0);
-            return -1;
-        }
-    }
-}
-
-/* The backend let us down: the client gets its reply (with
- * proxy_pass_error_message) or a 451, and the session ends. */
-static enum sess_rc
-backend_fail(struct session *s, const struct smtp_reply *r)
-{
-    char text[256];
-
-    if (r != NULL) {
-        str_log_text(r->text.data, r->text.len, text, sizeof(text));
-        if (s->sc->proxy_pass_error_message) {
-            session_log(s, LOG_LV_INFO,
-                        "upstream sent invalid response: \"%s\"", text);
-            session_send(s, (const char *)r->text.data, r->text.len);
-            return SESS_CLOSE;
-        }
-        session_log(s, LOG_LV_ERR, "upstream sent invalid response: \"%s\"",
-                    text);
-    }
-    reply(s, SMTP_INTERNAL_ERROR);
-    return SESS_CLOSE;
-}
-
-/* Send a line, read the reply; 0 when its code is one of want (0 = any). */
-static int
-backend_step(struct session *s, const char *action, const char *prefix,
-             struct str value, int want1, int want2, struct smtp_reply *r,
-             int *bad_reply_r)
-{
-    *bad_reply_r = 0;
-    s->action = action;
-    if (session_backend_send(s, prefix, value, "\r\n") != 0) {
-        return -1;
-    }
-    s->action = "reading response from upstream";   /* as NGINX */
-    if (backend_reply(s, r) != 0) {
-        return -1;
-    }
-    if (want1 != 0 && r->code != want1 && r->code != want2) {
-        *bad_reply_r = 1;
-        return -1;
-    }
-    return 0;
-}
-
-/* The user the backend should know: Auth-User if given, else the login. */
-static struct str
-backend_user(const struct session *s)
-{
-    return s->auth.user.len > 0 ? s->auth.user : s->login;
-}
-
-/* The address part of XCLIENT: "1.2.3.4", "IPV6:2001:db8::1".  An IPv4
- * client on a dual-stack socket (::ffff:1.2.3.4) is told as IPv4, so the
- * backend's IPv4 rules apply to it, as postern's access rules do. */
-static void
-xclient_addr(const struct session *s, char *out, size_t outlen)
-{
-    struct in_addr a4;
-    struct in6_addr a6;
-
-    if (inet_pton(AF_INET, s->client_ip, &a4) == 1) {
-        snprintf(out, outlen, "%s", s->client_ip);
-    } else if (inet_pton(AF_INET6, s->client_ip, &a6) != 1) {
-        snprintf(out, outlen, "%s", SMTP_UNAVAILABLE);
-    } else if (IN6_IS_ADDR_V4MAPPED(&a6)) {
-        memcpy(&a4, &a6.s6_addr[12], sizeof(a4));
-        if (inet_ntop(AF_INET, &a4, out, (socklen_t)outlen) == NULL) {
-            snprintf(out, outlen, "%s", SMTP_UNAVAILABLE);
-        }
-    } else {
-        snprintf(out, outlen, "IPV6:%s", s->client_ip);
-    }
-}
-
-/* Append " NAME=xtext(value)" to line at *k. */
-static void
-xclient_attr(char *line, size_t *k, const char *name, struct str value)
-{
-    size_t n = strlen(name);
-
-    line[(*k)++] = ' ';
-    memcpy(line + *k, name, n);
-    *k += n;
-    line[(*k)++] = '=';
-    *k += xtext_encode(value, line + *k);
-}
-
-/*
- * "XCLIENT ADDR=.. LOGIN=.. NAME=.." with the attributes the backend
- * offers; values in xtext.  host: session_client_host() (the name or its
- * "[UNAVAILABLE]" / "[TEMPUNAVAIL]"), NULL when NAME is not offered.
- * *line_r is malloc'd ("" when nothing to send).
- */
-static int
-xclient_build(const struct session *s, unsigned attrs, const char *host,
-              struct str *line_r)
-{
-    char addr[ADDR_TEXT_MAX + 8];
-    struct str vaddr, vlogin = STR_NULL, vname = STR_NULL;
-    size_t len = sizeof("XCLIENT") - 1, k = 0;
-    char *line;
-
-    xclient_addr(s, addr, sizeof(addr));
-    vaddr = (struct str){ strlen(addr), (unsigned char *)addr };
-    if (host != NULL) {
-        vname = (struct str){ strlen(host), (unsigned char *)host };
-    }
-    if (!(attrs & SMTP_XCLIENT_ADDR)) {
-        vaddr = STR_NULL;
-    }
-    /* as NGINX: LOGIN only for a logged-in client we do not AUTH for */
-    if ((attrs & SMTP_XCLIENT_LOGIN) && !s->sc->proxy_smtp_auth
-        && s->method != AUTH_METHOD_NONE) {
-        vlogin = backend_user(s);
-    }
-    if (!(attrs & SMTP_XCLIENT_NAME)) {
-        vname = STR_NULL;
-    }
-    if (vaddr.len == 0 && vlogin.len == 0 && vname.len == 0) {
-        *line_r = STR_NULL;
-        return 0;
-    }
-    len += 6 + xtext_encoded_len(vaddr) + 7 + xtext_encoded_len(vlogin)
-           + 6 + xtext_encoded_len(vname) + 1;
-    line = malloc(len);
-    if (line == NULL) {
-        return -1;
-    }
-    memcpy(line, "XCLIENT", 7);
-    k = 7;
-    if (vaddr.len > 0) {
-        xclient_attr(line, &k, "ADDR", vaddr);
-    }
-    if (vlogin.len > 0) {
-        xclient_attr(line, &k, "LOGIN", vlogin);
-    }
-    if (vname.len > 0) {
-        xclient_attr(line, &k, "NAME", vname);
-    }
-    line[k] = '\0';
-    line_r->data = (unsigned char *)line;
-    line_r->len = k;
-    return 0;
-}
-
-/* "AUTH PLAIN base64(NUL user NUL pass)": the secret is wiped after use. */
-static int
-backend_auth_plain(struct session *s, struct smtp_reply *r, int *bad_r)
-{
-    struct str user = backend_user(s), pass;
-    unsigned char *msg = NULL;
-    char *b64 = NULL;
-    size_t mlen, blen;
-    int rc = -1;
-
-    *bad_r = 0;
-    s->action = "sending AUTH to upstream";
-    if (s->auth.pass.len > 0) {
-        pass = s->auth.pass;
-    } else if (s->method == AUTH_METHOD_PLAIN
-               || s->method == AUTH_METHOD_LOGIN) {
-        pass = s->passwd;
-    } else {
-        pass = STR_NULL;    /* a CRAM-MD5 digest is no password */
-    }
-    if (pass.len == 0 || user.len == 0) {
-        session_log(s, LOG_LV_ERR, "no password available");
-        return -1;
-    }
-    if (memchr(user.data, '\0', user.len) != NULL
-        || memchr(pass.data, '\0', pass.len) != NULL) {
-        session_log(s, LOG_LV_ERR, "login or password unfit for AUTH PLAIN");
-        return -1;
-    }
-    mlen = 1 + user.len + 1 + pass.len;
-    blen = base64_encoded_len(mlen);
-    msg = malloc(mlen);
-    b64 = malloc(blen);
-    if (msg == NULL || b64 == NULL) {
-        session_log(s, LOG_LV_ERR, "out of memory");
-        goto done;
-    }
-    msg[0] = '\0';
-    memcpy(msg + 1, user.data, user.len);
-    msg[1 + user.len] = '\0';
-    memcpy(msg + 2 + user.len, pass.data, pass.len);
-    base64_encode(msg, mlen, b64);
-    rc = backend_step(s, "sending AUTH to upstream", "AUTH PLAIN ",
-                      (struct str){ blen, (unsigned char *)b64 }, 235, 235,
-                      r, bad_r);
-done:
-    if (msg != NULL) {
-        mem_wipe(msg, mlen);
-    }
-    if (b64 != NULL) {
-        mem_wipe(b64, blen);
-    }
-    free(msg);
-    free(b64);
-    return rc;
-}
-
-/* Greeting, EHLO, XCLIENT / AUTH, the envelope: the backend is ready for
- * the relay.  See the file header for the order. */
-static enum sess_rc
-smtp_backend_login(struct session *s)
-{
-    const struct server_conf *sc = s->sc;
-    struct str name = { strlen(sc->server_name),
-                        (unsigned char *)sc->server_name };
-    struct str xline = STR_NULL;
-    struct smtp_reply r;
-    unsigned attrs = 0;
-    int bad = 0;
-
-    s->action = "reading response from upstream";
-    if (backend_reply(s, &r) != 0) {
-        return backend_fail(s, NULL);
-    }
-    if (r.code != 220) {
-        return backend_fail(s, &r);
-    }
-    /* as NGINX: EHLO for an ESMTP client and whenever XCLIENT may be used */
-    if (backend_step(s, "sending HELO/EHLO to upstream",
-                     (s->smtp_esmtp || sc->xclient) ? "EHLO " : "HELO ", name,
-                     250, 250, &r, &bad) != 0) {
-        return backend_fail(s, bad ? &r : NULL);
-    }
-    /* Without XCLIENT the backend would take the session for the proxy's
-     * own, with the proxy's relay rights and no login: fail closed, as
-     * NGINX does (its XCLIENT is refused, the client gets 451). */
-    if (sc->xclient) {
-        const char *host;
-
-        if (!smtp_ehlo_xclient(&r, &attrs)) {
-            session_log(s, LOG_LV_ERR, "upstream does not offer XCLIENT "
-                        "(is postern's address among its authorized XCLIENT "
-                        "hosts?), and xclient is on");
-            return backend_fail(s, NULL);
-        }
-        /* the name is looked up only for a backend that takes it (and
-         * only once: the auth request may have asked for it already) */
-        host = (attrs & SMTP_XCLIENT_NAME) ? session_client_host(s) : NULL;
-        if (xclient_build(s, attrs, host, &xline) != 0) {
-            session_log(s, LOG_LV_ERR, "out of memory");
-            return backend_fail(s, NULL);
-        }
-        if (xline.len == 0) {
-            session_log(s, LOG_LV_ERR, "upstream's XCLIENT takes nothing "
-                        "to pass on (ADDR, NAME, or LOGIN for a logged-in "
-                        "client), and xclient is on");
-            return backend_fail(s, NULL);
-        }
-    }
-    if (xline.len > 0) {
-        /* XCLIENT answers with a new greeting; 250 taken too, as NGINX */
-        int rc = backend_step(s, "sending XCLIENT to upstream", "", xline,
-                              220, 250, &r, &bad);
-
-        free(xline.data);
-        if (rc != 0) {
-            return backend_fail(s, bad ? &r : NULL);
-        }
-        if (s->smtp_helo.len > 0
-            && backend_step(s, "sending client HELO/EHLO to upstream",
-                            s->smtp_esmtp ? "EHLO " : "HELO ", s->smtp_helo,
-                            220, 250, &r, &bad) != 0) {
-            return backend_fail(s, bad ? &r : NULL);
-        }
-    }
-    if (s->method == AUTH_METHOD_NONE) {
-        if (backend_step(s, "sending MAIL FROM to upstream", "", s->smtp_from,
-                         250, 250, &r, &bad) != 0
-            || backend_step(s, "sending RCPT TO to upstream", "", s->smtp_to,
-                            0, 0, &r, &bad) != 0) {
-            return backend_fail(s, bad ? &r : NULL);
-        }
-        /* as NGINX: whatever the backend says to RCPT is the client's answer */
-        if (session_send(s, (const char *)r.text.data, r.text.len) != 0) {
-            return SESS_CLOSE;
-        }
-        return SESS_OK;
-    }
-    if (sc->proxy_smtp_auth && backend_auth_plain(s, &r, &bad) != 0) {
-        return backend_fail(s, bad ? &r : NULL);
-    }
-    return reply(s, SMTP_AUTH_OK) == 0 ? SESS_OK : SESS_CLOSE;
-}
-
 /* The reply for an internal or upstream error; the session then ends. */
 static void
 smtp_internal_error(struct session *s)
 {
-    reply(s, SMTP_INTERNAL_ERROR);
+    smtp_reply(s, SMTP_INTERNAL_ERROR);
 }
 
 /* Free the dialogue state (the HELO and envelope are session.c's). */
