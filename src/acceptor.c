@@ -21,10 +21,16 @@
  * the same, marked so that a worker times it out with the line it always
  * wrote (pool_item.expired).
  *
+ * It also holds the sessions that left their workers in the middle of
+ * their dialogue (acceptor_park: a worker's client was silent while others
+ * waited for a worker), the same way: queued again when the client speaks
+ * or its `timeout` passes, then resumed by a worker.
+ *
  * Locks: acc.lock guards the current listener set against a swap by the
- * main thread (reload); the thread is woken through a pipe.  The held
- * clients are the acceptor thread's alone (acceptor_stop() queues what is
- * left after joining it).
+ * main thread (reload); acc.park_lock the sessions workers park, until the
+ * thread takes them; the thread is woken through a pipe.  The held clients
+ * are the acceptor thread's alone (acceptor_stop() queues what is left
+ * after joining it).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -57,7 +63,12 @@ static struct {
     uint64_t next_id;
     struct pool_item *held;     /* clients that must speak next */
     size_t nheld, heldcap;
-} acc = { .lock = PTHREAD_MUTEX_INITIALIZER, .wake = { -1, -1 } };
+    pthread_mutex_t park_lock;
+    struct pool_item *parked;   /* parked by workers, not yet held */
+    size_t nparked, parkedcap;
+    atomic_int parks_open;      /* acceptor_park() takes sessions */
+} acc = { .lock = PTHREAD_MUTEX_INITIALIZER, .wake = { -1, -1 },
+          .park_lock = PTHREAD_MUTEX_INITIALIZER };
 
 /* Wake the acceptor out of poll(). */
 static void
@@ -147,15 +158,20 @@ greet_early(struct pool_item *it, const struct listener *l)
     return greet_now(it);
 }
 
-/* Queue a connection for the workers, or answer busy and close it. */
+/* Queue a connection for the workers, or answer busy and close it (a
+ * parked session is in its dialogue, maybe under TLS: it is closed). */
 static void
 queue(struct pool_item *it)
 {
     if (pool_push(it) != 0) {
         log_write(it->sc->error_log, LOG_LV_WARN, it->id,
                   "all workers busy and the queue is full, client closed");
-        refuse_busy(it->fd, it->sc, it->lc);
-        conf_unref(it->conf);
+        if (it->parked != NULL) {
+            session_discard(it->parked);
+        } else {
+            refuse_busy(it->fd, it->sc, it->lc);
+            conf_unref(it->conf);
+        }
         atomic_fetch_sub(&conn_active, 1);
     }
 }
@@ -176,6 +192,61 @@ hold(struct pool_item *it)
         acc.heldcap = cap;
     }
     acc.held[acc.nheld++] = *it;
+}
+
+/* Hold the sessions workers parked since the last turn. */
+static void
+take_parked(void)
+{
+    struct pool_item *v;
+    size_t n;
+
+    pthread_mutex_lock(&acc.park_lock);
+    v = acc.parked;
+    n = acc.nparked;
+    acc.parked = NULL;
+    acc.nparked = acc.parkedcap = 0;
+    pthread_mutex_unlock(&acc.park_lock);
+    for (size_t i = 0; i < n; i++) {
+        hold(&v[i]);
+    }
+    free(v);
+}
+
+/* See listener.h. */
+int
+acceptor_park(const struct pool_item *it)
+{
+    int rc = -1;
+
+    pthread_mutex_lock(&acc.park_lock);
+    if (atomic_load(&acc.parks_open)) {
+        if (acc.nparked == acc.parkedcap) {
+            size_t cap = acc.parkedcap ? acc.parkedcap * 2 : 16;
+            struct pool_item *v = realloc(acc.parked, cap * sizeof(*v));
+
+            if (v != NULL) {
+                acc.parked = v;
+                acc.parkedcap = cap;
+            }
+        }
+        if (acc.nparked < acc.parkedcap) {
+            acc.parked[acc.nparked++] = *it;
+            rc = 0;
+        }
+    }
+    pthread_mutex_unlock(&acc.park_lock);
+    if (rc == 0) {
+        acceptor_wake();
+    }
+    return rc;
+}
+
+/* See listener.h. */
+int
+acceptor_parks_open(void)
+{
+    return atomic_load(&acc.parks_open);
 }
 
 /* poll()'s timeout for the held client to be greeted or whose `timeout`
@@ -292,10 +363,12 @@ acceptor_main(void *arg)
     process_name_self("acceptor", -1);
     while (!atomic_load(&acc.stop)) {
         struct listener_set *set;
-        size_t n, nheld = acc.nheld;
+        size_t n, nheld;
         struct pollfd *hp;
         int rc;
 
+        take_parked();
+        nheld = acc.nheld;
         pthread_mutex_lock(&acc.lock);
         set = acc.set;
         n = set != NULL ? set->n : 0;
@@ -363,6 +436,7 @@ acceptor_start(struct listener_set *set)
     }
     acc.set = set;
     atomic_store(&acc.stop, 0);
+    atomic_store(&acc.parks_open, 1);
     if (pthread_create(&acc.thread, NULL, acceptor_main, NULL) != 0) {
         log_g(LOG_LV_EMERG, "pthread_create() failed for the acceptor");
         return -1;
@@ -392,12 +466,18 @@ acceptor_stop(void)
 {
     struct listener_set *set;
 
+    /* workers park no more: a session that tries goes back to the queue,
+     * and the stop serves or drops it with the others */
+    pthread_mutex_lock(&acc.park_lock);
+    atomic_store(&acc.parks_open, 0);
+    pthread_mutex_unlock(&acc.park_lock);
     if (acc.running) {
         atomic_store(&acc.stop, 1);
         acceptor_wake();
         pthread_join(acc.thread, NULL);
         acc.running = 0;
     }
+    take_parked();
     /* the held clients go to the queue, which a graceful stop serves and
      * a fast one drops, as it does the clients already there */
     for (size_t i = 0; i < acc.nheld; i++) {

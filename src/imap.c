@@ -442,19 +442,6 @@ cmd_allowed(const struct session *s, const struct imap_cmd *cmd)
 
 /* ---- the dialogue ----------------------------------------------------- */
 
-/* Read more of the client's command; 0, or -1 (logged) when it is gone. */
-static int
-read_more(struct session *s)
-{
-    ssize_t n = conn_fill(&s->client);
-
-    if (n > 0) {
-        return 0;
-    }
-    session_log_client_gone(s, n, errno);
-    return -1;
-}
-
 /*
  * A line the parser refused: "tag BAD invalid command" (or "* BAD ..."),
  * counted against max_errors as NGINX counts parse errors.  1 to close.
@@ -515,10 +502,15 @@ imap_dialogue(struct session *s)
 
         switch (imap_parse(p, raw, buf_len(in))) {
         case IMAP_PARSE_AGAIN:
-            if (read_more(s) != 0) {
+            /* everything so far is in the buffer and the parser */
+            switch (session_fill_client(s)) {
+            case 1:
+                continue;
+            case 0:
+                return SESS_PARK;
+            default:
                 return SESS_CLOSE;
             }
-            continue;
 
         case IMAP_PARSE_CONTINUE:
             cmd = find_cmd(p->name);

@@ -59,5 +59,12 @@ int acceptor_start(struct listener_set *set);
 struct listener_set *acceptor_swap(struct listener_set *set);
 /* Stop accepting and join the thread; returns the set it had. */
 struct listener_set *acceptor_stop(void);
+/* From a worker: hold a parked session (it->parked) until its client
+ * speaks, then queue it again.  0 taken, -1 the acceptor takes no more (it
+ * is stopping): the item is still the caller's. */
+struct pool_item;
+int acceptor_park(const struct pool_item *it);
+/* Whether acceptor_park() would take a session now. */
+int acceptor_parks_open(void);
 
 #endif

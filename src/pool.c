@@ -14,6 +14,12 @@
  * client's first bytes, goes to a worker, which logs the timeout in the
  * session's words (acceptor.c).
  *
+ * Parked sessions: a session whose dialogue waits for its client while
+ * others wait here leaves its worker for the acceptor, and comes back
+ * through the queue like a new connection when its client speaks
+ * (pool_item.parked; session_fill_client).  Its share of the pool is given
+ * back while it is away.
+ *
  * Locks: one mutex (pool.lock) guards the queue, the per-address counts and
  * the table of client fds in workers; two condition variables.
  */
@@ -36,6 +42,11 @@
 #include "session.h"
 
 _Atomic long conn_active;
+
+/* pool.len and pool.stopping, for sessions that look without the lock
+ * (pool_queued, pool_may_park); written under it */
+static atomic_size_t queued;
+static atomic_int stopping;
 
 /* Sessions in workers from one address. */
 struct addr_count {
@@ -124,8 +135,12 @@ static void
 item_drop(struct pool_item *it, const char *why)
 {
     log_write(it->sc->error_log, LOG_LV_INFO, it->id, "%s", why);
-    close(it->fd);
-    conf_unref(it->conf);
+    if (it->parked != NULL) {
+        session_discard(it->parked);    /* its fd and conf reference */
+    } else {
+        close(it->fd);
+        conf_unref(it->conf);
+    }
     free(it->resume);
     atomic_fetch_sub(&conn_active, 1);
 }
@@ -175,6 +190,7 @@ queue_remove(size_t i)
         pool.q[(pool.head + j) % pool.cap] = pool.q[(pool.head + j + 1) % pool.cap];
     }
     pool.len--;
+    atomic_store(&queued, pool.len);
 }
 
 /* Whether a worker may take it now (lock held): its address is under its
@@ -187,7 +203,10 @@ item_eligible(const struct pool_item *it, unsigned char key[17],
     const struct addr_count *c;
 
     addr_key(it->resume != NULL ? &it->resume->src : &it->peer, key);
-    *exempt_r = it->resume == NULL && behind_balancer(it);
+    /* a parked session read its header long ago: it->peer is the real
+     * client's */
+    *exempt_r = it->resume == NULL && it->parked == NULL
+                && behind_balancer(it);
     if (*exempt_r) {
         return 1;
     }
@@ -282,6 +301,7 @@ queue_requeue(const struct pool_item *it)
     }
     pool.q[(pool.head + pool.len) % pool.cap] = *it;
     pool.len++;
+    atomic_store(&queued, pool.len);
     return 0;
 }
 
@@ -329,7 +349,8 @@ worker_main(void *arg)
             atomic_fetch_sub(&conn_active, 1);
         }
         /* 0 and 1: session_run released the conf and the fd (or the relay
-         * has them); 2: both are still the item's, to wait again */
+         * has them); 2: both are still the item's, to wait again; 3: the
+         * session parked in the acceptor, which has the item now */
 
         pthread_mutex_lock(&pool.lock);
         pool.busy_fd[self] = -1;
@@ -375,6 +396,8 @@ pool_start(int nthreads, size_t capacity)
     pool.cap = capacity;
     pool.head = pool.len = 0;
     pool.stopping = 0;
+    atomic_store(&queued, 0);
+    atomic_store(&stopping, 0);
     pthread_attr_init(&attr);
     /* sessions are shallow: a small stack keeps 32+ workers cheap */
     pthread_attr_setstacksize(&attr, 256 * 1024);
@@ -437,6 +460,7 @@ pool_push(const struct pool_item *it)
     }
     pool.q[(pool.head + pool.len) % pool.cap] = *it;
     pool.len++;
+    atomic_store(&queued, pool.len);
     /* an item over its address's share waits for a share to come free
      * (whose worker then takes it): waking an idle worker now would only
      * have it find nothing it may take */
@@ -459,6 +483,7 @@ pool_abort_locked(void)
         pool.head = (pool.head + 1) % pool.cap;
         pool.len--;
     }
+    atomic_store(&queued, 0);
     /* every wait of every worker ends: the pipe stays readable, once is
      * enough.  Written first, so that a worker woken by the shutdown
      * below finds it too and says the stop ended its session, not its
@@ -487,6 +512,7 @@ pool_shutdown(int fast)
     } else if (pool.stopping == 0) {
         pool.stopping = 1;
     }
+    atomic_store(&stopping, pool.stopping);
     pthread_cond_broadcast(&pool.work);
     pthread_mutex_unlock(&pool.lock);
 }
@@ -516,6 +542,20 @@ pool_join(void)
     pool.busy_fd = NULL;
     pool.counts = NULL;
     pool.nthreads = 0;
+}
+
+/* See pool.h. */
+int
+pool_may_park(void)
+{
+    return worker_self >= 0 && atomic_load(&stopping) == 0;
+}
+
+/* See pool.h. */
+size_t
+pool_queued(void)
+{
+    return atomic_load(&queued);
 }
 
 /* Queued + in workers. */

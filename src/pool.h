@@ -17,6 +17,7 @@
 struct conf;
 struct server_conf;
 struct listen_conf;
+struct session;
 
 /*
  * A session that read its PROXY header from a trusted balancer and found its
@@ -47,6 +48,10 @@ struct pool_item {
                                           acceptor held it: a worker times
                                           it out, as if it had waited there */
     int connected;                     /* its connect line is written */
+    struct session *parked;            /* a session that left its worker in
+                                          its dialogue, waiting for its
+                                          client (session_fill_client): it
+                                          owns the fd and conf reference */
 };
 
 /* When the item's `timeout` passes: its whole time before the relay,
@@ -85,6 +90,12 @@ void pool_release_fd(void);
 
 /* Sessions in workers + queued. */
 size_t pool_busy(void);
+
+/* From a session: it runs in a worker and no stop has begun, so it may
+ * leave its worker to wait for its client (session_fill_client). */
+int pool_may_park(void);
+/* Connections waiting in the queue for a worker (a snapshot). */
+size_t pool_queued(void);
 
 /* Client connections open (queue + workers + relay), for worker_connections. */
 extern _Atomic long conn_active;

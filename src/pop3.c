@@ -538,12 +538,12 @@ dispatch(struct session *s, struct pop3_session *ps,
     return NEXT_INVALID;
 }
 
-/* Read more client bytes for the parser; 0 / -1 (logged, close). */
+/* Read more client bytes for the parser: session_fill_client's 1 / 0
+ * (park) / -1 (logged, close). */
 static int
 fill(struct session *s, struct pop3_session *ps)
 {
     struct conn *c = &s->client;
-    ssize_t n;
 
     if (buf_room(&c->in) == 0) {
         buf_compact(&c->in);
@@ -554,12 +554,7 @@ fill(struct session *s, struct pop3_session *ps)
         buf_consume(&c->in, buf_len(&c->in));
         buf_compact(&c->in);
     }
-    n = conn_fill(c);
-    if (n > 0) {
-        return 0;
-    }
-    session_log_client_gone(s, n, errno);
-    return -1;
+    return session_fill_client(s);
 }
 
 /* Read and answer commands until there are credentials or the end. */
@@ -579,10 +574,15 @@ pop3_dialogue(struct session *s)
                          &cmd, &used);
         buf_consume(&c->in, used);
         if (prc == POP3_PARSE_AGAIN) {
-            if (fill(s, ps) != 0) {
+            /* everything so far is in the buffer and the parser */
+            switch (fill(s, ps)) {
+            case 1:
+                continue;
+            case 0:
+                return SESS_PARK;
+            default:
                 return SESS_CLOSE;
             }
-            continue;
         }
 
         if (prc == POP3_PARSE_INVALID) {

@@ -17,6 +17,8 @@ enum sess_rc {
     SESS_OK = 0,       /* go on to the next phase */
     SESS_AUTH,         /* dialogue: s->method/login/passwd set, ask the auth service */
     SESS_CLOSE,        /* end the session; any reply has been sent */
+    SESS_PARK,         /* dialogue: waiting for the client, leave the worker
+                        * (session_fill_client); called again to go on */
 };
 
 struct proto_ops {
@@ -41,7 +43,9 @@ struct proto_ops {
      * not sent of it: session_send_greeting). */
     enum sess_rc (*greet)(struct session *s);
     /* Read commands until there are credentials to check (SESS_AUTH) or the
-     * session ends (SESS_CLOSE).  Called again after a refused attempt. */
+     * session ends (SESS_CLOSE).  Called again after a refused attempt, and
+     * after SESS_PARK: everything it needs to go on must then be in the
+     * session (its buffer, s->proto_state), none on its stack. */
     enum sess_rc (*dialogue)(struct session *s);
     /* The auth service refused (AUTH_FAIL) or failed (AUTH_TEMPFAIL):
      * answer the client.  SESS_OK to read the next attempt, SESS_CLOSE to end. */

@@ -5,12 +5,19 @@
  *   PROXY header -> access -> TLS -> greeting -> dialogue -> auth ->
  *   backend connect -> backend login -> relay
  *
+ * The session lives on the heap: a dialogue that waits for its client
+ * while other clients wait for a worker parks it in the acceptor
+ * (session_fill_client, session_park), and another worker takes it on
+ * from the dialogue when the client speaks (session_run ->
+ * session_continue).
+ *
  * Handles untrusted input (through the protocol modules) and secrets (the
  * credentials of the current attempt, wiped as soon as an attempt ends).
  * Takes no locks itself; the conf is shared read-only by reference.
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +25,7 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "listener.h"
 #include "log.h"
 #include "pool.h"
 #include "proto.h"
@@ -33,6 +41,9 @@
 #define POP3_CLIENT_BUFFER 4096
 /* Bound for backend reply lines (greetings, capability lists). */
 #define BACKEND_BUFFER_MIN 4096
+/* How often a dialogue waiting for its client looks whether others wait
+ * for a worker (it parks then) */
+#define PARK_CHECK_MS 100
 
 /* "ip:port", or "[ip]:port" for an IPv6 address, into out. */
 static const char *
@@ -543,8 +554,9 @@ auth_wait(struct session *s, int seconds)
 }
 
 /*
- * The dialogue and auth loop: SESS_OK with s->auth naming the backend, or
- * SESS_CLOSE (every reply already sent).
+ * The dialogue and auth loop: SESS_OK with s->auth naming the backend,
+ * SESS_CLOSE (every reply already sent), or SESS_PARK (the dialogue waits
+ * for its client without the worker; called again when it speaks).
  */
 static enum sess_rc
 phase_login(struct session *s, const struct proto_ops *ops)
@@ -556,6 +568,9 @@ phase_login(struct session *s, const struct proto_ops *ops)
     for (;;) {
         s->action = "in auth state";
         rc = ops->dialogue(s);
+        if (rc == SESS_PARK) {
+            return SESS_PARK;
+        }
         if (rc != SESS_AUTH) {
             return SESS_CLOSE;
         }
@@ -764,6 +779,82 @@ log_logged_in(struct session *s)
                 s->server_ip, s->server_port, bl, br);
 }
 
+/*
+ * The dialogue waits for its client and others wait for a worker: the
+ * session leaves its worker for the acceptor, which holds it in its
+ * poll() until the client speaks (or its `timeout` passes) and queues it
+ * again; a worker then resumes it (session_run).  Its conf reference and
+ * socket go with it.  3 when the acceptor has it, 2 when the acceptor
+ * takes no more (a stop began): back to the queue.
+ */
+static int
+session_park(struct session *s, struct pool_item *it)
+{
+    it->parked = s;
+    it->fd = s->client.fd;
+    it->conf = s->conf;
+    /* it waits, and takes its share of the pool, as the address it has
+     * now: behind a balancer, the real client's */
+    memcpy(&it->peer, &s->peer, sizeof(it->peer));
+    it->peerlen = s->peerlen;
+    it->expired = 0;
+    it->greet_at = 0;               /* greeted long ago */
+    session_log(s, LOG_LV_DEBUG, "waiting for the client without a worker");
+    pool_release_fd();
+    return acceptor_park(it) == 0 ? 3 : 2;
+}
+
+/* Whether a dialogue waiting for its client may park now (see
+ * session_fill_client). */
+static int
+may_park(void)
+{
+    return pool_may_park() && acceptor_parks_open();
+}
+
+/* Nothing to read on c at this moment (nor an end or error to see). */
+static int
+client_silent(const struct conn *c)
+{
+    struct pollfd p = { .fd = c->fd, .events = POLLIN };
+
+    return conn_pending(c) == 0 && poll(&p, 1, 0) == 0;
+}
+
+/* See session.h. */
+int
+session_fill_client(struct session *s)
+{
+    struct conn *c = &s->client;
+    msec_t deadline = c->deadline;
+    ssize_t n;
+
+    for (;;) {
+        int parkable = may_park();
+
+        if (parkable) {
+            msec_t slice = clock_now() + PARK_CHECK_MS;
+
+            if (pool_queued() > 0 && client_silent(c)) {
+                return 0;
+            }
+            /* look at the queue again after a while */
+            c->deadline = slice < deadline ? slice : deadline;
+        }
+        n = conn_fill(c);
+        c->deadline = deadline;
+        if (n > 0) {
+            return 1;
+        }
+        if (n < 0 && errno == ETIMEDOUT && parkable && clock_now() < deadline) {
+            c->awaiting = 1;        /* still nothing: wait before reading */
+            continue;
+        }
+        session_log_client_gone(s, n, errno);
+        return -1;
+    }
+}
+
 /* Free everything the session still owns. */
 static void
 session_free(struct session *s, const struct proto_ops *ops)
@@ -786,89 +877,33 @@ session_free(struct session *s, const struct proto_ops *ops)
     conf_unref(s->conf);
 }
 
-/* The worker's entry: run one session to the relay or to its end. */
-int
-session_run(struct pool_item *it)
+/*
+ * From the dialogue on: the login, the backend, the hand-over to the
+ * relay.  Also where a parked session resumes (its dialogue goes on where
+ * it stopped).  Frees s unless it parks.  session_run()'s result.
+ */
+static int
+session_continue(struct session *s, struct pool_item *it)
 {
-    struct session s;
-    const struct server_conf *sc = it->sc;
-    const struct proto_ops *ops = proto_ops_get(sc->protocol);
-    int fd = it->fd;
-    int result = 0;             /* what session_run returns */
+    const struct proto_ops *ops = proto_ops_get(s->sc->protocol);
+    enum sess_rc rc;
+    int result = 0;
 
-    memset(&s, 0, sizeof(s));
-    s.id = it->id;
-    s.conf = it->conf;
-    s.sc = sc;
-    s.lc = it->lc;
-    s.start = it->accepted;
-    s.backend.fd = -1;
-    s.auth.wait = -1;
-    memcpy(&s.peer, &it->peer, it->peerlen);
-    s.peerlen = it->peerlen;
-    s.greeted = it->greeted;
-    s.stamp = it->stamp;
-    if (conn_init(&s.client, fd, client_buffer_size(sc)) != 0) {
-        log_write(sc->error_log, LOG_LV_ERR, s.id, "out of memory for a session");
-        close(fd);
-        free(it->resume);           /* a session back from the queue */
-        it->resume = NULL;
+    rc = phase_login(s, ops);
+    if (rc == SESS_PARK) {
+        return session_park(s, it);
+    }
+    if (rc != SESS_OK || phase_backend(s, ops) != SESS_OK) {
         goto done;
     }
-    s.client.deadline = pool_item_deadline(it);
-    session_addresses(&s);
-
-    if (it->resume != NULL) {
-        /* back from the queue: the header was read before */
-        struct pool_resume *r = it->resume;
-
-        apply_header(&s, &r->src, r->srclen, &r->dst, r->dstlen, 1);
-        free(r);
-        it->resume = NULL;
-    } else {
-        int rc = phase_proxy_header(&s, &it->resume);
-
-        if (rc == 1) {
-            /* wait again under the real address: the item keeps the socket
-             * and the conf reference */
-            session_log(&s, LOG_LV_DEBUG, "client's address has its share "
-                        "of the workers, waiting again");
-            s.client.fd = -1;
-            conf_ref(s.conf);
-            result = 2;
-            goto done;
-        }
-        if (rc != 0) {
-            goto done;
-        }
-    }
-    if (phase_access(&s) != 0) {
-        goto done;
-    }
-    if (!it->connected) {
-        log_connected(&s);
-    }
-    if (phase_tls(&s) != 0) {
-        goto done;
-    }
-    s.action = "in auth state";
-    if (ops->greet(&s) != SESS_OK) {
-        goto done;
-    }
-    if (phase_login(&s, ops) != SESS_OK) {
-        goto done;
-    }
-    if (phase_backend(&s, ops) != SESS_OK) {
-        goto done;
-    }
-    log_logged_in(&s);
+    log_logged_in(s);
     /* the relay needs no secret: keep only the login for the summary line */
-    str_wipe_free(&s.passwd);
-    str_wipe_free(&s.salt);
-    str_wipe_free(&s.auth.pass);
+    str_wipe_free(&s->passwd);
+    str_wipe_free(&s->salt);
+    str_wipe_free(&s->auth.pass);
     pool_release_fd();
-    if (relay_add(&s) != 0) {
-        session_log(&s, LOG_LV_ERR, "cannot hand the session to the relay");
+    if (relay_add(s) != 0) {
+        session_log(s, LOG_LV_ERR, "cannot hand the session to the relay");
     } else {
         result = 1;
     }
@@ -876,6 +911,108 @@ done:
     if (result != 1) {
         pool_release_fd();          /* before session_free closes the fd */
     }
-    session_free(&s, ops);
+    session_free(s, ops);
+    free(s);
     return result;
+}
+
+/* The worker's entry: run one session to the relay or to its end. */
+int
+session_run(struct pool_item *it)
+{
+    struct session *s;
+    const struct server_conf *sc = it->sc;
+    const struct proto_ops *ops = proto_ops_get(sc->protocol);
+    int fd = it->fd;
+    int result = 0;             /* what session_run returns */
+
+    if (it->parked != NULL) {
+        /* its client spoke again (or its time ran out) */
+        s = it->parked;
+        it->parked = NULL;
+        return session_continue(s, it);
+    }
+    s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        log_write(sc->error_log, LOG_LV_ERR, it->id, "out of memory for a session");
+        pool_release_fd();
+        close(fd);
+        conf_unref(it->conf);
+        free(it->resume);
+        it->resume = NULL;
+        return 0;
+    }
+    s->id = it->id;
+    s->conf = it->conf;
+    s->sc = sc;
+    s->lc = it->lc;
+    s->start = it->accepted;
+    s->backend.fd = -1;
+    s->auth.wait = -1;
+    memcpy(&s->peer, &it->peer, it->peerlen);
+    s->peerlen = it->peerlen;
+    s->greeted = it->greeted;
+    s->stamp = it->stamp;
+    if (conn_init(&s->client, fd, client_buffer_size(sc)) != 0) {
+        log_write(sc->error_log, LOG_LV_ERR, s->id, "out of memory for a session");
+        close(fd);
+        free(it->resume);           /* a session back from the queue */
+        it->resume = NULL;
+        goto done;
+    }
+    s->client.deadline = pool_item_deadline(it);
+    session_addresses(s);
+
+    if (it->resume != NULL) {
+        /* back from the queue: the header was read before */
+        struct pool_resume *r = it->resume;
+
+        apply_header(s, &r->src, r->srclen, &r->dst, r->dstlen, 1);
+        free(r);
+        it->resume = NULL;
+    } else {
+        int rc = phase_proxy_header(s, &it->resume);
+
+        if (rc == 1) {
+            /* wait again under the real address: the item keeps the socket
+             * and the conf reference */
+            session_log(s, LOG_LV_DEBUG, "client's address has its share "
+                        "of the workers, waiting again");
+            s->client.fd = -1;
+            conf_ref(s->conf);
+            result = 2;
+            goto done;
+        }
+        if (rc != 0) {
+            goto done;
+        }
+    }
+    if (phase_access(s) != 0) {
+        goto done;
+    }
+    if (!it->connected) {
+        log_connected(s);
+    }
+    if (phase_tls(s) != 0) {
+        goto done;
+    }
+    s->action = "in auth state";
+    if (ops->greet(s) != SESS_OK) {
+        goto done;
+    }
+    return session_continue(s, it);
+
+done:
+    pool_release_fd();              /* before session_free closes the fd */
+    session_free(s, ops);
+    free(s);
+    return result;
+}
+
+/* See session.h. */
+void
+session_discard(struct session *s)
+{
+    session_free(s, proto_ops_get(s->sc->protocol));
+    free(s);
 }

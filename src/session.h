@@ -4,6 +4,10 @@
  * A worker thread runs session_run(): a straight line of phases
  *   PROXY header -> access -> TLS -> greeting -> dialogue -> auth ->
  *   backend connect -> backend login -> relay
+ * The one break in the line: a dialogue waiting for its client's next
+ * command while other clients wait for a worker leaves its worker (it
+ * "parks" in the acceptor) and goes on in whichever worker takes it when
+ * the client speaks (session_fill_client).
  * Protocol modules (imap.c, pop3.c, smtp.c) implement the dialogue and the
  * backend login through struct proto_ops (proto.h) and call back into the
  * helpers below.  Everything a session owns is freed by session_free().
@@ -91,11 +95,27 @@ struct pool_item;
  * fd and conf reference and frees everything.  it->resume: in, NULL or a
  * session waiting again with its PROXY header read (taken and freed); out,
  * set when the session must wait again under its real address (see
- * pool_claim_share).  Returns 0 when the session ended here, 1 when the
- * pair went to the relay (which now counts it in conn_active), 2 when it
- * must be queued again (fd and conf reference stay the item's).
+ * pool_claim_share).  it->parked: a parked session to go on with.
+ * Returns 0 when the session ended here, 1 when the pair went to the relay
+ * (which now counts it in conn_active), 2 when it must be queued again (fd
+ * and conf reference stay the item's, with the session if it->parked), 3
+ * when it parked in the acceptor (the item is the acceptor's now).
  */
 int session_run(struct pool_item *it);
+
+/* Free a parked session that will not be resumed (a stop, a full queue):
+ * closes its connection, drops its conf reference. */
+void session_discard(struct session *s);
+
+/*
+ * For a dialogue waiting for more of its client's next command, with all
+ * it has read in s->client.in and its parser in s->proto_state: read more.
+ * 1 bytes came; -1 the client is gone or timed out (logged); 0 nothing has
+ * come while other clients wait for a worker: the dialogue returns
+ * SESS_PARK, and is called again when the client speaks.  Never 0 outside
+ * a worker, during a stop, or for a client whose bytes already wait.
+ */
+int session_fill_client(struct session *s);
 
 /* The connect line ("client A:P connected to S:P") of a connection the
  * acceptor holds until its client speaks, written as it is accepted, as

@@ -266,14 +266,16 @@ ehlo_reply(const struct session *s, const struct smtp_conf *cf)
 
 /* ---- the client dialogue ---- */
 
-/* A parsed line is ready; returns SMTP_PARSE_OK / _INVALID, or -1 when the
- * session is over (EOF, timeout, or a line beyond smtp_client_buffer). */
+/* A parsed line is ready; returns SMTP_PARSE_OK / _INVALID, READ_PARK
+ * when the session is to wait for its client without the worker
+ * (session_fill_client), or -1 when it is over (EOF, timeout, or a line
+ * beyond smtp_client_buffer). */
+#define READ_PARK (-2)
 static int
 read_command(struct session *s, struct smtp_state *st, struct smtp_cmd *cmd)
 {
     struct buf *in = &s->client.in;
     enum smtp_parse_rc rc;
-    ssize_t n;
 
     for (;;) {
         rc = smtp_cmd_parse(&st->parser, buf_head(in), buf_len(in), cmd);
@@ -287,9 +289,13 @@ read_command(struct session *s, struct smtp_state *st, struct smtp_cmd *cmd)
             smtp_reply(s, SMTP_INVALID_COMMAND);
             return -1;
         }
-        n = conn_fill(&s->client);
-        if (n <= 0) {
-            session_log_client_gone(s, n, errno);
+        /* everything so far is in the buffer and the parser */
+        switch (session_fill_client(s)) {
+        case 1:
+            break;
+        case 0:
+            return READ_PARK;
+        default:
             return -1;
         }
     }
@@ -629,6 +635,9 @@ smtp_dialogue(struct session *s)
     for (;;) {
         s->action = "in auth state";
         r = read_command(s, st, &cmd);
+        if (r == READ_PARK) {
+            return SESS_PARK;
+        }
         if (r < 0) {
             return SESS_CLOSE;
         }

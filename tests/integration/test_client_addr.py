@@ -744,7 +744,9 @@ def real_server(src):
 def share_taken(postern, env, src="192.0.2.1"):
     """postern behind a trusted balancer (preauth_per_client 1: 4 workers)
     with a silent first session of the real address src, whose share it
-    holds: (p, port, first); the caller closes first."""
+    holds (inside AUTH LOGIN: between commands a silent session would leave
+    its worker to the one waiting): (p, port, first); the caller closes
+    first."""
     port, listen = pp_listen()
     p = start(postern, env, listen=listen,
               smtp={"set_real_ip_from": ["127.0.0.1"], "timeout": "30s"})
@@ -752,6 +754,13 @@ def share_taken(postern, env, src="192.0.2.1"):
     try:
         first.send(smtp_util.proxy_v1(src, real_server(src), 1000, 25))
         assert first.readline().startswith(b"220 ")
+        line = first.cmd("EHLO client.test")
+        for _ in range(30):
+            if not line.startswith(b"250-"):
+                break
+            line = first.readline()
+        assert line.startswith(b"250 "), line
+        assert first.cmd("AUTH LOGIN").startswith(b"334 ")
     except BaseException:
         first.close()
         raise

@@ -228,6 +228,36 @@ def test_login_synchronizing_literals(imap_px, kind):
         selected(c)
 
 
+def test_login_after_waiting_without_a_worker(imap_px, kind, dovecot):
+    """With one worker: a client that stops in the middle of a LOGIN with
+    literals (its user name sent, its password not) leaves the worker to
+    another client, which logs in and reads its mail; the first then sends
+    its password, logs in and reads its own."""
+    dovecot.clear("alice")
+    dovecot.put_message("alice", harness.make_message("after the wait"))
+    p = imap_px(kind, top={"worker_threads": 1}, mail={"timeout": "60s"})
+    pw = USERS["carol"].encode()
+    with Raw(p.port) as a:
+        a.send(b"a LOGIN {5}\r\n")
+        assert a.readline() == b"+ OK\r\n"
+        a.send(b"carol {%d}\r\n" % len(pw))
+        assert a.readline() == b"+ OK\r\n"
+        # a is silent in the middle of its command: another is served
+        m = imaplib.IMAP4("127.0.0.1", p.port, timeout=5)
+        try:
+            assert m.login("alice", USERS["alice"])[0] == "OK"
+            assert m.select("INBOX")[0] == "OK"
+            typ, data = m.fetch("1", "(BODY.PEEK[])")
+            assert b"Subject: after the wait" in data[0][1]
+        finally:
+            m.logout()
+        a.send(pw + b"\r\n")
+        lines = a.tagged("a")
+        assert login_ok(lines[-1], "a"), (lines, p.logs())
+        selected(a)
+    assert "timed out" not in p.log_text(), p.logs()
+
+
 def test_login_nonsynchronizing_literals(imap_px, kind):
     p = imap_px(kind)
     pw = USERS["carol"].encode()

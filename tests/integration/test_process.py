@@ -180,15 +180,17 @@ def test_relay_threads_auto_is_one_per_cpu(postern_config):
 # the acceptor's greeting
 
 def hold_the_worker(port):
-    """Connect to an IMAP server and keep its one worker reading: a
-    command answered proves a worker, not the acceptor, has the session."""
+    """Connect to an IMAP server and keep its one worker reading: inside a
+    SASL exchange, where a silent client keeps its worker (between
+    commands it would leave it to the clients waiting); the continuation
+    proves a worker, not the acceptor, has the session."""
     c = harness.LineClient(port, timeout=10)
     assert c.readline().startswith(b"* OK")
-    c.send("A CAPABILITY\r\n")
-    for _ in range(20):
-        if c.readline().startswith(b"A OK"):
-            return c
-    pytest.fail("no answer to CAPABILITY")
+    c.send("A AUTHENTICATE PLAIN\r\n")
+    got = c.readline()
+    if not got.startswith(b"+"):
+        pytest.fail("no continuation for AUTHENTICATE PLAIN: %r" % got)
+    return c
 
 
 def nothing_within(sock, seconds):
@@ -877,6 +879,162 @@ def test_silent_client_times_out(postern_config, certs, kind):
     assert words in mine[-1], mine
     assert " connected to " in mine[0], mine
     assert "waiting for a worker" not in p.log_text(), p.logs()
+
+
+# --------------------------------------------------------------------------
+# sessions that go silent in their dialogue leave their worker
+
+# kind: (server settings, a command and the start of its answer's last
+# line, a command cut in two and the start of its answer)
+PARKED = {
+    "IMAP": ({"protocol": "imap"}, b"a CAPABILITY\r\n", b"a OK",
+             (b"b NO", b"OP\r\n"), b"b OK"),
+    "POP3": ({"protocol": "pop3"}, b"CAPA\r\n", b".",
+             (b"NO", b"OP\r\n"), b"+OK"),
+    "SMTP": ({"protocol": "smtp"}, b"EHLO client.test\r\n", b"250 ",
+             (b"NO", b"OP\r\n"), b"250 "),
+    "IMAP implicit TLS": ({"protocol": "imap", "tls": "ssl"},
+                          b"a CAPABILITY\r\n", b"a OK",
+                          (b"b NO", b"OP\r\n"), b"b OK"),
+    "IMAP STARTTLS": ({"protocol": "imap", "tls": "starttls"},
+                      b"a CAPABILITY\r\n", b"a OK",
+                      (b"b NO", b"OP\r\n"), b"b OK"),
+}
+
+
+class Talker:
+    """A client of a PARKED server: lines over a plain or TLS socket."""
+
+    def __init__(self, kind, port, certs):
+        settings = PARKED[kind][0]
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.buf = b""
+        if settings.get("tls") == "ssl":
+            self.sock = certs.client_context().wrap_socket(
+                self.sock, server_hostname="localhost")
+        assert self.readline()[:1] in (b"*", b"+", b"2")
+        if settings.get("tls") == "starttls":
+            self.send(b"s STARTTLS\r\n")
+            assert self.readline().startswith(b"s OK")
+            self.sock = certs.client_context().wrap_socket(
+                self.sock, server_hostname="localhost")
+
+    def readline(self):
+        while b"\n" not in self.buf:
+            data = self.sock.recv(4096)
+            if not data:
+                line, self.buf = self.buf, b""
+                return line
+            self.buf += data
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line + b"\n"
+
+    def answer(self, last):
+        """Lines up to the one that starts with last; that line."""
+        for _ in range(50):
+            line = self.readline()
+            if line.startswith(last) or not line:
+                return line
+        pytest.fail("no line starting with %r" % last)
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def close(self):
+        self.sock.close()
+
+
+def parked_server(kind, port, certs):
+    settings = dict(PARKED[kind][0])
+    tls = settings.pop("tls", None)
+    settings["listen"] = "127.0.0.1:%d%s" % (port, " ssl" if tls == "ssl"
+                                             else "")
+    if tls:
+        settings.update(certs.server_settings("rsa"))
+    if tls == "starttls":
+        settings["starttls"] = True
+    return settings
+
+
+def served_beside(port):
+    """An IMAP client on port gets its command answered: the one worker is
+    free for it."""
+    with harness.LineClient(port, timeout=5) as c:
+        assert c.readline().startswith(b"* OK")
+        assert c.cmd("x NOOP").startswith(b"x OK")
+
+
+@pytest.mark.parametrize("kind", sorted(PARKED))
+def test_silent_sessions_leave_their_worker(postern_config, certs, kind):
+    """A client that goes silent between two commands, or in the middle of
+    one, while another waits for a worker, leaves its worker to it (its
+    session waits in the acceptor) and goes on where it stopped when it
+    speaks again: with one worker and `timeout` 60s, the other client is
+    served at once, twice; the first then finishes its command, and sends
+    another."""
+    port = harness.free_port()
+    _, first, last, (head, tail), answer = PARKED[kind]
+    p = simple(postern_config, [{"protocol": "imap"},
+                                parked_server(kind, port, certs)],
+               top={"worker_threads": 1}, mail={"timeout": "60s"})
+    p.start()
+    a = Talker(kind, port, certs)
+    try:
+        a.send(first)
+        assert a.answer(last).startswith(last)
+        served_beside(p.port)           # a is silent after a command
+        a.send(head)
+        time.sleep(0.3)                 # the cut reaches postern alone
+        served_beside(p.port)           # a is silent in a command
+        a.send(tail)
+        assert a.answer(answer).startswith(answer), p.logs()
+        a.send(first)
+        assert a.answer(last).startswith(last), p.logs()
+    finally:
+        a.close()
+    assert "timed out" not in p.log_text(), p.logs()
+
+
+def test_parked_session_times_out(postern_config):
+    """A session waiting in the acceptor is timed out when `timeout`
+    passes, with the line a worker wrote for it."""
+    p = simple(postern_config, top={"worker_threads": 1},
+               mail={"timeout": "2s"})
+    p.start()
+    with harness.LineClient(p.port, timeout=10) as a:
+        assert a.readline().startswith(b"* OK")
+        assert a.cmd("a NOOP").startswith(b"a OK")
+        served_beside(p.port)           # a left the worker for it
+        t0 = time.monotonic()
+        assert a.closed_by_peer(10), p.logs()
+        assert time.monotonic() - t0 < 5
+    words = "client timed out (110: Connection timed out) while in auth state"
+    harness.wait_for(lambda: words in p.log_text(), 10, what=words)
+
+
+@pytest.mark.parametrize("sig", ["TERM", "QUIT"])
+def test_parked_session_at_stop(postern_config, sig):
+    """A session waiting in the acceptor when postern stops: a fast stop
+    closes it at once; a graceful one gives it back to a worker, which
+    serves it as the stop allows."""
+    p = simple(postern_config, top={"worker_threads": 1},
+               mail={"timeout": "30s"})
+    p.start()
+    with harness.LineClient(p.port, timeout=10) as a:
+        assert a.readline().startswith(b"* OK")
+        assert a.cmd("a NOOP").startswith(b"a OK")
+        served_beside(p.port)           # a left the worker for it
+        p.kill(getattr(signal, "SIG" + sig))
+        if sig == "TERM":
+            assert a.closed_by_peer(10), p.logs()
+            assert p.wait_exit(10) == 0, p.logs()
+        else:
+            harness.wait_for(lambda: "SIGQUIT" in p.log_text(), 10,
+                             what="the graceful stop")
+            assert a.cmd("b NOOP").startswith(b"b OK"), p.logs()
+            assert a.cmd("c LOGOUT").startswith(b"* BYE"), p.logs()
+            assert p.wait_exit(20) == 0, p.logs()
+    assert not ERROR_LEVELS.search(p.log_text()), p.logs()
 
 
 def test_int_fast_stop(postern_config):

@@ -67,11 +67,14 @@ def guest(authsvc, dovecot, postfix, certs):
     tls.update(certs.server_settings("rsa"))
     # APOP: the acceptor makes the client's timestamp, the worker checks
     # the digest with it; the delay: the acceptor holds, then greets
+    # one worker: a session silent in its dialogue leaves it to the next
+    # (parks in the acceptor) and is taken on by it later
     p = UnderValgrind([{"protocol": "imap"},
                        {"protocol": "pop3", "pop3_auth": ["plain", "apop"]},
                        {"protocol": "smtp", "smtp_greeting_delay": "100ms"},
                        tls],
-                      auth=authsvc.url, log_level="info", tag="valgrind")
+                      auth=authsvc.url, log_level="info", tag="valgrind",
+                      top={"worker_threads": 1})
     try:
         p.start(timeout=SLOW)
     except harness.HarnessError as e:
@@ -139,6 +142,26 @@ def test_no_memory_error_or_leak(guest, dovecot, certs):
         raw.sendall(b"a " + b"x" * 100000 + b"\r\n")
         assert f.readline().startswith((b"a BAD", b"* BAD"))
 
+    # a session parks while another is served, twice (between commands,
+    # in the middle of one), and logs in after; one more is left parked
+    # for the stop to free
+    parked = harness.LineClient(imap, timeout=SLOW)
+    assert parked.readline().startswith(b"* OK")
+    assert parked.cmd("a NOOP").startswith(b"a OK")
+    imap_session(imap, "alice")
+    parked.send("b LOGIN bob")
+    imap_session(imap, "alice")
+    parked.send(" %s\r\n" % harness.USERS["bob"])
+    for _ in range(20):
+        line = parked.readline()
+        if line.startswith(b"b "):
+            break
+    assert line.startswith(b"b OK"), line
+    parked.close()
+    left = harness.LineClient(imap, timeout=SLOW)
+    assert left.readline().startswith(b"* OK")
+    assert left.cmd("a NOOP").startswith(b"a OK")
+
     # a reload builds a new configuration and frees the old one
     guest.kill(signal.SIGHUP)
     harness.wait_for(lambda: "reconfigured from" in guest.log_text(), SLOW,
@@ -147,6 +170,7 @@ def test_no_memory_error_or_leak(guest, dovecot, certs):
     imap_session(imap, "alice")
 
     status = guest.stop(signal.SIGTERM, timeout=SLOW)
+    left.close()
     report = guest.report_text()
     assert status == 0, "valgrind's exit status %r\n%s" % (
         status, report[-6000:])

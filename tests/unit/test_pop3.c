@@ -190,6 +190,20 @@ session_log_client_gone(struct session *s, ssize_t n, int error)
                 : error == ETIMEDOUT ? "client timed out" : "client read failed");
 }
 
+/* The worker's read: never parks here (no pool), as in session.c
+ * outside a worker. */
+int
+session_fill_client(struct session *s)
+{
+    ssize_t n = conn_fill(&s->client);
+
+    if (n > 0) {
+        return 1;
+    }
+    session_log_client_gone(s, n, errno);
+    return -1;
+}
+
 void
 session_log_io_failed(struct session *s, const struct conn *c, int error,
                       int writing)
