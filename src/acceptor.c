@@ -24,7 +24,8 @@
  * It also holds the sessions that left their workers in the middle of
  * their dialogue (acceptor_park: a worker's client was silent while others
  * waited for a worker), the same way: queued again when the client speaks
- * or its `timeout` passes, then resumed by a worker.
+ * or its `timeout` passes, then resumed by a worker; and those sitting out
+ * the Auth-Wait of a refused login, queued again when it has passed.
  *
  * Locks: acc.lock guards the current listener set against a swap by the
  * main thread (reload); acc.park_lock the sessions workers park, until the
@@ -258,7 +259,8 @@ held_timeout(msec_t now)
 
     for (size_t i = 0; i < acc.nheld; i++) {
         const struct pool_item *it = &acc.held[i];
-        msec_t d = it->greet_at != 0 ? it->greet_at : pool_item_deadline(it);
+        msec_t d = it->greet_at != 0 ? it->greet_at
+                   : it->wake_at != 0 ? it->wake_at : pool_item_deadline(it);
 
         if (d < first) {
             first = d;
@@ -332,7 +334,15 @@ held_check(const struct pollfd *pfd, msec_t now)
     for (size_t i = 0; i < acc.nheld; i++) {
         struct pool_item it = acc.held[i];
 
-        if (pfd[i].revents != 0) {
+        if (it.wake_at != 0) {
+            /* its Auth-Wait: never its client's bytes (not polled) */
+            if (now >= it.wake_at) {
+                it.wake_at = 0;
+                queue(&it);
+            } else {
+                acc.held[kept++] = it;
+            }
+        } else if (pfd[i].revents != 0) {
             queue(&it);
         } else if (it.greet_at != 0 && now >= it.greet_at) {
             if (greet_now(&it)) {
@@ -395,7 +405,8 @@ acceptor_main(void *arg)
         pthread_mutex_unlock(&acc.lock);
         hp = pfd + n + 1;
         for (size_t i = 0; i < nheld; i++) {
-            hp[i].fd = acc.held[i].fd;
+            /* a session sitting out its Auth-Wait waits for the time only */
+            hp[i].fd = acc.held[i].wake_at != 0 ? -1 : acc.held[i].fd;
             hp[i].events = POLLIN;
             hp[i].revents = 0;
         }

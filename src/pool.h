@@ -52,6 +52,9 @@ struct pool_item {
                                           its dialogue, waiting for its
                                           client (session_fill_client): it
                                           owns the fd and conf reference */
+    msec_t wake_at;                    /* parked for its Auth-Wait: the
+                                          acceptor queues it then, whatever
+                                          its client does (0: not) */
 };
 
 /* When the item's `timeout` passes: its whole time before the relay,

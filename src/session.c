@@ -540,9 +540,22 @@ ask_auth(struct session *s, struct auth_request *rq, struct tls_info *ti)
     auth_query(s->sc, rq, &s->auth);
 }
 
-/* Sleep for Auth-Wait, bounded by the session's deadline; a fast stop
- * ends it (conn_poll's cancel descriptor). */
-static void
+/* Whether a session may leave its worker now: it runs in one, and
+ * neither the pool nor the acceptor is stopping. */
+static int
+may_park(void)
+{
+    return pool_may_park() && acceptor_parks_open();
+}
+
+/*
+ * Auth-Wait, bounded by the session's deadline.  In a worker that may
+ * let its session go, the session waits in the acceptor instead
+ * (s->park_until; 1: park now), as a refused client's wait needs no
+ * worker.  Otherwise sleep here (0); a fast stop ends the sleep
+ * (conn_poll's cancel descriptor).
+ */
+static int
 auth_wait(struct session *s, int seconds)
 {
     msec_t until = clock_now() + (msec_t)seconds * 1000;
@@ -550,13 +563,38 @@ auth_wait(struct session *s, int seconds)
     if (until > s->client.deadline) {
         until = s->client.deadline;
     }
+    if (may_park()) {
+        s->park_until = until;
+        return 1;
+    }
     (void)conn_poll(-1, 0, until, NULL);
+    return 0;
+}
+
+/* After a refused login (and its Auth-Wait): the client's answer.
+ * SESS_OK: it may try again; SESS_CLOSE otherwise. */
+static enum sess_rc
+login_refused(struct session *s, const struct proto_ops *ops)
+{
+    enum sess_rc rc;
+
+    s->action = "in auth state";
+    rc = ops->auth_error(s, &s->auth);
+    session_clear_creds(s);
+    /* as NGINX: only a refusal with Auth-Wait lets the client try again;
+     * without it (or with 0), or after a temporary failure, the
+     * connection ends once the reply is sent */
+    if (rc != SESS_OK || s->auth.status != AUTH_FAIL || s->auth.wait <= 0) {
+        return SESS_CLOSE;
+    }
+    return SESS_OK;
 }
 
 /*
  * The dialogue and auth loop: SESS_OK with s->auth naming the backend,
  * SESS_CLOSE (every reply already sent), or SESS_PARK (the dialogue waits
- * for its client without the worker; called again when it speaks).
+ * for its client, or the refused client its Auth-Wait, without the
+ * worker; called again to go on).
  */
 static enum sess_rc
 phase_login(struct session *s, const struct proto_ops *ops)
@@ -565,6 +603,17 @@ phase_login(struct session *s, const struct proto_ops *ops)
     struct tls_info ti;
     enum sess_rc rc;
 
+    if (s->park_until != 0) {
+        /* back from its Auth-Wait; early only when a stop gave it back,
+         * which then sleeps here what is left */
+        msec_t until = s->park_until;
+
+        s->park_until = 0;
+        (void)conn_poll(-1, 0, until, NULL);
+        if (login_refused(s, ops) != SESS_OK) {
+            return SESS_CLOSE;
+        }
+    }
     for (;;) {
         s->action = "in auth state";
         rc = ops->dialogue(s);
@@ -592,8 +641,8 @@ phase_login(struct session *s, const struct proto_ops *ops)
                 session_log(s, LOG_LV_INFO, "client login failed: \"%s\"",
                             s->auth.message ? s->auth.message : "");
             }
-            if (s->auth.wait > 0) {
-                auth_wait(s, s->auth.wait);
+            if (s->auth.wait > 0 && auth_wait(s, s->auth.wait)) {
+                return SESS_PARK;
             }
             break;
         case AUTH_TEMPFAIL:
@@ -602,13 +651,7 @@ phase_login(struct session *s, const struct proto_ops *ops)
                                            : "auth service failed");
             break;
         }
-        s->action = "in auth state";
-        rc = ops->auth_error(s, &s->auth);
-        session_clear_creds(s);
-        /* as NGINX: only a refusal with Auth-Wait lets the client try again;
-         * without it (or with 0), or after a temporary failure, the
-         * connection ends once the reply is sent */
-        if (rc != SESS_OK || s->auth.status != AUTH_FAIL || s->auth.wait <= 0) {
+        if (login_refused(s, ops) != SESS_OK) {
             return SESS_CLOSE;
         }
     }
@@ -780,10 +823,11 @@ log_logged_in(struct session *s)
 }
 
 /*
- * The dialogue waits for its client and others wait for a worker: the
- * session leaves its worker for the acceptor, which holds it in its
- * poll() until the client speaks (or its `timeout` passes) and queues it
- * again; a worker then resumes it (session_run).  Its conf reference and
+ * The dialogue waits for its client and others wait for a worker, or the
+ * session is to sit out its Auth-Wait: it leaves its worker for the
+ * acceptor, which holds it in its poll() until the client speaks (or its
+ * `timeout` passes), or until s->park_until, and queues it again; a
+ * worker then resumes it (session_run).  Its conf reference and
  * socket go with it.  3 when the acceptor has it, 2 when the acceptor
  * takes no more (a stop began): back to the queue.
  */
@@ -799,17 +843,12 @@ session_park(struct session *s, struct pool_item *it)
     it->peerlen = s->peerlen;
     it->expired = 0;
     it->greet_at = 0;               /* greeted long ago */
-    session_log(s, LOG_LV_DEBUG, "waiting for the client without a worker");
+    it->wake_at = s->park_until;    /* Auth-Wait: queued again then */
+    session_log(s, LOG_LV_DEBUG, s->park_until != 0
+                ? "waiting for Auth-Wait without a worker"
+                : "waiting for the client without a worker");
     pool_release_fd();
     return acceptor_park(it) == 0 ? 3 : 2;
-}
-
-/* Whether a dialogue waiting for its client may park now (see
- * session_fill_client). */
-static int
-may_park(void)
-{
-    return pool_may_park() && acceptor_parks_open();
 }
 
 /* Nothing to read on c at this moment (nor an end or error to see). */

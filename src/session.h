@@ -86,6 +86,8 @@ struct session {
     size_t greeted;                     /* greeting bytes the acceptor sent */
     struct stamp stamp;                 /* the APOP timestamp of the greeting
                                          * (the acceptor's, or made by greet) */
+    msec_t park_until;                  /* parked for its Auth-Wait: until
+                                         * then (0: not) */
 };
 
 struct pool_item;

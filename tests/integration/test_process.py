@@ -9,6 +9,7 @@ nobody listens on, and no test logs in.
 
 import os
 import re
+import select
 import shlex
 import signal
 import socket
@@ -1010,6 +1011,28 @@ def test_parked_session_times_out(postern_config):
         assert time.monotonic() - t0 < 5
     words = "client timed out (110: Connection timed out) while in auth state"
     harness.wait_for(lambda: words in p.log_text(), 10, what=words)
+
+
+def test_auth_wait_needs_no_worker(postern_config):
+    """A refused login's Auth-Wait (2 s with auth_file) needs no worker:
+    with one worker, another client is served while it runs; the refusal
+    still comes after the whole wait, and the client may try again."""
+    p = simple(postern_config, top={"worker_threads": 1},
+               mail={"timeout": "30s"})
+    p.start()
+    with harness.LineClient(p.port, timeout=10) as a:
+        assert a.readline().startswith(b"* OK")
+        for tag in ("a", "b"):
+            t0 = time.monotonic()
+            a.send("%s LOGIN alice wrong\r\n" % tag)
+            harness.wait_for(
+                lambda: p.log_text().count("client login failed") >=
+                (1 if tag == "a" else 2), 10, what="the refusal")
+            served_beside(p.port)
+            # the other client was served before this one's answer came
+            assert select.select([a.sock], [], [], 0)[0] == [], p.logs()
+            assert a.readline().startswith(tag.encode() + b" NO"), p.logs()
+            assert time.monotonic() - t0 >= 2.0
 
 
 @pytest.mark.parametrize("sig", ["TERM", "QUIT"])
