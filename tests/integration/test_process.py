@@ -616,6 +616,9 @@ def test_hup_reload_raises_worker_connections(postern_config):
     p = simple(postern_config, top={"worker_threads": 1,
                                     "worker_connections": 2})
     p.start()
+    # the harness's probe of the port counts until its session has ended
+    harness.wait_for(lambda: re.search(r"\*1 .* while ", p.log_text()), 10,
+                     what="the probe's session to end")
     p.top["worker_connections"] = 5
     p.write_conf()
     p.kill(signal.SIGHUP)
