@@ -43,6 +43,7 @@ enum cmd_rc {
     CMD_BAD,       /* answer "tag BAD invalid command" (not counted) */
     CMD_AUTH,      /* credentials are set: ask the auth service */
     CMD_CLOSE,     /* replied (or failed); end the session */
+    CMD_PARK,      /* a SASL challenge awaits its answer: park the session */
 };
 
 /* The states a command may be allowed in: where TLS stands. */
@@ -353,6 +354,28 @@ sasl_mech(struct str name)
  * client's next lines from the same buffer, which may move, so the initial
  * response is copied first.
  */
+/* What an AUTHENTICATE exchange came to (now, or when it went on after
+ * the session parked). */
+static enum cmd_rc
+authenticated(struct session *s, enum sasl_rc rc)
+{
+    switch (rc) {
+    case SASL_OK:
+        return CMD_AUTH;
+    case SASL_PARK:
+        return CMD_PARK;
+    case SASL_CANCEL:
+    case SASL_BAD:
+        return CMD_BAD;         /* RFC 3501 6.2.2: a tagged BAD */
+    case SASL_INTERNAL:
+        imap_internal_error(s); /* logged; as NGINX, then close */
+        return CMD_CLOSE;
+    case SASL_IO:
+    default:
+        return CMD_CLOSE;
+    }
+}
+
 static enum cmd_rc
 cmd_authenticate(struct session *s, struct imap_parser *c, unsigned char *raw)
 {
@@ -387,20 +410,7 @@ cmd_authenticate(struct session *s, struct imap_parser *c, unsigned char *raw)
 
     rc = sasl_exchange(s, mech, initial, "+ ");
     str_wipe_free(&initial);
-
-    switch (rc) {
-    case SASL_OK:
-        return CMD_AUTH;
-    case SASL_CANCEL:
-    case SASL_BAD:
-        return CMD_BAD;         /* RFC 3501 6.2.2: a tagged BAD */
-    case SASL_INTERNAL:
-        imap_internal_error(s); /* logged; as NGINX, then close */
-        return CMD_CLOSE;
-    case SASL_IO:
-    default:
-        return CMD_CLOSE;
-    }
+    return authenticated(s, rc);
 }
 
 /*
@@ -498,6 +508,11 @@ imap_dialogue(struct session *s)
     enum cmd_rc rc;
 
     for (;;) {
+        if (s->sasl != NULL) {
+            /* back from a park in AUTHENTICATE: its tag is still p's */
+            rc = authenticated(s, sasl_resume(s));
+            goto handled;
+        }
         raw = buf_head(in);
 
         switch (imap_parse(p, raw, buf_len(in))) {
@@ -566,6 +581,7 @@ imap_dialogue(struct session *s)
         }
 
         rc = cmd->handler(s, p, raw);
+handled:
         switch (rc) {
         case CMD_NEXT:
             break;
@@ -576,6 +592,8 @@ imap_dialogue(struct session *s)
             break;
         case CMD_AUTH:
             return SESS_AUTH;
+        case CMD_PARK:
+            return SESS_PARK;
         case CMD_CLOSE:
             return SESS_CLOSE;
         }

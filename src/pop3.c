@@ -67,7 +67,9 @@ enum pop3_next {
                                  * state, settings): the same reply, not
                                  * counted, as NGINX counts only what its
                                  * parser refuses */
-    NEXT_CLOSE                  /* end the session */
+    NEXT_CLOSE,                 /* end the session */
+    NEXT_PARK                   /* a SASL challenge awaits its answer:
+                                 * park the session */
 };
 
 typedef enum pop3_next (*pop3_handler)(struct session *s,
@@ -320,6 +322,30 @@ cmd_apop(struct session *s, struct pop3_session *ps,
     return NEXT_AUTH;
 }
 
+/* What an AUTH exchange came to (now, or when it went on after the
+ * session parked). */
+static enum pop3_next
+authenticated(struct session *s, enum sasl_rc rc)
+{
+    switch (rc) {
+    case SASL_OK:
+        return NEXT_AUTH;
+    case SASL_PARK:
+        return NEXT_PARK;
+    case SASL_CANCEL:
+        /* RFC 5034 4: the server rejects a cancelled AUTH with -ERR */
+        return send_lit(s, pop3_cancelled) == 0 ? NEXT_READ : NEXT_CLOSE;
+    case SASL_BAD:
+        return NEXT_REFUSED;
+    case SASL_INTERNAL:
+        send_lit(s, pop3_internal);
+        return NEXT_CLOSE;
+    case SASL_IO:
+    default:
+        return NEXT_CLOSE;
+    }
+}
+
 /* AUTH [mechanism [initial-response]] (RFC 5034). */
 static enum pop3_next
 cmd_auth(struct session *s, struct pop3_session *ps,
@@ -361,22 +387,7 @@ cmd_auth(struct session *s, struct pop3_session *ps,
     }
     rc = sasl_exchange(s, mech, initial, "+ ");
     str_wipe_free(&initial);
-
-    switch (rc) {
-    case SASL_OK:
-        return NEXT_AUTH;
-    case SASL_CANCEL:
-        /* RFC 5034 4: the server rejects a cancelled AUTH with -ERR */
-        return send_lit(s, pop3_cancelled) == 0 ? NEXT_READ : NEXT_CLOSE;
-    case SASL_BAD:
-        return NEXT_REFUSED;
-    case SASL_INTERNAL:
-        send_lit(s, pop3_internal);
-        return NEXT_CLOSE;
-    case SASL_IO:
-    default:
-        return NEXT_CLOSE;
-    }
+    return authenticated(s, rc);
 }
 
 /* CAPA (RFC 2449 5): STLS is offered only before USER, where it may be
@@ -570,6 +581,11 @@ pop3_dialogue(struct session *s)
 
     s->action = "in auth state";
     for (;;) {
+        if (s->sasl != NULL) {
+            /* back from a park in AUTH */
+            next = authenticated(s, sasl_resume(s));
+            goto handled;
+        }
         prc = pop3_parse(&ps->parser, buf_head(&c->in), buf_len(&c->in),
                          &cmd, &used);
         buf_consume(&c->in, used);
@@ -598,11 +614,14 @@ pop3_dialogue(struct session *s)
             mem_wipe(cmd.args[0].data, cmd.args[0].len);
         }
 
+handled:
         switch (next) {
         case NEXT_READ:
             break;
         case NEXT_AUTH:
             return SESS_AUTH;
+        case NEXT_PARK:
+            return SESS_PARK;
         case NEXT_CLOSE:
             return SESS_CLOSE;
         case NEXT_INVALID:

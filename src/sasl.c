@@ -8,6 +8,11 @@
  * before they are freed; nothing here logs a password.
  * Locks: none; the decoders are pure, sasl_exchange() works on one session
  * owned by the calling worker.
+ *
+ * An exchange whose client has not answered a challenge yet may park with
+ * its session (session_fill_client): where it stands goes into s->sasl
+ * (struct sasl_wait), and sasl_resume() goes on from there in whichever
+ * worker takes the session back.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -334,8 +339,44 @@ send_challenge(struct session *s, const char *prefix, const char *text,
 }
 
 /*
+ * The client's next line, consumed: 1; 0 when nothing has come and the
+ * session is to park (session_fill_client); -1 when the client is gone
+ * (logged), or with errno ENOBUFS when the line is longer than the buffer.
+ */
+static int
+next_line(struct session *s, unsigned char **line_r, size_t *len_r)
+{
+    struct buf *b = &s->client.in;
+    size_t scanned = 0;
+
+    for (;;) {
+        unsigned char *start = buf_head(b);
+        unsigned char *lf = memchr(start + scanned, '\n', buf_len(b) - scanned);
+        int rc;
+
+        if (lf != NULL) {
+            *line_r = start;
+            *len_r = (size_t)(lf - start) + 1;
+            buf_consume(b, *len_r);
+            return 1;
+        }
+        scanned = buf_len(b);
+        if (buf_room(b) == 0 && b->pos == 0) {
+            errno = ENOBUFS;
+            return -1;
+        }
+        rc = session_fill_client(s);
+        if (rc != 1) {
+            errno = 0;
+            return rc == 0 ? 0 : -1;
+        }
+    }
+}
+
+/*
  * Read the client's answer line and decode it.  "*" cancels (RFC 4422
- * 3.5); a line longer than the client buffer is malformed.
+ * 3.5); a line longer than the client buffer is malformed.  SASL_PARK:
+ * nothing has come yet (see sasl_exchange).
  */
 static enum sasl_rc
 read_answer(struct session *s, struct sasl_blob *out)
@@ -343,10 +384,15 @@ read_answer(struct session *s, struct sasl_blob *out)
     unsigned char *line;
     size_t len;
     enum sasl_rc rc;
+    int got;
 
     out->data = NULL;
     out->len = 0;
-    if (conn_read_line(&s->client, &line, &len) != 0) {
+    got = next_line(s, &line, &len);
+    if (got == 0) {
+        return SASL_PARK;
+    }
+    if (got < 0) {
         if (errno == ENOBUFS) {
             session_log(s, LOG_LV_INFO, "client sent too long SASL answer");
             /* drop the rest of the line too: no byte of it may be read as
@@ -357,11 +403,7 @@ read_answer(struct session *s, struct sasl_blob *out)
             }
             return SASL_BAD;
         }
-        if (errno == ETIMEDOUT || errno == 0) {
-            /* errno 0: the client closed */
-            session_log_client_gone(s, errno == 0 ? 0 : -1, errno);
-        }
-        return SASL_IO;
+        return SASL_IO;                 /* logged */
     }
     if (len > 0 && line[len - 1] == '\n') {
         len--;
@@ -377,9 +419,30 @@ read_answer(struct session *s, struct sasl_blob *out)
     return rc;
 }
 
-/* Either the initial response (decoded) or a challenge and the answer. */
+/*
+ * Where an exchange stands: kept in s->sasl while the session waits,
+ * parked, for an answer to a challenge already sent.
+ */
+struct sasl_wait {
+    unsigned mech;                      /* AUTH_M_* */
+    const char *prefix;                 /* "+ " or "334 " (static) */
+    int challenged;                     /* the challenge is out: read */
+    int step;                           /* LOGIN: 1 once the user is in */
+    struct sasl_blob user;              /* LOGIN: the user name */
+    struct str salt;                    /* CRAM-MD5: the challenge sent */
+};
+
+static void
+wait_clear(struct sasl_wait *w)
+{
+    blob_wipe(&w->user);
+    str_wipe_free(&w->salt);
+}
+
+/* Either the initial response (decoded) or a challenge (once) and the
+ * answer. */
 static enum sasl_rc
-get_answer(struct session *s, struct str initial, const char *prefix,
+get_answer(struct session *s, struct sasl_wait *w, struct str initial,
            const char *challenge, struct sasl_blob *out)
 {
     enum sasl_rc rc;
@@ -387,11 +450,18 @@ get_answer(struct session *s, struct str initial, const char *prefix,
     if (initial.data != NULL) {
         return decode_answer(s, initial.data, initial.len, 1, out);
     }
-    rc = send_challenge(s, prefix, challenge, strlen(challenge));
-    if (rc != SASL_OK) {
-        return rc;
+    if (!w->challenged) {
+        rc = send_challenge(s, w->prefix, challenge, strlen(challenge));
+        if (rc != SASL_OK) {
+            return rc;
+        }
+        w->challenged = 1;
     }
-    return read_answer(s, out);
+    rc = read_answer(s, out);
+    if (rc != SASL_PARK) {
+        w->challenged = 0;
+    }
+    return rc;
 }
 
 /*
@@ -416,13 +486,13 @@ set_creds(struct session *s, enum auth_method m, struct str login,
 
 /* PLAIN: one message "authzid NUL authcid NUL passwd". */
 static enum sasl_rc
-sasl_plain(struct session *s, struct str initial, const char *prefix)
+sasl_plain(struct session *s, struct sasl_wait *w, struct str initial)
 {
     struct sasl_blob msg;
     struct str login, pass;
     enum sasl_rc rc;
 
-    rc = get_answer(s, initial, prefix, "", &msg);
+    rc = get_answer(s, w, initial, "", &msg);
     if (rc != SASL_OK) {
         return rc;
     }
@@ -440,39 +510,41 @@ sasl_plain(struct session *s, struct str initial, const char *prefix)
 
 /* LOGIN: "Username:" then "Password:"; an initial response is the user. */
 static enum sasl_rc
-sasl_login(struct session *s, struct str initial, const char *prefix)
+sasl_login(struct session *s, struct sasl_wait *w, struct str initial)
 {
-    struct sasl_blob user = { NULL, 0 }, pass = { NULL, 0 };
+    struct sasl_blob pass = { NULL, 0 };
     enum sasl_rc rc;
 
-    rc = get_answer(s, initial, prefix, SASL_USERNAME_B64, &user);
-    if (rc != SASL_OK) {
-        goto done;
+    if (w->step == 0) {
+        rc = get_answer(s, w, initial, SASL_USERNAME_B64, &w->user);
+        if (rc != SASL_OK) {
+            return rc;
+        }
+        w->step = 1;
     }
-    rc = get_answer(s, STR_NULL, prefix, SASL_PASSWORD_B64, &pass);
+    rc = get_answer(s, w, STR_NULL, SASL_PASSWORD_B64, &pass);
     if (rc != SASL_OK) {
-        goto done;
+        return rc;
     }
-    if (user.len == 0 || pass.len == 0) {
+    if (w->user.len == 0 || pass.len == 0) {
         session_log(s, LOG_LV_INFO,
                     "client sent empty login or password in AUTH LOGIN");
         rc = SASL_BAD;
-        goto done;
+    } else {
+        rc = set_creds(s, AUTH_METHOD_LOGIN,
+                       (struct str){ w->user.len, w->user.data },
+                       (struct str){ pass.len, pass.data }, STR_NULL);
     }
-    rc = set_creds(s, AUTH_METHOD_LOGIN, (struct str){ user.len, user.data },
-                   (struct str){ pass.len, pass.data }, STR_NULL);
-done:
-    blob_wipe(&user);
     blob_wipe(&pass);
     return rc;
 }
 
 /* CRAM-MD5: send a fresh challenge, take "user digest" back. */
 static enum sasl_rc
-sasl_cram_md5(struct session *s, struct str initial, const char *prefix)
+sasl_cram_md5(struct session *s, struct sasl_wait *w, struct str initial)
 {
     struct sasl_blob answer = { NULL, 0 };
-    struct str login, digest, salt = STR_NULL;
+    struct str login, digest;
     char *b64 = NULL;
     size_t b64len;
     enum sasl_rc rc;
@@ -483,53 +555,54 @@ sasl_cram_md5(struct session *s, struct str initial, const char *prefix)
                     "client sent an initial response to AUTH CRAM-MD5");
         return SASL_BAD;
     }
-    if (session_make_salt(s) != 0) {
-        session_log(s, LOG_LV_ERR, "cannot make a CRAM-MD5 challenge");
-        return SASL_INTERNAL;
-    }
-    /* own copy: session_set_creds replaces s->salt while it copies */
-    salt.len = s->salt.len;
-    salt.data = malloc(salt.len + 1);
-    b64len = base64_encoded_len(salt.len);
-    b64 = malloc(b64len + 1);
-    if (salt.data == NULL || b64 == NULL) {
-        session_log(s, LOG_LV_ERR, "out of memory in AUTH CRAM-MD5");
-        rc = SASL_INTERNAL;
-        goto done;
-    }
-    memcpy(salt.data, s->salt.data, salt.len);
-    base64_encode(salt.data, salt.len, b64);
-    rc = send_challenge(s, prefix, b64, b64len);
-    if (rc != SASL_OK) {
-        goto done;
+    if (!w->challenged) {
+        if (session_make_salt(s) != 0) {
+            session_log(s, LOG_LV_ERR, "cannot make a CRAM-MD5 challenge");
+            return SASL_INTERNAL;
+        }
+        /* own copy: session_set_creds replaces s->salt while it copies */
+        w->salt.len = s->salt.len;
+        w->salt.data = malloc(w->salt.len + 1);
+        b64len = base64_encoded_len(w->salt.len);
+        b64 = malloc(b64len + 1);
+        if (w->salt.data == NULL || b64 == NULL) {
+            session_log(s, LOG_LV_ERR, "out of memory in AUTH CRAM-MD5");
+            free(b64);
+            return SASL_INTERNAL;
+        }
+        memcpy(w->salt.data, s->salt.data, w->salt.len);
+        base64_encode(w->salt.data, w->salt.len, b64);
+        rc = send_challenge(s, w->prefix, b64, b64len);
+        free(b64);
+        if (rc != SASL_OK) {
+            return rc;
+        }
+        w->challenged = 1;
     }
     rc = read_answer(s, &answer);
     if (rc != SASL_OK) {
-        goto done;
+        return rc;
     }
     if (sasl_cram_parse((struct str){ answer.len, answer.data }, &login,
                         &digest) != 0) {
         session_log(s, LOG_LV_INFO, "client sent invalid CRAM-MD5 answer");
         rc = SASL_BAD;
-        goto done;
+    } else {
+        rc = set_creds(s, AUTH_METHOD_CRAM_MD5, login, digest, w->salt);
     }
-    rc = set_creds(s, AUTH_METHOD_CRAM_MD5, login, digest, salt);
-done:
     blob_wipe(&answer);
-    free(b64);
-    free(salt.data);
     return rc;
 }
 
 /* EXTERNAL: the answer is the authorization identity, possibly empty (then
  * the certificate alone names the user); there is no password. */
 static enum sasl_rc
-sasl_external(struct session *s, struct str initial, const char *prefix)
+sasl_external(struct session *s, struct sasl_wait *w, struct str initial)
 {
     struct sasl_blob user;
     enum sasl_rc rc;
 
-    rc = get_answer(s, initial, prefix, SASL_USERNAME_B64, &user);
+    rc = get_answer(s, w, initial, SASL_USERNAME_B64, &user);
     if (rc != SASL_OK) {
         return rc;
     }
@@ -539,33 +612,82 @@ sasl_external(struct session *s, struct str initial, const char *prefix)
     return rc;
 }
 
+/* Run w's mechanism from where it stands; on any result but SASL_PARK the
+ * exchange is over and w is cleared. */
+static enum sasl_rc
+run(struct session *s, struct sasl_wait *w, struct str initial)
+{
+    enum sasl_rc rc;
+
+    switch (w->mech) {
+    case AUTH_M_PLAIN:
+        rc = sasl_plain(s, w, initial);
+        break;
+    case AUTH_M_LOGIN:
+        rc = sasl_login(s, w, initial);
+        break;
+    case AUTH_M_CRAM_MD5:
+        rc = sasl_cram_md5(s, w, initial);
+        break;
+    case AUTH_M_EXTERNAL:
+        rc = sasl_external(s, w, initial);
+        break;
+    default:
+        session_log(s, LOG_LV_ERR, "unsupported SASL mechanism %#x", w->mech);
+        rc = SASL_BAD;
+        break;
+    }
+    if (rc == SASL_PARK) {
+        return rc;
+    }
+    wait_clear(w);
+    if (rc != SASL_OK) {
+        session_clear_creds(s);
+    }
+    return rc;
+}
+
 /* One SASL exchange for the named mechanism; see sasl.h. */
 enum sasl_rc
 sasl_exchange(struct session *s, unsigned mech, struct str initial,
               const char *prefix)
 {
-    enum sasl_rc rc;
+    struct sasl_wait w = { .mech = mech, .prefix = prefix };
+    enum sasl_rc rc = run(s, &w, initial);
 
-    switch (mech) {
-    case AUTH_M_PLAIN:
-        rc = sasl_plain(s, initial, prefix);
-        break;
-    case AUTH_M_LOGIN:
-        rc = sasl_login(s, initial, prefix);
-        break;
-    case AUTH_M_CRAM_MD5:
-        rc = sasl_cram_md5(s, initial, prefix);
-        break;
-    case AUTH_M_EXTERNAL:
-        rc = sasl_external(s, initial, prefix);
-        break;
-    default:
-        session_log(s, LOG_LV_ERR, "unsupported SASL mechanism %#x", mech);
-        rc = SASL_BAD;
-        break;
-    }
-    if (rc != SASL_OK) {
-        session_clear_creds(s);
+    if (rc == SASL_PARK) {
+        s->sasl = malloc(sizeof(w));
+        if (s->sasl == NULL) {
+            wait_clear(&w);
+            session_clear_creds(s);
+            session_log(s, LOG_LV_ERR, "out of memory in a SASL exchange");
+            return SASL_INTERNAL;
+        }
+        *s->sasl = w;
     }
     return rc;
+}
+
+/* See sasl.h. */
+enum sasl_rc
+sasl_resume(struct session *s)
+{
+    enum sasl_rc rc = run(s, s->sasl, STR_NULL);
+
+    if (rc != SASL_PARK) {
+        free(s->sasl);
+        s->sasl = NULL;
+    }
+    return rc;
+}
+
+/* See sasl.h. */
+void
+sasl_forget(struct session *s)
+{
+    if (s->sasl != NULL) {
+        wait_clear(s->sasl);
+        free(s->sasl);
+        s->sasl = NULL;
+    }
 }

@@ -42,7 +42,13 @@ enum sasl_rc {
     SASL_IO,           /* connection failed or timed out: close */
     SASL_INTERNAL,     /* our failure (no memory, no challenge): logged;
                         * answer with the internal error, then close */
+    SASL_PARK,         /* a challenge is out and its answer has not come:
+                        * the session is to park (session_fill_client);
+                        * sasl_resume() goes on when it comes back */
 };
+
+/* The state of an exchange that parked (sasl.c). */
+struct sasl_wait;
 
 /*
  * Run one SASL exchange on s->client after the client named the mechanism
@@ -54,5 +60,10 @@ enum sasl_rc {
  */
 enum sasl_rc sasl_exchange(struct session *s, unsigned mech, struct str initial,
                            const char *prefix);
+/* Go on with the exchange that returned SASL_PARK (s->sasl set): the same
+ * results as sasl_exchange. */
+enum sasl_rc sasl_resume(struct session *s);
+/* Drop a parked exchange's state (the session ends); wipes what it held. */
+void sasl_forget(struct session *s);
 
 #endif

@@ -32,6 +32,7 @@
 #include "proxy_protocol.h"
 #include "relay.h"
 #include "resolver.h"
+#include "sasl.h"
 #include "session.h"
 #include "stamp.h"
 #include "tls.h"
@@ -901,6 +902,7 @@ session_free(struct session *s, const struct proto_ops *ops)
     if (ops != NULL && ops->free_state != NULL && s->proto_state != NULL) {
         ops->free_state(s);
     }
+    sasl_forget(s);
     session_clear_creds(s);
     str_wipe_free(&s->smtp_helo);
     str_wipe_free(&s->smtp_from);

@@ -28,6 +28,8 @@
 
 #define ADDR_TEXT_MAX ADDR_TEXT_LEN
 
+struct sasl_wait;
+
 /* What is known of the client's host name. */
 enum client_host_state {
     CLIENT_HOST_UNKNOWN = 0,            /* not looked up yet */
@@ -88,6 +90,8 @@ struct session {
                                          * (the acceptor's, or made by greet) */
     msec_t park_until;                  /* parked for its Auth-Wait: until
                                          * then (0: not) */
+    struct sasl_wait *sasl;             /* parked in a SASL exchange: where
+                                         * it stands (sasl.c) */
 };
 
 struct pool_item;
@@ -110,8 +114,9 @@ int session_run(struct pool_item *it);
 void session_discard(struct session *s);
 
 /*
- * For a dialogue waiting for more of its client's next command, with all
- * it has read in s->client.in and its parser in s->proto_state: read more.
+ * For a dialogue waiting for more of its client's next command (or a SASL
+ * exchange for its answer), with all it has read in s->client.in and
+ * where it stands in the session (s->proto_state, s->sasl): read more.
  * 1 bytes came; -1 the client is gone or timed out (logged); 0 nothing has
  * come while other clients wait for a worker: the dialogue returns
  * SESS_PARK, and is called again when the client speaks.  Never 0 outside

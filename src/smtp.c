@@ -77,6 +77,7 @@ enum cmd_rc {
     CMD_INVALID,        /* unknown or malformed: "500", count an error */
     CMD_REFUSED,        /* a known command refused: "500", not counted */
     CMD_CLOSE,          /* end the session; any reply was sent */
+    CMD_PARK,           /* a SASL challenge awaits its answer: park */
 };
 
 typedef enum cmd_rc (*smtp_handler)(struct session *s, struct smtp_state *st,
@@ -331,6 +332,29 @@ smtp_helo(struct session *s, struct smtp_state *st, const struct smtp_cmd *cmd)
            ? CMD_NEXT : CMD_CLOSE;
 }
 
+/* What an AUTH exchange came to (now, or when it went on after the
+ * session parked). */
+static enum cmd_rc
+authenticated(struct session *s, enum sasl_rc rc)
+{
+    switch (rc) {
+    case SASL_OK:
+        return CMD_AUTH;
+    case SASL_PARK:
+        return CMD_PARK;
+    case SASL_CANCEL:
+        return smtp_reply(s, SMTP_AUTH_CANCELLED) == 0 ? CMD_NEXT : CMD_CLOSE;
+    case SASL_BAD:
+        return CMD_REFUSED;
+    case SASL_INTERNAL:
+        smtp_reply(s, SMTP_INTERNAL_ERROR);
+        return CMD_CLOSE;
+    case SASL_IO:
+    default:
+        return CMD_CLOSE;
+    }
+}
+
 /* AUTH MECH [initial-response]: one SASL exchange with "334 " challenges. */
 static enum cmd_rc
 smtp_auth(struct session *s, struct smtp_state *st, const struct smtp_cmd *cmd)
@@ -375,20 +399,7 @@ smtp_auth(struct session *s, struct smtp_state *st, const struct smtp_cmd *cmd)
     }
     rc = sasl_exchange(s, bit, initial, "334 ");
     str_wipe_free(&initial);
-    switch (rc) {
-    case SASL_OK:
-        return CMD_AUTH;
-    case SASL_CANCEL:
-        return smtp_reply(s, SMTP_AUTH_CANCELLED) == 0 ? CMD_NEXT : CMD_CLOSE;
-    case SASL_BAD:
-        return CMD_REFUSED;
-    case SASL_INTERNAL:
-        smtp_reply(s, SMTP_INTERNAL_ERROR);
-        return CMD_CLOSE;
-    case SASL_IO:
-    default:
-        return CMD_CLOSE;
-    }
+    return authenticated(s, rc);
 }
 
 /* MAIL FROM: refused unless smtp_auth has none; then kept for the auth
@@ -634,19 +645,26 @@ smtp_dialogue(struct session *s)
 
     for (;;) {
         s->action = "in auth state";
-        r = read_command(s, st, &cmd);
-        if (r == READ_PARK) {
-            return SESS_PARK;
+        if (s->sasl != NULL) {
+            /* back from a park in AUTH */
+            rc = authenticated(s, sasl_resume(s));
+        } else {
+            r = read_command(s, st, &cmd);
+            if (r == READ_PARK) {
+                return SESS_PARK;
+            }
+            if (r < 0) {
+                return SESS_CLOSE;
+            }
+            rc = r == SMTP_PARSE_OK ? dispatch(s, st, &cmd) : CMD_INVALID;
         }
-        if (r < 0) {
-            return SESS_CLOSE;
-        }
-        rc = r == SMTP_PARSE_OK ? dispatch(s, st, &cmd) : CMD_INVALID;
         switch (rc) {
         case CMD_NEXT:
             break;
         case CMD_AUTH:
             return SESS_AUTH;
+        case CMD_PARK:
+            return SESS_PARK;
         case CMD_INVALID:
             /* counted as NGINX counts what its parser refuses; a known
              * command refused in its handler is not */

@@ -741,15 +741,17 @@ def real_server(src):
     return "2001:db8::100" if ":" in src else "192.0.2.100"
 
 
-def share_taken(postern, env, src="192.0.2.1"):
+def share_taken(postern, env, certs, src="192.0.2.1"):
     """postern behind a trusted balancer (preauth_per_client 1: 4 workers)
     with a silent first session of the real address src, whose share it
-    holds (inside AUTH LOGIN: between commands a silent session would leave
-    its worker to the one waiting): (p, port, first); the caller closes
-    first."""
+    holds (in the TLS handshake after STARTTLS: between commands or in a
+    SASL exchange a silent session would leave its worker to the one
+    waiting): (p, port, first); the caller closes first."""
     port, listen = pp_listen()
-    p = start(postern, env, listen=listen,
-              smtp={"set_real_ip_from": ["127.0.0.1"], "timeout": "30s"})
+    smtp = {"set_real_ip_from": ["127.0.0.1"], "timeout": "30s",
+            "starttls": True}
+    smtp.update(certs.server_settings("rsa"))
+    p = start(postern, env, listen=listen, smtp=smtp)
     first = harness.LineClient(port, timeout=5)
     try:
         first.send(smtp_util.proxy_v1(src, real_server(src), 1000, 25))
@@ -760,7 +762,7 @@ def share_taken(postern, env, src="192.0.2.1"):
                 break
             line = first.readline()
         assert line.startswith(b"250 "), line
-        assert first.cmd("AUTH LOGIN").startswith(b"334 ")
+        assert first.cmd("STARTTLS").startswith(b"220 ")
     except BaseException:
         first.close()
         raise
@@ -774,13 +776,14 @@ def share_taken(postern, env, src="192.0.2.1"):
     ("2001:db8:0:1::1", "2001:db8:0:1:ffff:ffff:ffff:ffff",
      "2001:db8:0:2::1"),
 ], ids=["IPv4", "IPv6 /64"])
-def test_proxy_protocol_share_counts_the_real_address(postern, env, first_src,
-                                                      same_src, other_src):
+def test_proxy_protocol_share_counts_the_real_address(postern, env, certs,
+                                                      first_src, same_src,
+                                                      other_src):
     """Behind a trusted balancer, preauth_per_client counts the real
     client: a second silent session of the same real address waits in the
     queue, another address is served at once, and the waiting one is
     served when the first ends."""
-    p, port, first = share_taken(postern, env, first_src)
+    p, port, first = share_taken(postern, env, certs, first_src)
     with first, harness.LineClient(port, timeout=10) as same:
         same.send(smtp_util.proxy_v1(same_src, real_server(same_src), 1001,
                                      25))
@@ -798,12 +801,13 @@ def test_proxy_protocol_share_counts_the_real_address(postern, env, first_src,
     assert "waiting again" in p.log_text()
 
 
-def test_proxy_protocol_share_waits_through_a_graceful_stop(postern, env):
+def test_proxy_protocol_share_waits_through_a_graceful_stop(postern, env,
+                                                            certs):
     """A connection accepted before a graceful stop whose header comes
     after it, naming a real address that has its share, waits for the
     share and is served, as the queue is (it was dropped without a
     reply)."""
-    p, port, first = share_taken(postern, env)
+    p, port, first = share_taken(postern, env, certs)
     fds = "/proc/%d/fd" % p.pid
     before = len(os.listdir(fds))
     with first, harness.LineClient(port, timeout=10) as same:

@@ -258,6 +258,25 @@ def test_login_after_waiting_without_a_worker(imap_px, kind, dovecot):
     assert "timed out" not in p.log_text(), p.logs()
 
 
+def test_authenticate_after_waiting_without_a_worker(imap_px, kind):
+    """With one worker: a client that leaves AUTHENTICATE PLAIN's
+    challenge unanswered leaves the worker to another client, then
+    answers, logs in and selects its mailbox."""
+    p = imap_px(kind, top={"worker_threads": 1}, mail={"timeout": "60s"})
+    with Raw(p.port) as a:
+        a.send(b"a AUTHENTICATE PLAIN\r\n")
+        assert a.readline().startswith(b"+")
+        with Raw(p.port, timeout=5) as other:
+            line, _ = other.run("o", "LOGIN alice alice-pw")
+            assert login_ok(line, "o"), line
+            selected(other)
+        a.send(b64("\0carol\0" + USERS["carol"]) + "\r\n")
+        lines = a.tagged("a")
+        assert login_ok(lines[-1], "a"), (lines, p.logs())
+        selected(a)
+    assert "timed out" not in p.log_text(), p.logs()
+
+
 def test_login_nonsynchronizing_literals(imap_px, kind):
     p = imap_px(kind)
     pw = USERS["carol"].encode()

@@ -7,6 +7,7 @@ None of this needs a backend: the auth_file sends every user to a port
 nobody listens on, and no test logs in.
 """
 
+import base64
 import os
 import re
 import select
@@ -180,17 +181,24 @@ def test_relay_threads_auto_is_one_per_cpu(postern_config):
 # --------------------------------------------------------------------------
 # the acceptor's greeting
 
+def holding_server(certs):
+    """An IMAP server whose sessions may start TLS (see hold_the_worker)."""
+    s = {"protocol": "imap", "starttls": True}
+    s.update(certs.server_settings("rsa"))
+    return s
+
+
 def hold_the_worker(port):
-    """Connect to an IMAP server and keep its one worker reading: inside a
-    SASL exchange, where a silent client keeps its worker (between
-    commands it would leave it to the clients waiting); the continuation
-    proves a worker, not the acceptor, has the session."""
+    """Connect to a holding_server and keep its one worker waiting: in the
+    TLS handshake after STARTTLS, where a silent client keeps its worker
+    (between commands, or in a SASL exchange, it would leave it to the
+    clients waiting).  The answer to STARTTLS proves a worker, not the
+    acceptor, has the session."""
     c = harness.LineClient(port, timeout=10)
     assert c.readline().startswith(b"* OK")
-    c.send("A AUTHENTICATE PLAIN\r\n")
-    got = c.readline()
-    if not got.startswith(b"+"):
-        pytest.fail("no continuation for AUTHENTICATE PLAIN: %r" % got)
+    got = c.cmd("A STARTTLS")
+    if not got.startswith(b"A OK"):
+        pytest.fail("no answer to STARTTLS: %r" % got)
     return c
 
 
@@ -223,12 +231,12 @@ EARLY = {
 
 
 @pytest.mark.parametrize("case", sorted(EARLY))
-def test_greeting_while_every_worker_is_busy(postern_config, case):
+def test_greeting_while_every_worker_is_busy(postern_config, certs, case):
     """A plain connection is greeted by the acceptor: its client's first
     command then waits in the socket for the worker, and is answered."""
     server, want = EARLY[case]
     proto = server["protocol"]
-    p = simple(postern_config, servers=[{"protocol": "imap"}, server],
+    p = simple(postern_config, servers=[holding_server(certs), server],
                top={"worker_threads": 1},
                mail={"server_name": "proxy.example.test", "timeout": "60s"})
     p.start()
@@ -258,14 +266,14 @@ NOT_EARLY = {
 
 
 @pytest.mark.parametrize("case", sorted(NOT_EARLY))
-def test_no_early_greeting(postern_config, case):
+def test_no_early_greeting(postern_config, certs, case):
     """Where the access rules or the PROXY header come first, only the
     worker greets: nothing comes while the one worker is busy."""
     server, mail, first = NOT_EARLY[case]
     server = dict(server)
     if server.pop("proxy_protocol", False):
         server["listen"] = "127.0.0.1:%d proxy_protocol" % harness.free_port()
-    p = simple(postern_config, servers=[{"protocol": "imap"}, server],
+    p = simple(postern_config, servers=[holding_server(certs), server],
                top={"worker_threads": 1}, mail=dict(mail, timeout="60s"))
     p.start()
     holder = hold_the_worker(p.ports[0])
@@ -996,6 +1004,63 @@ def test_silent_sessions_leave_their_worker(postern_config, certs, kind):
         assert a.answer(last).startswith(last), p.logs()
     finally:
         a.close()
+    assert "timed out" not in p.log_text(), p.logs()
+
+
+def b64(text):
+    return base64.b64encode(text.encode()) + b"\r\n"
+
+
+# kind: (server settings, [(what the client sends, the start of the line
+# that ends postern's answer)]): a SASL exchange whose every challenge the
+# client leaves unanswered for a while; the password is wrong
+SASL_PARKED = {
+    "IMAP AUTHENTICATE PLAIN": (
+        {"protocol": "imap"},
+        [(b"a AUTHENTICATE PLAIN\r\n", b"+ "),
+         (b64("\0alice\0wrong"), b"a NO")]),
+    "IMAP AUTHENTICATE CRAM-MD5": (
+        {"protocol": "imap", "imap_auth": ["plain", "cram-md5"]},
+        [(b"a AUTHENTICATE CRAM-MD5\r\n", b"+ "),
+         (b64("alice " + "0" * 32), b"a NO")]),
+    "POP3 AUTH LOGIN": (
+        {"protocol": "pop3"},
+        [(b"AUTH LOGIN\r\n", b"+ "), (b64("alice"), b"+ "),
+         (b64("wrong"), b"-ERR")]),
+    "SMTP AUTH LOGIN": (
+        {"protocol": "smtp"},
+        [(b"EHLO client.test\r\n", b"250 "), (b"AUTH LOGIN\r\n", b"334 "),
+         (b64("alice"), b"334 "), (b64("wrong"), b"535 ")]),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(SASL_PARKED))
+def test_sasl_exchange_leaves_the_worker(postern_config, kind):
+    """A client that leaves a SASL challenge unanswered while another
+    waits for a worker leaves its worker to it, and the exchange goes on
+    where it stood when the answer comes (AUTH LOGIN: after each of its two
+    challenges): with one worker, the other client is served each time,
+    and the login is tried with what the client sent."""
+    port = harness.free_port()
+    settings, steps = SASL_PARKED[kind]
+    server = dict(settings, listen="127.0.0.1:%d" % port)
+    p = simple(postern_config, [{"protocol": "imap"}, server],
+               top={"worker_threads": 1}, mail={"timeout": "60s"})
+    p.start()
+    with harness.LineClient(port, timeout=10) as a:
+        assert a.readline()[:1] in (b"*", b"+", b"2")
+        for data, last in steps:
+            a.send(data)
+            for _ in range(50):
+                line = a.readline()
+                if line.startswith(last) or not line:
+                    break
+            assert line.startswith(last), (line, p.logs())
+            if last in (b"+ ", b"334 "):
+                served_beside(p.port)   # the challenge is unanswered
+    harness.wait_for(lambda: "client login failed" in p.log_text(), 10,
+                     what="the refusal in the log")
+    assert 'login: "alice"' in p.log_text(), p.logs()
     assert "timed out" not in p.log_text(), p.logs()
 
 

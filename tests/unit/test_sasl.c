@@ -24,12 +24,12 @@
 
 /* ---- fakes ---- */
 
-static const char *script[8];           /* client lines, in order */
+static const char *script[8];           /* client lines, in order; NULL:
+                                         * nothing comes, the session parks */
 static int script_pos, script_n;
 static int script_errno;                /* errno after the script runs out */
 static char sent[4096];                 /* what the server wrote */
 static size_t sent_len;
-static unsigned char linebuf[1024];
 
 static void
 script_set(int err, int n, ...)
@@ -64,21 +64,35 @@ conn_skip_line(struct conn *c)
     return 0;
 }
 
+/* Fake: the script's next line arrives in the client buffer.  At the end
+ * of the script, ENOBUFS fills the buffer without an LF (a line longer
+ * than the buffer); any other errno is the client gone. */
 int
-conn_read_line(struct conn *c, unsigned char **line_r, size_t *len_r)
+session_fill_client(struct session *s)
 {
+    struct buf *b = &s->client.in;
     size_t n;
 
-    (void)c;
     if (script_pos == script_n) {
-        errno = script_errno;
+        if (script_errno == ENOBUFS) {
+            memset(b->data + b->last, 'x', buf_room(b));
+            b->last = b->size;
+            return 1;
+        }
         return -1;
     }
+    if (script[script_pos] == NULL) {
+        script_pos++;
+        return 0;
+    }
     n = strlen(script[script_pos]);
-    memcpy(linebuf, script[script_pos++], n);
-    *line_r = linebuf;
-    *len_r = n;
-    return 0;
+    buf_compact(b);
+    if (n > buf_room(b)) {
+        return -1;
+    }
+    memcpy(b->data + b->last, script[script_pos++], n);
+    b->last += n;
+    return 1;
 }
 
 int
@@ -286,7 +300,13 @@ static void
 reset_session(struct session *s)
 {
     session_clear_creds(s);
+    sasl_forget(s);
+    buf_free(&s->client.in);
     memset(s, 0, sizeof(*s));
+    if (buf_init(&s->client.in, 1024) != 0) {
+        printf("Bail out! out of memory\n");
+        exit(1);
+    }
 }
 
 static void
@@ -296,6 +316,7 @@ test_exchange(void)
     enum sasl_rc rc;
 
     memset(&s, 0, sizeof(s));
+    reset_session(&s);
 
     /* PLAIN with initial response: nothing sent */
     reset_session(&s);
@@ -468,6 +489,66 @@ test_exchange(void)
        "APOP is not a SASL mechanism");
 
     reset_session(&s);
+    buf_free(&s.client.in);
+}
+
+/* An exchange whose answer has not come parks (SASL_PARK, s.sasl set)
+ * and goes on from where it stood: no challenge is sent twice. */
+static void
+test_parked_exchange(void)
+{
+    struct session s;
+    enum sasl_rc rc;
+
+    memset(&s, 0, sizeof(s));
+    reset_session(&s);
+
+    /* LOGIN parks before the user and again before the password */
+    script_set(0, 4, NULL, "dGVzdA==\r\n", NULL, "c2VjcmV0\r\n");
+    rc = sasl_exchange(&s, AUTH_M_LOGIN, STR_NULL, "+ ");
+    ok(rc == SASL_PARK && s.sasl != NULL && s.login.data == NULL,
+       "LOGIN parks at Username:");
+    rc = sasl_resume(&s);
+    ok(rc == SASL_PARK && s.sasl != NULL, "LOGIN parks at Password:");
+    rc = sasl_resume(&s);
+    ok(rc == SASL_OK && s.sasl == NULL && s.method == AUTH_METHOD_LOGIN
+       && is_bytes(s.login, "test", 4) && is_bytes(s.passwd, "secret", 6),
+       "LOGIN after two parks");
+    is_str(sent, "+ VXNlcm5hbWU6\r\n+ UGFzc3dvcmQ6\r\n",
+           "each challenge sent once");
+
+    /* CRAM-MD5 keeps its challenge while parked */
+    reset_session(&s);
+    script_set(0, 2, NULL,
+               "dGltIGI5MTNhNjAyYzdlZGE3YTQ5NWI0ZTZlNzMzNGQzODkw\r\n");
+    ok(sasl_exchange(&s, AUTH_M_CRAM_MD5, STR_NULL, "+ ") == SASL_PARK,
+       "CRAM-MD5 parks after its challenge");
+    rc = sasl_resume(&s);
+    ok(rc == SASL_OK
+       && is_bytes(s.passwd, "b913a602c7eda7a495b4e6e7334d3890", 32)
+       && is_bytes(s.salt, "<1896.697170952@postoffice.example.net>", 39),
+       "CRAM-MD5 after the park: digest against the challenge sent");
+    is_str(sent, "+ PDE4OTYuNjk3MTcwOTUyQHBvc3RvZmZpY2UuZXhhbXBsZS5uZXQ+\r\n",
+           "CRAM-MD5 challenge sent once");
+
+    /* a park, then the client gone: the exchange ends, nothing kept */
+    reset_session(&s);
+    script_set(0, 1, NULL);
+    ok(sasl_exchange(&s, AUTH_M_PLAIN, STR_NULL, "+ ") == SASL_PARK,
+       "PLAIN parks");
+    ok(sasl_resume(&s) == SASL_IO && s.sasl == NULL && s.login.data == NULL,
+       "PLAIN client gone after the park");
+
+    /* a parked exchange dropped with its session */
+    reset_session(&s);
+    script_set(0, 2, "dGVzdA==\r\n", NULL);
+    ok(sasl_exchange(&s, AUTH_M_LOGIN, STR_NULL, "+ ") == SASL_PARK,
+       "LOGIN parks with the user read");
+    sasl_forget(&s);
+    ok(s.sasl == NULL, "sasl_forget drops it (valgrind: nothing leaks)");
+
+    reset_session(&s);
+    buf_free(&s.client.in);
 }
 
 int
@@ -478,5 +559,6 @@ main(void)
     test_cram_parse();
     test_digests();
     test_exchange();
+    test_parked_exchange();
     return tap_done();
 }
