@@ -8,6 +8,7 @@ memory, which AddressSanitizer does not.  Skipped for a sanitizer build
 (the two cannot share a process) and when valgrind is not installed
 (tests/setup-debian.sh installs it, so CI never skips)."""
 
+import base64
 import imaplib
 import os
 import poplib
@@ -158,9 +159,22 @@ def test_no_memory_error_or_leak(guest, dovecot, certs):
             break
     assert line.startswith(b"b OK"), line
     parked.close()
+    # and in a SASL exchange, before its answer
+    parked = harness.LineClient(imap, timeout=SLOW)
+    assert parked.readline().startswith(b"* OK")
+    assert parked.cmd("s AUTHENTICATE PLAIN").startswith(b"+")
+    imap_session(imap, "alice")
+    plain = base64.b64encode(("\0bob\0" + harness.USERS["bob"]).encode())
+    parked.send(plain + b"\r\n")
+    for _ in range(20):
+        line = parked.readline()
+        if line.startswith(b"s "):
+            break
+    assert line.startswith(b"s OK"), line
+    parked.close()
     left = harness.LineClient(imap, timeout=SLOW)
     assert left.readline().startswith(b"* OK")
-    assert left.cmd("a NOOP").startswith(b"a OK")
+    assert left.cmd("l AUTHENTICATE PLAIN").startswith(b"+")
 
     # a reload builds a new configuration and frees the old one
     guest.kill(signal.SIGHUP)
