@@ -48,6 +48,7 @@ conn_close(struct conn *c)
         tls_bye(c);
         tls_free(c);
     }
+    tls_handshake_free(c);
     if (c->fd >= 0) {
         close(c->fd);
         c->fd = -1;

@@ -23,6 +23,8 @@ struct sockaddr;
 struct conn {
     int fd;
     void *tls;             /* gnutls_session_t once TLS is on, else NULL */
+    void *hs;              /* a server handshake under way, parked with its
+                            * session (tls_accept_parkable), else NULL */
     struct buf in;         /* bytes read, not yet consumed */
     msec_t deadline;       /* absolute; blocking calls fail with ETIMEDOUT after */
     int eof;               /* peer closed its side */

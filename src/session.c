@@ -420,7 +420,27 @@ phase_access(struct session *s)
     return 0;
 }
 
-/* Implicit TLS for `listen ... ssl` and `ssl = on`. */
+/* Whether a session may leave its worker now: it runs in one, and
+ * neither the pool nor the acceptor is stopping. */
+static int
+may_park(void)
+{
+    return pool_may_park() && acceptor_parks_open();
+}
+
+/* Whether a session waiting for its client should leave its worker now:
+ * it may, and other clients wait for one.  (tls_accept_parkable's
+ * callback.) */
+static int
+others_wait(void *arg)
+{
+    (void)arg;
+    return may_park() && pool_queued() > 0;
+}
+
+/* Implicit TLS for `listen ... ssl` and `ssl = on`: 0 done (or none),
+ * -1 failed (logged, answered), 1 waiting for the client while others
+ * wait for a worker: park (the handshake stays in s->client.hs). */
 static int
 phase_tls(struct session *s)
 {
@@ -430,12 +450,19 @@ phase_tls(struct session *s)
         return 0;
     }
     s->action = "SSL handshaking";
-    if (tls_accept(&s->client, s->sc, err, sizeof(err)) != 0) {
+    switch (tls_accept_parkable(&s->client, s->sc, others_wait, NULL, err,
+                                sizeof(err))) {
+    case 0:
+        break;
+    case 1:
+        return 1;                       /* parked: c->hs keeps it */
+    default: {
         int error = errno;
 
         session_log(s, LOG_LV_INFO, "%s", err);
         cert_refused_reply(s, error);
         return -1;
+    }
     }
     s->tls = 1;
     return 0;
@@ -539,14 +566,6 @@ ask_auth(struct session *s, struct auth_request *rq, struct tls_info *ti)
     s->action = "in http auth state";
     auth_result_free(&s->auth);
     auth_query(s->sc, rq, &s->auth);
-}
-
-/* Whether a session may leave its worker now: it runs in one, and
- * neither the pool nor the acceptor is stopping. */
-static int
-may_park(void)
-{
-    return pool_may_park() && acceptor_parks_open();
 }
 
 /*
@@ -875,7 +894,7 @@ session_fill_client(struct session *s)
         if (parkable) {
             msec_t slice = clock_now() + PARK_CHECK_MS;
 
-            if (pool_queued() > 0 && client_silent(c)) {
+            if (others_wait(NULL) && client_silent(c)) {
                 return 0;
             }
             /* look at the queue again after a while */
@@ -919,9 +938,10 @@ session_free(struct session *s, const struct proto_ops *ops)
 }
 
 /*
- * From the dialogue on: the login, the backend, the hand-over to the
- * relay.  Also where a parked session resumes (its dialogue goes on where
- * it stopped).  Frees s unless it parks.  session_run()'s result.
+ * From the TLS handshake on: the greeting, the login, the backend, the
+ * hand-over to the relay.  Also where a parked session resumes (s->phase:
+ * its handshake or its dialogue goes on where it stopped).  Frees s unless
+ * it parks.  session_run()'s result.
  */
 static int
 session_continue(struct session *s, struct pool_item *it)
@@ -930,6 +950,28 @@ session_continue(struct session *s, struct pool_item *it)
     enum sess_rc rc;
     int result = 0;
 
+    switch (s->phase) {
+    case PHASE_TLS:
+        switch (phase_tls(s)) {
+        case 0:
+            break;
+        case 1:
+            return session_park(s, it);
+        default:
+            goto done;
+        }
+        s->phase = PHASE_GREET;
+        /* fall through */
+    case PHASE_GREET:
+        s->action = "in auth state";
+        if (ops->greet(s) != SESS_OK) {
+            goto done;
+        }
+        s->phase = PHASE_LOGIN;
+        /* fall through */
+    case PHASE_LOGIN:
+        break;
+    }
     rc = phase_login(s, ops);
     if (rc == SESS_PARK) {
         return session_park(s, it);
@@ -1034,13 +1076,7 @@ session_run(struct pool_item *it)
     if (!it->connected) {
         log_connected(s);
     }
-    if (phase_tls(s) != 0) {
-        goto done;
-    }
-    s->action = "in auth state";
-    if (ops->greet(s) != SESS_OK) {
-        goto done;
-    }
+    s->phase = PHASE_TLS;
     return session_continue(s, it);
 
 done:

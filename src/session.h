@@ -41,8 +41,16 @@ enum client_host_state {
                                          * for now (timeout, SERVFAIL) */
 };
 
+/* Where a session goes on when a worker takes it (session_continue). */
+enum session_phase {
+    PHASE_TLS = 0,                      /* the implicit TLS handshake, if any */
+    PHASE_GREET,                        /* the greeting */
+    PHASE_LOGIN                         /* the dialogue and all after it */
+};
+
 struct session {
     uint64_t id;                        /* the *CONN of log lines */
+    enum session_phase phase;
     struct conf *conf;                  /* reference held */
     const struct server_conf *sc;
     const struct listen_conf *lc;

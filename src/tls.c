@@ -57,6 +57,9 @@
 /* Room for a server flight: certificate chains of a few KiB fit; a larger
  * flight is sent in more than one piece (tls_flight.c) */
 #define FLIGHT_BUF (16 * 1024)
+/* How often a handshake waiting for its client looks whether its session
+ * should leave the worker (tls_accept_parkable) */
+#define HANDSHAKE_PARK_CHECK_MS 100
 /* a fast stop's end of a handshake (its shutdown of the socket would read
  * as the client's doing) */
 #define STOPPED_HANDSHAKE "SSL handshake stopped: server is shutting down"
@@ -812,16 +815,17 @@ flight_error(char *err, size_t errlen)
 }
 
 /* Server handshake on c (see tls.h). */
-int
-tls_accept(struct conn *c, const struct server_conf *sc, char *err,
-           size_t errlen)
+/* A new server session on c for sc, its handshake not begun; -1 with err
+ * and errno. */
+static int
+handshake_new(struct conn *c, const struct server_conf *sc,
+              gnutls_session_t *s_r, char *err, size_t errlen)
 {
     struct tls_server *ts = sc->tls_data;
     struct tls_sess *ss = NULL;
     gnutls_session_t s = NULL;
     gnutls_datum_t proto, tk;
-    int ret, left;
-    unsigned char flight[FLIGHT_BUF];   /* the handshake's records, gathered */
+    int ret;
     /* NO_SIGNAL: a record sent to a peer that has gone must be an error,
      * never a SIGPIPE, whatever the process does with that signal */
     unsigned flags = GNUTLS_SERVER | GNUTLS_NONBLOCK | GNUTLS_NO_SIGNAL;
@@ -896,6 +900,77 @@ tls_accept(struct conn *c, const struct server_conf *sc, char *err,
     gnutls_transport_set_pull_timeout_function(s, transport_pull_timeout);
     gnutls_transport_set_vec_push_function(s, tls_flight_push);
     gnutls_transport_set_errno_function(s, transport_errno);
+    *s_r = s;
+    return 0;
+
+fail:
+    snprintf(err, errlen, "SSL setup failed: %s", gnutls_strerror(ret));
+    gnutls_deinit(s);
+    free(ss);
+    errno = EIO;
+    return -1;
+}
+
+/*
+ * Wait for the client's next handshake bytes, looking every
+ * HANDSHAKE_PARK_CHECK_MS whether park(arg) wants the session to leave its
+ * worker: 1 readable (or the deadline passed: the loop says so), 0 park
+ * now (nothing has come), -1 with err (a stop, poll() failed).
+ */
+static int
+handshake_wait(struct conn *c, int (*park)(void *), void *arg, char *err,
+               size_t errlen)
+{
+    for (;;) {
+        struct pollfd p = { .fd = c->fd, .events = POLLIN };
+        msec_t until = clock_now() + HANDSHAKE_PARK_CHECK_MS;
+        int rc;
+
+        if (park(arg) && poll(&p, 1, 0) == 0) {
+            return 0;
+        }
+        rc = conn_poll(c->fd, POLLIN, until < c->deadline ? until
+                                                          : c->deadline, NULL);
+        if (rc < 0) {
+            if (errno == ECANCELED) {
+                snprintf(err, errlen, STOPPED_HANDSHAKE);
+            } else {
+                snprintf(err, errlen, "poll() failed: %s", strerror(errno));
+            }
+            return -1;
+        }
+        if (rc > 0 || clock_now() >= c->deadline) {
+            return 1;
+        }
+    }
+}
+
+/* See tls.h. */
+int
+tls_accept(struct conn *c, const struct server_conf *sc, char *err,
+           size_t errlen)
+{
+    return tls_accept_parkable(c, sc, NULL, NULL, err, errlen);
+}
+
+/* See tls.h. */
+int
+tls_accept_parkable(struct conn *c, const struct server_conf *sc,
+                    int (*park)(void *), void *arg, char *err, size_t errlen)
+{
+    struct tls_server *ts = sc->tls_data;
+    struct tls_sess *ss;
+    gnutls_session_t s;
+    int ret, left, rc;
+    unsigned char flight[FLIGHT_BUF];   /* the handshake's records, gathered */
+
+    if (c->hs == NULL && handshake_new(c, sc, (gnutls_session_t *)&c->hs, err,
+                                       errlen) < 0) {
+        return -1;
+    }
+    s = c->hs;
+    ss = gnutls_session_get_ptr(s);
+    /* lent for this call only: a parked handshake has sent all it had */
     tls_flight_gather(&ss->flight, flight, sizeof(flight));
 
     for (;;) {
@@ -935,6 +1010,17 @@ tls_accept(struct conn *c, const struct server_conf *sc, char *err,
             flight_error(err, errlen);
             goto fail_logged;
         }
+        if (park != NULL && !gnutls_record_get_direction(s)) {
+            rc = handshake_wait(c, park, arg, err, errlen);
+            if (rc == 0) {
+                tls_flight_direct(&ss->flight);     /* `flight` goes */
+                return 1;                           /* c->hs keeps it */
+            }
+            if (rc < 0) {
+                goto fail_logged;
+            }
+            continue;
+        }
         if (conn_poll(c->fd, gnutls_record_get_direction(s) ? POLLOUT : POLLIN,
                       c->deadline, NULL) < 0) {
             if (errno == ECANCELED) {
@@ -950,6 +1036,7 @@ tls_accept(struct conn *c, const struct server_conf *sc, char *err,
         goto fail_logged;
     }
     tls_flight_direct(&ss->flight);     /* `flight` is about to go */
+    c->hs = NULL;
     c->tls = s;
     ret = tls_verify_peer(&ts->v, s, ss->verify, sizeof(ss->verify), err,
                           errlen);
@@ -961,18 +1048,29 @@ tls_accept(struct conn *c, const struct server_conf *sc, char *err,
     }
     return 0;
 
-fail:
-    snprintf(err, errlen, "SSL setup failed: %s", gnutls_strerror(ret));
-    errno = EIO;
 fail_logged:
     {
         int saved = errno;
 
-        gnutls_deinit(s);
-        free(ss);
+        tls_handshake_free(c);
         errno = saved;
     }
     return -1;
+}
+
+/* See tls.h. */
+void
+tls_handshake_free(struct conn *c)
+{
+    gnutls_session_t s = c->hs;
+
+    if (s != NULL) {
+        struct tls_sess *ss = gnutls_session_get_ptr(s);
+
+        gnutls_deinit(s);
+        free(ss);
+        c->hs = NULL;
+    }
 }
 
 /* Map a GnuTLS record error onto the conn.h convention. */

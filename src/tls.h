@@ -49,6 +49,16 @@ char *tls_priority_from_openssl(const char *ciphers,
  * TLS before conn_close() frees it. */
 int tls_accept(struct conn *c, const struct server_conf *sc,
                char *err, size_t errlen);
+/* The same, and 1 when the handshake waits for the client and park(arg)
+ * says its session should leave the worker: c->hs then holds the
+ * handshake (all we had to send is sent), and a later call, in any
+ * thread, goes on with it.  park is asked before each wait for the client
+ * and every 100 ms during it. */
+int tls_accept_parkable(struct conn *c, const struct server_conf *sc,
+                        int (*park)(void *), void *arg, char *err,
+                        size_t errlen);
+/* Free a handshake left in c->hs (conn_close does). */
+void tls_handshake_free(struct conn *c);
 
 /* Record I/O on a non-blocking fd, as conn.h's nb calls:
  * >0 bytes, 0 EOF (close_notify or TCP close), -1 errno EAGAIN (with

@@ -14,6 +14,7 @@ import select
 import shlex
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import time
@@ -1061,6 +1062,93 @@ def test_sasl_exchange_leaves_the_worker(postern_config, kind):
     harness.wait_for(lambda: "client login failed" in p.log_text(), 10,
                      what="the refusal in the log")
     assert 'login: "alice"' in p.log_text(), p.logs()
+    assert "timed out" not in p.log_text(), p.logs()
+
+
+class PiecemealTLS:
+    """A TLS client over a socket whose every write the test controls
+    (ssl.MemoryBIO): the handshake can stop anywhere."""
+
+    def __init__(self, port, certs):
+        self.inc, self.out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.obj = certs.client_context().wrap_bio(
+            self.inc, self.out, server_hostname="localhost")
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+
+    def step(self):
+        """Go on with the handshake: True once it is done; what it has to
+        send waits in self.out."""
+        try:
+            self.obj.do_handshake()
+            return True
+        except ssl.SSLWantReadError:
+            return False
+
+    def receive(self):
+        data = self.sock.recv(65536)
+        assert data, "the server closed the connection"
+        self.inc.write(data)
+
+    def readline(self):
+        buf = b""
+        for _ in range(50):
+            try:
+                buf += self.obj.read(4096)
+            except ssl.SSLWantReadError:
+                self.receive()
+                continue
+            if buf.endswith(b"\n"):
+                return buf
+        pytest.fail("no line: %r" % buf)
+
+    def write(self, data):
+        self.obj.write(data)
+        self.sock.sendall(self.out.read())
+
+    def close(self):
+        self.sock.close()
+
+
+def test_tls_handshake_leaves_the_worker(postern_config, certs):
+    """A client that stops in the middle of its TLS handshake (of an ssl
+    listener), while another waits for a worker, leaves its worker to it
+    and goes on with the handshake when its bytes come: with one worker,
+    the other client is served while the first has sent part of its hello,
+    and again while it holds back its Finished; the first then gets its
+    greeting and an answer."""
+    port = harness.free_port()
+    server = {"protocol": "imap", "listen": "127.0.0.1:%d ssl" % port}
+    server.update(certs.server_settings("rsa"))
+    p = simple(postern_config, [{"protocol": "imap"}, server],
+               top={"worker_threads": 1}, mail={"timeout": "60s"})
+    p.start()
+    a = PiecemealTLS(port, certs)
+    try:
+        assert not a.step()
+        hello = a.out.read()
+        a.sock.sendall(hello[:20])
+        time.sleep(0.3)                 # the piece reaches the worker alone
+        served_beside(p.port)           # a is silent in its hello
+        a.sock.sendall(hello[20:])
+        a.receive()                     # the server's flight
+        for _ in range(10):
+            if a.step():
+                break
+            if a.out.pending:
+                break                   # a's answer to the flight
+            a.receive()
+        finished = a.out.read()
+        served_beside(p.port)           # a holds back its Finished
+        a.sock.sendall(finished)
+        for _ in range(10):
+            if a.step():
+                break
+            a.receive()
+        assert a.readline().startswith(b"* OK"), p.logs()
+        a.write(b"t NOOP\r\n")
+        assert a.readline().startswith(b"t OK"), p.logs()
+    finally:
+        a.close()
     assert "timed out" not in p.log_text(), p.logs()
 
 
