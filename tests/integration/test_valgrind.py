@@ -175,6 +175,9 @@ def test_no_memory_error_or_leak(guest, dovecot, certs):
     left = harness.LineClient(imap, timeout=SLOW)
     assert left.readline().startswith(b"* OK")
     assert left.cmd("l AUTHENTICATE PLAIN").startswith(b"+")
+    # and one in the middle of its TLS handshake: the start of a hello
+    half = socket.create_connection(("127.0.0.1", imaps), timeout=SLOW)
+    half.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
 
     # a reload builds a new configuration and frees the old one
     guest.kill(signal.SIGHUP)
@@ -185,6 +188,7 @@ def test_no_memory_error_or_leak(guest, dovecot, certs):
 
     status = guest.stop(signal.SIGTERM, timeout=SLOW)
     left.close()
+    half.close()
     report = guest.report_text()
     assert status == 0, "valgrind's exit status %r\n%s" % (
         status, report[-6000:])
