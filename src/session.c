@@ -5,11 +5,12 @@
  *   PROXY header -> access -> TLS -> greeting -> dialogue -> auth ->
  *   backend connect -> backend login -> relay
  *
- * The session lives on the heap: a dialogue that waits for its client
- * while other clients wait for a worker parks it in the acceptor
- * (session_fill_client, session_park), and another worker takes it on
- * from the dialogue when the client speaks (session_run ->
- * session_continue).
+ * The session lives on the heap.  When its client is silent in the TLS
+ * handshake of an ssl listener or in the dialogue (between commands, in
+ * the middle of one, before a SASL answer) while other clients wait for a
+ * worker, or when a refused login sits out its Auth-Wait, the session
+ * parks in the acceptor (session_park), and the worker that takes it back
+ * goes on from s->phase (session_run -> session_continue).
  *
  * Handles untrusted input (through the protocol modules) and secrets (the
  * credentials of the current attempt, wiped as soon as an attempt ends).

@@ -4,10 +4,11 @@
  * A worker thread runs session_run(): a straight line of phases
  *   PROXY header -> access -> TLS -> greeting -> dialogue -> auth ->
  *   backend connect -> backend login -> relay
- * The one break in the line: a dialogue waiting for its client's next
- * command while other clients wait for a worker leaves its worker (it
- * "parks" in the acceptor) and goes on in whichever worker takes it when
- * the client speaks (session_fill_client).
+ * The one break in the line: a session whose client is silent in the
+ * TLS handshake or the dialogue while other clients wait for a worker, or
+ * that sits out a refused login's Auth-Wait, leaves its worker (it "parks"
+ * in the acceptor) and goes on in whichever worker takes it back
+ * (session_fill_client, s->phase).
  * Protocol modules (imap.c, pop3.c, smtp.c) implement the dialogue and the
  * backend login through struct proto_ops (proto.h) and call back into the
  * helpers below.  Everything a session owns is freed by session_free().
