@@ -153,7 +153,9 @@ greet_early(struct pool_item *it, const struct listener *l)
         return 0;
     }
     if (delay > 0) {
-        it->greet_at = it->accepted + delay;
+        /* + 1: the clock's milliseconds are cut, so that the accept may
+         * have been up to one later than it says */
+        it->greet_at = it->accepted + delay + 1;
         return 1;
     }
     return greet_now(it);

@@ -43,7 +43,8 @@ enum cmd_rc {
     CMD_BAD,       /* answer "tag BAD invalid command" (not counted) */
     CMD_AUTH,      /* credentials are set: ask the auth service */
     CMD_CLOSE,     /* replied (or failed); end the session */
-    CMD_PARK,      /* a SASL challenge awaits its answer: park the session */
+    CMD_PARK,      /* a SASL challenge awaits its answer, or the client is
+                    * silent in STARTTLS's handshake: park the session */
 };
 
 /* The states a command may be allowed in: where TLS stands. */
@@ -275,10 +276,17 @@ static enum cmd_rc
 cmd_starttls(struct session *s, struct imap_parser *c, unsigned char *raw)
 {
     (void)raw;                  /* arguments are ignored, as by NGINX */
-    if (reply(s, c->tag, "OK completed") != 0 || session_starttls(s) != 0) {
+    if (reply(s, c->tag, "OK completed") != 0) {
         return CMD_CLOSE;
     }
-    return CMD_NEXT;
+    switch (session_starttls(s)) {
+    case 0:
+        return CMD_NEXT;
+    case 1:
+        return CMD_PARK;
+    default:
+        return CMD_CLOSE;
+    }
 }
 
 /* An argument that is a string (not a list). */

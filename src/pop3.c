@@ -68,8 +68,9 @@ enum pop3_next {
                                  * counted, as NGINX counts only what its
                                  * parser refuses */
     NEXT_CLOSE,                 /* end the session */
-    NEXT_PARK                   /* a SASL challenge awaits its answer:
-                                 * park the session */
+    NEXT_PARK                   /* a SASL challenge awaits its answer, or
+                                 * the client is silent in STLS's
+                                 * handshake: park the session */
 };
 
 typedef enum pop3_next (*pop3_handler)(struct session *s,
@@ -442,15 +443,17 @@ cmd_stls(struct session *s, struct pop3_session *ps,
     if (send_lit(s, pop3_ok) != 0) {
         return NEXT_CLOSE;
     }
-    s->action = "starting TLS";
-    if (session_starttls(s) != 0) {
-        return NEXT_CLOSE;
-    }
-    s->action = "in auth state";
-    /* session_starttls dropped the buffered plaintext: a new line starts */
+    /* session_starttls drops the buffered plaintext: a new line starts */
     pop3_parser_init(&ps->parser);
     reset_state(ps);
-    return NEXT_READ;
+    switch (session_starttls(s)) {
+    case 0:
+        return NEXT_READ;
+    case 1:
+        return NEXT_PARK;
+    default:
+        return NEXT_CLOSE;
+    }
 }
 
 /* ---- proto_ops ---- */

@@ -5,12 +5,13 @@
  *   PROXY header -> access -> TLS -> greeting -> dialogue -> auth ->
  *   backend connect -> backend login -> relay
  *
- * The session lives on the heap.  When its client is silent in the TLS
- * handshake of an ssl listener or in the dialogue (between commands, in
- * the middle of one, before a SASL answer) while other clients wait for a
- * worker, or when a refused login sits out its Auth-Wait, the session
- * parks in the acceptor (session_park), and the worker that takes it back
- * goes on from s->phase (session_run -> session_continue).
+ * The session lives on the heap.  When its client is silent in a TLS
+ * handshake (an ssl listener's, STARTTLS's) or in the dialogue (between
+ * commands, in the middle of one, before a SASL answer) while other
+ * clients wait for a worker, or when a refused login sits out its
+ * Auth-Wait, the session parks in the acceptor (session_park), and the
+ * worker that takes it back goes on from s->phase (session_run ->
+ * session_continue).
  *
  * Handles untrusted input (through the protocol modules) and secrets (the
  * credentials of the current attempt, wiped as soon as an attempt ends).
@@ -250,24 +251,49 @@ cert_refused_reply(struct session *s, int error)
     (void)session_send(s, line, strlen(line));
 }
 
+/* Whether a session may leave its worker now: it runs in one, and
+ * neither the pool nor the acceptor is stopping. */
+static int
+may_park(void)
+{
+    return pool_may_park() && acceptor_parks_open();
+}
+
+/* Whether a session waiting for its client should leave its worker now:
+ * it may, and other clients wait for one.  (tls_accept_parkable's
+ * callback.) */
+static int
+others_wait(void *arg)
+{
+    (void)arg;
+    return may_park() && pool_queued() > 0;
+}
+
 /* STARTTLS: discard pipelined plaintext, then handshake. */
 int
 session_starttls(struct session *s)
 {
     char err[256];
-    const char *old = s->action;
 
-    conn_discard_input(&s->client);
+    if (s->client.hs == NULL) {
+        conn_discard_input(&s->client);
+    }
     s->action = "in starttls state";            /* as NGINX */
-    if (tls_accept(&s->client, s->sc, err, sizeof(err)) != 0) {
+    switch (tls_accept_parkable(&s->client, s->sc, others_wait, NULL, err,
+                                sizeof(err))) {
+    case 0:
+        break;
+    case 1:
+        return 1;                       /* parked: s->client.hs keeps it */
+    default: {
         int error = errno;
 
         session_log(s, LOG_LV_INFO, "%s", err);
         cert_refused_reply(s, error);
-        s->action = old;
         return -1;
     }
-    s->action = old;
+    }
+    s->action = "in auth state";
     s->tls = 1;
     s->starttls = 1;
     /* nothing of before TLS counts after it */
@@ -419,24 +445,6 @@ phase_access(struct session *s)
         return -1;
     }
     return 0;
-}
-
-/* Whether a session may leave its worker now: it runs in one, and
- * neither the pool nor the acceptor is stopping. */
-static int
-may_park(void)
-{
-    return pool_may_park() && acceptor_parks_open();
-}
-
-/* Whether a session waiting for its client should leave its worker now:
- * it may, and other clients wait for one.  (tls_accept_parkable's
- * callback.) */
-static int
-others_wait(void *arg)
-{
-    (void)arg;
-    return may_park() && pool_queued() > 0;
 }
 
 /* Implicit TLS for `listen ... ssl` and `ssl = on`: 0 done (or none),
@@ -624,6 +632,18 @@ phase_login(struct session *s, const struct proto_ops *ops)
     struct tls_info ti;
     enum sess_rc rc;
 
+    if (s->client.hs != NULL) {
+        /* back from a park in the middle of STARTTLS's handshake (the
+         * protocol reset its dialogue before the handshake began) */
+        switch (session_starttls(s)) {
+        case 0:
+            break;
+        case 1:
+            return SESS_PARK;
+        default:
+            return SESS_CLOSE;
+        }
+    }
     if (s->park_until != 0) {
         /* back from its Auth-Wait; early only when a stop gave it back,
          * which then sleeps here what is left */

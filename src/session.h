@@ -177,9 +177,12 @@ int session_error(struct session *s);
  * s->salt.  0 / -1. */
 int session_make_salt(struct session *s);
 
-/* STARTTLS: the caller has sent its reply; this discards buffered input,
- * runs the handshake with the server's TLS settings and sets s->tls.
- * 0 ok, -1 failed (logged; the connection is unusable). */
+/* STARTTLS: the caller has sent its reply and reset its dialogue; this
+ * discards buffered input, runs the handshake with the server's TLS
+ * settings and sets s->tls.  0 ok, -1 failed (logged; the connection is
+ * unusable), 1 the client is silent in the handshake while others wait
+ * for a worker: the dialogue returns SESS_PARK, and the handshake goes on
+ * when the session comes back, before the dialogue is called again. */
 int session_starttls(struct session *s);
 
 /*

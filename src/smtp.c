@@ -77,7 +77,8 @@ enum cmd_rc {
     CMD_INVALID,        /* unknown or malformed: "500", count an error */
     CMD_REFUSED,        /* a known command refused: "500", not counted */
     CMD_CLOSE,          /* end the session; any reply was sent */
-    CMD_PARK,           /* a SASL challenge awaits its answer: park */
+    CMD_PARK,           /* a SASL challenge awaits its answer, or the
+                         * client is silent in STARTTLS's handshake: park */
 };
 
 typedef enum cmd_rc (*smtp_handler)(struct session *s, struct smtp_state *st,
@@ -497,7 +498,14 @@ smtp_starttls(struct session *s, struct smtp_state *st,
     s->smtp_esmtp = 0;
     st->state = ST_START;
     smtp_cmd_parser_init(&st->parser);
-    return session_starttls(s) == 0 ? CMD_NEXT : CMD_CLOSE;
+    switch (session_starttls(s)) {
+    case 0:
+        return CMD_NEXT;
+    case 1:
+        return CMD_PARK;
+    default:
+        return CMD_CLOSE;
+    }
 }
 
 /* The command table: which command is taken in which state.  VRFY, EXPN,
@@ -549,7 +557,8 @@ dispatch(struct session *s, struct smtp_state *st, const struct smtp_cmd *cmd)
 static int
 greeting_delay(struct session *s)
 {
-    msec_t until = clock_now() + s->sc->smtp_greeting_delay;
+    /* + 1: the clock's milliseconds are cut (see acceptor.c's) */
+    msec_t until = clock_now() + s->sc->smtp_greeting_delay + 1;
     const char *old = s->action;
     int ready = buf_len(&s->client.in) > 0 || conn_pending(&s->client) > 0;
     ssize_t n;

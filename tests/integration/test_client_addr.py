@@ -14,6 +14,7 @@ import socket
 import pytest
 
 import harness
+import imap_util
 import smtp_util
 from smtp_util import ehlo_auth_plain, read_reply
 
@@ -741,32 +742,60 @@ def real_server(src):
     return "2001:db8::100" if ":" in src else "192.0.2.100"
 
 
-def share_taken(postern, env, certs, src="192.0.2.1"):
+class FirstSession:
+    """A session of the real address src behind a trusted balancer that
+    keeps its worker, and so its address's share, where no client's
+    silence could free it: logged in as "stuck", whose backend accepts and
+    never greets (the worker waits in the backend login).  close() (also
+    on leaving a with block) lets the backend go, which ends the session,
+    and gives the auth service its users back."""
+
+    def __init__(self, port, env, src):
+        self.svc = env["authsvc"]
+        self.saved = dict(self.svc.users)
+        self.backend = imap_util.FakeBackend("silent")
+        users = dict(self.saved)
+        users["stuck"] = {"pass": "stuck-pw", "server": "127.0.0.1",
+                          "ports": {"smtp": self.backend.port}}
+        self.svc.write_users(users)
+        self.c = harness.LineClient(port, timeout=5)
+        try:
+            self.c.send(smtp_util.proxy_v1(src, real_server(src), 1000, 25))
+            assert self.c.readline().startswith(b"220 ")
+            line = self.c.cmd("EHLO client.test")
+            for _ in range(30):
+                if not line.startswith(b"250-"):
+                    break
+                line = self.c.readline()
+            assert line.startswith(b"250 "), line
+            self.c.send("AUTH PLAIN %s\r\n" % base64.b64encode(
+                b"\0stuck\0stuck-pw").decode())
+            harness.wait_for(lambda: self.backend.accepted > 0, 10,
+                             what="the first session to reach its backend")
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self):
+        self.backend.stop()
+        self.c.close()
+        self.svc.write_users(self.saved)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def share_taken(postern, env, src="192.0.2.1"):
     """postern behind a trusted balancer (preauth_per_client 1: 4 workers)
-    with a silent first session of the real address src, whose share it
-    holds (in the TLS handshake after STARTTLS: between commands or in a
-    SASL exchange a silent session would leave its worker to the one
-    waiting): (p, port, first); the caller closes first."""
+    with a first session of the real address src that holds its share
+    (FirstSession): (p, port, first); the caller closes first."""
     port, listen = pp_listen()
-    smtp = {"set_real_ip_from": ["127.0.0.1"], "timeout": "30s",
-            "starttls": True}
-    smtp.update(certs.server_settings("rsa"))
-    p = start(postern, env, listen=listen, smtp=smtp)
-    first = harness.LineClient(port, timeout=5)
-    try:
-        first.send(smtp_util.proxy_v1(src, real_server(src), 1000, 25))
-        assert first.readline().startswith(b"220 ")
-        line = first.cmd("EHLO client.test")
-        for _ in range(30):
-            if not line.startswith(b"250-"):
-                break
-            line = first.readline()
-        assert line.startswith(b"250 "), line
-        assert first.cmd("STARTTLS").startswith(b"220 ")
-    except BaseException:
-        first.close()
-        raise
-    return p, port, first
+    p = start(postern, env, listen=listen,
+              smtp={"set_real_ip_from": ["127.0.0.1"], "timeout": "30s"})
+    return p, port, FirstSession(port, env, src)
 
 
 @pytest.mark.parametrize("first_src,same_src,other_src", [
@@ -776,14 +805,13 @@ def share_taken(postern, env, certs, src="192.0.2.1"):
     ("2001:db8:0:1::1", "2001:db8:0:1:ffff:ffff:ffff:ffff",
      "2001:db8:0:2::1"),
 ], ids=["IPv4", "IPv6 /64"])
-def test_proxy_protocol_share_counts_the_real_address(postern, env, certs,
-                                                      first_src, same_src,
-                                                      other_src):
+def test_proxy_protocol_share_counts_the_real_address(postern, env, first_src,
+                                                      same_src, other_src):
     """Behind a trusted balancer, preauth_per_client counts the real
     client: a second silent session of the same real address waits in the
     queue, another address is served at once, and the waiting one is
     served when the first ends."""
-    p, port, first = share_taken(postern, env, certs, first_src)
+    p, port, first = share_taken(postern, env, first_src)
     with first, harness.LineClient(port, timeout=10) as same:
         same.send(smtp_util.proxy_v1(same_src, real_server(same_src), 1001,
                                      25))
@@ -801,13 +829,12 @@ def test_proxy_protocol_share_counts_the_real_address(postern, env, certs,
     assert "waiting again" in p.log_text()
 
 
-def test_proxy_protocol_share_waits_through_a_graceful_stop(postern, env,
-                                                            certs):
+def test_proxy_protocol_share_waits_through_a_graceful_stop(postern, env):
     """A connection accepted before a graceful stop whose header comes
     after it, naming a real address that has its share, waits for the
     share and is served, as the queue is (it was dropped without a
     reply)."""
-    p, port, first = share_taken(postern, env, certs)
+    p, port, first = share_taken(postern, env)
     fds = "/proc/%d/fd" % p.pid
     before = len(os.listdir(fds))
     with first, harness.LineClient(port, timeout=10) as same:

@@ -182,25 +182,29 @@ def test_relay_threads_auto_is_one_per_cpu(postern_config):
 # --------------------------------------------------------------------------
 # the acceptor's greeting
 
-def holding_server(certs):
-    """An IMAP server whose sessions may start TLS (see hold_the_worker)."""
-    s = {"protocol": "imap", "starttls": True}
-    s.update(certs.server_settings("rsa"))
-    return s
+class Holder:
+    """Keeps a worker busy where no client's silence can free it: a login
+    whose backend accepts and never greets (imap_util.FakeBackend "silent";
+    the worker waits in the backend login).  Its IMAP server's auth sends
+    alice there: pass holder_auth(backend) as simple()'s auth."""
+
+    def __init__(self, port, backend):
+        self.backend = backend
+        self.c = harness.LineClient(port, timeout=10)
+        assert self.c.readline().startswith(b"* OK")
+        before = backend.accepted
+        self.c.send("A LOGIN alice alice-pw\r\n")
+        harness.wait_for(lambda: backend.accepted > before, 10,
+                         what="the worker to reach the backend")
+
+    def close(self):
+        """The backend goes: the worker ends the session and is free."""
+        self.backend.stop()
+        self.c.close()
 
 
-def hold_the_worker(port):
-    """Connect to a holding_server and keep its one worker waiting: in the
-    TLS handshake after STARTTLS, where a silent client keeps its worker
-    (between commands, or in a SASL exchange, it would leave it to the
-    clients waiting).  The answer to STARTTLS proves a worker, not the
-    acceptor, has the session."""
-    c = harness.LineClient(port, timeout=10)
-    assert c.readline().startswith(b"* OK")
-    got = c.cmd("A STARTTLS")
-    if not got.startswith(b"A OK"):
-        pytest.fail("no answer to STARTTLS: %r" % got)
-    return c
+def holder_auth(backend):
+    return [("alice", "{PLAIN}alice-pw", "127.0.0.1:%d" % backend.port)]
 
 
 def nothing_within(sock, seconds):
@@ -232,25 +236,27 @@ EARLY = {
 
 
 @pytest.mark.parametrize("case", sorted(EARLY))
-def test_greeting_while_every_worker_is_busy(postern_config, certs, case):
+def test_greeting_while_every_worker_is_busy(postern_config, case):
     """A plain connection is greeted by the acceptor: its client's first
     command then waits in the socket for the worker, and is answered."""
     server, want = EARLY[case]
     proto = server["protocol"]
-    p = simple(postern_config, servers=[holding_server(certs), server],
-               top={"worker_threads": 1},
-               mail={"server_name": "proxy.example.test", "timeout": "60s"})
-    p.start()
-    holder = hold_the_worker(p.ports[0])
-    with harness.LineClient(p.ports[1], timeout=10) as c:
-        got = c.readline()
-        assert re.fullmatch(want, got), (got, p.logs())
-        c.send({"imap": "B NOOP\r\n", "pop3": "NOOP\r\n",
-                "smtp": "NOOP\r\n"}[proto])
-        holder.close()              # the worker comes free for it
-        assert c.readline().startswith(
-            {"imap": b"B OK", "pop3": b"+OK", "smtp": b"250"}[proto]), \
-            p.logs()
+    with imap_util.FakeBackend("silent") as backend:
+        p = simple(postern_config, servers=[{"protocol": "imap"}, server],
+                   top={"worker_threads": 1}, auth=holder_auth(backend),
+                   mail={"server_name": "proxy.example.test",
+                         "timeout": "60s"})
+        p.start()
+        holder = Holder(p.ports[0], backend)
+        with harness.LineClient(p.ports[1], timeout=10) as c:
+            got = c.readline()
+            assert re.fullmatch(want, got), (got, p.logs())
+            c.send({"imap": "B NOOP\r\n", "pop3": "NOOP\r\n",
+                    "smtp": "NOOP\r\n"}[proto])
+            holder.close()          # the worker comes free for it
+            assert c.readline().startswith(
+                {"imap": b"B OK", "pop3": b"+OK", "smtp": b"250"}[proto]), \
+                p.logs()
     assert p.alive()
 
 
@@ -267,31 +273,33 @@ NOT_EARLY = {
 
 
 @pytest.mark.parametrize("case", sorted(NOT_EARLY))
-def test_no_early_greeting(postern_config, certs, case):
+def test_no_early_greeting(postern_config, case):
     """Where the access rules or the PROXY header come first, only the
     worker greets: nothing comes while the one worker is busy."""
     server, mail, first = NOT_EARLY[case]
     server = dict(server)
     if server.pop("proxy_protocol", False):
         server["listen"] = "127.0.0.1:%d proxy_protocol" % harness.free_port()
-    p = simple(postern_config, servers=[holding_server(certs), server],
-               top={"worker_threads": 1}, mail=dict(mail, timeout="60s"))
-    p.start()
-    holder = hold_the_worker(p.ports[0])
-    c = socket.create_connection(("127.0.0.1", p.ports[1]), timeout=10)
-    try:
-        if first:
-            c.sendall(first)
-        assert nothing_within(c, 0.5), p.logs()
-        holder.close()
-        c.settimeout(10)
-        got = c.recv(200)
-        if case == "refused by access":
-            assert got == b"", got
-        else:
-            assert got[:1] in (b"*", b"+", b"2"), (got, p.logs())
-    finally:
-        c.close()
+    with imap_util.FakeBackend("silent") as backend:
+        p = simple(postern_config, servers=[{"protocol": "imap"}, server],
+                   top={"worker_threads": 1}, auth=holder_auth(backend),
+                   mail=dict(mail, timeout="60s"))
+        p.start()
+        holder = Holder(p.ports[0], backend)
+        c = socket.create_connection(("127.0.0.1", p.ports[1]), timeout=10)
+        try:
+            if first:
+                c.sendall(first)
+            assert nothing_within(c, 0.5), p.logs()
+            holder.close()
+            c.settimeout(10)
+            got = c.recv(200)
+            if case == "refused by access":
+                assert got == b"", got
+            else:
+                assert got[:1] in (b"*", b"+", b"2"), (got, p.logs())
+        finally:
+            c.close()
     assert p.alive()
 
 
@@ -1074,6 +1082,7 @@ class PiecemealTLS:
         self.obj = certs.client_context().wrap_bio(
             self.inc, self.out, server_hostname="localhost")
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.buf = b""                  # decrypted, not yet a whole line
 
     def step(self):
         """Go on with the handshake: True once it is done; what it has to
@@ -1090,16 +1099,15 @@ class PiecemealTLS:
         self.inc.write(data)
 
     def readline(self):
-        buf = b""
         for _ in range(50):
+            if b"\n" in self.buf:
+                line, self.buf = self.buf.split(b"\n", 1)
+                return line + b"\n"
             try:
-                buf += self.obj.read(4096)
+                self.buf += self.obj.read(4096)
             except ssl.SSLWantReadError:
                 self.receive()
-                continue
-            if buf.endswith(b"\n"):
-                return buf
-        pytest.fail("no line: %r" % buf)
+        pytest.fail("no line: %r" % self.buf)
 
     def write(self, data):
         self.obj.write(data)
@@ -1109,21 +1117,47 @@ class PiecemealTLS:
         self.sock.close()
 
 
-def test_tls_handshake_leaves_the_worker(postern_config, certs):
+# kind: (server settings, the STARTTLS command and its answer (None: an
+# ssl listener), a command after the handshake and its answer's last line)
+HANDSHAKES = {
+    "IMAP ssl": ({"protocol": "imap", "ssl": True}, None,
+                 b"t NOOP\r\n", b"t OK"),
+    "IMAP STARTTLS": ({"protocol": "imap", "starttls": True},
+                      (b"s STARTTLS\r\n", b"s OK"), b"t NOOP\r\n", b"t OK"),
+    "POP3 STLS": ({"protocol": "pop3", "starttls": True},
+                  (b"STLS\r\n", b"+OK"), b"NOOP\r\n", b"+OK"),
+    "SMTP STARTTLS": ({"protocol": "smtp", "starttls": True},
+                      (b"STARTTLS\r\n", b"220 "), b"EHLO client.test\r\n",
+                      b"250 "),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(HANDSHAKES))
+def test_tls_handshake_leaves_the_worker(postern_config, certs, kind):
     """A client that stops in the middle of its TLS handshake (of an ssl
-    listener), while another waits for a worker, leaves its worker to it
-    and goes on with the handshake when its bytes come: with one worker,
-    the other client is served while the first has sent part of its hello,
-    and again while it holds back its Finished; the first then gets its
-    greeting and an answer."""
+    listener or after STARTTLS), while another waits for a worker, leaves
+    its worker to it and goes on with the handshake when its bytes come:
+    with one worker, the other client is served while the first has sent
+    part of its hello, and again while it holds back its Finished; the
+    first then gets its answers."""
+    settings, starttls, command, answer = HANDSHAKES[kind]
     port = harness.free_port()
-    server = {"protocol": "imap", "listen": "127.0.0.1:%d ssl" % port}
+    server = dict(settings)
+    ssl_listener = server.pop("ssl", False)
+    server["listen"] = "127.0.0.1:%d%s" % (port, " ssl" if ssl_listener
+                                           else "")
     server.update(certs.server_settings("rsa"))
     p = simple(postern_config, [{"protocol": "imap"}, server],
                top={"worker_threads": 1}, mail={"timeout": "60s"})
     p.start()
     a = PiecemealTLS(port, certs)
     try:
+        if starttls:
+            plain = a.sock.makefile("rb")
+            assert plain.readline()[:1] in (b"*", b"+", b"2")
+            a.sock.sendall(starttls[0])
+            assert plain.readline().startswith(starttls[1])
+            plain.close()
         assert not a.step()
         hello = a.out.read()
         a.sock.sendall(hello[:20])
@@ -1132,10 +1166,8 @@ def test_tls_handshake_leaves_the_worker(postern_config, certs):
         a.sock.sendall(hello[20:])
         a.receive()                     # the server's flight
         for _ in range(10):
-            if a.step():
-                break
-            if a.out.pending:
-                break                   # a's answer to the flight
+            if a.step() or a.out.pending:
+                break                   # done, or a's answer to the flight
             a.receive()
         finished = a.out.read()
         served_beside(p.port)           # a holds back its Finished
@@ -1144,9 +1176,14 @@ def test_tls_handshake_leaves_the_worker(postern_config, certs):
             if a.step():
                 break
             a.receive()
-        assert a.readline().startswith(b"* OK"), p.logs()
-        a.write(b"t NOOP\r\n")
-        assert a.readline().startswith(b"t OK"), p.logs()
+        if not starttls:
+            assert a.readline().startswith(b"* OK"), p.logs()
+        a.write(command)
+        for _ in range(30):
+            line = a.readline()
+            if line.startswith(answer):
+                break
+        assert line.startswith(answer), (line, p.logs())
     finally:
         a.close()
     assert "timed out" not in p.log_text(), p.logs()
