@@ -116,6 +116,29 @@ conn_poll(int fd, short events, msec_t deadline, short *revents_r)
     }
 }
 
+/* See conn.h. */
+int
+conn_wait_readable(const struct conn *c, int (*park)(void *), void *arg)
+{
+    if (park == NULL) {
+        return conn_poll(c->fd, POLLIN, c->deadline, NULL);
+    }
+    for (;;) {
+        struct pollfd p = { .fd = c->fd, .events = POLLIN };
+        msec_t until = clock_now() + CONN_PARK_CHECK_MS;
+        int rc;
+
+        if (park(arg) && poll(&p, 1, 0) == 0) {
+            return CONN_PARK;
+        }
+        rc = conn_poll(c->fd, POLLIN, until < c->deadline ? until
+                                                          : c->deadline, NULL);
+        if (rc != 0 || clock_now() >= c->deadline) {
+            return rc;
+        }
+    }
+}
+
 /* Wait until fd is ready in the given direction or the deadline passes. */
 static int
 conn_wait(struct conn *c, int want_write)

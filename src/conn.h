@@ -100,6 +100,16 @@ int conn_cancel_fd(void);
  * for) for events until deadline: 1 ready (fd's revents in *revents_r
  * when not NULL), 0 timed out, -1 with errno (ECANCELED: stopping). */
 int conn_poll(int fd, short events, msec_t deadline, short *revents_r);
+/*
+ * Wait until c's fd is readable or c->deadline passes, as conn_poll(); for
+ * a session that may leave its worker (park set), ask park(arg) before the
+ * wait and every CONN_PARK_CHECK_MS during it, and return CONN_PARK as
+ * soon as it says yes while nothing has come.  1 readable, 0 timed out,
+ * CONN_PARK, -1 with errno (ECANCELED: stopping).
+ */
+#define CONN_PARK 2
+#define CONN_PARK_CHECK_MS 100
+int conn_wait_readable(const struct conn *c, int (*park)(void *), void *arg);
 /* Whether a fast stop has begun.  It also shuts the clients' sockets down,
  * so a worker that was not inside conn_poll() then meets an end of file or
  * EPIPE of the stop's making: a failure is the stop's when this says so.

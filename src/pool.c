@@ -203,9 +203,10 @@ item_eligible(const struct pool_item *it, unsigned char key[17],
     const struct addr_count *c;
 
     addr_key(it->resume != NULL ? &it->resume->src : &it->peer, key);
-    /* a parked session read its header long ago: it->peer is the real
-     * client's */
-    *exempt_r = it->resume == NULL && it->parked == NULL
+    /* a session parked after its header has the real client's address in
+     * it->peer; one parked in its header is still the balancer's */
+    *exempt_r = it->resume == NULL
+                && (it->parked == NULL || it->before_header)
                 && behind_balancer(it);
     if (*exempt_r) {
         return 1;

@@ -55,6 +55,8 @@ struct pool_item {
     msec_t wake_at;                    /* parked for its Auth-Wait: the
                                           acceptor queues it then, whatever
                                           its client does (0: not) */
+    int before_header;                 /* parked in its PROXY header: it
+                                          counts as its balancer's did */
 };
 
 /* When the item's `timeout` passes: its whole time before the relay,

@@ -466,12 +466,23 @@ int
 proxy_protocol_read(struct conn *c, struct proxy_header *h,
                     char *err, size_t errlen)
 {
-    unsigned char hdr[PROXY_MAX_HEADER];
-    size_t have = 0;
+    struct proxy_reading r = { .have = 0 };
+
+    return proxy_protocol_read_parkable(c, h, &r, NULL, NULL, err, errlen);
+}
+
+/* See proxy_protocol.h. */
+int
+proxy_protocol_read_parkable(struct conn *c, struct proxy_header *h,
+                             struct proxy_reading *r, int (*park)(void *),
+                             void *arg, char *err, size_t errlen)
+{
+    unsigned char *hdr = r->hdr;
     const char *why = "";
 
     for (;;) {
-        ssize_t n = recv(c->fd, hdr + have, sizeof(hdr) - have, MSG_PEEK);
+        size_t have = r->have;
+        ssize_t n = recv(c->fd, hdr + have, sizeof(r->hdr) - have, MSG_PEEK);
         int rc;
 
         if ((n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK
@@ -505,16 +516,20 @@ proxy_protocol_read(struct conn *c, struct proxy_header *h,
                 return -1;
             }
             have += take;
+            r->have = have;
             if (rc == PROXY_OK) {
                 return 0;
             }
-            if (have == sizeof(hdr)) {
+            if (have == sizeof(r->hdr)) {
                 snprintf(err, errlen, "PROXY protocol header longer than "
-                         "%zu bytes", sizeof(hdr));
+                         "%zu bytes", sizeof(r->hdr));
                 return -1;
             }
         }
-        rc = conn_poll(c->fd, POLLIN, c->deadline, NULL);
+        rc = conn_wait_readable(c, park, arg);
+        if (rc == CONN_PARK) {
+            return PROXY_READ_PARK;
+        }
         if (rc == 0) {
             /* NGINX's words; the caller's action says "while reading
              * PROXY protocol" */

@@ -95,4 +95,20 @@ int proxy_protocol_v1_build(const struct sockaddr *src,
 int proxy_protocol_read(struct conn *c, struct proxy_header *h,
                         char *err, size_t errlen);
 
+/* A header read so far, kept while its session waits without a worker. */
+struct proxy_reading {
+    unsigned char hdr[PROXY_MAX_HEADER];
+    size_t have;
+};
+
+/* As proxy_protocol_read(), going on from *r (zeroed before the first
+ * call), and PROXY_READ_PARK when the header is not whole and park(arg)
+ * says the session should leave its worker (see conn_wait_readable): call
+ * again with the same *r when more has come. */
+#define PROXY_READ_PARK 1
+int proxy_protocol_read_parkable(struct conn *c, struct proxy_header *h,
+                                 struct proxy_reading *r,
+                                 int (*park)(void *), void *arg,
+                                 char *err, size_t errlen);
+
 #endif

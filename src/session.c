@@ -5,10 +5,10 @@
  *   PROXY header -> access -> TLS -> greeting -> dialogue -> auth ->
  *   backend connect -> backend login -> relay
  *
- * The session lives on the heap.  When its client is silent in a TLS
- * handshake (an ssl listener's, STARTTLS's) or in the dialogue (between
- * commands, in the middle of one, before a SASL answer) while other
- * clients wait for a worker, or when a refused login sits out its
+ * The session lives on the heap.  When its client is silent in its PROXY
+ * header, a TLS handshake (an ssl listener's, STARTTLS's) or the dialogue
+ * (between commands, in the middle of one, before a SASL answer) while
+ * other clients wait for a worker, or when a refused login sits out its
  * Auth-Wait, the session parks in the acceptor (session_park), and the
  * worker that takes it back goes on from s->phase (session_run ->
  * session_continue).
@@ -44,9 +44,6 @@
 #define POP3_CLIENT_BUFFER 4096
 /* Bound for backend reply lines (greetings, capability lists). */
 #define BACKEND_BUFFER_MIN 4096
-/* How often a dialogue waiting for its client looks whether others wait
- * for a worker (it parks then) */
-#define PARK_CHECK_MS 100
 
 /* "ip:port", or "[ip]:port" for an IPv6 address, into out. */
 static const char *
@@ -384,7 +381,9 @@ make_resume(const struct proxy_header *h)
 /*
  * Read a PROXY protocol header when the listener expects one.  0 go on,
  * -1 end the session, 1 wait again in the queue (*requeue_r is set): the
- * real client's address already has its share of the workers.
+ * real client's address already has its share of the workers; 2 the
+ * header stopped halfway while others wait for a worker: park (what came
+ * of it stays in s->pp_reading).
  */
 static int
 phase_proxy_header(struct session *s, struct pool_resume **requeue_r)
@@ -397,9 +396,20 @@ phase_proxy_header(struct session *s, struct pool_resume **requeue_r)
         return 0;
     }
     s->action = "reading PROXY protocol";
-    switch (proxy_protocol_read(&s->client, &h, err, sizeof(err))) {
+    if (s->pp_reading == NULL) {
+        s->pp_reading = calloc(1, sizeof(*s->pp_reading));
+        if (s->pp_reading == NULL) {
+            session_log(s, LOG_LV_ERR, "out of memory");
+            return -1;
+        }
+    }
+    switch (proxy_protocol_read_parkable(&s->client, &h, s->pp_reading,
+                                         others_wait, NULL, err,
+                                         sizeof(err))) {
     case 0:
         break;
+    case PROXY_READ_PARK:
+        return 2;                       /* s->pp_reading keeps it */
     case PROXY_READ_CLOSED:
     case PROXY_READ_FAILED:
         /* the client's (or the stop's) doing, as NGINX logs it */
@@ -410,6 +420,8 @@ phase_proxy_header(struct session *s, struct pool_resume **requeue_r)
         return -1;
     }
     s->action = NULL;
+    free(s->pp_reading);
+    s->pp_reading = NULL;
     if (h.kind != PROXY_ADDR) {
         return 0;
     }
@@ -885,6 +897,7 @@ session_park(struct session *s, struct pool_item *it)
     it->expired = 0;
     it->greet_at = 0;               /* greeted long ago */
     it->wake_at = s->park_until;    /* Auth-Wait: queued again then */
+    it->before_header = s->phase == PHASE_PROXY;
     session_log(s, LOG_LV_DEBUG, s->park_until != 0
                 ? "waiting for Auth-Wait without a worker"
                 : "waiting for the client without a worker");
@@ -913,7 +926,7 @@ session_fill_client(struct session *s)
         int parkable = may_park();
 
         if (parkable) {
-            msec_t slice = clock_now() + PARK_CHECK_MS;
+            msec_t slice = clock_now() + CONN_PARK_CHECK_MS;
 
             if (others_wait(NULL) && client_silent(c)) {
                 return 0;
@@ -943,6 +956,7 @@ session_free(struct session *s, const struct proto_ops *ops)
         ops->free_state(s);
     }
     sasl_forget(s);
+    free(s->pp_reading);
     session_clear_creds(s);
     str_wipe_free(&s->smtp_helo);
     str_wipe_free(&s->smtp_from);
@@ -972,6 +986,34 @@ session_continue(struct session *s, struct pool_item *it)
     int result = 0;
 
     switch (s->phase) {
+    case PHASE_PROXY:
+        switch (phase_proxy_header(s, &it->resume)) {
+        case 0:
+            break;
+        case 1:
+            /* wait again under the real address: the item keeps the socket
+             * and the conf reference */
+            session_log(s, LOG_LV_DEBUG, "client's address has its share "
+                        "of the workers, waiting again");
+            s->client.fd = -1;
+            conf_ref(s->conf);
+            result = 2;
+            goto done;
+        case 2:
+            return session_park(s, it);
+        default:
+            goto done;
+        }
+        /* fall through */
+    case PHASE_ACCESS:
+        if (phase_access(s) != 0) {
+            goto done;
+        }
+        if (!it->connected) {
+            log_connected(s);
+        }
+        s->phase = PHASE_TLS;
+        /* fall through */
     case PHASE_TLS:
         switch (phase_tls(s)) {
         case 0:
@@ -1067,6 +1109,7 @@ session_run(struct pool_item *it)
     s->client.deadline = pool_item_deadline(it);
     session_addresses(s);
 
+    s->phase = PHASE_PROXY;
     if (it->resume != NULL) {
         /* back from the queue: the header was read before */
         struct pool_resume *r = it->resume;
@@ -1074,30 +1117,8 @@ session_run(struct pool_item *it)
         apply_header(s, &r->src, r->srclen, &r->dst, r->dstlen, 1);
         free(r);
         it->resume = NULL;
-    } else {
-        int rc = phase_proxy_header(s, &it->resume);
-
-        if (rc == 1) {
-            /* wait again under the real address: the item keeps the socket
-             * and the conf reference */
-            session_log(s, LOG_LV_DEBUG, "client's address has its share "
-                        "of the workers, waiting again");
-            s->client.fd = -1;
-            conf_ref(s->conf);
-            result = 2;
-            goto done;
-        }
-        if (rc != 0) {
-            goto done;
-        }
+        s->phase = PHASE_ACCESS;
     }
-    if (phase_access(s) != 0) {
-        goto done;
-    }
-    if (!it->connected) {
-        log_connected(s);
-    }
-    s->phase = PHASE_TLS;
     return session_continue(s, it);
 
 done:

@@ -4,11 +4,11 @@
  * A worker thread runs session_run(): a straight line of phases
  *   PROXY header -> access -> TLS -> greeting -> dialogue -> auth ->
  *   backend connect -> backend login -> relay
- * The one break in the line: a session whose client is silent in the
- * TLS handshake or the dialogue while other clients wait for a worker, or
- * that sits out a refused login's Auth-Wait, leaves its worker (it "parks"
- * in the acceptor) and goes on in whichever worker takes it back
- * (session_fill_client, s->phase).
+ * The one break in the line: a session whose client is silent in its
+ * PROXY header, a TLS handshake or the dialogue while other clients wait
+ * for a worker, or that sits out a refused login's Auth-Wait, leaves its
+ * worker (it "parks" in the acceptor) and goes on in whichever worker
+ * takes it back (session_fill_client, s->phase).
  * Protocol modules (imap.c, pop3.c, smtp.c) implement the dialogue and the
  * backend login through struct proto_ops (proto.h) and call back into the
  * helpers below.  Everything a session owns is freed by session_free().
@@ -30,6 +30,7 @@
 #define ADDR_TEXT_MAX ADDR_TEXT_LEN
 
 struct sasl_wait;
+struct proxy_reading;
 
 /* What is known of the client's host name. */
 enum client_host_state {
@@ -44,7 +45,9 @@ enum client_host_state {
 
 /* Where a session goes on when a worker takes it (session_continue). */
 enum session_phase {
-    PHASE_TLS = 0,                      /* the implicit TLS handshake, if any */
+    PHASE_PROXY = 0,                    /* the PROXY protocol header, if any */
+    PHASE_ACCESS,                       /* access rules, the connect line */
+    PHASE_TLS,                          /* the implicit TLS handshake, if any */
     PHASE_GREET,                        /* the greeting */
     PHASE_LOGIN                         /* the dialogue and all after it */
 };
@@ -101,6 +104,7 @@ struct session {
                                          * then (0: not) */
     struct sasl_wait *sasl;             /* parked in a SASL exchange: where
                                          * it stands (sasl.c) */
+    struct proxy_reading *pp_reading;   /* a PROXY header read so far */
 };
 
 struct pool_item;

@@ -57,9 +57,6 @@
 /* Room for a server flight: certificate chains of a few KiB fit; a larger
  * flight is sent in more than one piece (tls_flight.c) */
 #define FLIGHT_BUF (16 * 1024)
-/* How often a handshake waiting for its client looks whether its session
- * should leave the worker (tls_accept_parkable) */
-#define HANDSHAKE_PARK_CHECK_MS 100
 /* a fast stop's end of a handshake (its shutdown of the socket would read
  * as the client's doing) */
 #define STOPPED_HANDSHAKE "SSL handshake stopped: server is shutting down"
@@ -911,40 +908,6 @@ fail:
     return -1;
 }
 
-/*
- * Wait for the client's next handshake bytes, looking every
- * HANDSHAKE_PARK_CHECK_MS whether park(arg) wants the session to leave its
- * worker: 1 readable (or the deadline passed: the loop says so), 0 park
- * now (nothing has come), -1 with err (a stop, poll() failed).
- */
-static int
-handshake_wait(struct conn *c, int (*park)(void *), void *arg, char *err,
-               size_t errlen)
-{
-    for (;;) {
-        struct pollfd p = { .fd = c->fd, .events = POLLIN };
-        msec_t until = clock_now() + HANDSHAKE_PARK_CHECK_MS;
-        int rc;
-
-        if (park(arg) && poll(&p, 1, 0) == 0) {
-            return 0;
-        }
-        rc = conn_poll(c->fd, POLLIN, until < c->deadline ? until
-                                                          : c->deadline, NULL);
-        if (rc < 0) {
-            if (errno == ECANCELED) {
-                snprintf(err, errlen, STOPPED_HANDSHAKE);
-            } else {
-                snprintf(err, errlen, "poll() failed: %s", strerror(errno));
-            }
-            return -1;
-        }
-        if (rc > 0 || clock_now() >= c->deadline) {
-            return 1;
-        }
-    }
-}
-
 /* See tls.h. */
 int
 tls_accept(struct conn *c, const struct server_conf *sc, char *err,
@@ -1010,19 +973,14 @@ tls_accept_parkable(struct conn *c, const struct server_conf *sc,
             flight_error(err, errlen);
             goto fail_logged;
         }
-        if (park != NULL && !gnutls_record_get_direction(s)) {
-            rc = handshake_wait(c, park, arg, err, errlen);
-            if (rc == 0) {
-                tls_flight_direct(&ss->flight);     /* `flight` goes */
-                return 1;                           /* c->hs keeps it */
-            }
-            if (rc < 0) {
-                goto fail_logged;
-            }
-            continue;
+        rc = gnutls_record_get_direction(s)
+             ? conn_poll(c->fd, POLLOUT, c->deadline, NULL)
+             : conn_wait_readable(c, park, arg);
+        if (rc == CONN_PARK) {
+            tls_flight_direct(&ss->flight);     /* `flight` goes */
+            return 1;                           /* c->hs keeps it */
         }
-        if (conn_poll(c->fd, gnutls_record_get_direction(s) ? POLLOUT : POLLIN,
-                      c->deadline, NULL) < 0) {
+        if (rc < 0) {
             if (errno == ECANCELED) {
                 snprintf(err, errlen, STOPPED_HANDSHAKE);
             } else {

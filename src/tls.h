@@ -52,8 +52,7 @@ int tls_accept(struct conn *c, const struct server_conf *sc,
 /* The same, and 1 when the handshake waits for the client and park(arg)
  * says its session should leave the worker: c->hs then holds the
  * handshake (all we had to send is sent), and a later call, in any
- * thread, goes on with it.  park is asked before each wait for the client
- * and every 100 ms during it. */
+ * thread, goes on with it.  park is asked as conn_wait_readable() asks it. */
 int tls_accept_parkable(struct conn *c, const struct server_conf *sc,
                         int (*park)(void *), void *arg, char *err,
                         size_t errlen);

@@ -1189,6 +1189,31 @@ def test_tls_handshake_leaves_the_worker(postern_config, certs, kind):
     assert "timed out" not in p.log_text(), p.logs()
 
 
+def test_proxy_header_leaves_the_worker(postern_config):
+    """A balancer's connection whose PROXY header stops halfway, while
+    another client waits for a worker, leaves its worker to it and reads
+    the rest when it comes: with one worker, the other client is served,
+    then the first is greeted and answered as the client the header
+    names."""
+    port = harness.free_port()
+    server = {"protocol": "imap",
+              "listen": "127.0.0.1:%d proxy_protocol" % port,
+              "set_real_ip_from": ["127.0.0.1"]}
+    p = simple(postern_config, [{"protocol": "imap"}, server],
+               top={"worker_threads": 1}, mail={"timeout": "60s"})
+    p.start()
+    with harness.LineClient(port, timeout=10) as a:
+        a.send(b"PROXY TCP4 192.0.2.7 ")
+        time.sleep(0.3)                 # the piece reaches the worker alone
+        served_beside(p.port)
+        a.send(b"127.0.0.1 4000 143\r\n")
+        assert a.readline().startswith(b"* OK"), p.logs()
+        assert a.cmd("t NOOP").startswith(b"t OK"), p.logs()
+    harness.wait_for(lambda: "client: 192.0.2.7" in p.log_text(), 10,
+                     what="the session under the header's address")
+    assert "timed out" not in p.log_text(), p.logs()
+
+
 def test_parked_session_times_out(postern_config):
     """A session waiting in the acceptor is timed out when `timeout`
     passes, with the line a worker wrote for it."""
