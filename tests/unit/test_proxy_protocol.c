@@ -472,6 +472,14 @@ trickle(int fd, const void *p, size_t len, int close_early)
     _exit(0);
 }
 
+/* A session that should leave its worker whenever it would wait. */
+static int
+park_yes(void *arg)
+{
+    (void)arg;
+    return 1;
+}
+
 static void
 test_read(void)
 {
@@ -507,6 +515,30 @@ test_read(void)
        "read v1: the command stays in the socket");
     conn_close(&c);
     close(sv[1]);
+
+    /* a header that stops halfway while the session may park: PARK with
+     * what came kept, then the rest */
+    {
+        struct proxy_reading r = { .have = 0 };
+
+        socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv);
+        conn_init(&c, sv[0], 4096);
+        c.deadline = clock_now() + 5000;
+        ok(write(sv[1], hdr, 20) == 20, "parkable: wrote 20 bytes");
+        rc = proxy_protocol_read_parkable(&c, &h, &r, park_yes, NULL, err,
+                                          sizeof(err));
+        ok(rc == PROXY_READ_PARK && r.have == 20,
+           "parkable: PARK with the 20 bytes kept (%d, %zu)", rc, r.have);
+        ok(write(sv[1], hdr + 20, sizeof(hdr) - 1 - 20)
+           == (ssize_t)(sizeof(hdr) - 1 - 20), "parkable: wrote the rest");
+        rc = proxy_protocol_read_parkable(&c, &h, &r, park_yes, NULL, err,
+                                          sizeof(err));
+        is_int(rc, 0, "parkable: the header, read on");
+        is_str(addr_str(&h.src, s, sizeof(s)), "192.0.2.1:56324",
+               "parkable: source");
+        conn_close(&c);
+        close(sv[1]);
+    }
 
     /* v2 with TLVs, one byte at a time, then more client bytes */
     socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv);
