@@ -145,11 +145,32 @@ def summary_line(p, timeout=5):
                     + p.log_text())
 
 
+def server_end(port, peer_port):
+    """/proc/net/tcp's fields of the server's end of the loopback
+    connection 127.0.0.1:port <- 127.0.0.1:peer_port, or None."""
+    # the kernel prints the address as one host-order integer
+    host = "%08X" % struct.unpack("=I", socket.inet_aton("127.0.0.1"))[0]
+    with open("/proc/net/tcp") as f:
+        for line in f.read().splitlines()[1:]:
+            fields = line.split()
+            if fields[1] == "%s:%04X" % (host, port) \
+                    and fields[2] == "%s:%04X" % (host, peer_port):
+                return fields
+    return None
+
+
+def receive_queue_empty(port, peer_port):
+    """Whether the server's end holds no unread bytes."""
+    fields = server_end(port, peer_port)
+    return fields is not None and int(fields[4].split(":")[1], 16) == 0
+
+
 def wait_sessions(p, n, timeout=10):
-    """Wait until postern p's workers have taken n clients (each logs that
-    it connected; the harness's probe of the port is the first)."""
+    """Wait until postern p has accepted n clients (each one's connect line
+    is written as it is accepted; the harness's probe of the port is the
+    first).  Not that a worker has taken them: see receive_queue_empty."""
     wait_for(lambda: p.log_text().count(" connected to ") >= n, timeout,
-             what="%d clients to reach a worker" % n)
+             what="%d clients to be accepted" % n)
 
 
 def last_session_lines(p):

@@ -15,7 +15,6 @@ import shlex
 import signal
 import socket
 import ssl
-import struct
 import subprocess
 import time
 
@@ -725,30 +724,10 @@ def test_term_ends_waits_beyond_the_client(postern_config, stage):
     assert_stop_ended_last_session(p)
 
 
-def server_end(port, peer_port):
-    """/proc/net/tcp's fields of the server's end of the loopback
-    connection 127.0.0.1:port <- 127.0.0.1:peer_port, or None."""
-    # the kernel prints the address as one host-order integer
-    host = "%08X" % struct.unpack("=I", socket.inet_aton("127.0.0.1"))[0]
-    with open("/proc/net/tcp") as f:
-        for line in f.read().splitlines()[1:]:
-            fields = line.split()
-            if fields[1] == "%s:%04X" % (host, port) \
-                    and fields[2] == "%s:%04X" % (host, peer_port):
-                return fields
-    return None
-
-
-def receive_queue_empty(port, peer_port):
-    """Whether the server's end holds no unread bytes."""
-    fields = server_end(port, peer_port)
-    return fields is not None and int(fields[4].split(":")[1], 16) == 0
-
-
 def accepted(port, peer_port):
     """Whether the server's end has been accepted: until then it has no
     socket file, and /proc/net/tcp shows its inode as 0."""
-    fields = server_end(port, peer_port)
+    fields = harness.server_end(port, peer_port)
     return fields is not None and fields[9] != "0"
 
 
@@ -771,8 +750,9 @@ def test_term_ends_a_wait_for_the_client(postern_config, stage):
             # the worker takes the bytes of a header that is not complete
             c.sendall(b"PROXY TCP4 192.0.2.1 ")
             peer = c.getsockname()[1]
-            harness.wait_for(lambda: receive_queue_empty(port, peer), 10,
-                             what="the worker to read the header's start")
+            harness.wait_for(
+                lambda: harness.receive_queue_empty(port, peer), 10,
+                what="the worker to read the header's start")
         else:
             harness.wait_sessions(p, 2)
         p.kill(signal.SIGTERM)

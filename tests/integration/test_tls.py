@@ -87,8 +87,10 @@ def test_fast_stop_during_a_handshake(certs, postern_config):
         # the start of a hello's record: a client that has said nothing
         # waits in the acceptor, not in a worker's handshake
         raw.sendall(b"\x16\x03\x01")
-        # the harness's probe of the port, then this client, in a worker
-        harness.wait_sessions(p, 2)
+        # a worker's handshake has read them: the session is in it
+        peer = raw.getsockname()[1]
+        harness.wait_for(lambda: harness.receive_queue_empty(p.port, peer),
+                         10, what="a worker to read the hello's start")
         p.kill(signal.SIGTERM)
         assert p.wait_exit(10) == 0, p.logs()
         raw.settimeout(5)
