@@ -599,7 +599,8 @@ ask_auth(struct session *s, struct auth_request *rq, struct tls_info *ti)
 static int
 auth_wait(struct session *s, int seconds)
 {
-    msec_t until = clock_now() + (msec_t)seconds * 1000;
+    /* + 1: the clock's milliseconds are cut (see acceptor.c's greet_at) */
+    msec_t until = clock_now() + (msec_t)seconds * 1000 + 1;
 
     if (until > s->client.deadline) {
         until = s->client.deadline;
