@@ -128,7 +128,8 @@ conn_wait_readable(const struct conn *c, int (*park)(void *), void *arg)
         msec_t until = clock_now() + CONN_PARK_CHECK_MS;
         int rc;
 
-        if (park(arg) && poll(&p, 1, 0) == 0) {
+        /* past the deadline: time out here, do not park again */
+        if (clock_now() < c->deadline && park(arg) && poll(&p, 1, 0) == 0) {
             return CONN_PARK;
         }
         rc = conn_poll(c->fd, POLLIN, until < c->deadline ? until

@@ -927,9 +927,11 @@ session_fill_client(struct session *s)
         int parkable = may_park();
 
         if (parkable) {
-            msec_t slice = clock_now() + CONN_PARK_CHECK_MS;
+            msec_t now = clock_now(), slice = now + CONN_PARK_CHECK_MS;
 
-            if (others_wait(NULL) && client_silent(c)) {
+            /* a session past its deadline is timed out here, not parked
+             * again (it would come straight back) */
+            if (pool_queued() > 0 && now < deadline && client_silent(c)) {
                 return 0;
             }
             /* look at the queue again after a while */
