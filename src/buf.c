@@ -3,6 +3,7 @@
  * everything that drops bytes wipes them.  No locks: one owner at a time.
  */
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,4 +57,27 @@ buf_reset(struct buf *b)
 {
     mem_wipe(b->data, b->last);
     b->pos = b->last = 0;
+}
+
+/* See buf.h. */
+int
+buf_take_line(struct buf *b, size_t *scanned, unsigned char **line_r,
+              size_t *len_r)
+{
+    unsigned char *start = buf_head(b);
+    unsigned char *lf = memchr(start + *scanned, '\n', buf_len(b) - *scanned);
+
+    if (lf != NULL) {
+        *line_r = start;
+        *len_r = (size_t)(lf - start) + 1;
+        buf_consume(b, *len_r);
+        *scanned = 0;
+        return 1;
+    }
+    *scanned = buf_len(b);
+    if (buf_room(b) == 0 && b->pos == 0) {
+        errno = ENOBUFS;
+        return -1;
+    }
+    return 0;
 }

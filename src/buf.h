@@ -23,6 +23,12 @@ int buf_init(struct buf *b, size_t size);      /* 0 or -1 (ENOMEM) */
 void buf_free(struct buf *b);                  /* wipes the contents */
 void buf_compact(struct buf *b);               /* move [pos,last) to 0 */
 void buf_reset(struct buf *b);                 /* drop all data, wipe */
+/* Take the next LF-terminated line (*line_r, *len_r: a slice of b, with
+ * its LF; consumed): 1; 0 when none is whole yet (*scanned: the bytes
+ * already looked at, 0 at first, passed again next time); -1 with errno
+ * ENOBUFS when b is full without one. */
+int buf_take_line(struct buf *b, size_t *scanned, unsigned char **line_r,
+                  size_t *len_r);
 
 static inline size_t buf_len(const struct buf *b) { return b->last - b->pos; }
 static inline size_t buf_room(const struct buf *b) { return b->size - b->last; }

@@ -314,24 +314,14 @@ conn_write_all(struct conn *c, const void *data, size_t len)
 int
 conn_read_line(struct conn *c, unsigned char **line_r, size_t *len_r)
 {
-    struct buf *b = &c->in;
     size_t scanned = 0;
 
     for (;;) {
-        unsigned char *start = buf_head(b);
-        unsigned char *lf = memchr(start + scanned, '\n', buf_len(b) - scanned);
+        int got = buf_take_line(&c->in, &scanned, line_r, len_r);
         ssize_t n;
 
-        if (lf != NULL) {
-            *line_r = start;
-            *len_r = (size_t)(lf - start) + 1;
-            buf_consume(b, *len_r);
-            return 0;
-        }
-        scanned = buf_len(b);
-        if (buf_room(b) == 0 && b->pos == 0) {
-            errno = ENOBUFS;
-            return -1;
+        if (got != 0) {
+            return got > 0 ? 0 : -1;
         }
         n = conn_fill(c);
         if (n == 0) {

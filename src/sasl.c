@@ -346,24 +346,13 @@ send_challenge(struct session *s, const char *prefix, const char *text,
 static int
 next_line(struct session *s, unsigned char **line_r, size_t *len_r)
 {
-    struct buf *b = &s->client.in;
     size_t scanned = 0;
 
     for (;;) {
-        unsigned char *start = buf_head(b);
-        unsigned char *lf = memchr(start + scanned, '\n', buf_len(b) - scanned);
-        int rc;
+        int rc = buf_take_line(&s->client.in, &scanned, line_r, len_r);
 
-        if (lf != NULL) {
-            *line_r = start;
-            *len_r = (size_t)(lf - start) + 1;
-            buf_consume(b, *len_r);
-            return 1;
-        }
-        scanned = buf_len(b);
-        if (buf_room(b) == 0 && b->pos == 0) {
-            errno = ENOBUFS;
-            return -1;
+        if (rc != 0) {
+            return rc;
         }
         rc = session_fill_client(s);
         if (rc != 1) {
