@@ -9,8 +9,8 @@
  * header, a TLS handshake (an ssl listener's, STARTTLS's) or the dialogue
  * (between commands, in the middle of one, before a SASL answer) while
  * other clients wait for a worker, or when a refused login sits out its
- * Auth-Wait, the session parks in the acceptor (session_park), and the
- * worker that takes it back goes on from s->phase (session_run ->
+ * Auth-Wait, the session parks in the acceptor (session_park.c), and
+ * the worker that takes it back goes on from s->phase (session_run ->
  * session_continue).
  *
  * Handles untrusted input (through the protocol modules) and secrets (the
@@ -19,7 +19,6 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,7 +26,6 @@
 #include <unistd.h>
 
 #include "conf.h"
-#include "listener.h"
 #include "log.h"
 #include "pool.h"
 #include "proto.h"
@@ -36,6 +34,7 @@
 #include "resolver.h"
 #include "sasl.h"
 #include "session.h"
+#include "session_int.h"
 #include "stamp.h"
 #include "tls.h"
 
@@ -248,24 +247,6 @@ cert_refused_reply(struct session *s, int error)
     (void)session_send(s, line, strlen(line));
 }
 
-/* Whether a session may leave its worker now: it runs in one, and
- * neither the pool nor the acceptor is stopping. */
-static int
-may_park(void)
-{
-    return pool_may_park() && acceptor_parks_open();
-}
-
-/* Whether a session waiting for its client should leave its worker now:
- * it may, and other clients wait for one.  (tls_accept_parkable's
- * callback.) */
-static int
-others_wait(void *arg)
-{
-    (void)arg;
-    return may_park() && pool_queued() > 0;
-}
-
 /* STARTTLS: discard pipelined plaintext, then handshake. */
 int
 session_starttls(struct session *s)
@@ -276,8 +257,8 @@ session_starttls(struct session *s)
         conn_discard_input(&s->client);
     }
     s->action = "in starttls state";            /* as NGINX */
-    switch (tls_accept_parkable(&s->client, s->sc, others_wait, NULL, err,
-                                sizeof(err))) {
+    switch (tls_accept_parkable(&s->client, s->sc, session_others_wait,
+                                NULL, err, sizeof(err))) {
     case 0:
         break;
     case 1:
@@ -404,7 +385,7 @@ phase_proxy_header(struct session *s, struct pool_resume **requeue_r)
         }
     }
     switch (proxy_protocol_read_parkable(&s->client, &h, s->pp_reading,
-                                         others_wait, NULL, err,
+                                         session_others_wait, NULL, err,
                                          sizeof(err))) {
     case 0:
         break;
@@ -471,8 +452,8 @@ phase_tls(struct session *s)
         return 0;
     }
     s->action = "SSL handshaking";
-    switch (tls_accept_parkable(&s->client, s->sc, others_wait, NULL, err,
-                                sizeof(err))) {
+    switch (tls_accept_parkable(&s->client, s->sc, session_others_wait,
+                                NULL, err, sizeof(err))) {
     case 0:
         break;
     case 1:
@@ -605,7 +586,7 @@ auth_wait(struct session *s, int seconds)
     if (until > s->client.deadline) {
         until = s->client.deadline;
     }
-    if (may_park()) {
+    if (session_may_park()) {
         s->park_until = until;
         return 1;
     }
@@ -874,81 +855,6 @@ log_logged_in(struct session *s)
     session_log(s, LOG_LV_DEBUG, "client %s%s%s-%s:%s <=> upstream %s-%s",
                 s->client_ip, s->client_port[0] ? ":" : "", s->client_port,
                 s->server_ip, s->server_port, bl, br);
-}
-
-/*
- * The dialogue waits for its client and others wait for a worker, or the
- * session is to sit out its Auth-Wait: it leaves its worker for the
- * acceptor, which holds it in its poll() until the client speaks (or its
- * `timeout` passes), or until s->park_until, and queues it again; a
- * worker then resumes it (session_run).  Its conf reference and
- * socket go with it.  3 when the acceptor has it, 2 when the acceptor
- * takes no more (a stop began): back to the queue.
- */
-static int
-session_park(struct session *s, struct pool_item *it)
-{
-    it->parked = s;
-    it->fd = s->client.fd;
-    it->conf = s->conf;
-    /* it waits, and takes its share of the pool, as the address it has
-     * now: behind a balancer, the real client's */
-    memcpy(&it->peer, &s->peer, sizeof(it->peer));
-    it->peerlen = s->peerlen;
-    it->expired = 0;
-    it->greet_at = 0;               /* greeted long ago */
-    it->wake_at = s->park_until;    /* Auth-Wait: queued again then */
-    it->before_header = s->phase == PHASE_PROXY;
-    session_log(s, LOG_LV_DEBUG, s->park_until != 0
-                ? "waiting for Auth-Wait without a worker"
-                : "waiting for the client without a worker");
-    pool_release_fd();
-    return acceptor_park(it) == 0 ? 3 : 2;
-}
-
-/* Nothing to read on c at this moment (nor an end or error to see). */
-static int
-client_silent(const struct conn *c)
-{
-    struct pollfd p = { .fd = c->fd, .events = POLLIN };
-
-    return conn_pending(c) == 0 && poll(&p, 1, 0) == 0;
-}
-
-/* See session.h. */
-int
-session_fill_client(struct session *s)
-{
-    struct conn *c = &s->client;
-    msec_t deadline = c->deadline;
-    ssize_t n;
-
-    for (;;) {
-        int parkable = may_park();
-
-        if (parkable) {
-            msec_t now = clock_now(), slice = now + CONN_PARK_CHECK_MS;
-
-            /* a session past its deadline is timed out here, not parked
-             * again (it would come straight back) */
-            if (pool_queued() > 0 && now < deadline && client_silent(c)) {
-                return 0;
-            }
-            /* look at the queue again after a while */
-            c->deadline = slice < deadline ? slice : deadline;
-        }
-        n = conn_fill(c);
-        c->deadline = deadline;
-        if (n > 0) {
-            return 1;
-        }
-        if (n < 0 && errno == ETIMEDOUT && parkable && clock_now() < deadline) {
-            c->awaiting = 1;        /* still nothing: wait before reading */
-            continue;
-        }
-        session_log_client_gone(s, n, errno);
-        return -1;
-    }
 }
 
 /* Free everything the session still owns. */
