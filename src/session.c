@@ -966,8 +966,7 @@ done:
     if (result != 1) {
         pool_release_fd();          /* before session_free closes the fd */
     }
-    session_free(s, ops);
-    free(s);
+    session_discard(s);
     return result;
 }
 
@@ -977,7 +976,6 @@ session_run(struct pool_item *it)
 {
     struct session *s;
     const struct server_conf *sc = it->sc;
-    const struct proto_ops *ops = proto_ops_get(sc->protocol);
     int fd = it->fd;
     int result = 0;             /* what session_run returns */
 
@@ -1032,8 +1030,7 @@ session_run(struct pool_item *it)
 
 done:
     pool_release_fd();              /* before session_free closes the fd */
-    session_free(s, ops);
-    free(s);
+    session_discard(s);
     return result;
 }
 

@@ -1090,6 +1090,16 @@ class LineClient:
         self.send(line + "\r\n")
         return self.readline()
 
+    def line_starting(self, prefix, limit=50):
+        """The first line that starts with prefix (those before it read
+        and dropped); b"" at EOF."""
+        for _ in range(limit):
+            line = self.readline()
+            if line.startswith(prefix) or not line:
+                return line
+        raise AssertionError("no line starting with %r in %d lines"
+                             % (prefix, limit))
+
     def closed_by_peer(self, timeout=5.0):
         """True if the peer closes the connection within timeout."""
         self.sock.settimeout(timeout)

@@ -919,14 +919,6 @@ class Talker(harness.LineClient):
             self.sock = certs.client_context().wrap_socket(
                 self.sock, server_hostname="localhost")
 
-    def answer(self, last):
-        """Lines up to the one that starts with last; that line."""
-        for _ in range(50):
-            line = self.readline()
-            if line.startswith(last) or not line:
-                return line
-        pytest.fail("no line starting with %r" % last)
-
 
 def parked_server(kind, port, certs):
     settings = dict(PARKED[kind][0])
@@ -965,15 +957,15 @@ def test_silent_sessions_leave_their_worker(postern_config, certs, kind):
     a = Talker(kind, port, certs)
     try:
         a.send(first)
-        assert a.answer(last).startswith(last)
+        assert a.line_starting(last).startswith(last)
         served_beside(p.port)           # a is silent after a command
         a.send(head)
         time.sleep(0.3)                 # the cut reaches postern alone
         served_beside(p.port)           # a is silent in a command
         a.send(tail)
-        assert a.answer(answer).startswith(answer), p.logs()
+        assert a.line_starting(answer).startswith(answer), p.logs()
         a.send(first)
-        assert a.answer(last).startswith(last), p.logs()
+        assert a.line_starting(last).startswith(last), p.logs()
     finally:
         a.close()
     assert "timed out" not in p.log_text(), p.logs()

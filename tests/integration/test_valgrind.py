@@ -101,15 +101,6 @@ def imap_session(port, user, context=None):
         c.logout()
 
 
-def tagged(client, tag):
-    """The line of client's answer that starts with tag."""
-    for _ in range(20):
-        line = client.readline()
-        if line.startswith(tag) or not line:
-            return line
-    pytest.fail("no line starting with %r" % tag)
-
-
 def test_no_memory_error_or_leak(guest, dovecot, certs):
     imap, pop3, smtp, imaps = guest.ports
     for user in ("alice", "bob"):
@@ -162,7 +153,7 @@ def test_no_memory_error_or_leak(guest, dovecot, certs):
     parked.send("b LOGIN bob")
     imap_session(imap, "alice")
     parked.send(" %s\r\n" % harness.USERS["bob"])
-    assert tagged(parked, b"b ").startswith(b"b OK")
+    assert parked.line_starting(b"b ").startswith(b"b OK")
     parked.close()
     # and in a SASL exchange, before its answer
     parked = harness.LineClient(imap, timeout=SLOW)
@@ -171,7 +162,7 @@ def test_no_memory_error_or_leak(guest, dovecot, certs):
     imap_session(imap, "alice")
     plain = base64.b64encode(("\0bob\0" + harness.USERS["bob"]).encode())
     parked.send(plain + b"\r\n")
-    assert tagged(parked, b"s ").startswith(b"s OK")
+    assert parked.line_starting(b"s ").startswith(b"s OK")
     parked.close()
     left = harness.LineClient(imap, timeout=SLOW)
     assert left.readline().startswith(b"* OK")
