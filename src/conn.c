@@ -83,13 +83,27 @@ conn_stopping(void)
     return rc;
 }
 
-/* One wait of a worker (see conn.h). */
-int
-conn_poll(int fd, short events, msec_t deadline, short *revents_r)
+/* The pool's pressure descriptor (see conn.h). */
+static atomic_int pressure_fd = -1;
+
+void
+conn_set_pressure_fd(int fd)
 {
-    struct pollfd pfd[2] = {
+    atomic_store(&pressure_fd, fd);
+}
+
+#define CONN_WOKEN 3            /* not CONN_PARK, nor conn_poll()'s */
+
+/* conn_poll(), and also wake (CONN_WOKEN) when wake_fd turns readable
+ * while fd is not ready. */
+static int
+conn_poll_wake(int fd, short events, msec_t deadline, short *revents_r,
+               int wake_fd)
+{
+    struct pollfd pfd[3] = {
         { .fd = fd, .events = events },
         { .fd = atomic_load(&cancel_fd), .events = POLLIN },
+        { .fd = wake_fd, .events = POLLIN },
     };
 
     for (;;) {
@@ -98,16 +112,20 @@ conn_poll(int fd, short events, msec_t deadline, short *revents_r)
         if (left == 0) {
             return 0;
         }
-        rc = poll(pfd, 2, left);     /* a -1 fd is left out by poll() */
+        /* -1 fds are left out by poll() */
+        rc = poll(pfd, wake_fd >= 0 ? 3 : 2, left);
         if (rc > 0 && pfd[1].revents != 0) {
             errno = ECANCELED;
             return -1;
         }
-        if (rc > 0) {
+        if (rc > 0 && pfd[0].revents != 0) {
             if (revents_r != NULL) {
                 *revents_r = pfd[0].revents;
             }
             return 1;
+        }
+        if (rc > 0) {
+            return CONN_WOKEN;
         }
         if (rc < 0 && errno != EINTR) {
             return -1;
@@ -116,10 +134,19 @@ conn_poll(int fd, short events, msec_t deadline, short *revents_r)
     }
 }
 
+/* One wait of a worker (see conn.h). */
+int
+conn_poll(int fd, short events, msec_t deadline, short *revents_r)
+{
+    return conn_poll_wake(fd, events, deadline, revents_r, -1);
+}
+
 /* See conn.h. */
 int
 conn_wait_readable(const struct conn *c, int (*park)(void *), void *arg)
 {
+    int woken = 0;
+
     if (park == NULL) {
         return conn_poll(c->fd, POLLIN, c->deadline, NULL);
     }
@@ -132,8 +159,17 @@ conn_wait_readable(const struct conn *c, int (*park)(void *), void *arg)
         if (clock_now() < c->deadline && park(arg) && poll(&p, 1, 0) == 0) {
             return CONN_PARK;
         }
-        rc = conn_poll(c->fd, POLLIN, until < c->deadline ? until
-                                                          : c->deadline, NULL);
+        /* the pool's pressure ends the wait at once; after a wake that
+         * park() turned down (the queue was served meanwhile, or parking
+         * is closed for a stop) the pipe, which may still be readable, is
+         * left out for one slice: polled, it could make a busy loop */
+        rc = conn_poll_wake(c->fd, POLLIN,
+                            until < c->deadline ? until : c->deadline, NULL,
+                            woken ? -1 : atomic_load(&pressure_fd));
+        woken = rc == CONN_WOKEN;
+        if (woken) {
+            continue;
+        }
         if (rc != 0 || clock_now() >= c->deadline) {
             return rc;
         }

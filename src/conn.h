@@ -101,11 +101,18 @@ int conn_cancel_fd(void);
  * when not NULL), 0 timed out, -1 with errno (ECANCELED: stopping). */
 int conn_poll(int fd, short events, msec_t deadline, short *revents_r);
 /*
+ * The pool's pressure descriptor: readable while connections wait for a
+ * worker.  -1: none.  Set before the workers start, cleared after they are
+ * joined.
+ */
+void conn_set_pressure_fd(int fd);
+/*
  * Wait until c's fd is readable or c->deadline passes, as conn_poll(); for
  * a session that may leave its worker (park set), ask park(arg) before the
- * wait and every CONN_PARK_CHECK_MS during it, and return CONN_PARK as
- * soon as it says yes while nothing has come.  1 readable, 0 timed out,
- * CONN_PARK, -1 with errno (ECANCELED: stopping).
+ * wait, whenever the pressure descriptor turns readable and at least every
+ * CONN_PARK_CHECK_MS, and return CONN_PARK as soon as it says yes while
+ * nothing has come.  1 readable, 0 timed out, CONN_PARK, -1 with errno
+ * (ECANCELED: stopping).
  */
 #define CONN_PARK 2
 #define CONN_PARK_CHECK_MS 100

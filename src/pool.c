@@ -18,7 +18,9 @@
  * others wait here leaves its worker for the acceptor, and comes back
  * through the queue like a new connection when its client speaks
  * (pool_item.parked; session_fill_client).  Its share of the pool is given
- * back while it is away.
+ * back while it is away.  Those waits learn at once that others wait: the
+ * pressure pipe is readable while queued items outnumber the idle workers
+ * or wait for a share (conn_set_pressure_fd).
  *
  * Locks: one mutex (pool.lock) guards the queue, the per-address counts and
  * the table of client fds in workers; two condition variables.
@@ -43,9 +45,9 @@
 
 _Atomic long conn_active;
 
-/* pool.len and pool.stopping, for sessions that look without the lock
- * (pool_queued, pool_may_park); written under it */
-static atomic_size_t queued;
+/* The pressure (the pipe's state) and pool.stopping, for sessions that look
+ * without the lock (pool_pressured, pool_may_park); written under it */
+static atomic_int pressured;
 static atomic_int stopping;
 
 /* Sessions in workers from one address. */
@@ -74,13 +76,19 @@ static struct {
     struct addr_count *counts;      /* nthreads slots: at most one per worker */
     struct claim *claims;           /* per worker */
     int stopping;                   /* 1 graceful, 2 fast */
+    int idle;                       /* workers waiting for an item */
+    /* readable (one byte in it) while `pressured`: items wait that the
+     * idle workers will not take at once.  Workers waiting for a silent
+     * client poll the read end, so that they leave for the acceptor as
+     * soon as a connection needs their thread, not at their next look */
+    int pressure[2];
     /* read end: conn_poll()'s cancel descriptor; a byte written to the
      * write end on a fast stop ends every wait of every worker (auth
      * service, backend, Auth-Wait), not only the client reads that
      * shutting down busy_fd ends */
     int cancel[2];
 } pool = { .lock = PTHREAD_MUTEX_INITIALIZER, .work = PTHREAD_COND_INITIALIZER,
-           .cancel = { -1, -1 } };
+           .cancel = { -1, -1 }, .pressure = { -1, -1 } };
 
 /* The fairness key of an address: IPv4-mapped IPv6 counts as IPv4, and
  * other IPv6 addresses by their /64, the block one host forms its
@@ -182,6 +190,41 @@ claim_release(struct claim *cl)
     cl->held = 0;
 }
 
+/* Say that queued items wait for a worker (lock held). */
+static void
+pressure_raise(void)
+{
+    if (atomic_load(&pressured) || pool.pressure[1] < 0) {
+        return;
+    }
+    /* set before the write: a session the pipe wakes finds it set */
+    atomic_store(&pressured, 1);
+    if (write(pool.pressure[1], "p", 1) != 1) {
+        atomic_store(&pressured, 0);
+    }
+}
+
+/* After the queue or the idle workers changed (lock held): raised while
+ * more items are queued than idle workers can take, down once the queue is
+ * empty.  (Between the two it stays as it is: an item over its address's
+ * share waits with idle workers, and worker_main raises it for that.) */
+static void
+pressure_update(void)
+{
+    char c;
+
+    if (pool.len == 0 && atomic_load(&pressured)) {
+        /* cleared before the read: a session the pipe woke meanwhile
+         * finds it clear and waits on */
+        atomic_store(&pressured, 0);
+        if (read(pool.pressure[0], &c, 1) != 1) {
+            atomic_store(&pressured, 1);    /* not drained: still says so */
+        }
+    } else if (pool.len > (size_t)pool.idle) {
+        pressure_raise();
+    }
+}
+
 /* Remove queue position i (lock held). */
 static void
 queue_remove(size_t i)
@@ -190,7 +233,7 @@ queue_remove(size_t i)
         pool.q[(pool.head + j) % pool.cap] = pool.q[(pool.head + j + 1) % pool.cap];
     }
     pool.len--;
-    atomic_store(&queued, pool.len);
+    pressure_update();
 }
 
 /* Whether a worker may take it now (lock held): its address is under its
@@ -302,7 +345,7 @@ queue_requeue(const struct pool_item *it)
     }
     pool.q[(pool.head + pool.len) % pool.cap] = *it;
     pool.len++;
-    atomic_store(&queued, pool.len);
+    pressure_update();
     return 0;
 }
 
@@ -326,10 +369,14 @@ worker_main(void *arg)
             if (pool.stopping && pool.len == 0) {
                 break;                  /* the last queued item just expired */
             }
+            pool.idle++;
             if (pool.len > 0) {
                 /* all queued are over their share: re-check when a share frees
-                 * or the oldest item's timeout passes */
+                 * or the oldest item's timeout passes.  Sessions of their
+                 * addresses that wait for their clients give shares back by
+                 * parking: tell them */
                 struct timespec ts;
+                pressure_raise();
                 clock_gettime(CLOCK_REALTIME, &ts);
                 ts.tv_nsec += 200 * 1000000L;
                 if (ts.tv_nsec >= 1000000000L) {
@@ -340,6 +387,7 @@ worker_main(void *arg)
             } else {
                 pthread_cond_wait(&pool.work, &pool.lock);
             }
+            pool.idle--;
             continue;
         }
         pool.busy_fd[self] = it.fd;
@@ -393,11 +441,18 @@ pool_start(int nthreads, size_t capacity)
               strerror(errno));
         return -1;
     }
+    if (pipe2(pool.pressure, O_CLOEXEC | O_NONBLOCK) != 0) {
+        log_g(LOG_LV_EMERG, "pipe() failed for the worker pool: %s",
+              strerror(errno));
+        return -1;
+    }
     conn_set_cancel_fd(pool.cancel[0]);
+    conn_set_pressure_fd(pool.pressure[0]);
+    atomic_store(&pressured, 0);
+    pool.idle = 0;
     pool.cap = capacity;
     pool.head = pool.len = 0;
     pool.stopping = 0;
-    atomic_store(&queued, 0);
     atomic_store(&stopping, 0);
     pthread_attr_init(&attr);
     /* sessions are shallow: a small stack keeps 32+ workers cheap */
@@ -461,7 +516,7 @@ pool_push(const struct pool_item *it)
     }
     pool.q[(pool.head + pool.len) % pool.cap] = *it;
     pool.len++;
-    atomic_store(&queued, pool.len);
+    pressure_update();
     /* an item over its address's share waits for a share to come free
      * (whose worker then takes it): waking an idle worker now would only
      * have it find nothing it may take */
@@ -484,7 +539,7 @@ pool_abort_locked(void)
         pool.head = (pool.head + 1) % pool.cap;
         pool.len--;
     }
-    atomic_store(&queued, 0);
+    pressure_update();
     /* every wait of every worker ends: the pipe stays readable, once is
      * enough.  Written first, so that a worker woken by the shutdown
      * below finds it too and says the stop ended its session, not its
@@ -526,10 +581,15 @@ pool_join(void)
         pthread_join(pool.threads[i], NULL);
     }
     conn_set_cancel_fd(-1);
+    conn_set_pressure_fd(-1);
     for (int i = 0; i < 2; i++) {
         if (pool.cancel[i] >= 0) {
             close(pool.cancel[i]);
             pool.cancel[i] = -1;
+        }
+        if (pool.pressure[i] >= 0) {
+            close(pool.pressure[i]);
+            pool.pressure[i] = -1;
         }
     }
     free(pool.q);
@@ -553,10 +613,10 @@ pool_may_park(void)
 }
 
 /* See pool.h. */
-size_t
-pool_queued(void)
+int
+pool_pressured(void)
 {
-    return atomic_load(&queued);
+    return atomic_load(&pressured);
 }
 
 /* Queued + in workers. */

@@ -99,8 +99,11 @@ size_t pool_busy(void);
 /* From a session: it runs in a worker and no stop has begun, so it may
  * leave its worker to wait for its client (session_fill_client). */
 int pool_may_park(void);
-/* Connections waiting in the queue for a worker (a snapshot). */
-size_t pool_queued(void);
+/* Whether queued connections wait for a worker: more are queued than idle
+ * workers will take at once, or they wait for their address's share (a
+ * snapshot).  The pressure descriptor (conn_set_pressure_fd) is readable
+ * while this says so. */
+int pool_pressured(void);
 
 /* Client connections open (queue + workers + relay), for worker_connections. */
 extern _Atomic long conn_active;

@@ -10,7 +10,6 @@
  * Locks: none here; the pool's and the acceptor's own guard the hand-over.
  */
 #include <errno.h>
-#include <poll.h>
 #include <string.h>
 
 #include "listener.h"
@@ -31,7 +30,7 @@ int
 session_others_wait(void *arg)
 {
     (void)arg;
-    return session_may_park() && pool_queued() > 0;
+    return session_may_park() && pool_pressured();
 }
 
 /* See session_int.h. */
@@ -56,15 +55,6 @@ session_park(struct session *s, struct pool_item *it)
     return acceptor_park(it) == 0 ? 3 : 2;
 }
 
-/* Nothing to read on c at this moment (nor an end or error to see). */
-static int
-client_silent(const struct conn *c)
-{
-    struct pollfd p = { .fd = c->fd, .events = POLLIN };
-
-    return conn_pending(c) == 0 && poll(&p, 1, 0) == 0;
-}
-
 /* See session.h. */
 int
 session_fill_client(struct session *s)
@@ -76,15 +66,32 @@ session_fill_client(struct session *s)
     for (;;) {
         int parkable = session_may_park();
 
-        if (parkable) {
-            msec_t now = clock_now(), slice = now + CONN_PARK_CHECK_MS;
+        /* a read now would find nothing, after a reply of ours or a
+         * piece of a line: wait here, where the pool's pressure reaches
+         * us.  (A fresh session's first bytes are there: read at once.)
+         * A session past its deadline is timed out by conn_fill, not
+         * parked again (it would come straight back) */
+        if (parkable && (c->awaiting || buf_len(&c->in) > 0)
+            && conn_pending(c) == 0 && clock_now() < deadline) {
+            int rc = conn_wait_readable(c, session_others_wait, NULL);
 
-            /* a session past its deadline is timed out here, not parked
-             * again (it would come straight back) */
-            if (pool_queued() > 0 && now < deadline && client_silent(c)) {
+            if (rc == CONN_PARK) {
                 return 0;
             }
-            /* look at the queue again after a while */
+            if (rc <= 0) {
+                if (rc == 0) {
+                    errno = ETIMEDOUT;
+                }
+                session_log_client_gone(s, -1, errno);
+                return -1;
+            }
+            c->awaiting = 0;        /* it has come: read at once */
+        }
+        if (parkable) {
+            /* a TLS record in pieces, or a read that found nothing after
+             * all, waits a slice at most before the wait above */
+            msec_t slice = clock_now() + CONN_PARK_CHECK_MS;
+
             c->deadline = slice < deadline ? slice : deadline;
         }
         n = conn_fill(c);

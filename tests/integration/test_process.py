@@ -971,6 +971,35 @@ def test_silent_sessions_leave_their_worker(postern_config, certs, kind):
     assert "timed out" not in p.log_text(), p.logs()
 
 
+def test_waiting_workers_leave_at_once(postern_config):
+    """A worker waiting for a silent client leaves it as soon as another
+    client needs a worker, not at its next look at the queue (every 100 ms,
+    a backstop): with one worker, 60 clients one after the other each get
+    their NOOP answered and then fall silent, so each one's command finds
+    the worker waiting for the one before.  Looking every 100 ms, the
+    worker found each command 100 ms after its reply to the one before: 6 s
+    for the 60 (measured on the build before); woken at once, they take a
+    few milliseconds each.  Afterwards every one of them is still served."""
+    p = simple(postern_config, top={"worker_threads": 1},
+               mail={"timeout": "60s"})
+    p.start()
+    clients = []
+    try:
+        began = time.monotonic()
+        for i in range(60):
+            c = harness.LineClient(p.port, timeout=10)
+            clients.append(c)
+            assert c.readline().startswith(b"* OK")
+            assert c.cmd("a%d NOOP" % i).startswith(b"a%d OK" % i), p.logs()
+        took = time.monotonic() - began
+        for i, c in enumerate(clients):
+            assert c.cmd("b%d NOOP" % i).startswith(b"b%d OK" % i), p.logs()
+    finally:
+        for c in clients:
+            c.close()
+    assert took < 1.5, (took, p.logs())
+
+
 def b64(text):
     return base64.b64encode(text.encode()) + b"\r\n"
 
