@@ -7,6 +7,9 @@
  *   EHLO client's helo] -> [AUTH PLAIN -> 235] ->
  *   [MAIL FROM -> 250 -> RCPT TO -> reply to the client]
  *
+ * with one step fewer where it can: a backend whose EHLO offered XCLIENT
+ * to an earlier login gets XCLIENT right after its greeting (smtp_caps.c).
+ *
  * Handles untrusted input from the backend (every reply line is bounded by
  * the connection's buffer and parsed by smtp_parse.c; what the client said
  * goes into XCLIENT only as xtext) and secrets (the password of AUTH PLAIN,
@@ -22,6 +25,7 @@
 #include "log.h"
 #include "sasl.h"
 #include "session.h"
+#include "smtp_caps.h"
 #include "smtp_int.h"
 #include "smtp_parse.h"
 #include "str.h"
@@ -278,16 +282,132 @@ done:
     return rc;
 }
 
-enum sess_rc
-smtp_backend_login(struct session *s)
+/* The XCLIENT line for what the backend offers (attrs): 0 with *xline_r
+ * (malloc'd; empty when nothing is to be passed), -1 out of memory. */
+static int
+xclient_line(struct session *s, unsigned attrs, struct str *xline_r)
+{
+    /* the name is looked up only for a backend that takes it (and only
+     * once: the auth request may have asked for it already) */
+    const char *host = (attrs & SMTP_XCLIENT_NAME) ? session_client_host(s)
+                                                   : NULL;
+
+    if (xclient_build(s, attrs, host, xline_r) != 0) {
+        session_log(s, LOG_LV_ERR, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+/* Whether what the backend offers is remembered for the next logins:
+ * not behind proxy_protocol (the backend then judges XCLIENT by each
+ * client's address, so one login's answer says nothing of the next), nor
+ * under a name cut short to fit s->upstream (two backends could share
+ * it). */
+static int
+caps_kept(const struct session *s)
+{
+    return !s->sc->proxy_protocol
+           && strlen(s->upstream) + 1 < sizeof(s->upstream);
+}
+
+/*
+ * XCLIENT straight after the greeting, with what the backend offered to
+ * an earlier login's EHLO (smtp_caps.c), instead of asking again: 1 taken,
+ * 0 not known or refused (the long way follows, EHLO first), -1 failed
+ * (logged).
+ */
+static int
+xclient_early(struct session *s, struct smtp_reply *r)
+{
+    struct str xline;
+    unsigned attrs;
+    char text[256];
+    int rc, bad;
+
+    if (!s->sc->xclient || !caps_kept(s)
+        || !smtp_caps_get(s->upstream, clock_now(), &attrs)) {
+        return 0;
+    }
+    if (xclient_line(s, attrs, &xline) != 0) {
+        return -1;
+    }
+    if (xline.len == 0) {
+        return 0;                   /* the long way says why */
+    }
+    rc = backend_step(s, "sending XCLIENT to upstream", "", xline, 220, 250,
+                      r, &bad);
+    free(xline.data);
+    if (rc == 0) {
+        return 1;
+    }
+    if (!bad) {
+        return -1;
+    }
+    /* what was remembered is wrong now (the backend's XCLIENT hosts or
+     * software changed), or it wants EHLO first: ask, now and for a while */
+    str_log_text(r->text.data, r->text.len, text, sizeof(text));
+    session_log(s, LOG_LV_INFO, "upstream refused XCLIENT before EHLO: "
+                "\"%s\", sending EHLO first", text);
+    smtp_caps_refused(s->upstream, clock_now());
+    return 0;
+}
+
+/* The long way to XCLIENT, as NGINX goes: EHLO, and XCLIENT if the reply
+ * offers it.  1 sent and taken, 0 not to be sent (xclient off), -1 the
+ * session ends (logged; *bad_r when r holds the backend's reply). */
+static int
+xclient_after_ehlo(struct session *s, struct smtp_reply *r, int *bad_r)
 {
     const struct server_conf *sc = s->sc;
     struct str name = { strlen(sc->server_name),
                         (unsigned char *)sc->server_name };
-    struct str xline = STR_NULL;
-    struct smtp_reply r;
+    struct str xline;
     unsigned attrs = 0;
-    int bad = 0;
+    int rc;
+
+    /* as NGINX: EHLO for an ESMTP client and whenever XCLIENT may be used */
+    if (backend_step(s, "sending HELO/EHLO to upstream",
+                     (s->smtp_esmtp || sc->xclient) ? "EHLO " : "HELO ", name,
+                     250, 250, r, bad_r) != 0) {
+        return -1;
+    }
+    if (!sc->xclient) {
+        return 0;
+    }
+    /* Without XCLIENT the backend would take the session for the proxy's
+     * own, with the proxy's relay rights and no login: fail closed, as
+     * NGINX does (its XCLIENT is refused, the client gets 451). */
+    if (!smtp_ehlo_xclient(r, &attrs)) {
+        session_log(s, LOG_LV_ERR, "upstream does not offer XCLIENT "
+                    "(is postern's address among its authorized XCLIENT "
+                    "hosts?), and xclient is on");
+        return -1;
+    }
+    if (caps_kept(s)) {
+        smtp_caps_put(s->upstream, attrs, clock_now());
+    }
+    if (xclient_line(s, attrs, &xline) != 0) {
+        return -1;
+    }
+    if (xline.len == 0) {
+        session_log(s, LOG_LV_ERR, "upstream's XCLIENT takes nothing "
+                    "to pass on (ADDR, NAME, or LOGIN for a logged-in "
+                    "client), and xclient is on");
+        return -1;
+    }
+    /* XCLIENT answers with a new greeting; 250 taken too, as NGINX */
+    rc = backend_step(s, "sending XCLIENT to upstream", "", xline, 220, 250,
+                      r, bad_r);
+    free(xline.data);
+    return rc == 0 ? 1 : -1;
+}
+
+enum sess_rc
+smtp_backend_login(struct session *s)
+{
+    struct smtp_reply r;
+    int bad = 0, xclient;
 
     s->action = "reading response from upstream";
     if (backend_reply(s, &r) != 0) {
@@ -296,53 +416,19 @@ smtp_backend_login(struct session *s)
     if (r.code != 220) {
         return backend_fail(s, &r);
     }
-    /* as NGINX: EHLO for an ESMTP client and whenever XCLIENT may be used */
-    if (backend_step(s, "sending HELO/EHLO to upstream",
-                     (s->smtp_esmtp || sc->xclient) ? "EHLO " : "HELO ", name,
-                     250, 250, &r, &bad) != 0) {
+    xclient = xclient_early(s, &r);
+    if (xclient == 0) {
+        xclient = xclient_after_ehlo(s, &r, &bad);
+    }
+    if (xclient < 0) {
         return backend_fail(s, bad ? &r : NULL);
     }
-    /* Without XCLIENT the backend would take the session for the proxy's
-     * own, with the proxy's relay rights and no login: fail closed, as
-     * NGINX does (its XCLIENT is refused, the client gets 451). */
-    if (sc->xclient) {
-        const char *host;
-
-        if (!smtp_ehlo_xclient(&r, &attrs)) {
-            session_log(s, LOG_LV_ERR, "upstream does not offer XCLIENT "
-                        "(is postern's address among its authorized XCLIENT "
-                        "hosts?), and xclient is on");
-            return backend_fail(s, NULL);
-        }
-        /* the name is looked up only for a backend that takes it (and
-         * only once: the auth request may have asked for it already) */
-        host = (attrs & SMTP_XCLIENT_NAME) ? session_client_host(s) : NULL;
-        if (xclient_build(s, attrs, host, &xline) != 0) {
-            session_log(s, LOG_LV_ERR, "out of memory");
-            return backend_fail(s, NULL);
-        }
-        if (xline.len == 0) {
-            session_log(s, LOG_LV_ERR, "upstream's XCLIENT takes nothing "
-                        "to pass on (ADDR, NAME, or LOGIN for a logged-in "
-                        "client), and xclient is on");
-            return backend_fail(s, NULL);
-        }
-    }
-    if (xline.len > 0) {
-        /* XCLIENT answers with a new greeting; 250 taken too, as NGINX */
-        int rc = backend_step(s, "sending XCLIENT to upstream", "", xline,
-                              220, 250, &r, &bad);
-
-        free(xline.data);
-        if (rc != 0) {
-            return backend_fail(s, bad ? &r : NULL);
-        }
-        if (s->smtp_helo.len > 0
-            && backend_step(s, "sending client HELO/EHLO to upstream",
-                            s->smtp_esmtp ? "EHLO " : "HELO ", s->smtp_helo,
-                            220, 250, &r, &bad) != 0) {
-            return backend_fail(s, bad ? &r : NULL);
-        }
+    /* XCLIENT began a new session: the client's HELO/EHLO again */
+    if (xclient > 0 && s->smtp_helo.len > 0
+        && backend_step(s, "sending client HELO/EHLO to upstream",
+                        s->smtp_esmtp ? "EHLO " : "HELO ", s->smtp_helo,
+                        220, 250, &r, &bad) != 0) {
+        return backend_fail(s, bad ? &r : NULL);
     }
     if (s->method == AUTH_METHOD_NONE) {
         if (backend_step(s, "sending MAIL FROM to upstream", "", s->smtp_from,
@@ -357,7 +443,7 @@ smtp_backend_login(struct session *s)
         }
         return SESS_OK;
     }
-    if (sc->proxy_smtp_auth && backend_auth_plain(s, &r, &bad) != 0) {
+    if (s->sc->proxy_smtp_auth && backend_auth_plain(s, &r, &bad) != 0) {
         return backend_fail(s, bad ? &r : NULL);
     }
     return smtp_reply(s, SMTP_AUTH_OK) == 0 ? SESS_OK : SESS_CLOSE;

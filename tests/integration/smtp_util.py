@@ -89,14 +89,17 @@ class FakeSMTP(harness.FakeServer):
     auth_ok: the (user, password) AUTH PLAIN accepts.
     expect_proxy: the first line is a PROXY header, kept in the session's
     "proxy".
+    xclient_needs_ehlo: XCLIENT before EHLO gets 503 (it gets "250 2.0.0
+    ok" otherwise, as every command this fake does not know).
     Sessions are dicts in .sessions, in accept order: {"lines": [...],
     "data": [bytes], "proxy": line or None}."""
 
     conn_timeout = 20
 
     def __init__(self, ehlo=("PIPELINING", "8BITMIME"), auth_ok=None,
-                 expect_proxy=False):
+                 expect_proxy=False, xclient_needs_ehlo=False):
         self.ehlo = list(ehlo)
+        self.xclient_needs_ehlo = xclient_needs_ehlo
         self.auth_ok = auth_ok
         self.expect_proxy = expect_proxy
         self.sessions = []
@@ -111,6 +114,7 @@ class FakeSMTP(harness.FakeServer):
 
         def send(text):
             c.sendall(text.encode())
+        greeted = False
         try:
             if self.expect_proxy:
                 rec["proxy"] = f.readline(256)
@@ -121,7 +125,11 @@ class FakeSMTP(harness.FakeServer):
                     return
                 rec["lines"].append(line)
                 verb = line[:4].upper()
-                if verb == b"EHLO":
+                if (line[:8].upper() == b"XCLIENT " and self.xclient_needs_ehlo
+                        and not greeted):
+                    send("503 5.5.1 Error: send HELO/EHLO first\r\n")
+                elif verb == b"EHLO":
+                    greeted = True
                     caps = ["fake.example"] + self.ehlo
                     send("".join("250%s%s\r\n" % (
                         " " if i == len(caps) - 1 else "-", x)
