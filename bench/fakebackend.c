@@ -297,7 +297,7 @@ pop3_answer(struct bconn *c, const char *v)
         say(c, "+OK fake signing off\r\n");
         c->closing = 1;
     } else if (strcasecmp(v, "CAPA") == 0) {
-        say(c, "+OK\r\nUSER\r\nTOP\r\nUIDL\r\nSASL PLAIN\r\n.\r\n");
+        say(c, "+OK\r\nUSER\r\nTOP\r\nUIDL\r\nPIPELINING\r\nSASL PLAIN\r\n.\r\n");
     } else if (strcasecmp(v, "STAT") == 0) {
         say(c, "+OK 1 %zu\r\n", pop3_msg_len);
     } else if (strcasecmp(v, "AUTH") == 0) {

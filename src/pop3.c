@@ -14,7 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
+#include "backend_caps.h"
 #include "buf.h"
 #include "conf.h"
 #include "conn.h"
@@ -676,6 +678,20 @@ line_trim(const unsigned char *p, size_t len)
     return len;
 }
 
+/* A backend's failed read, in NGINX's words; the client gets its error. */
+static void
+backend_read_failed(struct session *s)
+{
+    if (errno == ENOBUFS) {
+        session_log(s, LOG_LV_ERR, "upstream sent too long response line");
+    } else if (errno == 0) {
+        session_log(s, LOG_LV_ERR, "upstream prematurely closed connection");
+    } else {
+        session_log_io_failed(s, &s->backend, errno, 0);
+    }
+    send_lit(s, pop3_internal);
+}
+
 /*
  * Read one backend reply line and check that it is "+OK".  On anything
  * else answer the client as NGINX does (the backend's own line with
@@ -688,15 +704,7 @@ backend_expect_ok(struct session *s, unsigned char **line_r, size_t *len_r)
     size_t n;
 
     if (conn_read_line(&s->backend, line_r, len_r) != 0) {
-        if (errno == ENOBUFS) {
-            session_log(s, LOG_LV_ERR, "upstream sent too long response line");
-        } else if (errno == 0) {
-            session_log(s, LOG_LV_ERR,
-                        "upstream prematurely closed connection");
-        } else {
-            session_log_io_failed(s, &s->backend, errno, 0);
-        }
-        send_lit(s, pop3_internal);
+        backend_read_failed(s);
         return -1;
     }
     if (*len_r >= 3 && memcmp(*line_r, "+OK", 3) == 0) {
@@ -722,7 +730,110 @@ backend_expect_ok(struct session *s, unsigned char **line_r, size_t *len_r)
     return -1;
 }
 
-/* Greeting, USER, PASS on the backend; its final "+OK" goes to the client. */
+/* backend_caps: the backend's CAPA listed PIPELINING (RFC 2449 6.6) */
+#define POP3_CAPS_PIPELINING  1u
+/* Lines of a backend's CAPA answer read at most (RFC 2449 lists a dozen
+ * capabilities; Dovecot answers with ten lines) */
+#define POP3_CAPA_LINES_MAX   64
+
+/*
+ * Whether the backend takes USER and PASS in one write: its CAPA lists
+ * PIPELINING.  What it answered is remembered for the next logins
+ * (backend_caps.c), so CAPA goes once a minute per backend; NGINX never
+ * asks and waits for the answer to USER each time.  1 / 0, -1 failed (the
+ * client told).
+ */
+static int
+backend_pipelining(struct session *s)
+{
+    unsigned caps = 0;
+    unsigned char *line;
+    size_t len;
+
+    /* a name cut short to fit could be two backends' */
+    if (strlen(s->upstream) + 1 >= sizeof(s->upstream)) {
+        return 0;
+    }
+    if (backend_caps_get(PROTO_POP3, s->upstream, clock_now(), &caps)) {
+        return (caps & POP3_CAPS_PIPELINING) != 0;
+    }
+    s->action = "sending CAPA to upstream";
+    if (session_backend_send(s, "CAPA", STR_NULL, CRLF) != 0) {
+        send_lit(s, pop3_internal);
+        return -1;
+    }
+    s->action = "reading response from upstream";
+    if (conn_read_line(&s->backend, &line, &len) != 0) {
+        backend_read_failed(s);
+        return -1;
+    }
+    /* "-ERR": a server older than CAPA, which pipelines nothing */
+    if (len >= 3 && memcmp(line, "+OK", 3) == 0) {
+        for (int lines = 0;; lines++) {
+            if (conn_read_line(&s->backend, &line, &len) != 0) {
+                backend_read_failed(s);
+                return -1;
+            }
+            len = line_trim(line, len);
+            if (len == 1 && line[0] == '.') {
+                break;
+            }
+            if (lines == POP3_CAPA_LINES_MAX) {
+                session_log(s, LOG_LV_ERR, "upstream sent too long CAPA "
+                            "response (over %d lines)", POP3_CAPA_LINES_MAX);
+                send_lit(s, pop3_internal);
+                return -1;
+            }
+            /* a capability is a word, its arguments after a space */
+            if ((len == 10 || (len > 10 && line[10] == ' '))
+                && strncasecmp((const char *)line, "PIPELINING", 10) == 0) {
+                caps |= POP3_CAPS_PIPELINING;
+            }
+        }
+    }
+    backend_caps_put(PROTO_POP3, s->upstream, caps, clock_now());
+    return (caps & POP3_CAPS_PIPELINING) != 0;
+}
+
+/* "USER user", "PASS pass", or both at once (NULL: not this one); the
+ * line holding the password is wiped after it is sent.  -1: the client is
+ * told. */
+static int
+backend_send_login(struct session *s, const char *action,
+                   const struct str *user, const struct str *pass)
+{
+    struct str_builder line = STR_BUILDER_INIT;
+    int rc = -1;
+
+    if (user != NULL) {
+        str_builder_puts(&line, "USER ");
+        str_builder_add(&line, (const char *)user->data, user->len);
+        str_builder_puts(&line, CRLF);
+    }
+    if (pass != NULL) {
+        str_builder_puts(&line, "PASS ");
+        str_builder_add(&line, (const char *)pass->data, pass->len);
+        str_builder_puts(&line, CRLF);
+    }
+    s->action = action;
+    if (line.failed) {
+        session_log(s, LOG_LV_ERR, "out of memory");
+    } else if (conn_write_all(&s->backend, line.data, line.len) != 0) {
+        session_log_io_failed(s, &s->backend, errno, 1);
+    } else {
+        rc = 0;
+    }
+    str_builder_free(&line);
+    if (rc != 0) {
+        send_lit(s, pop3_internal);
+    }
+    s->action = "reading response from upstream";   /* as NGINX */
+    return rc;
+}
+
+/* Greeting, USER, PASS on the backend; its final "+OK" goes to the client.
+ * A backend whose CAPA lists PIPELINING gets USER and PASS together, and
+ * answers both in one round trip. */
 static enum sess_rc
 pop3_backend_login(struct session *s)
 {
@@ -730,6 +841,7 @@ pop3_backend_login(struct session *s)
     struct str pass = s->auth.pass.len > 0 ? s->auth.pass : s->passwd;
     unsigned char *line;
     size_t len;
+    int together;
 
     s->action = "reading greeting from upstream";
     if (backend_expect_ok(s, &line, &len) != 0) {
@@ -742,23 +854,25 @@ pop3_backend_login(struct session *s)
         send_lit(s, pop3_internal);
         return SESS_CLOSE;
     }
-
-    s->action = "sending user name to upstream";
-    if (session_backend_send(s, "USER ", user, CRLF) != 0) {
-        send_lit(s, pop3_internal);
+    together = backend_pipelining(s);
+    if (together < 0) {
         return SESS_CLOSE;
     }
-    s->action = "reading response from upstream";   /* as NGINX */
-    if (backend_expect_ok(s, &line, &len) != 0) {
-        return SESS_CLOSE;
+    if (together) {
+        if (backend_send_login(s, "sending user name to upstream", &user,
+                               &pass) != 0
+            || backend_expect_ok(s, &line, &len) != 0) {
+            return SESS_CLOSE;
+        }
+    } else {
+        if (backend_send_login(s, "sending user name to upstream", &user,
+                               NULL) != 0
+            || backend_expect_ok(s, &line, &len) != 0
+            || backend_send_login(s, "sending password to upstream", NULL,
+                                  &pass) != 0) {
+            return SESS_CLOSE;
+        }
     }
-
-    s->action = "sending password to upstream";
-    if (session_backend_send(s, "PASS ", pass, CRLF) != 0) {
-        send_lit(s, pop3_internal);
-        return SESS_CLOSE;
-    }
-    s->action = "reading response from upstream";
     if (backend_expect_ok(s, &line, &len) != 0) {
         return SESS_CLOSE;
     }

@@ -8,9 +8,15 @@ tests_unit_test_imap_parse_SOURCES = tests/unit/test_imap_parse.c
 tests_unit_test_imap_parse_LDADD = $(POSTERN_LIBS)
 TESTS += tests/unit/test_imap_parse
 
-# SMTP (smtp.c, smtp_backend.c, smtp_caps.c, smtp_parse.c, xtext.c)
+# what backends answered to EHLO and CAPA (backend_caps.c)
+libpostern_a_SOURCES += src/backend_caps.c src/backend_caps.h
+check_PROGRAMS += tests/unit/test_backend_caps
+tests_unit_test_backend_caps_SOURCES = tests/unit/test_backend_caps.c
+tests_unit_test_backend_caps_LDADD = $(POSTERN_LIBS)
+TESTS += tests/unit/test_backend_caps
+
+# SMTP (smtp.c, smtp_backend.c, smtp_parse.c, xtext.c)
 libpostern_a_SOURCES += src/smtp.c src/smtp_backend.c src/smtp_int.h \
-	src/smtp_caps.c src/smtp_caps.h \
 	src/smtp_parse.c src/smtp_parse.h src/xtext.c src/xtext.h
 check_PROGRAMS += tests/unit/test_smtp_parse tests/unit/test_xtext
 tests_unit_test_smtp_parse_SOURCES = tests/unit/test_smtp_parse.c
@@ -18,10 +24,6 @@ tests_unit_test_smtp_parse_LDADD = $(POSTERN_LIBS)
 tests_unit_test_xtext_SOURCES = tests/unit/test_xtext.c
 tests_unit_test_xtext_LDADD = $(POSTERN_LIBS)
 TESTS += tests/unit/test_smtp_parse tests/unit/test_xtext
-check_PROGRAMS += tests/unit/test_smtp_caps
-tests_unit_test_smtp_caps_SOURCES = tests/unit/test_smtp_caps.c
-tests_unit_test_smtp_caps_LDADD = $(POSTERN_LIBS)
-TESTS += tests/unit/test_smtp_caps
 
 # POP3 and SASL (pop3.c, pop3_parse.c, sasl.c)
 libpostern_a_SOURCES += src/pop3.c src/pop3_parse.c src/pop3_parse.h \

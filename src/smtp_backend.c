@@ -8,7 +8,8 @@
  *   [MAIL FROM -> 250 -> RCPT TO -> reply to the client]
  *
  * with one step fewer where it can: a backend whose EHLO offered XCLIENT
- * to an earlier login gets XCLIENT right after its greeting (smtp_caps.c).
+ * to an earlier login gets XCLIENT right after its greeting
+ * (backend_caps.c).
  *
  * Handles untrusted input from the backend (every reply line is bounded by
  * the connection's buffer and parsed by smtp_parse.c; what the client said
@@ -21,17 +22,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend_caps.h"
 #include "conn.h"
 #include "log.h"
 #include "sasl.h"
 #include "session.h"
-#include "smtp_caps.h"
 #include "smtp_int.h"
 #include "smtp_parse.h"
 #include "str.h"
 #include "xtext.h"
 
 #define SMTP_AUTH_OK          "235 2.0.0 OK\r\n"
+/* backend_caps: the XCLIENT attributes (SMTP_XCLIENT_*) the backend's EHLO
+ * offered, or this: it refused XCLIENT before EHLO, so ask it first */
+#define SMTP_CAPS_EHLO_FIRST  (1u << 31)
 /* XCLIENT's word for an address it cannot be told */
 #define SMTP_UNAVAILABLE      "[UNAVAILABLE]"
 
@@ -313,7 +317,7 @@ caps_kept(const struct session *s)
 
 /*
  * XCLIENT straight after the greeting, with what the backend offered to
- * an earlier login's EHLO (smtp_caps.c), instead of asking again: 1 taken,
+ * an earlier login's EHLO (backend_caps.c), instead of asking again: 1 taken,
  * 0 not known or refused (the long way follows, EHLO first), -1 failed
  * (logged).
  */
@@ -326,7 +330,8 @@ xclient_early(struct session *s, struct smtp_reply *r)
     int rc, bad;
 
     if (!s->sc->xclient || !caps_kept(s)
-        || !smtp_caps_get(s->upstream, clock_now(), &attrs)) {
+        || !backend_caps_get(PROTO_SMTP, s->upstream, clock_now(), &attrs)
+        || (attrs & SMTP_CAPS_EHLO_FIRST)) {
         return 0;
     }
     if (xclient_line(s, attrs, &xline) != 0) {
@@ -349,7 +354,8 @@ xclient_early(struct session *s, struct smtp_reply *r)
     str_log_text(r->text.data, r->text.len, text, sizeof(text));
     session_log(s, LOG_LV_INFO, "upstream refused XCLIENT before EHLO: "
                 "\"%s\", sending EHLO first", text);
-    smtp_caps_refused(s->upstream, clock_now());
+    backend_caps_put(PROTO_SMTP, s->upstream, SMTP_CAPS_EHLO_FIRST,
+                     clock_now());
     return 0;
 }
 
@@ -363,7 +369,7 @@ xclient_after_ehlo(struct session *s, struct smtp_reply *r, int *bad_r)
     struct str name = { strlen(sc->server_name),
                         (unsigned char *)sc->server_name };
     struct str xline;
-    unsigned attrs = 0;
+    unsigned attrs = 0, known;
     int rc;
 
     /* as NGINX: EHLO for an ESMTP client and whenever XCLIENT may be used */
@@ -384,8 +390,11 @@ xclient_after_ehlo(struct session *s, struct smtp_reply *r, int *bad_r)
                     "hosts?), and xclient is on");
         return -1;
     }
-    if (caps_kept(s)) {
-        smtp_caps_put(s->upstream, attrs, clock_now());
+    /* remembered, unless it refused XCLIENT before EHLO lately */
+    if (caps_kept(s)
+        && !(backend_caps_get(PROTO_SMTP, s->upstream, clock_now(), &known)
+             && (known & SMTP_CAPS_EHLO_FIRST))) {
+        backend_caps_put(PROTO_SMTP, s->upstream, attrs, clock_now());
     }
     if (xclient_line(s, attrs, &xline) != 0) {
         return -1;

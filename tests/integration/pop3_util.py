@@ -78,9 +78,11 @@ class FakeBackend(harness.FakeServer):
     """A tiny scripted POP3 backend on a free loopback port.
 
     greeting: the first line sent (bytes, CRLF added), or None to close at
-    once without a word.  replies: command verb (upper case) -> reply line.
-    Every line received is recorded in .received (bytes, CRLF stripped);
-    .accepted counts the connections.
+    once without a word.  replies: command verb (upper case) -> reply line
+    (CAPA's: "+OK", USER, "." unless given).  Every line received is
+    recorded in .received (bytes, CRLF stripped), and with it in
+    .pipelined whether the next command had arrived before its answer
+    went; .accepted counts the connections.
     """
 
     conn_timeout = 10
@@ -88,7 +90,9 @@ class FakeBackend(harness.FakeServer):
     def __init__(self, greeting=b"+OK fake ready", replies=None):
         self.greeting = greeting
         self.replies = dict(replies or {})
+        self.replies.setdefault("CAPA", b"+OK\r\nUSER\r\n.")
         self.received = []
+        self.pipelined = []
         super().__init__()
 
     def handle(self, c, index):
@@ -111,6 +115,7 @@ class FakeBackend(harness.FakeServer):
                 line = line.rstrip(b"\r")
                 with self.lock:
                     self.received.append(line)
+                    self.pipelined.append(b"\n" in buf)
                 verb = line.split(b" ", 1)[0].upper().decode("latin-1")
                 reply = self.replies.get(verb, b"+OK")
                 if reply is None:

@@ -569,7 +569,7 @@ def test_hostile_user_to_backend(postern, svc, dovecot):
             assert r.startswith(b"+OK"), r
         # Auth-User is taken verbatim (as NGINX): no unescaping that could
         # make a line break
-        assert fake.received[:2] == [b"USER eve%0D%0AQUIT", b"PASS pw"]
+        assert fake.received[:3] == [b"CAPA", b"USER eve%0D%0AQUIT", b"PASS pw"]
     finally:
         fake.stop()
 
@@ -658,6 +658,53 @@ def test_backend_down_auth_file(postern):
              r"127\.0\.0\.1, server: .*, upstream: 127\.0\.0\.1:\d+$")
 
 
+@pytest.mark.parametrize("capa", [b"+OK\r\nUSER\r\nPIPELINING\r\n.",
+                                  b"+OK\r\nUSER\r\n.",
+                                  b"-ERR unknown command"],
+                         ids=["pipelining", "no-pipelining", "no-capa"])
+def test_backend_capa_once(postern, svc, dovecot, capa):
+    """postern asks a backend's CAPA once (it is remembered for a minute),
+    and sends USER and PASS together to one that lists PIPELINING (RFC
+    2449), one at a time to any other, as NGINX does always."""
+    fake = FakeBackend(replies={"CAPA": capa})
+    together = b"PIPELINING" in capa
+    try:
+        p = _pop_to(postern, svc, dovecot, fake.port)
+        for _ in range(3):
+            with Pop3Raw(p.port) as c:
+                assert c.login("carol", "carol-pw").startswith(b"+OK")
+                assert c.cmd("QUIT").startswith(b"+OK")
+        harness.wait_for(lambda: len(fake.received) >= 10, 10,
+                         what="the three logins at the backend")
+        assert fake.received == [b"CAPA"] + [b"USER carol", b"PASS carol-pw",
+                                             b"QUIT"] * 3
+        # the answer to USER went after PASS had come, or before it
+        assert fake.pipelined[1::3] == [together] * 3, fake.pipelined
+    finally:
+        fake.stop()
+
+
+def test_dovecot_pipelined_logins(postern, svc, dovecot):
+    """Dovecot's CAPA lists PIPELINING: after the first login, USER and PASS
+    go to it together, and every login works."""
+    d = poplib.POP3("127.0.0.1", dovecot.pop3_port, timeout=10)
+    try:
+        assert "PIPELINING" in d.capa()
+    finally:
+        d.quit()
+    reset_authsvc(svc, dovecot)
+    p = postern([{"protocol": "pop3"}], auth=svc.url)
+    for _ in range(3):
+        m = poplib.POP3("127.0.0.1", p.port, timeout=10)
+        try:
+            m.user("alice")
+            assert m.pass_(harness.USERS["alice"]).startswith(b"+OK")
+            m.stat()
+        finally:
+            m.quit()
+    assert "upstream sent" not in p.log_text(), p.logs()
+
+
 @pytest.mark.parametrize("pass_msg", [False, True], ids=["plain", "pass-msg"])
 def test_backend_refuses_login(postern, svc, dovecot, pass_msg):
     fake = FakeBackend(replies={"PASS": b"-ERR [AUTH] no such mailbox"})
@@ -671,7 +718,7 @@ def test_backend_refuses_login(postern, svc, dovecot, pass_msg):
             else:
                 assert r == b"-ERR internal server error\r\n"
             assert_closed(c)
-        assert fake.received[:2] == [b"USER carol", b"PASS carol-pw"]
+        assert fake.received[:3] == [b"CAPA", b"USER carol", b"PASS carol-pw"]
         wait_log(p, r'upstream sent invalid response: "-ERR \[AUTH\] no '
                  r'such mailbox" while reading response from upstream')
     finally:

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "auth.h"
+#include "backend_caps.h"
 #include "buf.h"
 #include "conf.h"
 #include "conn.h"
@@ -34,6 +35,7 @@ struct stream {
 static struct stream client_in, backend_in;
 static char client_out[8192], backend_out[8192];
 static size_t client_out_len, backend_out_len;
+static int backend_writes;      /* write calls to the backend */
 
 static struct stream *
 stream_of(struct conn *c, struct session *s)
@@ -124,6 +126,7 @@ conn_write_all(struct conn *c, const void *data, size_t len)
 {
     (void)c;
     out_add(backend_out, &backend_out_len, data, len);
+    backend_writes++;
     return 0;
 }
 
@@ -145,6 +148,7 @@ session_backend_send(struct session *s, const char *prefix, struct str value,
                 value.len);
     }
     out_add(backend_out, &backend_out_len, suffix, strlen(suffix));
+    backend_writes++;
     return 0;
 }
 
@@ -609,13 +613,16 @@ test_auth_error(void)
     is_int(pop3_ops.default_port, 110, "default port");
 }
 
+/* A backend login to upstream (whose CAPA answer is remembered, or not,
+ * as backend_caps has it) reading script. */
 static void
-backend(const char *script, int pass_err, const char *user,
-        const char *auth_user)
+backend_at(const char *upstream, const char *script, int pass_err,
+           const char *user, const char *auth_user)
 {
     setup_conf(AUTH_M_PLAIN, STARTTLS_OFF, pass_err);
     start("", 0, 512);
     pop3_ops.greet(&sess);
+    snprintf(sess.upstream, sizeof(sess.upstream), "%s", upstream);
     session_set_creds(&sess, AUTH_METHOD_PLAIN,
                       (struct str){ strlen(user), (unsigned char *)user },
                       STR_LIT("secret"), STR_NULL);
@@ -626,6 +633,16 @@ backend(const char *script, int pass_err, const char *user,
     backend_in = (struct stream){ script, strlen(script), 0, 0 };
     client_out_len = 0;
     client_out[0] = '\0';
+    backend_writes = 0;
+}
+
+/* A backend login to one whose CAPA said no PIPELINING a moment ago. */
+static void
+backend(const char *script, int pass_err, const char *user,
+        const char *auth_user)
+{
+    backend_caps_put(PROTO_POP3, "plain.test:110", 0, clock_now());
+    backend_at("plain.test:110", script, pass_err, user, auth_user);
 }
 
 static void
@@ -670,6 +687,69 @@ test_backend(void)
     is_str(backend_out, "", "nothing sent for a CRLF user");
 }
 
+/* CAPA once, and USER with PASS in one write where it lists PIPELINING. */
+static void
+test_backend_pipelining(void)
+{
+    char capa[2048];
+    size_t k;
+
+    backend_at("10.0.0.1:110", "+OK ready\r\n+OK\r\nTOP\r\nUSER\r\n"
+               "pipelining\r\nUIDL\r\n.\r\n+OK\r\n+OK Logged in.\r\n", 0,
+               "bob", NULL);
+    ok(pop3_ops.backend_login(&sess) == SESS_OK, "pipelining: login");
+    is_str(backend_out, "CAPA\r\nUSER bob\r\nPASS secret\r\n",
+           "pipelining: CAPA asked first");
+    is_int(backend_writes, 2, "pipelining: USER and PASS in one write");
+    is_str(client_out, "+OK Logged in.\r\n", "pipelining: PASS's +OK passed on");
+
+    backend_at("10.0.0.1:110", "+OK ready\r\n+OK\r\n+OK Logged in.\r\n", 0,
+               "bob", NULL);
+    ok(pop3_ops.backend_login(&sess) == SESS_OK, "remembered: login");
+    is_str(backend_out, "USER bob\r\nPASS secret\r\n",
+           "remembered: no CAPA the next time");
+    is_int(backend_writes, 1, "remembered: one write");
+
+    backend_at("10.0.0.1:110", "+OK ready\r\n-ERR no such user\r\n"
+               "-ERR no USER\r\n", 1, "bob", NULL);
+    ok(pop3_ops.backend_login(&sess) == SESS_CLOSE, "pipelined USER refused");
+    is_str(client_out, "-ERR no such user\r\n",
+           "the answer to USER is the client's");
+
+    backend_at("10.0.0.2:110", "+OK ready\r\n+OK\r\nUSER\r\n"
+               "PIPELININGX\r\n.\r\n+OK\r\n+OK Logged in.\r\n", 0, "bob",
+               NULL);
+    ok(pop3_ops.backend_login(&sess) == SESS_OK, "no PIPELINING: login");
+    is_str(backend_out, "CAPA\r\nUSER bob\r\nPASS secret\r\n",
+           "no PIPELINING: same bytes");
+    is_int(backend_writes, 3, "no PIPELINING: PASS after USER's answer");
+
+    backend_at("10.0.0.3:110", "+OK ready\r\n-ERR unknown command\r\n"
+               "+OK\r\n+OK Logged in.\r\n", 0, "bob", NULL);
+    ok(pop3_ops.backend_login(&sess) == SESS_OK, "no CAPA: login");
+    is_int(backend_writes, 3, "no CAPA: one command at a time");
+
+    for (int n = 64; n <= 65; n++) {
+        k = (size_t)snprintf(capa, sizeof(capa), "+OK ready\r\n+OK\r\n");
+        for (int i = 0; i < n; i++) {
+            k += (size_t)snprintf(capa + k, sizeof(capa) - k,
+                                  "X-CAP-%d\r\n", i);
+        }
+        snprintf(capa + k, sizeof(capa) - k, ".\r\n+OK\r\n+OK\r\n");
+        backend_at(n == 64 ? "10.0.0.4:110" : "10.0.0.5:110", capa, 0, "bob",
+                   NULL);
+        if (n == 64) {
+            ok(pop3_ops.backend_login(&sess) == SESS_OK,
+               "a CAPA answer of 64 lines is read");
+        }
+    }
+    ok(pop3_ops.backend_login(&sess) == SESS_CLOSE, "endless CAPA refused");
+    is_str(last_log, "upstream sent too long CAPA response (over 64 lines)",
+           "endless CAPA logged");
+    is_str(client_out, "-ERR internal server error\r\n",
+           "endless CAPA: internal error");
+}
+
 int
 main(void)
 {
@@ -680,6 +760,7 @@ main(void)
     test_long_lines();
     test_auth_error();
     test_backend();
+    test_backend_pipelining();
 
     pop3_ops.free_state(&sess);
     session_clear_creds(&sess);
