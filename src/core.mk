@@ -2,7 +2,8 @@
 libpostern_a_SOURCES += \
 	src/str.c src/str.h src/buf.c src/buf.h src/clock.c src/clock.h \
 	src/log.c src/log.h src/conn.c src/conn.h \
-	src/session.c src/session_creds.c src/session_park.c \
+	src/session.c src/session_backend.c src/session_creds.c \
+	src/session_park.c \
 	src/session_int.h src/session.h src/proto.c src/proto.h \
 	src/stamp.c src/stamp.h \
 	src/pool.c src/pool.h src/acceptor.c src/listener.c src/listener.h \

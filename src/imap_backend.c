@@ -41,17 +41,7 @@ static int
 backend_line(struct session *s, unsigned char **line_r, size_t *len_r)
 {
     s->action = "reading response from upstream";
-    if (conn_read_line(&s->backend, line_r, len_r) == 0) {
-        return 0;
-    }
-    if (errno == ENOBUFS) {
-        session_log(s, LOG_LV_ERR, "upstream sent too long response line");
-    } else if (errno == 0) {
-        session_log(s, LOG_LV_ERR, "upstream prematurely closed connection");
-    } else {
-        session_log_io_failed(s, &s->backend, errno, 0);
-    }
-    return -1;
+    return session_backend_line(s, line_r, len_r);
 }
 
 /*

@@ -678,20 +678,6 @@ line_trim(const unsigned char *p, size_t len)
     return len;
 }
 
-/* A backend's failed read, in NGINX's words; the client gets its error. */
-static void
-backend_read_failed(struct session *s)
-{
-    if (errno == ENOBUFS) {
-        session_log(s, LOG_LV_ERR, "upstream sent too long response line");
-    } else if (errno == 0) {
-        session_log(s, LOG_LV_ERR, "upstream prematurely closed connection");
-    } else {
-        session_log_io_failed(s, &s->backend, errno, 0);
-    }
-    send_lit(s, pop3_internal);
-}
-
 /*
  * Read one backend reply line and check that it is "+OK".  On anything
  * else answer the client as NGINX does (the backend's own line with
@@ -703,8 +689,8 @@ backend_expect_ok(struct session *s, unsigned char **line_r, size_t *len_r)
     char text[256];
     size_t n;
 
-    if (conn_read_line(&s->backend, line_r, len_r) != 0) {
-        backend_read_failed(s);
+    if (session_backend_line(s, line_r, len_r) != 0) {
+        send_lit(s, pop3_internal);
         return -1;
     }
     if (*len_r >= 3 && memcmp(*line_r, "+OK", 3) == 0) {
@@ -763,15 +749,15 @@ backend_pipelining(struct session *s)
         return -1;
     }
     s->action = "reading response from upstream";
-    if (conn_read_line(&s->backend, &line, &len) != 0) {
-        backend_read_failed(s);
+    if (session_backend_line(s, &line, &len) != 0) {
+        send_lit(s, pop3_internal);
         return -1;
     }
     /* "-ERR": a server older than CAPA, which pipelines nothing */
     if (len >= 3 && memcmp(line, "+OK", 3) == 0) {
         for (int lines = 0;; lines++) {
-            if (conn_read_line(&s->backend, &line, &len) != 0) {
-                backend_read_failed(s);
+            if (session_backend_line(s, &line, &len) != 0) {
+                send_lit(s, pop3_internal);
                 return -1;
             }
             len = line_trim(line, len);
@@ -803,7 +789,7 @@ backend_send_login(struct session *s, const char *action,
                    const struct str *user, const struct str *pass)
 {
     struct str_builder line = STR_BUILDER_INIT;
-    int rc = -1;
+    int rc;
 
     if (user != NULL) {
         str_builder_puts(&line, "USER ");
@@ -816,14 +802,7 @@ backend_send_login(struct session *s, const char *action,
         str_builder_puts(&line, CRLF);
     }
     s->action = action;
-    if (line.failed) {
-        session_log(s, LOG_LV_ERR, "out of memory");
-    } else if (conn_write_all(&s->backend, line.data, line.len) != 0) {
-        session_log_io_failed(s, &s->backend, errno, 1);
-    } else {
-        rc = 0;
-    }
-    str_builder_free(&line);
+    rc = session_backend_write(s, &line);
     if (rc != 0) {
         send_lit(s, pop3_internal);
     }

@@ -167,28 +167,6 @@ session_make_salt(struct session *s)
     return str_set(&s->salt, (struct str){ n, (unsigned char *)salt });
 }
 
-/* One backend command line (see session.h). */
-int
-session_backend_send(struct session *s, const char *prefix, struct str value,
-                     const char *suffix)
-{
-    struct str_builder line = STR_BUILDER_INIT;
-    int rc = -1;
-
-    str_builder_puts(&line, prefix);
-    str_builder_add(&line, (const char *)value.data, value.len);
-    str_builder_puts(&line, suffix);
-    if (line.failed) {
-        session_log(s, LOG_LV_ERR, "out of memory");
-    } else if (conn_write_all(&s->backend, line.data, line.len) != 0) {
-        session_log_io_failed(s, &s->backend, errno, 1);
-    } else {
-        rc = 0;
-    }
-    str_builder_free(&line);        /* it may hold a password */
-    return rc;
-}
-
 /* Write to the client. */
 int
 session_send(struct session *s, const char *data, size_t len)

@@ -215,9 +215,17 @@ session_send_greeting(struct session *s, const char *text, size_t len)
     return s->greeted >= len ? 0
                              : session_send(s, text + s->greeted, len - s->greeted);
 }
-/* Write PREFIX VALUE SUFFIX to the backend in one piece (a login line: the
- * copy is wiped); 0 or -1 (logged at error, "upstream write failed"). */
+/* session_backend.c.  Write PREFIX VALUE SUFFIX to the backend in one
+ * piece (a login line: the copy is wiped); 0 or -1 (logged at error, in
+ * NGINX's words). */
 int session_backend_send(struct session *s, const char *prefix,
                          struct str value, const char *suffix);
+/* Write what line holds to the backend in one piece, then wipe and free
+ * it; 0 or -1 (logged; out of memory when an add to it failed). */
+int session_backend_write(struct session *s, struct str_builder *line);
+/* The backend's next reply line (bounded by its buffer); 0 or -1 (logged:
+ * too long, closed, or the read's error). */
+int session_backend_line(struct session *s, unsigned char **line_r,
+                         size_t *len_r);
 
 #endif

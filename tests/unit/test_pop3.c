@@ -5,8 +5,9 @@
  *
  * The session and connection functions are fakes defined here (so the
  * linker takes neither session.o nor conn.o from libpostern.a; the
- * credentials are the real session_creds.o); the client
- * bytes arrive in chunks of a chosen size, down to one byte.
+ * credentials are the real session_creds.o, the backend's lines the real
+ * session_backend.o over the fake conn_write_all and conn_read_line); the
+ * client bytes arrive in chunks of a chosen size, down to one byte.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -135,21 +136,6 @@ conn_strerror(const struct conn *c, int e)
 {
     (void)c;
     return strerror(e);
-}
-
-int
-session_backend_send(struct session *s, const char *prefix, struct str value,
-                     const char *suffix)
-{
-    (void)s;
-    out_add(backend_out, &backend_out_len, prefix, strlen(prefix));
-    if (value.len > 0) {
-        out_add(backend_out, &backend_out_len, (const char *)value.data,
-                value.len);
-    }
-    out_add(backend_out, &backend_out_len, suffix, strlen(suffix));
-    backend_writes++;
-    return 0;
 }
 
 int
