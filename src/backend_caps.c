@@ -69,7 +69,9 @@ backend_caps_put(enum proto proto, const char *upstream, unsigned caps,
 {
     struct caps_slot *sl;
 
-    if (strlen(upstream) >= sizeof(slots[0].upstream)) {
+    /* one that fills a whole session.upstream may have been cut short to
+     * fit, and be two backends' names: not kept */
+    if (strlen(upstream) + 1 >= sizeof(slots[0].upstream)) {
         return;
     }
     pthread_mutex_lock(&lock);

@@ -22,8 +22,8 @@
  * protocol's own bits), 0 when not known. */
 int backend_caps_get(enum proto proto, const char *upstream, msec_t now,
                      unsigned *caps_r);
-/* Remember caps for upstream as of now.  A name longer than a slot is not
- * remembered. */
+/* Remember caps for upstream as of now.  A name of ADDR_TEXT_LEN - 1
+ * bytes or more (which may have been cut short) is not remembered. */
 void backend_caps_put(enum proto proto, const char *upstream, unsigned caps,
                       msec_t now);
 

@@ -736,10 +736,6 @@ backend_pipelining(struct session *s)
     unsigned char *line;
     size_t len;
 
-    /* a name cut short to fit could be two backends' */
-    if (strlen(s->upstream) + 1 >= sizeof(s->upstream)) {
-        return 0;
-    }
     if (backend_caps_get(PROTO_POP3, s->upstream, clock_now(), &caps)) {
         return (caps & POP3_CAPS_PIPELINING) != 0;
     }

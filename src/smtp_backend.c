@@ -305,14 +305,11 @@ xclient_line(struct session *s, unsigned attrs, struct str *xline_r)
 
 /* Whether what the backend offers is remembered for the next logins:
  * not behind proxy_protocol (the backend then judges XCLIENT by each
- * client's address, so one login's answer says nothing of the next), nor
- * under a name cut short to fit s->upstream (two backends could share
- * it). */
+ * client's address, so one login's answer says nothing of the next). */
 static int
 caps_kept(const struct session *s)
 {
-    return !s->sc->proxy_protocol
-           && strlen(s->upstream) + 1 < sizeof(s->upstream);
+    return !s->sc->proxy_protocol;
 }
 
 /*

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "backend_caps.h"
+#include "conn.h"
 #include "tap.h"
 
 int
@@ -46,7 +47,15 @@ main(void)
     longname[sizeof(longname) - 1] = '\0';
     backend_caps_put(PROTO_SMTP, longname, 6, t0);
     ok(!backend_caps_get(PROTO_SMTP, longname, t0 + 1, &caps),
-       "a name longer than a slot is not kept");
+       "a name longer than session.upstream is not kept");
+    longname[ADDR_TEXT_LEN - 1] = '\0';
+    backend_caps_put(PROTO_SMTP, longname, 6, t0);
+    ok(!backend_caps_get(PROTO_SMTP, longname, t0 + 1, &caps),
+       "nor one that fills it (it may have been cut short)");
+    longname[ADDR_TEXT_LEN - 2] = '\0';
+    backend_caps_put(PROTO_SMTP, longname, 6, t0);
+    ok(backend_caps_get(PROTO_SMTP, longname, t0 + 1, &caps),
+       "one a byte shorter is");
 
     /* a full table gives the slot learned longest ago: all the above are
      * older than these */
