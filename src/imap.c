@@ -500,6 +500,27 @@ refuse_cmd(struct session *s, const struct imap_parser *p,
     return cmd == NULL && session_error(s);
 }
 
+/* After a command's handler (or a SASL exchange back from a park): SESS_OK
+ * to read the next command, else what the dialogue returns. */
+static enum sess_rc
+command_done(struct session *s, const struct imap_parser *p, enum cmd_rc rc)
+{
+    switch (rc) {
+    case CMD_NEXT:
+        return SESS_OK;
+    case CMD_BAD:
+        return reply(s, p->tag, "BAD invalid command") != 0 ? SESS_CLOSE
+                                                             : SESS_OK;
+    case CMD_AUTH:
+        return SESS_AUTH;
+    case CMD_PARK:
+        return SESS_PARK;
+    case CMD_CLOSE:
+        break;
+    }
+    return SESS_CLOSE;
+}
+
 /*
  * Commands until there are credentials (SESS_AUTH) or the end
  * (SESS_CLOSE).  Pipelined commands are handled in order; after the one
@@ -513,13 +534,16 @@ imap_dialogue(struct session *s)
     struct buf *in = &s->client.in;
     const struct imap_cmd *cmd;
     unsigned char *raw;
-    enum cmd_rc rc;
+    enum sess_rc step;
 
     for (;;) {
         if (s->sasl != NULL) {
             /* back from a park in AUTHENTICATE: its tag is still p's */
-            rc = authenticated(s, sasl_resume(s));
-            goto handled;
+            step = command_done(s, p, authenticated(s, sasl_resume(s)));
+            if (step != SESS_OK) {
+                return step;
+            }
+            continue;
         }
         raw = buf_head(in);
 
@@ -588,22 +612,9 @@ imap_dialogue(struct session *s)
             continue;
         }
 
-        rc = cmd->handler(s, p, raw);
-handled:
-        switch (rc) {
-        case CMD_NEXT:
-            break;
-        case CMD_BAD:
-            if (reply(s, p->tag, "BAD invalid command") != 0) {
-                return SESS_CLOSE;
-            }
-            break;
-        case CMD_AUTH:
-            return SESS_AUTH;
-        case CMD_PARK:
-            return SESS_PARK;
-        case CMD_CLOSE:
-            return SESS_CLOSE;
+        step = command_done(s, p, cmd->handler(s, p, raw));
+        if (step != SESS_OK) {
+            return step;
         }
     }
 }

@@ -573,6 +573,33 @@ fill(struct session *s, struct pop3_session *ps)
     return session_fill_client(s);
 }
 
+/* After a command (or an AUTH exchange back from a park): SESS_OK to read
+ * the next command, else what the dialogue returns. */
+static enum sess_rc
+command_done(struct session *s, struct pop3_session *ps, enum pop3_next next)
+{
+    switch (next) {
+    case NEXT_READ:
+        return SESS_OK;
+    case NEXT_AUTH:
+        return SESS_AUTH;
+    case NEXT_PARK:
+        return SESS_PARK;
+    case NEXT_CLOSE:
+        return SESS_CLOSE;
+    case NEXT_INVALID:
+    case NEXT_REFUSED:
+        reset_state(ps);
+        session_clear_creds(s);
+        if (send_lit(s, pop3_invalid) != 0
+            || (next == NEXT_INVALID && session_error(s))) {
+            return SESS_CLOSE;
+        }
+        return SESS_OK;
+    }
+    return SESS_CLOSE;
+}
+
 /* Read and answer commands until there are credentials or the end. */
 static enum sess_rc
 pop3_dialogue(struct session *s)
@@ -582,14 +609,18 @@ pop3_dialogue(struct session *s)
     struct pop3_command cmd;
     enum pop3_parse_rc prc;
     enum pop3_next next;
+    enum sess_rc step;
     size_t used;
 
     s->action = "in auth state";
     for (;;) {
         if (s->sasl != NULL) {
             /* back from a park in AUTH */
-            next = authenticated(s, sasl_resume(s));
-            goto handled;
+            step = command_done(s, ps, authenticated(s, sasl_resume(s)));
+            if (step != SESS_OK) {
+                return step;
+            }
+            continue;
         }
         prc = pop3_parse(&ps->parser, buf_head(&c->in), buf_len(&c->in),
                          &cmd, &used);
@@ -619,27 +650,9 @@ pop3_dialogue(struct session *s)
             mem_wipe(cmd.args[0].data, cmd.args[0].len);
         }
 
-handled:
-        switch (next) {
-        case NEXT_READ:
-            break;
-        case NEXT_AUTH:
-            return SESS_AUTH;
-        case NEXT_PARK:
-            return SESS_PARK;
-        case NEXT_CLOSE:
-            return SESS_CLOSE;
-        case NEXT_INVALID:
-        case NEXT_REFUSED:
-            reset_state(ps);
-            session_clear_creds(s);
-            if (send_lit(s, pop3_invalid) != 0) {
-                return SESS_CLOSE;
-            }
-            if (next == NEXT_INVALID && session_error(s)) {
-                return SESS_CLOSE;
-            }
-            break;
+        step = command_done(s, ps, next);
+        if (step != SESS_OK) {
+            return step;
         }
     }
 }
