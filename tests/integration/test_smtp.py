@@ -579,6 +579,24 @@ def test_xclient_refused_before_ehlo(postern, env, auth_stub, fake_smtp):
                                          b"EHLO client.example\r\n"]
 
 
+def test_xclient_after_ehlo_behind_proxy_protocol(postern, env, auth_stub,
+                                                  fake_smtp):
+    """With proxy_protocol the backend sees each client's own address and
+    may judge XCLIENT by it: what one login's EHLO said is not used for the
+    next, which asks again."""
+    fake = fake_smtp(ehlo=["XCLIENT ADDR", "PIPELINING"], expect_proxy=True)
+    stub = auth_stub(lambda h: [("Auth-Status", "OK"),
+                                ("Auth-Server", "127.0.0.1"),
+                                ("Auth-Port", str(fake.port))])
+    p = start(postern, env, smtp={"proxy_protocol": True}, auth=stub.url)
+    for i in range(2):
+        assert plain_login(p.port) == b"235 2.0.0 OK\r\n"
+        assert backend_lines(fake, i, 3) == [
+            b"EHLO " + NAME.encode() + b"\r\n",
+            b"XCLIENT ADDR=127.0.0.1\r\n", b"EHLO client.example\r\n"]
+        assert fake.sessions[i]["proxy"].startswith(b"PROXY TCP4 127.0.0.1 ")
+
+
 def test_xclient_after_greeting_to_postfix(postern, env):
     """Postfix takes XCLIENT right after its greeting: the second login
     (which sends it so) delivers with the client's address and login as
