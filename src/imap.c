@@ -354,14 +354,6 @@ sasl_mech(struct str name)
     return 0;
 }
 
-/*
- * AUTHENTICATE mechanism [initial-response] (RFC 4959 SASL-IR).  Only the
- * mechanisms imap_auth enables (NGINX checks this for CRAM-MD5 and
- * EXTERNAL only; we check it for all, so what is not advertised is not
- * accepted).  The command is consumed already: the exchange reads the
- * client's next lines from the same buffer, which may move, so the initial
- * response is copied first.
- */
 /* What an AUTHENTICATE exchange came to (now, or when it went on after
  * the session parked). */
 static enum cmd_rc
@@ -384,6 +376,14 @@ authenticated(struct session *s, enum sasl_rc rc)
     }
 }
 
+/*
+ * AUTHENTICATE mechanism [initial-response] (RFC 4959 SASL-IR).  Only the
+ * mechanisms imap_auth enables (NGINX checks this for CRAM-MD5 and
+ * EXTERNAL only; we check it for all, so what is not advertised is not
+ * accepted).  The command is consumed already: the exchange reads the
+ * client's next lines from the same buffer, which may move, so the initial
+ * response is copied first.
+ */
 static enum cmd_rc
 cmd_authenticate(struct session *s, struct imap_parser *c, unsigned char *raw)
 {
